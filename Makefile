@@ -1,0 +1,35 @@
+# The README's two commands:  `make demo`  and  `make test`.
+# Each creates .venv from a Python >= 3.12 that .ci/find-python.sh finds, installs bayeshrink
+# with the pinned versions in constraints.txt, then runs.
+VENV   := .venv
+STAMP  := $(VENV)/.bayeshrink-installed
+BIN    := $(VENV)/bin
+
+.PHONY: demo test test-full lint bench clean
+
+$(STAMP): pyproject.toml constraints.txt
+	@py=$$(sh .ci/find-python.sh) || exit 1; \
+	 echo "creating $(VENV) with $$py ($$($$py --version))"; \
+	 $$py -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
+	@touch $@
+
+demo: $(STAMP)
+	$(BIN)/bayeshrink demo
+
+test: $(STAMP)
+	MPLBACKEND=Agg $(BIN)/python -m pytest
+
+test-full: $(STAMP)
+	BAYESHRINK_FULL=1 MPLBACKEND=Agg $(BIN)/python -m pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check bayeshrink tests benchmarks
+	$(BIN)/ruff format --check bayeshrink tests benchmarks
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/bench_fit.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info

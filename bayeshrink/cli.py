@@ -1,0 +1,114 @@
+"""Command line: ``bayeshrink demo`` and ``bayeshrink fit FILE``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+from .errors import BayeshrinkError, DataError
+
+__all__ = ["main"]
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from .demo import SCENARIOS, demo_fits, describe_changes
+
+    fits = demo_fits(args.method)
+    for name, fit in fits.items():
+        sc = SCENARIOS[name]
+        print(sc.title)
+        print("=" * len(sc.title))
+        t = fit.table()
+        shown = pd.DataFrame(
+            {
+                "n": t["n"],
+                "fixed effects (group mean)": t["no_pooling"],
+                "BLUP": t["blup"],
+                "shrinkage": t["shrinkage"],
+            }
+        )
+        print(shown.to_string(float_format=lambda v: f"{v:.5f}"))
+        print(
+            f"mu = {fit.mu:.5f} (se {fit.mu_se:.4f})   tau = {fit.tau:.4f}   "
+            f"sigma = {fit.sigma:.4f}   tau^2/sigma^2 = {fit.var_ratio:.4g} "
+            f"(true {sc.true_ratio:.4g})   boundary: {'yes' if fit.boundary else 'no'}"
+        )
+        print()
+    print("What changed and why")
+    print("--------------------")
+    print(describe_changes(fits))
+    return 0
+
+
+def _read_table(path: Path) -> pd.DataFrame:
+    if not path.exists():
+        raise DataError(f"`FILE` must exist; got {str(path)!r}, which does not. Check the path.")
+    suffix = path.suffix.lower()
+    if suffix in (".parquet", ".pq"):
+        return pd.read_parquet(path)
+    if suffix in (".csv", ".txt", ".gz"):
+        return pd.read_csv(path)
+    raise DataError(
+        f"`FILE` must be a .csv or .parquet file; got {path.name!r}. Convert it to one of those."
+    )
+
+
+def _fit(args: argparse.Namespace) -> int:
+    from .fitting import fit, fit_summary
+
+    df = _read_table(Path(args.file))
+    if args.se is not None:
+        result = fit_summary(df, estimate=args.y, se=args.se, group=args.group, method=args.method)
+    else:
+        result = fit(df, y=args.y, group=args.group, method=args.method, missing=args.missing)
+    if args.json:
+        json.dump(result.to_dict(), sys.stdout, indent=2, default=str)
+        print()
+    else:
+        print(result.summary())
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="bayeshrink",
+        description="Shrinkage, BLUPs and their Bayesian reading for one-way mixed models.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    demo = sub.add_parser("demo", help="fit the bundled worked example and explain the shrinkage")
+    demo.add_argument("--method", default="reml", choices=["reml", "ml"])
+    demo.set_defaults(func=_demo)
+
+    f = sub.add_parser("fit", help="fit y ~ 1 + (1 | group) to a CSV or Parquet file")
+    f.add_argument("file", help="CSV or Parquet file")
+    f.add_argument("--y", required=True, help="response column (or the estimate, with --se)")
+    f.add_argument("--group", required=True, help="grouping column")
+    f.add_argument("--se", help="standard-error column: the rows are group estimates")
+    f.add_argument("--method", default="reml", help="reml (default) or ml; dl with --se")
+    f.add_argument(
+        "--missing",
+        default="raise",
+        choices=["raise", "drop"],
+        help="rows with missing y or group: raise (default) or drop with a warning",
+    )
+    f.add_argument("--json", action="store_true", help="print machine-readable JSON")
+    f.set_defaults(func=_fit)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except BayeshrinkError as exc:
+        print(f"bayeshrink: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

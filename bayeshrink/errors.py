@@ -1,0 +1,50 @@
+"""Errors and warnings raised by bayeshrink.
+
+Every error subclasses a built-in (``ValueError``, ``TypeError`` or ``KeyError``) so that
+generic ``except ValueError`` code keeps working, and every message follows one format:
+what was expected, what was received, and how to fix it.
+"""
+
+from __future__ import annotations
+
+
+class BayeshrinkError(Exception):
+    """Base class of all bayeshrink errors."""
+
+
+class DataError(BayeshrinkError, ValueError):
+    """The data cannot support the requested model (values, sizes, variation)."""
+
+
+class DataTypeError(BayeshrinkError, TypeError):
+    """A column or argument has the wrong type."""
+
+
+class ColumnError(BayeshrinkError, KeyError):
+    """A named column is not in the data."""
+
+    def __str__(self) -> str:  # KeyError repr()s its message; show it as written
+        return str(self.args[0]) if self.args else ""
+
+
+class MethodError(BayeshrinkError, ValueError):
+    """An unknown estimation method or option was requested."""
+
+
+class BayeshrinkWarning(UserWarning):
+    """Base class of bayeshrink warnings."""
+
+
+class RowsDroppedWarning(BayeshrinkWarning):
+    """Rows were left out because ``missing='drop'`` was requested."""
+
+
+def describe_rows(index_labels, limit: int = 5) -> str:
+    """Name the first few offending rows for an error message, e.g. ``rows 3, 17 and 2 more``."""
+    labels = [repr(x) if isinstance(x, str) else str(x) for x in list(index_labels)[:limit]]
+    total = len(index_labels)
+    if total == 1:
+        return f"row {labels[0]}"
+    shown = ", ".join(labels)
+    more = total - len(labels)
+    return f"rows {shown}" + (f" and {more} more" if more > 0 else "")

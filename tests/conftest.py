@@ -1,0 +1,24 @@
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+TESTS = Path(__file__).parent
+REFERENCE = TESTS / "reference"
+
+
+def load_ref(name: str) -> dict:
+    """A reference fit made by tests/reference/make_references.R or copied from R's output."""
+    return json.loads((REFERENCE / f"{name}.json").read_text())
+
+
+@pytest.fixture(scope="session")
+def seed_demo():
+    import bayeshrink as bs
+
+    return bs.load_dataset("seed_demo")

@@ -1,0 +1,118 @@
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import bayeshrink as bs
+from bayeshrink.cli import main
+
+
+def test_demo_prints_four_scenarios_and_explanation(capsys):
+    assert main(["demo"]) == 0
+    out = capsys.readouterr().out
+    for name in ["Model 1:", "Model 2:", "Model 3:", "Model 1b:"]:
+        assert name in out
+    fits = bs.demo.demo_fits()
+    # the printed tables carry the fitted numbers (rows g1..g5)
+    for fit in fits.values():
+        for v in fit.table()["blup"]:
+            assert f"{v:.5f}" in out
+        assert f"tau^2/sigma^2 = {fit.var_ratio:.4g}" in out
+    assert "boundary: yes" in out and out.count("boundary: no") == 3
+    assert "What changed and why" in out
+    assert "100x more data" in out
+
+
+def test_demo_runs_as_console_script():
+    proc = subprocess.run(
+        [sys.executable, "-m", "bayeshrink.cli", "demo"], capture_output=True, text=True, check=True
+    )
+    assert "g5" in proc.stdout
+
+
+@pytest.fixture
+def schools_csv(tmp_path):
+    path = tmp_path / "schools.csv"
+    bs.load_dataset("eight_schools").to_csv(path, index=False)
+    return path
+
+
+def test_fit_long_csv_and_parquet_agree_with_api(tmp_path, seed_demo, capsys):
+    data = seed_demo[seed_demo["model"] == "2"]
+    expected = bs.fit(data, y="y", group="group", method="ml")
+    for path in [tmp_path / "d.csv", tmp_path / "d.parquet"]:
+        if path.suffix == ".csv":
+            data.to_csv(path, index=False)
+        else:
+            data.to_parquet(path)
+        code = main(["fit", str(path), "--y", "y", "--group", "group", "--method", "ml", "--json"])
+        assert code == 0
+        out = json.loads(capsys.readouterr().out)
+        assert out["method"] == "ml"
+        # CSV round-trips floats exactly (17 significant digits), so agreement is to rounding
+        np.testing.assert_allclose(out["tau"], expected.tau, rtol=1e-12)
+        np.testing.assert_allclose(out["loglik"], expected.loglik, rtol=1e-12)
+
+
+def test_fit_json_content(tmp_path, seed_demo, capsys):
+    data = seed_demo[seed_demo["model"] == "3"]
+    path = tmp_path / "d.parquet"
+    data.to_parquet(path)
+    assert main(["fit", str(path), "--y", "y", "--group", "group", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    expected = bs.fit(data, y="y", group="group")
+    assert out["method"] == "reml" and out["boundary"] is False
+    np.testing.assert_allclose(out["tau"], expected.tau, rtol=1e-12)
+    np.testing.assert_allclose([g["blup"] for g in out["groups"]], expected.blup, rtol=1e-12)
+    assert [g["group"] for g in out["groups"]] == ["g1", "g2", "g3", "g4", "g5"]
+    assert [g["n"] for g in out["groups"]] == [5] * 5
+
+
+def test_fit_summary_data_text(schools_csv, capsys):
+    assert (
+        main(
+            [
+                "fit",
+                str(schools_csv),
+                "--y",
+                "y",
+                "--se",
+                "sigma",
+                "--group",
+                "school",
+                "--method",
+                "dl",
+            ]
+        )
+        == 0
+    )
+    out = capsys.readouterr().out
+    assert "Boundary (singular) fit" in out and "DL" in out
+
+
+def test_fit_summary_json_has_null_sigma(schools_csv, capsys):
+    assert (
+        main(["fit", str(schools_csv), "--y", "y", "--se", "sigma", "--group", "school", "--json"])
+        == 0
+    )
+    out = json.loads(capsys.readouterr().out)
+    assert out["sigma"] is None and out["tau"] == 0.0 and out["boundary"] is True
+    assert out["groups"][0]["n"] is None
+
+
+def test_fit_errors_are_reported_not_raised(tmp_path, capsys):
+    path = tmp_path / "d.csv"
+    pd.DataFrame({"g": ["a", "b"], "y": [1.0, 2.0]}).to_csv(path, index=False)
+    assert main(["fit", str(path), "--y", "score", "--group", "g"]) == 2
+    err = capsys.readouterr().err
+    assert "bayeshrink: error: `y` must name a column" in err
+    assert main(["fit", str(tmp_path / "nope.csv"), "--y", "y", "--group", "g"]) == 2
+    assert "must exist" in capsys.readouterr().err
+    (tmp_path / "d.xlsx").write_text("x")
+    assert main(["fit", str(tmp_path / "d.xlsx"), "--y", "y", "--group", "g"]) == 2
+    assert "must be a .csv or .parquet file" in capsys.readouterr().err
