@@ -9,8 +9,10 @@ The public API is re-exported here; importing bayeshrink imports neither PyMC no
 
 from __future__ import annotations
 
+from . import demo
 from .data import GroupStats, group_stats, summary_stats
 from .datasets import describe_dataset, list_datasets, load_dataset
+from .demo import demo_fits
 from .errors import (
     BayeshrinkError,
     BayeshrinkWarning,
@@ -26,6 +28,32 @@ from .results import ShrinkageFit
 
 __version__ = "0.1.0"
 
+# PyMC and matplotlib are slow to import; their layers load on first use (PEP 562).
+_LAZY = {
+    "plugin_model": "bayes",
+    "plugin_posterior": "bayes",
+    "hierarchical_model": "bayes",
+    "default_priors": "bayes",
+    "sample": "bayes",
+    "compare": "bayes",
+}
+
+
+def __getattr__(name: str):
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'bayeshrink' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY))
+
+
 __all__ = [
     "BayeshrinkError",
     "BayeshrinkWarning",
@@ -37,6 +65,7 @@ __all__ = [
     "RowsDroppedWarning",
     "ShrinkageFit",
     "VarianceComponents",
+    "demo_fits",
     "describe_dataset",
     "fit",
     "fit_stats",
@@ -45,4 +74,5 @@ __all__ = [
     "list_datasets",
     "load_dataset",
     "summary_stats",
+    *_LAZY,
 ]

@@ -22,3 +22,12 @@ def seed_demo():
     import bayeshrink as bs
 
     return bs.load_dataset("seed_demo")
+
+
+#: ``BAYESHRINK_FULL=1`` (``make test-full``) runs the sampling tests at full size; CI runs them
+#: reduced. Assertions are in Monte Carlo standard errors either way, so both sizes are honest.
+FULL = os.environ.get("BAYESHRINK_FULL") == "1"
+
+
+def draws(reduced: int, full: int) -> int:
+    return full if FULL else reduced
