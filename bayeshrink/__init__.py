@@ -9,7 +9,7 @@ The public API is re-exported here; importing bayeshrink imports neither PyMC no
 
 from __future__ import annotations
 
-from . import demo
+from . import demo as demo  # the worked example: bs.demo.SCENARIOS, bs.demo_fits()
 from .data import GroupStats, group_stats, summary_stats
 from .datasets import describe_dataset, list_datasets, load_dataset
 from .demo import demo_fits
@@ -35,7 +35,12 @@ _LAZY = {
     "hierarchical_model": "bayes",
     "default_priors": "bayes",
     "sample": "bayes",
+    "add_theta": "bayes",
     "compare": "bayes",
+    "plot_triplot": "plots",
+    "plot_shrinkage": "plots",
+    "plot_shrinkage_curve": "plots",
+    "plot_forest": "plots",
 }
 
 

@@ -41,10 +41,49 @@ def _demo(args: argparse.Namespace) -> int:
     print("What changed and why")
     print("--------------------")
     print(describe_changes(fits))
+    if not args.no_figures:
+        print()
+        _figures(fits, Path(args.out))
     if not args.no_pymc:
         print()
         _pymc_check(fits, draws=args.draws, seed=args.seed)
     return 0
+
+
+def _figures(fits, out: Path) -> None:
+    """Write the demo's figures as PNG files and print their paths."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only: never open a window
+    import matplotlib.pyplot as plt
+
+    from .demo import SCENARIOS
+    from .plots import plot_shrinkage, plot_shrinkage_curve, plot_triplot
+
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, fit in fits.items():
+        fig = plot_triplot(fit).viz["figure"].item()
+        fig.suptitle(f"{SCENARIOS[name].title}\n{fig.get_suptitle()}", fontsize=11)
+        path = out / f"triplot_model{name}.png"
+        fig.savefig(path, dpi=110, bbox_inches="tight")
+        written.append(path)
+    named = {
+        SCENARIOS[k].title.split(":")[0] + f" (true ratio {SCENARIOS[k].true_ratio:g})": f
+        for k, f in fits.items()
+    }
+    figures = {
+        "shrinkage.png": plot_shrinkage(named),
+        "shrinkage_curve.png": plot_shrinkage_curve(fits["2"], ratios=[1 / 25, 25]),
+    }
+    for filename, fig in figures.items():
+        fig.savefig(out / filename, dpi=110, bbox_inches="tight")
+        written.append(out / filename)
+    plt.close("all")
+    print("Figures")
+    print("-------")
+    for path in written:
+        print(path)
 
 
 def _pymc_check(fits, draws: int, seed: int) -> None:
@@ -114,6 +153,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     demo = sub.add_parser("demo", help="fit the bundled worked example and explain the shrinkage")
     demo.add_argument("--method", default="reml", choices=["reml", "ml"])
+    demo.add_argument(
+        "--out",
+        default="bayeshrink-demo",
+        help="folder for the figures (default: bayeshrink-demo/)",
+    )
+    demo.add_argument("--no-figures", action="store_true", help="write no figures")
     demo.add_argument("--no-pymc", action="store_true", help="skip the PyMC plug-in check")
     demo.add_argument("--draws", type=int, default=1000, help="draws per chain (PyMC check)")
     demo.add_argument("--seed", type=int, default=1, help="random seed (PyMC check)")

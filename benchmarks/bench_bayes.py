@@ -78,7 +78,8 @@ def run_bambi(df: pd.DataFrame) -> dict | None:
 
 def show(name: str, r: dict) -> None:
     print(
-        f"  {name:<11} {r['seconds']:7.1f} s   ESS group effects median {r['ess_group_median']:7.0f}"
+        f"  {name:<11} {r['seconds']:7.1f} s   ESS group effects median "
+        f"{r['ess_group_median']:7.0f}"
         f" (min {r['ess_group_min']:6.0f})  tau {r['ess_tau']:6.0f}   ESS/s: groups "
         f"{r['per_s_group_median']:8.1f} (min {r['per_s_group_min']:7.1f})  tau "
         f"{r['per_s_tau']:7.1f}   E(tau|y) {r['tau_mean']:.4f}  divergences {r['divergences']}"

@@ -196,6 +196,22 @@ def test_centered_parametrization(demo_fits):
     assert "centered" in str(model)
 
 
+def test_marginalized_model_samples_only_hyperparameters(demo_fits):
+    fit = demo_fits["2"]
+    model = bs.hierarchical_model(fit)
+    assert {v.name for v in model.free_RVs} == {"mu", "tau", "sigma"}
+    assert "drawn exactly after sampling" in str(model)
+    # pm.sample directly, then add_theta: the same exact conditional draws bs.sample makes
+    idata = pm.sample(draws=200, tune=200, chains=2, random_seed=4, progressbar=False, model=model)
+    assert "theta" not in idata["posterior"]
+    idata = bs.add_theta(model, idata, random_seed=5)
+    theta = idata["posterior"]["theta"]
+    assert theta.dims == ("chain", "draw", GROUP_DIM) and theta.sizes[GROUP_DIM] == 5
+    assert np.isfinite(theta.values).all()
+    with pytest.raises(bs.MethodError, match="needs `marginalize=False`"):
+        bs.hierarchical_model(fit, parametrization="centered", marginalize=True)
+
+
 def test_prior_overrides(demo_fits):
     fit = demo_fits["2"]
     model = bs.hierarchical_model(
@@ -206,7 +222,7 @@ def test_prior_overrides(demo_fits):
         },
     )
     names = {v.name for v in model.free_RVs}
-    assert {"mu", "tau", "sigma", "z"} <= names
+    assert names == {"mu", "tau", "sigma"}  # theta is marginalized out, drawn after sampling
     assert "HalfCauchy" in model.priors["tau"]
     with pytest.raises(
         bs.MethodError,

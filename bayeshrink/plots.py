@@ -1,0 +1,500 @@
+"""Figures of shrinkage: prior, likelihood and posterior per group, and the pooling pictures.
+
+Every function here consumes results (a :class:`~bayeshrink.ShrinkageFit`, and DataTrees from
+:func:`bayeshrink.sample`) and never fits anything. Each returns its figure object: an ArviZ
+``PlotCollection`` (:func:`plot_triplot`) or a matplotlib ``Figure``; both display inline in
+Jupyter. Nothing is drawn at import time.
+
+Colours are fixed across figures: prior blue, likelihood (the group's own data) orange,
+posterior / BLUP green, full Bayes purple.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+import xarray as xr
+from arviz_plots import PlotCollection
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+
+from .bayes import GROUP_DIM, posterior_table
+from .errors import DataError, DataTypeError
+from .results import ShrinkageFit
+
+__all__ = ["plot_forest", "plot_shrinkage", "plot_shrinkage_curve", "plot_triplot"]
+
+PRIOR, LIKELIHOOD, POSTERIOR, FULL, SAMPLED = "#3b6fb6", "#e07b1f", "#2e9e5b", "#7b4fa6", "#222222"
+MAX_PANELS = 16
+
+
+def _check_fit(fit) -> ShrinkageFit:
+    if not isinstance(fit, ShrinkageFit):
+        raise DataTypeError(
+            f"`fit` must be a ShrinkageFit from bs.fit or bs.fit_summary; got "
+            f"{type(fit).__name__}. Plot functions never fit: fit first, then plot."
+        )
+    return fit
+
+
+def _normal_pdf(x, mean, sd):
+    return np.exp(-0.5 * ((x - mean) / sd) ** 2) / (sd * math.sqrt(2 * math.pi))
+
+
+def _select_groups(fit: ShrinkageFit, groups) -> tuple[list, str]:
+    labels = list(fit.groups)
+    if groups is not None:
+        groups = list(groups)
+        missing = [g for g in groups if g not in labels]
+        if missing:
+            raise DataError(
+                f"`groups` must be labels of the fit; got {missing[:5]}, not among "
+                f"{labels[:8]}{' ...' if len(labels) > 8 else ''}."
+            )
+        return groups, ""
+    if len(labels) <= MAX_PANELS:
+        return labels, ""
+    # many groups: show 12 spread over the range of shrinkage, and say so
+    order = np.argsort(fit.shrinkage, kind="stable")
+    picks = order[np.unique(np.linspace(0, len(order) - 1, 12).round().astype(int))]
+    chosen = [labels[i] for i in sorted(picks)]
+    return chosen, (
+        f"{len(chosen)} of {len(labels)} groups, spread over the range of shrinkage "
+        "(pass groups=[...] to choose)"
+    )
+
+
+def _panel_range(fit: ShrinkageFit, j: int) -> tuple[float, float]:
+    """An x-range that shows every curve of group j: 4 SDs around each proper density."""
+    t = fit.table()
+    row = t.iloc[j]
+    pieces = [(row["no_pooling"], row["se"]), (fit.mu, 0.0), (row["blup"], 0.0)]
+    if not fit.boundary:
+        pieces += [(fit.mu, fit.tau), (row["blup"], row["cond_sd"])]
+    lo = min(m - 4 * s for m, s in pieces)
+    hi = max(m + 4 * s for m, s in pieces)
+    pad = 0.04 * (hi - lo)
+    return lo - pad, hi + pad
+
+
+def _density_dataset(fit: ShrinkageFit, groups: list, n_points: int) -> xr.Dataset:
+    """Prior, likelihood and posterior densities per level, as (x, y) lines for PlotCollection."""
+    t = fit.table()
+    index = {g: i for i, g in enumerate(fit.groups)}
+    curves = {"prior": [], "likelihood": [], "posterior": []}
+    for g in groups:
+        j = index[g]
+        row = t.iloc[j]
+        lo, hi = _panel_range(fit, j)
+        x = np.linspace(lo, hi, n_points)
+        specs = {
+            "likelihood": (row["no_pooling"], row["se"]),
+            "prior": (fit.mu, fit.tau),
+            "posterior": (row["blup"], row["cond_sd"]),
+        }
+        for name, (m, s) in specs.items():
+            y = _normal_pdf(x, m, s) if s > 0 else np.full_like(x, np.nan)
+            curves[name].append(np.stack([x, y], axis=-1))
+    coords = {GROUP_DIM: [str(g) for g in groups], "plot_axis": ["x", "y"]}
+    dims = (GROUP_DIM, "point", "plot_axis")
+    return xr.Dataset({k: (dims, np.array(v)) for k, v in curves.items()}, coords=coords)
+
+
+def _draw_line(da, target, *, gid, **kwargs):
+    x, y = da.sel(plot_axis="x").values, da.sel(plot_axis="y").values
+    if np.all(np.isnan(y)):  # a point mass has no density curve; drawn as a spike instead
+        return None
+    (line,) = target.plot(x, y, **kwargs)
+    line.set_gid(gid)
+    return line
+
+
+def plot_triplot(
+    fit: ShrinkageFit,
+    idata=None,
+    groups: Sequence | None = None,
+    *,
+    col_wrap: int | None = None,
+    n_points: int = 400,
+) -> PlotCollection:
+    """Prior, likelihood and posterior of every group: the Bayesian reading of the BLUP.
+
+    One panel per group with the plug-in prior N(mu_hat, tau_hat^2), the group's likelihood as
+    a density over theta, N(no_pooling, se_j^2), and the posterior N(blup, cond_sd^2); with
+    ``idata`` (from the plug-in or full model) also the sampled posterior of ``theta`` as a
+    histogram. Markers below the curves sit at no_pooling, mu_hat and the BLUP. On a boundary
+    fit the prior (and so the posterior) is a point mass at mu_hat, drawn as a spike.
+
+    Parameters
+    ----------
+    fit : ShrinkageFit
+    idata : xarray.DataTree, optional
+        Draws of ``theta`` over dimension ``level``.
+    groups : sequence, optional
+        Labels to show. By default all groups (at most 16; beyond that 12 spread over the range
+        of shrinkage, as the figure title says).
+
+    Returns
+    -------
+    arviz_plots.PlotCollection
+        ``pc.viz["figure"]`` is the matplotlib Figure; ``pc.viz["plot"]`` the panels by level.
+    """
+    fit = _check_fit(fit)
+    chosen, note = _select_groups(fit, groups)
+    data = _density_dataset(fit, chosen, n_points)
+    k = len(chosen)
+    cols = col_wrap or (k if k <= 5 else 4)
+    rows = math.ceil(k / cols)
+    pc = PlotCollection.wrap(
+        data,
+        cols=[GROUP_DIM],
+        col_wrap=cols,
+        backend="matplotlib",
+        figure_kwargs={"figsize": (3.3 * cols, 2.9 * rows + 1.1)},
+    )
+    # the likelihood is dashed and on top: with much data it nearly coincides with the posterior
+    pc.map(_draw_line, "prior", data=data["prior"], gid="prior", color=PRIOR, lw=1.8)
+    pc.map(
+        _draw_line, "posterior", data=data["posterior"], gid="posterior", color=POSTERIOR, lw=2.6
+    )
+    pc.map(
+        _draw_line,
+        "likelihood",
+        data=data["likelihood"],
+        gid="likelihood",
+        color=LIKELIHOOD,
+        lw=1.6,
+        ls="--",
+        zorder=3,
+    )
+
+    t = fit.table()
+    draws = None
+    if idata is not None:
+        draws = idata["posterior"]["theta"]
+        if GROUP_DIM not in draws.dims:
+            raise DataError(
+                f"`idata` must hold `theta` over dimension {GROUP_DIM!r} (from bs.sample of a "
+                f"bayeshrink model); got dims {draws.dims}."
+            )
+    for g in chosen:
+        ax = pc.viz["plot"].sel({GROUP_DIM: str(g)}).item()
+        row = t.loc[g]
+        top = max((ln.get_ydata().max() for ln in ax.lines), default=1.0)
+        if fit.boundary:  # prior and posterior are the same point mass at mu_hat
+            for color, lw, gid in (
+                (PRIOR, 5.0, "prior-point-mass"),
+                (POSTERIOR, 1.8, "posterior-point-mass"),
+            ):
+                ax.annotate(
+                    "",
+                    xy=(fit.mu, top * 1.02),
+                    xytext=(fit.mu, 0),
+                    gid=gid,
+                    arrowprops={"arrowstyle": "-|>", "color": color, "lw": lw},
+                )
+            top *= 1.05
+        if draws is not None:
+            values = draws.sel({GROUP_DIM: g}).values.ravel()
+            if np.ptp(values) > 0:
+                lo, hi = ax.get_xlim()
+                dens, edges = np.histogram(values, bins=40, density=True)
+                ax.stairs(dens, edges, color=SAMPLED, lw=1.0, ls="--", gid="sampled")
+                ax.set_xlim(lo, hi)
+                top = max(top, dens.max())
+        ax.set_ylim(-0.09 * top, top * 1.12)
+        ax.axhline(0, color="0.6", lw=0.6)
+        mark_y = -0.05 * top
+        ax.plot(
+            [row["no_pooling"]],
+            [mark_y],
+            "^",
+            color=LIKELIHOOD,
+            ms=7,
+            clip_on=False,
+            gid="marker-no_pooling",
+        )
+        ax.plot([fit.mu], [mark_y], "|", color=PRIOR, ms=14, mew=2.2, gid="marker-mu")
+        ax.plot([row["blup"]], [mark_y], "o", color=POSTERIOR, ms=6, gid="marker-blup")
+        n_txt = f"n={int(row['n'])}, " if np.isfinite(row["n"]) else f"se={row['se']:.3g}, "
+        title = f"{g}:  {n_txt}B={row['shrinkage']:.3f}"
+        if fit.boundary:
+            title += "\nprior = point mass (tau_hat = 0)"
+        ax.set_title(title, fontsize=10)
+        ax.set_yticks([])
+        ax.tick_params(axis="x", labelsize=8)
+        ax.set_xlabel("theta", fontsize=9)
+    fig = pc.viz["figure"].item()
+    handles = [
+        Line2D(
+            [],
+            [],
+            color=PRIOR,
+            lw=1.8,
+            label="prior N(mu_hat, tau_hat^2)"
+            if not fit.boundary
+            else "prior: point mass at mu_hat (wide arrow)",
+        ),
+        Line2D([], [], color=LIKELIHOOD, lw=1.6, ls="--", label="likelihood N(no_pooling, se^2)"),
+        Line2D(
+            [],
+            [],
+            color=POSTERIOR,
+            lw=2.6,
+            label="posterior N(BLUP, cond_sd^2)"
+            if not fit.boundary
+            else "posterior: the same point mass",
+        ),
+        Line2D([], [], color=LIKELIHOOD, marker="^", ls="", label="no pooling"),
+        Line2D([], [], color=PRIOR, marker="|", ms=12, mew=2, ls="", label="mu_hat"),
+        Line2D([], [], color=POSTERIOR, marker="o", ls="", label="BLUP"),
+    ]
+    if draws is not None:
+        handles.insert(3, Line2D([], [], color=SAMPLED, ls="--", label="sampled posterior"))
+    fig.legend(
+        handles=handles, loc="lower center", ncol=min(len(handles), 4), fontsize=8.5, frameon=False
+    )
+    ratio = f"tau^2/sigma^2 = {fit.var_ratio:.3g}" if fit.kind == "long" else f"tau = {fit.tau:.3g}"
+    head = f"Prior x likelihood = posterior ({fit.method.upper()}: mu_hat = {fit.mu:.4g}, {ratio})"
+    if fit.boundary:
+        head += " - boundary fit, complete pooling"
+    if note:
+        head += f"\n{note}"
+    fig.suptitle(head, fontsize=11)
+    legend_rows = math.ceil(len(handles) / 4)
+    fig.tight_layout(rect=(0, 0.06 * legend_rows / rows**0.5, 1, 0.97 if not note else 0.93))
+    return pc
+
+
+def _as_fit_dict(fits) -> dict[str, ShrinkageFit]:
+    if isinstance(fits, ShrinkageFit):
+        return {"": fits}
+    if isinstance(fits, Mapping) and fits:
+        return {str(k): _check_fit(v) for k, v in fits.items()}
+    raise DataTypeError(
+        f"`fits` must be a ShrinkageFit or a non-empty dict of named fits; got "
+        f"{type(fits).__name__}."
+    )
+
+
+def _sizes(fit: ShrinkageFit) -> np.ndarray:
+    weight = fit.stats.n if fit.kind == "long" else 1.0 / fit.se**2
+    weight = np.asarray(weight, dtype=float)
+    return 25 + 175 * weight / weight.max()
+
+
+def plot_shrinkage(fits, *, sharex: bool = True) -> Figure:
+    """The partial-pooling picture: an arrow per group from its own estimate to its BLUP.
+
+    ``fits`` is one fit or a dict of named fits (e.g. the worked example's four scenarios),
+    drawn one above the other on a shared axis. Marker area grows with n_j (or 1/se_j^2); the
+    dashed line is mu_hat.
+    """
+    fits = _as_fit_dict(fits)
+    k = len(fits)
+    fig, axes = plt.subplots(k, 1, figsize=(9, 1.9 * k + 0.6), sharex=sharex, squeeze=False)
+    for ax, (name, fit) in zip(axes[:, 0], fits.items(), strict=True):
+        t = fit.table()
+        sizes = _sizes(fit)
+        for (_, row), _size in zip(t.iterrows(), sizes, strict=True):
+            ax.annotate(
+                "",
+                xy=(row["blup"], 0.0),
+                xytext=(row["no_pooling"], 1.0),
+                gid="shrinkage-arrow",
+                arrowprops={
+                    "arrowstyle": "-|>",
+                    "color": "0.45",
+                    "lw": 1.0,
+                    "shrinkA": 4,
+                    "shrinkB": 4,
+                },
+            )
+        ax.scatter(
+            t["no_pooling"],
+            np.ones(len(t)),
+            s=sizes,
+            color=LIKELIHOOD,
+            zorder=3,
+            edgecolor="white",
+            label="no pooling (group's own estimate)",
+        )
+        ax.scatter(
+            t["blup"],
+            np.zeros(len(t)),
+            s=sizes,
+            color=POSTERIOR,
+            zorder=3,
+            edgecolor="white",
+            label="partial pooling (BLUP)",
+        )
+        ax.axvline(fit.mu, color=PRIOR, ls="--", lw=1.2, label="mu_hat")
+        ax.set_yticks([0, 1], ["BLUP", "own estimate"], fontsize=9)
+        ax.set_ylim(-0.35, 1.35)
+        ratio = (
+            f"tau^2/sigma^2 = {fit.var_ratio:.3g}" if fit.kind == "long" else f"tau = {fit.tau:.3g}"
+        )
+        state = (
+            "boundary fit: all pooled to mu_hat"
+            if fit.boundary
+            else (f"mean shrinkage B = {fit.shrinkage.mean():.3f}")
+        )
+        ax.set_title(f"{name + ':  ' if name else ''}{ratio};  {state}", fontsize=10, loc="left")
+        for side in ("top", "right"):
+            ax.spines[side].set_visible(False)
+    axes[-1, 0].set_xlabel(f"{fits[next(iter(fits))].stats.response} (group effect)")
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    fig.legend(
+        handles, labels, loc="lower center", ncol=3, fontsize=8.5, frameon=False, markerscale=0.6
+    )
+    fig.suptitle("Shrinkage: from each group's own estimate to its BLUP", fontsize=11)
+    fig.tight_layout(rect=(0, 0.05 if k > 1 else 0.1, 1, 0.97))
+    return fig
+
+
+def plot_shrinkage_curve(
+    fit: ShrinkageFit,
+    ratios: Sequence[float] | None = None,
+    taus: Sequence[float] | None = None,
+) -> Figure:
+    """Shrinkage factor B against group size (long data) or standard error (summary data).
+
+    Long data: B(n) = 1 / (1 + n tau^2/sigma^2) for the fitted variance ratio, with the groups
+    marked, and dashed curves for other variance ratios given in ``ratios``. Summary data:
+    B(se) = se^2 / (se^2 + tau^2), with other between-group SDs in ``taus``.
+    """
+    fit = _check_fit(fit)
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    if fit.kind == "long":
+        if taus is not None:
+            raise DataError(
+                "`taus` is for summary data; for long data give `ratios` (tau^2/sigma^2 values)."
+            )
+        n_max = max(float(fit.stats.n.max()), 1.0)
+        x = np.geomspace(1, max(100.0, n_max * 5), 300)
+        curve = lambda lam: 1.0 / (1.0 + x * lam)  # noqa: E731
+        fitted = fit.var_ratio
+        ax.set_xscale("log")
+        ax.set_xlabel("group size n")
+        label = f"fitted tau^2/sigma^2 = {fitted:.3g}"
+        others = [] if ratios is None else list(ratios)
+        other_label = "tau^2/sigma^2 = {:.3g}"
+        xs = fit.stats.n
+    else:
+        if ratios is not None:
+            raise DataError(
+                "`ratios` is for long data; for summary data give `taus` (between-group SDs)."
+            )
+        x = np.linspace(0, float(fit.se.max()) * 1.5, 300)
+        curve = lambda tau: x**2 / (x**2 + tau**2) if tau > 0 else np.ones_like(x)  # noqa: E731
+        fitted = fit.tau
+        ax.set_xlabel("standard error se_j")
+        label = f"fitted tau = {fitted:.3g}"
+        others = [] if taus is None else list(taus)
+        other_label = "tau = {:.3g}"
+        xs = fit.se
+    ax.plot(x, curve(fitted), color=POSTERIOR, lw=2.2, label=label, gid="curve-fitted")
+    for i, value in enumerate(others):
+        ax.plot(
+            x,
+            curve(value),
+            color=f"C{i + 4}",
+            lw=1.2,
+            ls="--",
+            label=other_label.format(value),
+            gid="curve-other",
+        )
+    ax.scatter(
+        xs,
+        fit.shrinkage,
+        color=LIKELIHOOD,
+        zorder=3,
+        s=28,
+        edgecolor="white",
+        label="groups",
+        gid="groups",
+    )
+    ax.set_ylim(-0.03, 1.05)
+    ax.set_ylabel("shrinkage factor B (1 = complete pooling)")
+    title = "How shrinkage depends on the amount of data per group"
+    if fit.boundary:
+        title += "\n(boundary fit: tau_hat = 0, so B = 1 for every group)"
+    ax.set_title(title, fontsize=11)
+    ax.legend(fontsize=8.5, frameon=False)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def plot_forest(fit: ShrinkageFit, plugin=None, full=None, prob: float = 0.94) -> Figure:
+    """Per-group intervals: no pooling (+-2 se), BLUP (+-2 pred_sd) and, when given, posteriors.
+
+    ``plugin`` and ``full`` are DataTrees from the plug-in and full models; their central
+    ``prob`` intervals (94% by default) are drawn from the draws of ``theta``.
+    """
+    fit = _check_fit(fit)
+    t = fit.table()
+    rows = [
+        (
+            "no pooling +-2 se",
+            t["no_pooling"],
+            t["no_pooling"] - 2 * t["se"],
+            t["no_pooling"] + 2 * t["se"],
+            LIKELIHOOD,
+        )
+    ]
+    rows.append(
+        (
+            "BLUP +-2 pred_sd",
+            t["blup"],
+            t["blup"] - 2 * t["pred_sd"],
+            t["blup"] + 2 * t["pred_sd"],
+            POSTERIOR,
+        )
+    )
+    for label, idata, color in (("plug-in posterior", plugin, SAMPLED), ("full Bayes", full, FULL)):
+        if idata is not None:
+            post = posterior_table(idata, "theta", prob)
+            rows.append(
+                (
+                    f"{label} {prob:.0%}",
+                    post["mean"].to_numpy(),
+                    post["lo"].to_numpy(),
+                    post["hi"].to_numpy(),
+                    color,
+                )
+            )
+    k = fit.n_groups
+    fig, ax = plt.subplots(figsize=(7.5, 0.42 * k * (1 + 0.25 * len(rows)) + 1.4))
+    offsets = np.linspace(0.25, -0.25, len(rows)) if len(rows) > 1 else [0.0]
+    y = np.arange(k)[::-1]
+    for (label, mid, lo, hi, color), off in zip(rows, offsets, strict=True):
+        mid, lo, hi = (np.asarray(v, dtype=float) for v in (mid, lo, hi))
+        ax.errorbar(
+            mid,
+            y + off,
+            xerr=[mid - lo, hi - mid],
+            fmt="o",
+            ms=4,
+            color=color,
+            lw=1.4,
+            capsize=0,
+            label=label,
+            gid="interval",
+        )
+    ax.axvline(fit.mu, color=PRIOR, ls="--", lw=1.0, label="mu_hat")
+    ax.set_yticks(y, [str(g) for g in fit.groups], fontsize=9)
+    ax.set_xlabel(f"{fit.stats.response} (group effect)")
+    ax.legend(
+        fontsize=8,
+        frameon=False,
+        loc="upper center",
+        bbox_to_anchor=(0.5, -0.12 if k > 6 else -0.2),
+        ncol=3,
+    )
+    ax.set_title("No pooling, partial pooling and Bayesian posteriors", fontsize=11)
+    fig.tight_layout()
+    return fig

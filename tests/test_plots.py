@@ -1,0 +1,195 @@
+"""Figures render on Agg; assertions are on what was drawn, and every figure is saved as PNG."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pytest
+from matplotlib.text import Annotation
+
+import bayeshrink as bs
+from bayeshrink.bayes import GROUP_DIM
+
+
+@pytest.fixture(scope="module")
+def fits():
+    return bs.demo_fits()
+
+
+@pytest.fixture(autouse=True)
+def _close_figures():
+    yield
+    plt.close("all")
+
+
+def _panels(pc):
+    return {
+        str(k): pc.viz["plot"].sel({GROUP_DIM: k}).item() for k in pc.viz["plot"][GROUP_DIM].values
+    }
+
+
+def _gids(ax, kind=None):
+    items = (
+        ax.get_children() if kind is None else [c for c in ax.get_children() if isinstance(c, kind)]
+    )
+    return [c.get_gid() for c in items if c.get_gid()]
+
+
+@pytest.mark.parametrize("model", ["2", "3", "1b"])
+def test_triplot_draws_three_densities_per_group(fits, model, tmp_path):
+    fit = fits[model]
+    pc = bs.plot_triplot(fit)
+    panels = _panels(pc)
+    assert list(panels) == ["g1", "g2", "g3", "g4", "g5"]
+    t = fit.table()
+    for label, ax in panels.items():
+        curves = sorted(
+            ln.get_gid() for ln in ax.lines if ln.get_gid() in {"prior", "likelihood", "posterior"}
+        )
+        assert curves == ["likelihood", "posterior", "prior"]
+        post = next(ln for ln in ax.lines if ln.get_gid() == "posterior")
+        x, y = post.get_xdata(), post.get_ydata()
+        # the posterior curve peaks at the BLUP (to the resolution of the grid)
+        assert abs(x[np.argmax(y)] - t.loc[label, "blup"]) <= (x[1] - x[0])
+        lik = next(ln for ln in ax.lines if ln.get_gid() == "likelihood")
+        assert abs(lik.get_xdata()[np.argmax(lik.get_ydata())] - t.loc[label, "no_pooling"]) <= (
+            x[1] - x[0]
+        )
+        # the whole of every curve is inside the axis (sensible ranges)
+        lo, hi = ax.get_xlim()
+        for ln in (post, lik):
+            peak = ln.get_xdata()[np.argmax(ln.get_ydata())]
+            assert lo < peak < hi
+        for gid in ("marker-no_pooling", "marker-mu", "marker-blup"):
+            assert gid in _gids(ax)
+        assert label in ax.get_title() and "n=" in ax.get_title() and "B=" in ax.get_title()
+    fig = pc.viz["figure"].item()
+    assert fig.legends, "the figure has a legend"
+    fig.savefig(tmp_path / f"triplot_{model}.png", dpi=60)
+    assert (tmp_path / f"triplot_{model}.png").stat().st_size > 10_000
+
+
+def test_triplot_boundary_draws_the_prior_as_a_spike(fits, tmp_path):
+    pc = bs.plot_triplot(fits["1"])
+    for ax in _panels(pc).values():
+        drawn = [ln.get_gid() for ln in ax.lines if ln.get_gid()]
+        assert "likelihood" in drawn and "prior" not in drawn and "posterior" not in drawn
+        spikes = _gids(ax, Annotation)
+        assert spikes == ["prior-point-mass", "posterior-point-mass"]
+        assert "point mass" in ax.get_title()
+        y = next(ln for ln in ax.lines if ln.get_gid() == "likelihood").get_ydata()
+        assert np.isfinite(y).all()
+    pc.viz["figure"].item().savefig(tmp_path / "triplot_boundary.png", dpi=60)
+
+
+def test_triplot_with_sampled_posterior(fits):
+    fit = fits["2"]
+    idata = bs.sample(bs.plugin_model(fit), draws=300, tune=300, chains=2, random_seed=1)
+    pc = bs.plot_triplot(fit, idata=idata, groups=["g3", "g1"])
+    panels = _panels(pc)
+    assert list(panels) == ["g3", "g1"]
+    for ax in panels.values():
+        assert "sampled" in _gids(ax)
+
+
+def test_triplot_many_groups_says_which_are_shown():
+    fit = bs.fit(bs.load_dataset("radon"), y="log_radon", group="county")
+    pc = bs.plot_triplot(fit)
+    assert len(_panels(pc)) == 12
+    assert "12 of 85 groups" in pc.viz["figure"].item().get_suptitle()
+    with pytest.raises(bs.DataError, match="`groups` must be labels of the fit"):
+        bs.plot_triplot(fit, groups=["ATLANTIS"])
+
+
+def test_shrinkage_plot_one_arrow_per_group(fits, tmp_path):
+    fig = bs.plot_shrinkage(fits)
+    axes = fig.axes
+    assert len(axes) == 4
+    for ax, fit in zip(axes, fits.values(), strict=True):
+        arrows = [
+            c
+            for c in ax.get_children()
+            if isinstance(c, Annotation) and c.get_gid() == "shrinkage-arrow"
+        ]
+        assert len(arrows) == fit.n_groups
+        starts = sorted(a.xyann[0] for a in arrows)
+        ends = sorted(a.xy[0] for a in arrows)
+        np.testing.assert_allclose(starts, sorted(fit.table()["no_pooling"]))
+        np.testing.assert_allclose(ends, sorted(fit.table()["blup"]))
+    # a shared axis: the four scenarios are comparable
+    assert len({ax.get_xlim() for ax in axes}) == 1
+    fig.savefig(tmp_path / "shrinkage.png", dpi=60)
+
+
+def test_shrinkage_plot_single_fit_and_summary_data(tmp_path):
+    fit = bs.fit_summary(bs.load_dataset("eight_schools"), "y", "sigma", "school")
+    fig = bs.plot_shrinkage(fit)
+    assert len(fig.axes) == 1
+    fig.savefig(tmp_path / "schools.png", dpi=60)
+    with pytest.raises(TypeError, match="`fits` must be a ShrinkageFit or a non-empty dict"):
+        bs.plot_shrinkage([fit])
+
+
+def test_shrinkage_curve(fits, tmp_path):
+    fit = bs.fit(bs.load_dataset("radon"), y="log_radon", group="county")
+    fig = bs.plot_shrinkage_curve(fit, ratios=[0.05, 1.0])
+    ax = fig.axes[0]
+    fitted = next(ln for ln in ax.lines if ln.get_gid() == "curve-fitted")
+    n, b = fitted.get_xdata(), fitted.get_ydata()
+    np.testing.assert_allclose(b, 1 / (1 + n * fit.var_ratio))
+    assert sum(ln.get_gid() == "curve-other" for ln in ax.lines) == 2
+    groups = next(c for c in ax.collections if c.get_gid() == "groups")
+    np.testing.assert_allclose(groups.get_offsets()[:, 1], fit.shrinkage)
+    fig.savefig(tmp_path / "curve.png", dpi=60)
+    summary = bs.fit_summary(bs.load_dataset("eight_schools"), "y", "sigma", "school")
+    bs.plot_shrinkage_curve(summary, taus=[5, 10]).savefig(tmp_path / "curve2.png", dpi=60)
+    with pytest.raises(bs.DataError, match="`ratios` is for long data"):
+        bs.plot_shrinkage_curve(summary, ratios=[1.0])
+
+
+def test_forest(fits, tmp_path):
+    fit = fits["2"]
+    fig = bs.plot_forest(fit)
+    ax = fig.axes[0]
+    labels = [t.get_text() for t in ax.get_yticklabels()]
+    assert labels == ["g1", "g2", "g3", "g4", "g5"]
+    assert {t.get_text() for t in ax.get_legend().get_texts()} == {
+        "no pooling +-2 se",
+        "BLUP +-2 pred_sd",
+        "mu_hat",
+    }
+    bars = [c for c in ax.containers]
+    np.testing.assert_allclose(bars[1].lines[0].get_xdata(), fit.table()["blup"])
+    fig.savefig(tmp_path / "forest.png", dpi=60)
+    full = bs.sample(bs.hierarchical_model(fit), draws=300, tune=300, chains=2, random_seed=2)
+    fig = bs.plot_forest(fit, full=full)
+    assert any("full Bayes 94%" in t.get_text() for t in fig.axes[0].get_legend().get_texts())
+
+
+def test_plots_never_fit():
+    with pytest.raises(TypeError, match="Plot functions never fit"):
+        bs.plot_triplot(bs.load_dataset("seed_demo"))
+
+
+def test_demo_writes_figures(tmp_path, capsys):
+    from bayeshrink.cli import main
+
+    assert main(["demo", "--no-pymc", "--out", str(tmp_path / "figs")]) == 0
+    out = capsys.readouterr().out
+    names = sorted(p.name for p in (tmp_path / "figs").iterdir())
+    assert names == sorted(
+        [
+            "triplot_model1.png",
+            "triplot_model2.png",
+            "triplot_model3.png",
+            "triplot_model1b.png",
+            "shrinkage.png",
+            "shrinkage_curve.png",
+        ]
+    )
+    for name in names:
+        assert str(tmp_path / "figs" / name) in out
