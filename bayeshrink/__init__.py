@@ -25,6 +25,7 @@ from .errors import (
 from .estimate import VarianceComponents
 from .fitting import fit, fit_stats, fit_summary
 from .results import ShrinkageFit
+from .simulate import simulate
 
 __version__ = "0.1.0"
 
@@ -37,6 +38,7 @@ _LAZY = {
     "sample": "bayes",
     "add_theta": "bayes",
     "compare": "bayes",
+    "hyperparameters": "bayes",
     "plot_triplot": "plots",
     "plot_shrinkage": "plots",
     "plot_shrinkage_curve": "plots",
@@ -78,6 +80,7 @@ __all__ = [
     "group_stats",
     "list_datasets",
     "load_dataset",
+    "simulate",
     "summary_stats",
     *_LAZY,
 ]

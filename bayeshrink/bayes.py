@@ -48,6 +48,7 @@ __all__ = [
     "compare",
     "default_priors",
     "hierarchical_model",
+    "hyperparameters",
     "plugin_model",
     "plugin_posterior",
     "sample",
@@ -428,8 +429,8 @@ def add_theta(model, idata, random_seed=None):
 def _interactive() -> bool:
     if "PYTEST_CURRENT_TEST" in os.environ or os.environ.get("CI"):
         return False
-    if "ipykernel" in sys.modules:
-        return True
+    if "ipykernel" in sys.modules:  # PyMC's notebook progress bar needs ipywidgets
+        return importlib.util.find_spec("ipywidgets") is not None
     return bool(getattr(sys.stdout, "isatty", lambda: False)())
 
 
@@ -546,6 +547,27 @@ def posterior_table(idata, var: str = "theta", prob: float = 0.94) -> pd.DataFra
     return table
 
 
+def hyperparameters(fit: ShrinkageFit, full=None, prob: float = 0.94) -> pd.DataFrame:
+    """mu_hat, tau_hat (and sigma_hat) beside their full-Bayes posteriors, one row each.
+
+    Columns: estimate, and with ``full`` posterior_mean, posterior_sd, posterior_lo,
+    posterior_hi (central ``prob`` interval) and posterior_mcse.
+    """
+    fit = _check_fit(fit)
+    names = ["mu", "tau"] + (["sigma"] if fit.kind == "long" else [])
+    hyper = pd.DataFrame(
+        {"estimate": [fit.mu, fit.tau] + ([fit.sigma] if fit.kind == "long" else [])},
+        index=names,
+    )
+    if full is not None:
+        for name in names:
+            if name in full["posterior"]:
+                row = posterior_table(full, name, prob).iloc[0]
+                for col in ("mean", "sd", "lo", "hi", "mcse"):
+                    hyper.loc[name, f"posterior_{col}"] = row[col]
+    return hyper
+
+
 def compare(
     fit: ShrinkageFit,
     plugin=None,
@@ -560,7 +582,8 @@ def compare(
     central ``prob`` interval, 94% by default) and full_mcse.
 
     ``attrs["hyperparameters"]`` sets tau_hat (and mu_hat, sigma_hat) next to their full-Bayes
-    posteriors; ``attrs["divergences"]`` counts divergent transitions per run.
+    posteriors (as a dict; :func:`hyperparameters` gives the same as a DataFrame);
+    ``attrs["divergences"]`` counts divergent transitions per run.
     """
     fit = _check_fit(fit)
     t = fit.table()
@@ -591,17 +614,9 @@ def compare(
                     post["mcse"] > 0, diff / post["mcse"], np.where(diff == 0, 0.0, np.inf)
                 )
         divergences[tag] = count_divergences(idata)
-    hyper = pd.DataFrame(
-        {"estimate": [fit.mu, fit.tau] + ([fit.sigma] if fit.kind == "long" else [])},
-        index=["mu", "tau"] + (["sigma"] if fit.kind == "long" else []),
-    )
-    if full is not None:
-        for name in hyper.index:
-            if name in full["posterior"]:
-                row = posterior_table(full, name, prob).iloc[0]
-                for col in ("mean", "sd", "lo", "hi", "mcse"):
-                    hyper.loc[name, f"posterior_{col}"] = row[col]
-    out.attrs["hyperparameters"] = hyper
+    hyper = hyperparameters(fit, full, prob)
+    # plain dicts, not DataFrames: pandas compares attrs when concatenating
+    out.attrs["hyperparameters"] = hyper.to_dict(orient="index")
     out.attrs["divergences"] = divergences
     out.attrs["prob"] = prob
     return out

@@ -116,23 +116,48 @@ def _pymc_check(fits, draws: int, seed: int) -> None:
         print(f"largest gap: {abs(c.loc[worst, 'plugin_gap']):.2f} Monte Carlo SEs ({worst})")
 
 
-def _read_table(path: Path) -> pd.DataFrame:
+def _read_table(path: Path, engine: str = "auto"):
+    """Open a CSV or Parquet file lazily through polars or DuckDB (so a file larger than memory
+    fits: only per-group statistics are collected), or eagerly with pandas when neither is
+    installed (``engine="auto"``) or when asked."""
+    from .engines import require_engine
+
     if not path.exists():
         raise DataError(f"`FILE` must exist; got {str(path)!r}, which does not. Check the path.")
     suffix = path.suffix.lower()
-    if suffix in (".parquet", ".pq"):
-        return pd.read_parquet(path)
-    if suffix in (".csv", ".txt", ".gz"):
-        return pd.read_csv(path)
-    raise DataError(
-        f"`FILE` must be a .csv or .parquet file; got {path.name!r}. Convert it to one of those."
-    )
+    if suffix not in (".parquet", ".pq", ".csv"):
+        raise DataError(
+            f"`FILE` must be a .csv or .parquet file; got {path.name!r}. "
+            "Convert it to one of those."
+        )
+    parquet = suffix in (".parquet", ".pq")
+    if engine == "auto":
+        import importlib.util
+
+        found = [e for e in ("polars", "duckdb") if importlib.util.find_spec(e) is not None]
+        engine = found[0] if found else "pandas"
+        quiet = False
+    else:
+        quiet = True
+    if engine == "polars":
+        pl = require_engine("polars")
+        return pl.scan_parquet(path) if parquet else pl.scan_csv(path)
+    if engine == "duckdb":
+        duckdb = require_engine("duckdb")
+        return duckdb.read_parquet(str(path)) if parquet else duckdb.read_csv(str(path))
+    if not quiet:
+        print(
+            "bayeshrink: note: reading the whole file with pandas; install bayeshrink[polars] or "
+            "bayeshrink[duckdb] to read it lazily (files larger than memory then fit).",
+            file=sys.stderr,
+        )
+    return pd.read_parquet(path) if parquet else pd.read_csv(path)
 
 
 def _fit(args: argparse.Namespace) -> int:
     from .fitting import fit, fit_summary
 
-    df = _read_table(Path(args.file))
+    df = _read_table(Path(args.file), args.engine)
     if args.se is not None:
         result = fit_summary(df, estimate=args.y, se=args.se, group=args.group, method=args.method)
     else:
@@ -177,6 +202,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="rows with missing y or group: raise (default) or drop with a warning",
     )
     f.add_argument("--json", action="store_true", help="print machine-readable JSON")
+    f.add_argument(
+        "--engine",
+        default="auto",
+        choices=["auto", "polars", "duckdb", "pandas"],
+        help="how to read FILE: lazily with polars or DuckDB (auto: whichever is "
+        "installed), or eagerly with pandas",
+    )
     f.set_defaults(func=_fit)
     return parser
 

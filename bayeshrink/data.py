@@ -168,13 +168,18 @@ def _fmt_values(values) -> str:
 
 
 def _as_frame(data) -> pd.DataFrame:
+    from .engines import engine_to_pandas, is_engine_frame
+
     if isinstance(data, pd.DataFrame):
         return data
     if isinstance(data, Mapping):
         return pd.DataFrame(dict(data))
+    if is_engine_frame(data):
+        return engine_to_pandas(data)
     raise DataTypeError(
-        f"`data` must be a pandas DataFrame (or a dict of columns); got {type(data).__name__}. "
-        "Convert it first, e.g. `pd.DataFrame(data)` or `polars_df.to_pandas()`."
+        f"`data` must be a pandas DataFrame, a dict of columns, or a polars, pyarrow, DuckDB, "
+        f"Dask or PySpark frame; got {type(data).__name__}. Convert it first, e.g. "
+        "`pd.DataFrame(data)`."
     )
 
 
@@ -261,6 +266,10 @@ def group_stats(data, y: str, group: str, *, missing: Missing = "raise") -> Grou
         :class:`~bayeshrink.errors.DataError` (default), or leave them out with a warning.
     """
     _check_missing_option(missing)
+    from .engines import engine_group_stats, is_engine_frame
+
+    if is_engine_frame(data):  # the GROUP BY runs inside the engine
+        return engine_group_stats(data, y, group, missing=missing)
     df = _as_frame(data)
     ycol = _column(df, y, "y")
     gcol = _column(df, group, "group")

@@ -159,8 +159,10 @@ def test_eight_schools_plugin_pools_completely_full_bayes_does_not():
     # and every posterior mean lies strictly between mu's posterior and the school's own y.
     gap = c.loc["A", "full_mean"] - c.loc["E", "full_mean"]
     assert gap > 4 * np.hypot(c.loc["A", "full_mcse"], c.loc["E", "full_mcse"])
-    hyper = c.attrs["hyperparameters"]
+    hyper = bs.hyperparameters(fit, full)
     assert hyper.loc["tau", "estimate"] == 0.0 and hyper.loc["tau", "posterior_mean"] > 0
+    assert c.attrs["hyperparameters"]["tau"]["posterior_mean"] == hyper.loc["tau", "posterior_mean"]
+    pd.concat([c, c])  # attrs hold plain values, so tables can be combined
     assert c.attrs["divergences"]["full"] == 0
 
 
