@@ -39,7 +39,7 @@ import pytensor.tensor as pt
 import xarray as xr
 
 from .errors import BayeshrinkError, BayeshrinkWarning, DataTypeError, MethodError
-from .results import ShrinkageFit
+from .results import ShrinkageFit, check_fit
 
 __all__ = [
     "GROUP_DIM",
@@ -60,15 +60,6 @@ PARAMETRIZATIONS = ("noncentered", "centered")
 
 class DivergenceWarning(BayeshrinkWarning):
     """The sampler reported divergent transitions: the posterior may be biased."""
-
-
-def _check_fit(fit) -> ShrinkageFit:
-    if not isinstance(fit, ShrinkageFit):
-        raise DataTypeError(
-            f"`fit` must be a ShrinkageFit from bs.fit or bs.fit_summary; got "
-            f"{type(fit).__name__}. Fit the model first, e.g. `fit = bs.fit(df, y=..., group=...)`."
-        )
-    return fit
 
 
 class ShrinkageModel(pm.Model):
@@ -118,7 +109,7 @@ def plugin_model(fit: ShrinkageFit, mu: str = "fixed"):
         (``ybar``) or estimates (``y``). On a boundary fit (tau_hat = 0) the prior is a point mass:
         theta is pinned at mu, the model still builds and samples, and its description says so.
     """
-    fit = _check_fit(fit)
+    fit = check_fit(fit)
     if mu not in ("fixed", "flat"):
         raise MethodError(
             f"`mu` must be 'fixed' (plug in mu_hat) or 'flat' (a flat prior on mu); got {mu!r}."
@@ -159,7 +150,7 @@ def plugin_posterior(fit: ShrinkageFit, mu: str = "fixed") -> pd.DataFrame:
 
     With ``mu="flat"`` the SD is pred_sd. No sampling; a DataFrame indexed by group.
     """
-    fit = _check_fit(fit)
+    fit = check_fit(fit)
     if mu not in ("fixed", "flat"):
         raise MethodError(f"`mu` must be 'fixed' or 'flat'; got {mu!r}.")
     t = fit.table()
@@ -211,7 +202,7 @@ def default_priors(fit: ShrinkageFit) -> dict[str, PriorSpec]:
       gets partial (not complete) pooling;
     * sigma ~ HalfNormal(2.5 s) (long data only): the same weak scale for the residual SD.
     """
-    fit = _check_fit(fit)
+    fit = check_fit(fit)
     centre, spread = _data_scale(fit)
     priors = {
         "mu": PriorSpec(
@@ -306,7 +297,7 @@ def hierarchical_model(
         dimension ``level`` is in every posterior that :func:`sample` returns. (Calling
         ``pm.sample`` directly on a marginalized model, add theta with :func:`add_theta`.)
     """
-    fit = _check_fit(fit)
+    fit = check_fit(fit)
     if parametrization not in PARAMETRIZATIONS:
         raise MethodError(
             f"`parametrization` must be one of {PARAMETRIZATIONS}; got {parametrization!r}."
@@ -553,7 +544,7 @@ def hyperparameters(fit: ShrinkageFit, full=None, prob: float = 0.94) -> pd.Data
     Columns: estimate, and with ``full`` posterior_mean, posterior_sd, posterior_lo,
     posterior_hi (central ``prob`` interval) and posterior_mcse.
     """
-    fit = _check_fit(fit)
+    fit = check_fit(fit)
     names = ["mu", "tau"] + (["sigma"] if fit.kind == "long" else [])
     hyper = pd.DataFrame(
         {"estimate": [fit.mu, fit.tau] + ([fit.sigma] if fit.kind == "long" else [])},
@@ -585,7 +576,7 @@ def compare(
     posteriors (as a dict; :func:`hyperparameters` gives the same as a DataFrame);
     ``attrs["divergences"]`` counts divergent transitions per run.
     """
-    fit = _check_fit(fit)
+    fit = check_fit(fit)
     t = fit.table()
     out = t[["n", "no_pooling", "blup", "cond_sd", "pred_sd"]].copy()
     divergences = {}

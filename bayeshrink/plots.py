@@ -23,7 +23,7 @@ from matplotlib.lines import Line2D
 
 from .bayes import GROUP_DIM, posterior_table
 from .errors import DataError, DataTypeError
-from .results import ShrinkageFit
+from .results import ShrinkageFit, check_fit
 
 __all__ = ["plot_forest", "plot_shrinkage", "plot_shrinkage_curve", "plot_triplot"]
 
@@ -32,12 +32,7 @@ MAX_PANELS = 16
 
 
 def _check_fit(fit) -> ShrinkageFit:
-    if not isinstance(fit, ShrinkageFit):
-        raise DataTypeError(
-            f"`fit` must be a ShrinkageFit from bs.fit or bs.fit_summary; got "
-            f"{type(fit).__name__}. Plot functions never fit: fit first, then plot."
-        )
-    return fit
+    return check_fit(fit, "Plot functions never fit: fit first, then plot.")
 
 
 def _normal_pdf(x, mean, sd):

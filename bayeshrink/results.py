@@ -28,6 +28,18 @@ TABLE_COLUMNS = (
 )
 
 
+def check_fit(fit, hint: str = "Fit the model first, e.g. `fit = bs.fit(df, y=..., group=...)`."):
+    """Raise a clear error unless ``fit`` is a :class:`ShrinkageFit`; return it."""
+    if not isinstance(fit, ShrinkageFit):
+        from .errors import DataTypeError
+
+        raise DataTypeError(
+            f"`fit` must be a ShrinkageFit from bs.fit or bs.fit_summary; got "
+            f"{type(fit).__name__}. {hint}"
+        )
+    return fit
+
+
 def _g(x: float, digits: int = 6) -> str:
     """Round for display only."""
     if isinstance(x, (int, np.integer)):

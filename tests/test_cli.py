@@ -12,8 +12,8 @@ import bayeshrink as bs
 from bayeshrink.cli import main
 
 
-def test_demo_prints_four_scenarios_and_explanation(capsys):
-    assert main(["demo"]) == 0
+def test_demo_prints_four_scenarios_and_explanation(capsys, tmp_path):
+    assert main(["demo", "--out", str(tmp_path), "--draws", "300"]) == 0
     out = capsys.readouterr().out
     for name in ["Model 1:", "Model 2:", "Model 3:", "Model 1b:"]:
         assert name in out
@@ -26,11 +26,18 @@ def test_demo_prints_four_scenarios_and_explanation(capsys):
     assert "boundary: yes" in out and out.count("boundary: no") == 3
     assert "What changed and why" in out
     assert "100x more data" in out
+    # the PyMC check: one "largest gap" line per scenario, each within 4 Monte Carlo SEs
+    gaps = [float(line.split()[2]) for line in out.splitlines() if line.startswith("largest gap:")]
+    assert len(gaps) == 4 and max(gaps) < 4
 
 
-def test_demo_runs_as_console_script():
+def test_demo_runs_as_console_script(tmp_path):
     proc = subprocess.run(
-        [sys.executable, "-m", "bayeshrink.cli", "demo"], capture_output=True, text=True, check=True
+        [sys.executable, "-m", "bayeshrink.cli", "demo", "--no-pymc", "--no-figures"],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=tmp_path,
     )
     assert "g5" in proc.stdout
 
