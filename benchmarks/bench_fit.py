@@ -19,17 +19,9 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
+from _data import make_data  # benchmarks/ is on sys.path when run as a script
 
 import bayeshrink as bs
-
-
-def make_data(n_rows: int, n_groups: int, seed: int = 0) -> pd.DataFrame:
-    rng = np.random.default_rng(seed)
-    g = rng.integers(0, n_groups, size=n_rows)
-    effects = rng.normal(0, 1.0, size=n_groups)
-    y = 50.0 + effects[g] + rng.normal(0, 3.0, size=n_rows)
-    return pd.DataFrame({"g": g, "y": y})
 
 
 def best_of(fn, repeats: int) -> tuple[float, object]:
