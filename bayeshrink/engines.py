@@ -25,7 +25,6 @@ EXTRAS = {
     "duckdb": "duckdb",
     "dask": "dask",
     "pyspark": "spark",
-    "pyarrow": None,
 }
 
 
