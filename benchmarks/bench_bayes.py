@@ -10,9 +10,9 @@ by that wall time, for the group effects (median and minimum over groups) and fo
 bambi (its default model, priors and sampler, in a child process with a time limit) expands the
 group factor into a dense rows x groups matrix: at 1,000,000 rows x 10,000 groups that alone is
 74.5 GiB, and at 100,000 rows x 10,000 groups it did not finish within 1,500 s here (2 cores,
-nothing else running), where bayeshrink took 10.5 s. The comparison therefore runs at 20,000 and 50,000 rows (10 rows per group, as in the
-large runs); --compare chooses other sizes. bayeshrink then runs alone at 100k and 1M rows in
-10,000 groups.
+nothing else running), where bayeshrink took 10.5 s. The comparison therefore runs at 20,000
+and 50,000 rows (10 rows per group, as in the large runs); --compare chooses other sizes.
+bayeshrink then runs alone at 100k and 1M rows in 10,000 groups.
 """
 
 from __future__ import annotations
