@@ -62,10 +62,9 @@ def _select_groups(fit: ShrinkageFit, groups) -> tuple[list, str]:
     )
 
 
-def _panel_range(fit: ShrinkageFit, j: int) -> tuple[float, float]:
-    """An x-range that shows every curve of group j: 4 SDs around each proper density."""
-    t = fit.table()
-    row = t.iloc[j]
+def _panel_range(fit: ShrinkageFit, row) -> tuple[float, float]:
+    """An x-range that shows every curve of one group (a row of ``fit.table()``): 4 SDs around
+    each proper density."""
     pieces = [(row["no_pooling"], row["se"]), (fit.mu, 0.0), (row["blup"], 0.0)]
     if not fit.boundary:
         pieces += [(fit.mu, fit.tau), (row["blup"], row["cond_sd"])]
@@ -83,7 +82,7 @@ def _density_dataset(fit: ShrinkageFit, groups: list, n_points: int) -> xr.Datas
     for g in groups:
         j = index[g]
         row = t.iloc[j]
-        lo, hi = _panel_range(fit, j)
+        lo, hi = _panel_range(fit, row)
         x = np.linspace(lo, hi, n_points)
         specs = {
             "likelihood": (row["no_pooling"], row["se"]),
