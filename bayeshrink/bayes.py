@@ -38,6 +38,7 @@ import pymc as pm
 import pytensor.tensor as pt
 import xarray as xr
 
+from . import shrinkage as _shr
 from .errors import BayeshrinkError, BayeshrinkWarning, DataTypeError, MethodError
 from .results import ShrinkageFit, check_fit
 
@@ -375,11 +376,14 @@ def hierarchical_model(
 
 
 def _conditional_theta(fit: ShrinkageFit, mu, tau, sigma, z) -> np.ndarray:
-    """theta = m + s z from its normal conditional given (mu, tau, sigma); arrays broadcast."""
-    obs = fit.stats.mean
-    se2 = sigma**2 / fit.stats.n if fit.kind == "long" else fit.se**2
-    b = se2 / (se2 + tau**2)
-    return mu + (1.0 - b) * (obs - mu) + np.sqrt((1.0 - b) * se2) * z
+    """theta = m + s z from its normal conditional given (mu, tau, sigma); arrays broadcast.
+
+    m and s are the BLUP and cond_sd formulas of :mod:`bayeshrink.shrinkage`, evaluated at each
+    posterior draw instead of at the estimates.
+    """
+    se = sigma / np.sqrt(fit.stats.n) if fit.kind == "long" else fit.se
+    b = _shr.shrinkage_factor(se, tau**2)
+    return _shr.blup(fit.stats.mean, mu, b) + _shr.cond_sd(se, b) * z
 
 
 def add_theta(model, idata, random_seed=None):

@@ -131,21 +131,19 @@ def _read_table(path: Path, engine: str = "auto"):
             "Convert it to one of those."
         )
     parquet = suffix in (".parquet", ".pq")
+    fallback = False
     if engine == "auto":
         import importlib.util
 
         found = [e for e in ("polars", "duckdb") if importlib.util.find_spec(e) is not None]
-        engine = found[0] if found else "pandas"
-        quiet = False
-    else:
-        quiet = True
+        engine, fallback = (found[0], False) if found else ("pandas", True)
     if engine == "polars":
         pl = require_engine("polars")
         return pl.scan_parquet(path) if parquet else pl.scan_csv(path)
     if engine == "duckdb":
         duckdb = require_engine("duckdb")
         return duckdb.read_parquet(str(path)) if parquet else duckdb.read_csv(str(path))
-    if not quiet:
+    if fallback:
         print(
             "bayeshrink: note: reading the whole file with pandas; install bayeshrink[polars] or "
             "bayeshrink[duckdb] to read it lazily (files larger than memory then fit).",
