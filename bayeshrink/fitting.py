@@ -2,41 +2,60 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from .data import GroupStats, Missing, group_stats, summary_stats
 from .estimate import estimate
+from .errors import MethodError
 from .results import ShrinkageFit
+
+if TYPE_CHECKING:
+    from .lmm import MixedFit
 
 __all__ = ["fit", "fit_stats", "fit_summary"]
 
 
 def fit(
     data,
-    y: str,
-    group: str,
+    y: str | None = None,
+    group: str | None = None,
     method: str = "reml",
     *,
+    formula: str | None = None,
     missing: Missing = "raise",
-) -> ShrinkageFit:
-    """Fit ``y ~ 1 + (1 | group)`` by REML or ML, exactly as lme4 does.
+) -> ShrinkageFit | MixedFit:
+    """Fit a linear mixed model by REML or ML, exactly as lme4 does.
+
+    Either ``y`` and ``group`` for the one-way model ``y ~ 1 + (1 | group)``, or an lme4-style
+    ``formula`` with fixed covariates and correlated random terms on one grouping factor,
+    e.g. ``"Reaction ~ Days + (Days | Subject)"``.
 
     Parameters
     ----------
     data : pandas.DataFrame or dict of columns
         Long data, one row per observation.
     y : str
-        Numeric response column.
+        Numeric response column (one-way model).
     group : str
         Grouping column; any hashable labels. Groups are sorted by label where possible.
     method : {"reml", "ml"}
         Restricted (default, lme4's default) or full maximum likelihood.
+    formula : str, optional
+        lme4 syntax, parsed by the ``formulae`` package: ``(x | g)`` is a correlated block
+        (intercept and slope), ``(1 | g) + (0 + x | g)`` two uncorrelated ones; categorical
+        covariates get treatment coding (``C(x)`` or string columns); ``log``, ``sqrt``,
+        ``exp``, formulae's ``center``/``scale`` may be called. One grouping factor only.
+        ``y ~ 1 + (1 | g)`` returns the same one-way fit as ``y=..., group=...``.
     missing : {"raise", "drop"}
-        Rows with NaN/inf ``y`` or a missing group label raise an error by default;
+        Rows with NaN/inf or missing values in the variables used raise an error by default;
         ``"drop"`` leaves them out with a :class:`~bayeshrink.errors.RowsDroppedWarning`.
 
     Returns
     -------
-    ShrinkageFit
-        Variance components as attributes and per-group results in ``.table()``.
+    ShrinkageFit or MixedFit
+        The one-way fit (``.table()`` per group), or for a general formula a
+        :class:`~bayeshrink.lmm.MixedFit` with ``fixef``, ``cov_re``, ``ranef()``, ``coef()``,
+        ``ranef_sd()``. Both have lme4's accessors.
 
     Examples
     --------
@@ -47,7 +66,37 @@ def fit(
     (6.3432, 4.8309)
     >>> fit.table()["blup"].round(3).tolist()
     [11.33, 13.143, 24.895, 12.343, 10.06]
+
+    With covariates and correlated random slopes:
+
+    >>> sleep = bs.load_dataset("sleepstudy")
+    >>> m = bs.fit(sleep, formula="Reaction ~ Days + (Days | Subject)")
+    >>> m.fixef.round(4).to_dict()
+    {'Intercept': 251.4051, 'Days': 10.4673}
+    >>> m.coef().round(2).head(2)
+             Intercept   Days
+    Subject
+    308         253.66  19.67
+    309         211.01   1.85
     """
+    if formula is not None:
+        if y is not None or group is not None:
+            raise MethodError(
+                "pass either `formula` or `y` and `group`, not both; got formula="
+                f"{formula!r} with y={y!r}, group={group!r}."
+            )
+        from .lmm import fit_formula, parse_formula
+
+        spec = parse_formula(formula)
+        if spec.intercept_only:
+            return fit_stats(group_stats(data, spec.response, spec.group, missing=missing), method)
+        return fit_formula(data, formula, method, missing=missing)
+    if y is None or group is None:
+        raise MethodError(
+            "`fit` needs `y` and `group` (the one-way model) or a `formula`; got "
+            f"y={y!r}, group={group!r}. E.g. bs.fit(df, y='y', group='g') or "
+            "bs.fit(df, formula='y ~ x + (x | g)')."
+        )
     return fit_stats(group_stats(data, y, group, missing=missing), method)
 
 

@@ -169,6 +169,41 @@ class ShrinkageFit:
             index=self.stats.labels.copy(),
         )
 
+    # ------------------------------------------------------------------ lme4's names
+    # The one-way model is the formula y ~ 1 + (1 | group); these give it the accessors of
+    # :class:`bayeshrink.lmm.MixedFit`, so code written for either works on both.
+    fixed_terms = ("Intercept",)
+    random_terms = ("Intercept",)
+
+    @property
+    def fixef(self) -> pd.Series:
+        """lme4's ``fixef()``: the one fixed effect, mu."""
+        return pd.Series([self.mu], index=list(self.fixed_terms), name="fixef")
+
+    @property
+    def fixef_se(self) -> pd.Series:
+        return pd.Series([self.mu_se], index=list(self.fixed_terms))
+
+    @property
+    def cov_re(self) -> pd.DataFrame:
+        """lme4's ``VarCorr()``: the 1 x 1 random-effects covariance, tau^2."""
+        return pd.DataFrame([[self.tau2]], index=list(self.random_terms), columns=["Intercept"])
+
+    def _term_frame(self, values) -> pd.DataFrame:
+        return pd.DataFrame({"Intercept": values}, index=self.stats.labels.copy())
+
+    def ranef(self) -> pd.DataFrame:
+        """lme4's ``ranef()``: each group's deviation blup - mu."""
+        return self._term_frame(self.blup - self.mu)
+
+    def coef(self) -> pd.DataFrame:
+        """lme4's ``coef()``: each group's BLUP."""
+        return self._term_frame(self.blup)
+
+    def ranef_sd(self) -> pd.DataFrame:
+        """lme4's ``ranef(condVar = TRUE)`` SDs: cond_sd."""
+        return self._term_frame(self.cond_sd)
+
     # ------------------------------------------------------------------ display
     def explanation(self) -> str:
         """A few sentences on what the estimates mean for shrinkage."""

@@ -1,0 +1,21 @@
+"""General linear mixed models with one grouping factor: covariates and correlated random terms.
+
+``design`` turns an lme4-style formula into per-group cross-products, ``estimate`` maximises the
+(restricted) likelihood from them, ``results`` holds the fit with lme4's names. Entry point:
+``bs.fit(df, formula="y ~ x + (x | g)")``.
+"""
+
+from __future__ import annotations
+
+from ..data import Missing
+from .design import Design, FormulaError, parse_formula
+from .estimate import LMMComponents, estimate_lmm
+from .results import MixedFit
+
+__all__ = ["Design", "FormulaError", "LMMComponents", "MixedFit", "fit_formula", "parse_formula"]
+
+
+def fit_formula(data, formula: str, method: str = "reml", *, missing: Missing = "raise") -> MixedFit:
+    """Fit ``formula`` by REML or ML with the general estimator (no one-way shortcut)."""
+    design = Design.from_formula(data, formula, missing=missing)
+    return MixedFit(design, estimate_lmm(design.stats, design.block_sizes, method))

@@ -1,0 +1,446 @@
+"""From an lme4-style formula and a data frame to per-group cross-products.
+
+The formula is parsed by the ``formulae`` package (the parser bambi uses). formulae resolves
+``(Days | Subject)`` and ``(1 | Subject) + (0 + Days | Subject)`` to the same list of terms, so
+the parenthesised blocks are read from formulae's own syntax tree: each block is one correlated
+set of random terms (an unstructured covariance block); several blocks on the same grouping
+factor are independent of each other, as in lme4.
+
+The model, for group j with n_j rows::
+
+    y_j = X_j beta + Z_j b_j + e_j,    b_j ~ N(0, Sigma_b),    e_j ~ N(0, sigma^2 I)
+
+Everything the estimator needs is the per-group cross-product matrix of ``W = [X | Z | y]``
+(columns of Z already in X are not repeated): one ``bincount`` per pair of columns, so the cost
+is linear in rows and the rows are never needed again.
+"""
+
+from __future__ import annotations
+
+import difflib
+import warnings
+from dataclasses import dataclass
+from functools import cached_property
+
+import numpy as np
+import pandas as pd
+
+from ..data import Missing, _as_frame, _check_missing_option, _factorize
+from ..errors import ColumnError, DataError, DataTypeError, RowsDroppedWarning, describe_rows
+
+__all__ = ["Design", "FormulaSpec", "MixedStats", "parse_formula"]
+
+
+# Functions a formula may call besides formulae's own (C, center, scale, ...): the names numpy
+# users expect. The caller's namespace is not searched, so a formula means the same everywhere.
+FORMULA_FUNCTIONS = {
+    "np": np,
+    "numpy": np,
+    "log": np.log,
+    "log1p": np.log1p,
+    "log2": np.log2,
+    "log10": np.log10,
+    "exp": np.exp,
+    "sqrt": np.sqrt,
+    "abs": np.abs,
+}
+
+
+class FormulaError(DataError):
+    """The formula cannot be read, or asks for a model bayeshrink does not fit."""
+
+
+@dataclass(frozen=True)
+class FormulaSpec:
+    """A parsed formula: the fixed part, the random blocks and the grouping factor."""
+
+    formula: str
+    response: str  # the response expression as written
+    group: str  # the grouping variable
+    fixed: object  # formulae Model with the response and the common terms
+    blocks: tuple  # one formulae Model of common terms per parenthesised random block
+    variables: frozenset
+
+    @property
+    def intercept_only(self) -> bool:
+        """``y ~ 1 + (1 | g)`` with a plain response: the one-way model of ``bs.fit(y=, group=)``."""
+        from formulae.terms.terms import Intercept
+
+        fixed_terms = list(self.fixed.common_terms)
+        plain = self.response.isidentifier()
+        one_block = len(self.blocks) == 1 and [type(t) for t in self.blocks[0].common_terms] == [
+            Intercept
+        ]
+        return plain and one_block and [type(t) for t in fixed_terms] == [Intercept]
+
+
+def _addends(node):
+    from formulae.expr import Binary
+
+    if isinstance(node, Binary) and node.operator.lexeme == "+":
+        return _addends(node.left) + _addends(node.right)
+    return [node]
+
+
+def _is_random_block(node) -> bool:
+    from formulae.expr import Binary, Grouping
+
+    return (
+        isinstance(node, Grouping)
+        and isinstance(node.expression, Binary)
+        and node.expression.operator.lexeme == "|"
+    )
+
+
+def parse_formula(formula: str) -> FormulaSpec:
+    """Parse ``formula`` with formulae; check it asks for a model bayeshrink fits."""
+    from formulae import model_description
+    from formulae.expr import Binary
+    from formulae.parser import Parser
+    from formulae.resolver import Resolver
+    from formulae.scanner import Scanner
+    from formulae.terms import Model
+    from formulae.terms.terms import GroupSpecificTerm
+
+    if not isinstance(formula, str) or "~" not in formula:
+        raise FormulaError(
+            f"`formula` must be a string such as 'Reaction ~ Days + (Days | Subject)'; got "
+            f"{formula!r}."
+        )
+    try:
+        description = model_description(formula)
+        tree = Parser(Scanner(formula).scan()).parse()
+    except Exception as exc:  # formulae raises its own ParseError / ScanError / ValueError
+        hint = ""
+        if "||" in formula:
+            hint = (
+                " The lme4 shorthand (x || g) is not part of this syntax: write "
+                "(1 | g) + (0 + x | g) for uncorrelated terms."
+            )
+        raise FormulaError(f"`formula` could not be parsed: {exc}.{hint}") from exc
+    if description.response is None:
+        raise FormulaError(
+            f"`formula` must have a response on the left of '~'; got {formula!r}. "
+            "Write e.g. 'y ~ x + (1 | g)'."
+        )
+    if not isinstance(tree, Binary) or tree.operator.lexeme != "~":
+        raise FormulaError(f"`formula` must be of the form 'y ~ terms'; got {formula!r}.")
+
+    block_nodes = [a for a in _addends(tree.right) if _is_random_block(a)]
+    if not block_nodes:
+        raise FormulaError(
+            f"`formula` must have a random-effects term such as (1 | group); got {formula!r}. "
+            "A model without one is an ordinary regression (e.g. statsmodels' ols)."
+        )
+    blocks, factors = [], []
+    for node in block_nodes:
+        resolved = Resolver(node).resolve()
+        terms = list(getattr(resolved, "group_terms", [resolved]))
+        factors.extend(str(t.factor) for t in terms)
+        blocks.append((terms, node))
+    group_terms = [t for t in description.terms if isinstance(t, GroupSpecificTerm)]
+    distinct = list(dict.fromkeys(_factor_name(t.factor) for t in group_terms))
+    if len(distinct) > 1:
+        raise FormulaError(
+            f"`formula` may have one grouping factor; got {len(distinct)} "
+            f"({', '.join(distinct)}). Crossed or nested random effects (e.g. (1 | a) + (1 | b) "
+            "or (1 | a/b)) are not supported so far; fit them with lme4, or combine the factors "
+            "into one column if that is the model you mean."
+        )
+    group = distinct[0]
+    if not group.isidentifier():
+        raise FormulaError(
+            f"the grouping factor must be a single column; got {group!r}. Make a column holding "
+            "it (e.g. df['g'] = ...) and write (... | g)."
+        )
+    block_models = []
+    seen: set[str] = set()
+    for terms, _node in blocks:
+        exprs = [t.expr for t in terms]
+        names = [str(e) for e in exprs]
+        repeated = seen.intersection(names)
+        if repeated:
+            raise FormulaError(
+                f"`formula` repeats a random term for {group}: {sorted(repeated)}. "
+                "Each random term may appear in one block only."
+            )
+        seen.update(names)
+        block_models.append(Model(*exprs))
+    fixed = Model(
+        *[t for t in description.terms if not isinstance(t, GroupSpecificTerm)],
+        response=description.response,
+    )
+    response = formula.split("~", 1)[0].strip()
+    return FormulaSpec(
+        formula=formula,
+        response=response,
+        group=group,
+        fixed=fixed,
+        blocks=tuple(block_models),
+        variables=frozenset(description.var_names),
+    )
+
+
+def _factor_name(term) -> str:
+    names = [getattr(c, "name", str(c)) for c in getattr(term, "components", [])]
+    return ":".join(names) if names else str(term)
+
+
+@dataclass(frozen=True)
+class MixedStats:
+    """Per-group cross-products of ``[X | Z | y]``: all the data the estimator needs.
+
+    ``cross[j]`` is ``W_j' W_j`` for group j; ``x_idx``/``z_idx`` say which columns of W are X
+    and Z; the last column is y, shifted by ``y_shift`` when X has an intercept (the intercept
+    estimate is shifted back), which keeps ``y'y`` free of cancellation.
+    """
+
+    cross: np.ndarray  # (J, k, k)
+    n: np.ndarray  # (J,)
+    x_idx: np.ndarray
+    z_idx: np.ndarray
+    y_shift: float
+    intercept_col: int | None  # position of the intercept in X, if there is one
+
+    @property
+    def p(self) -> int:
+        return len(self.x_idx)
+
+    @property
+    def q(self) -> int:
+        return len(self.z_idx)
+
+    @cached_property
+    def total(self) -> np.ndarray:
+        return self.cross.sum(axis=0)
+
+    @property
+    def y_idx(self) -> int:
+        return self.cross.shape[1] - 1
+
+    @cached_property
+    def A(self) -> np.ndarray:  # Z_j'Z_j
+        return self.cross[:, self.z_idx][:, :, self.z_idx]
+
+    @cached_property
+    def B(self) -> np.ndarray:  # Z_j'X_j
+        return self.cross[:, self.z_idx][:, :, self.x_idx]
+
+    @cached_property
+    def c(self) -> np.ndarray:  # Z_j'y_j
+        return self.cross[:, self.z_idx, self.y_idx]
+
+    @cached_property
+    def XtX(self) -> np.ndarray:
+        return self.total[np.ix_(self.x_idx, self.x_idx)]
+
+    @cached_property
+    def Xty(self) -> np.ndarray:
+        return self.total[self.x_idx, self.y_idx]
+
+    @property
+    def yty(self) -> float:
+        return float(self.total[self.y_idx, self.y_idx])
+
+
+def group_crossproducts(W: np.ndarray, codes: np.ndarray, n_groups: int) -> np.ndarray:
+    """``W_j' W_j`` for every group j, one weighted bincount per pair of columns."""
+    k = W.shape[1]
+    out = np.empty((n_groups, k, k))
+    for a in range(k):
+        wa = W[:, a]
+        for b in range(a, k):
+            s = np.bincount(codes, weights=wa * W[:, b], minlength=n_groups)
+            out[:, a, b] = s
+            out[:, b, a] = s
+    return out
+
+
+@dataclass(frozen=True)
+class Design:
+    """The evaluated model: names, grouping, and the per-group statistics (rows are not kept)."""
+
+    spec: FormulaSpec
+    fixed_names: tuple[str, ...]
+    random_names: tuple[str, ...]
+    block_sizes: tuple[int, ...]
+    labels: pd.Index
+    stats: MixedStats
+    n_dropped: int = 0
+
+    @classmethod
+    def from_formula(cls, data, formula: str, missing: Missing = "raise") -> Design:
+        from formulae.environment import Environment
+        from formulae.matrices import DesignMatrices
+        from formulae.terms import Model
+
+        _check_missing_option(missing)
+        spec = parse_formula(formula)
+        df = _as_frame(data)
+        if len(df) == 0:
+            raise DataError("`data` must have at least one row; got an empty frame.")
+        absent = sorted(v for v in spec.variables if v not in df.columns)
+        if absent:
+            cols = [str(c) for c in df.columns]
+            hints = []
+            for v in absent:
+                close = difflib.get_close_matches(v, cols, n=1)
+                hints.append(f"{v!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+            raise ColumnError(
+                f"`formula` names variables that are not columns of the data: "
+                f"{', '.join(hints)}. Columns are: {', '.join(map(repr, cols[:20]))}."
+            )
+        used = [c for c in df.columns if c in spec.variables]
+        df = df[used]
+        bad = df.isna().any(axis=1).to_numpy().copy()
+        for c in used:
+            col = df[c]
+            if pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col):
+                bad |= ~np.isfinite(col.to_numpy(dtype=float, na_value=np.nan))
+        n_dropped = 0
+        if bad.any():
+            rows = describe_rows(df.index[bad])
+            if missing == "drop":
+                warnings.warn(
+                    f"left out {int(bad.sum())} of {len(bad)} rows where a variable of the "
+                    f"formula held NaN, inf or a missing value ({rows}).",
+                    RowsDroppedWarning,
+                    stacklevel=3,
+                )
+                df = df[~bad]
+                n_dropped = int(bad.sum())
+            else:
+                raise DataError(
+                    f"the variables of `formula` must be present and finite; {rows} "
+                    f"{'hold' if bad.sum() > 1 else 'holds'} NaN, inf or a missing value. "
+                    "Drop or impute them first, or pass `missing='drop'` to leave them out "
+                    "(a warning will say how many)."
+                )
+        group_col = df[spec.group]
+        if pd.api.types.is_float_dtype(group_col):
+            raise DataTypeError(
+                f"the grouping factor {spec.group!r} must hold labels (strings or integers); "
+                f"got floats. Convert it, e.g. df[{spec.group!r}].astype(int).astype(str)."
+            )
+
+        env = Environment([dict(FORMULA_FUNCTIONS)])
+        try:
+            dm = DesignMatrices(spec.fixed, df, env)
+        except Exception as exc:
+            raise FormulaError(f"`formula` could not be evaluated on the data: {exc}") from exc
+        if dm.response.kind != "numeric":
+            raise DataTypeError(
+                f"the response {spec.response!r} must be numeric; got a {dm.response.kind} "
+                "variable. Convert it (e.g. to 0/1) or model it with a GLM."
+            )
+        y = np.asarray(dm.response.design_matrix, dtype=float).reshape(-1)
+        if dm.common is None:
+            X = np.empty((len(df), 0))
+            fixed_names: list[str] = []
+        else:
+            Xdf = dm.common.as_dataframe()
+            X = Xdf.to_numpy(dtype=float)
+            fixed_names = [str(c) for c in Xdf.columns]
+        Zs, random_names, block_sizes = [], [], []
+        for block in spec.blocks:
+            try:
+                bm = DesignMatrices(Model(*block.common_terms), df, env)
+            except Exception as exc:
+                raise FormulaError(f"a random term could not be evaluated: {exc}") from exc
+            Zdf = bm.common.as_dataframe()
+            Zs.append(Zdf.to_numpy(dtype=float))
+            random_names.extend(str(c) for c in Zdf.columns)
+            block_sizes.append(Zdf.shape[1])
+        Z = np.hstack(Zs)
+        codes, labels = _factorize(group_col.reset_index(drop=True))
+        labels = labels.rename(spec.group)
+        return cls._build(
+            spec, X, Z, y, codes, labels, fixed_names, random_names, block_sizes, n_dropped
+        )
+
+    @classmethod
+    def _build(
+        cls, spec, X, Z, y, codes, labels, fixed_names, random_names, block_sizes, n_dropped=0
+    ):
+        n_obs, p = X.shape
+        J = len(labels)
+        q = Z.shape[1]
+        _check_fixed_rank(X, fixed_names)
+        intercept = [i for i in range(p) if np.all(X[:, i] == 1.0)]
+        # reuse X's columns for random terms that are the same column (Intercept, Days, ...)
+        cols = [X[:, i] for i in range(p)]
+        z_idx = []
+        for k in range(q):
+            match = next((i for i in range(p) if np.array_equal(X[:, i], Z[:, k])), None)
+            if match is None:
+                cols.append(Z[:, k])
+                match = len(cols) - 1
+            z_idx.append(match)
+        shift = float(np.median(y)) if intercept else 0.0
+        W = np.column_stack([*cols, y - shift]) if cols else (y - shift)[:, None]
+        cross = group_crossproducts(W, codes, J)
+        n = np.bincount(codes, minlength=J).astype(float)
+        stats = MixedStats(
+            cross=cross,
+            n=n,
+            x_idx=np.arange(p),
+            z_idx=np.asarray(z_idx, dtype=int),
+            y_shift=shift,
+            intercept_col=intercept[0] if intercept else None,
+        )
+        _check_random_support(stats, n_obs, J, random_names, spec.group)
+        return cls(
+            spec=spec,
+            fixed_names=tuple(fixed_names),
+            random_names=tuple(random_names),
+            block_sizes=tuple(block_sizes),
+            labels=labels,
+            stats=stats,
+            n_dropped=n_dropped,
+        )
+
+
+def _check_fixed_rank(X: np.ndarray, names: list[str]) -> None:
+    """Rank-deficient fixed effects: say which columns are aliased with earlier ones."""
+    if X.shape[1] == 0:
+        return
+    G = X.T @ X
+    scale = np.sqrt(np.diag(G))
+    scale[scale == 0] = 1.0
+    G = G / np.outer(scale, scale)
+    aliased: list[int] = []
+    for k in range(X.shape[1]):
+        kept = [i for i in range(k) if i not in aliased] + [k]
+        s = np.linalg.svd(G[np.ix_(kept, kept)], compute_uv=False)
+        if s[-1] <= s[0] * 1e-10 * len(s):
+            aliased.append(k)
+    if aliased:
+        names_bad = [names[k] for k in aliased]
+        raise DataError(
+            f"the fixed effects are rank deficient: {', '.join(map(repr, names_bad))} "
+            f"{'is' if len(names_bad) == 1 else 'are'} a linear combination of the columns before "
+            "(or constant). Remove the redundant term from the formula; lme4 would drop it "
+            "silently, bayeshrink does not."
+        )
+
+
+def _check_random_support(stats: MixedStats, n_obs: int, J: int, names: list[str], group: str):
+    q = stats.q
+    if n_obs <= q * J:
+        raise DataError(
+            f"there are more random effects ({q} terms x {J} levels of {group} = {q * J}) than "
+            f"observations ({n_obs}); the variance components cannot be told apart from the "
+            "residual. Use fewer random terms, e.g. (1 | g), or more data per group."
+        )
+    A = stats.A
+    if q > 1:
+        # which groups can estimate all q random terms on their own (Z_j of full column rank)
+        sv = np.linalg.svd(A, compute_uv=False)
+        full = sv[:, -1] > sv[:, 0] * 1e-10 * q
+        if not full.any():
+            raise DataError(
+                f"no level of {group} has data that can separate its {q} random terms "
+                f"({', '.join(names)}): within every group their columns are linearly dependent "
+                "(e.g. a covariate that is constant within groups). Keep such a covariate in the "
+                "fixed part only, e.g. 'y ~ x + (1 | g)'."
+            )

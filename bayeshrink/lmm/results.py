@@ -1,0 +1,335 @@
+"""MixedFit: a fitted mixed model with covariates and correlated random terms, named as in lme4.
+
+The Bayesian reading carries over term by term. Group j's random effects b_j have the plug-in
+prior N(0, cov_re) and, given the fixed effects, a likelihood centred at the group's own
+least-squares fit (``own_fit()``, lme4's ``lmList`` when every covariate has a random slope)
+with covariance sigma^2 (Z_j'Z_j)^-1. Their product is the normal posterior with mean
+``ranef()`` (the BLUPs) and SDs ``ranef_sd()``; ``coef()`` adds the fixed effects back.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+
+import numpy as np
+import pandas as pd
+
+from .design import Design
+from .estimate import LMMComponents
+
+__all__ = ["MixedFit"]
+
+
+def _g(x: float, digits: int = 5) -> str:
+    return "nan" if not np.isfinite(x) else f"{x:.{digits}g}"
+
+
+@dataclass(frozen=True)
+class MixedFit:
+    """A linear mixed model fitted by REML or ML, with lme4's names.
+
+    Attributes
+    ----------
+    fixef, fixef_se : pandas.Series
+        Fixed effects and their standard errors, by term.
+    sigma : float
+        Residual SD.
+    cov_re, corr_re : pandas.DataFrame
+        Covariance and correlation matrices of the random effects (term x term), lme4's VarCorr.
+    boundary : bool
+        A singular fit: some direction of the random-effects covariance is estimated at zero
+        (a variance at 0 or a correlation at +-1), as lme4's ``isSingular()``.
+
+    Methods ``ranef()``, ``coef()``, ``ranef_sd()`` return one row per group and one column per
+    random term; ``table(term)`` gives the per-group picture for one term.
+    """
+
+    design: Design = field(repr=False)
+    components: LMMComponents = field(repr=False)
+
+    # ----------------------------------------------------------------- model description
+    @property
+    def formula(self) -> str:
+        return self.design.spec.formula
+
+    @property
+    def method(self) -> str:
+        return self.components.method
+
+    @property
+    def kind(self) -> str:
+        return "mixed"
+
+    @property
+    def response(self) -> str:
+        return self.design.spec.response
+
+    @property
+    def group(self) -> str:
+        return self.design.spec.group
+
+    @property
+    def fixed_terms(self) -> list[str]:
+        return list(self.design.fixed_names)
+
+    @property
+    def random_terms(self) -> list[str]:
+        return list(self.design.random_names)
+
+    @property
+    def groups(self) -> pd.Index:
+        return self.design.labels
+
+    @property
+    def n(self) -> np.ndarray:
+        return self.design.stats.n
+
+    @property
+    def n_groups(self) -> int:
+        return len(self.design.labels)
+
+    @property
+    def n_obs(self) -> int:
+        return self.components.n_obs
+
+    # ----------------------------------------------------------------- estimates
+    @cached_property
+    def fixef(self) -> pd.Series:
+        return pd.Series(self.components.beta, index=self.fixed_terms, name="fixef")
+
+    @cached_property
+    def vcov(self) -> pd.DataFrame:
+        """Covariance of the fixed effects, lme4's ``vcov()``."""
+        names = self.fixed_terms
+        return pd.DataFrame(self.components.vcov_beta, index=names, columns=names)
+
+    @cached_property
+    def fixef_se(self) -> pd.Series:
+        return pd.Series(np.sqrt(np.diag(self.vcov.to_numpy())), index=self.fixed_terms)
+
+    @property
+    def sigma(self) -> float:
+        return self.components.sigma
+
+    @property
+    def theta(self) -> np.ndarray:
+        """lme4's ``getME(m, "theta")``: the relative covariance factor's free entries."""
+        return self.components.theta.copy()
+
+    @cached_property
+    def cov_re(self) -> pd.DataFrame:
+        names = self.random_terms
+        return pd.DataFrame(self.components.cov_re, index=names, columns=names)
+
+    @cached_property
+    def sd_re(self) -> pd.Series:
+        return pd.Series(np.sqrt(np.diag(self.cov_re.to_numpy())), index=self.random_terms)
+
+    @cached_property
+    def corr_re(self) -> pd.DataFrame:
+        sd = self.sd_re.to_numpy()
+        with np.errstate(invalid="ignore", divide="ignore"):
+            corr = self.cov_re.to_numpy() / np.outer(sd, sd)
+        np.fill_diagonal(corr, 1.0)
+        return pd.DataFrame(corr, index=self.random_terms, columns=self.random_terms)
+
+    @property
+    def boundary(self) -> bool:
+        return self.components.boundary
+
+    @property
+    def loglik(self) -> float:
+        return self.components.loglik
+
+    @property
+    def criterion(self) -> float:
+        """-2 log-likelihood (ML) or the REML criterion, as lme4 reports it."""
+        return self.components.criterion
+
+    # ----------------------------------------------------------------- per-group results
+    def _frame(self, values: np.ndarray) -> pd.DataFrame:
+        return pd.DataFrame(values, index=self.groups, columns=self.random_terms)
+
+    def ranef(self) -> pd.DataFrame:
+        """The BLUPs (conditional modes) of the deviations b_j: group x term, lme4's ``ranef()``."""
+        return self._frame(self.components.b)
+
+    def ranef_sd(self) -> pd.DataFrame:
+        """Conditional SDs of the deviations (lme4's ``ranef(condVar = TRUE)``): group x term."""
+        S = self.components.S
+        return self._frame(self.sigma * np.sqrt(np.diagonal(S, axis1=1, axis2=2)))
+
+    def ranef_cov(self) -> np.ndarray:
+        """Conditional covariance matrices Var(b_j | y): array of shape (groups, terms, terms)."""
+        return self.sigma**2 * self.components.S
+
+    @cached_property
+    def _beta_z(self) -> np.ndarray:
+        """The fixed effect behind each random term (0 where the term has no fixed part)."""
+        fixef = self.fixef
+        return np.array([fixef.get(t, 0.0) for t in self.random_terms])
+
+    def coef(self) -> pd.DataFrame:
+        """Fixed plus random effects per group, lme4's ``coef()``: every fixed term, then any
+        random-only terms; a column without a random part repeats its fixed effect."""
+        out = pd.DataFrame(
+            np.tile(self.fixef.to_numpy(), (self.n_groups, 1)),
+            index=self.groups,
+            columns=self.fixed_terms,
+        )
+        b = self.ranef()
+        for t in self.random_terms:
+            out[t] = (out[t] if t in out else 0.0) + b[t]
+        return out
+
+    @cached_property
+    def _own(self) -> tuple[np.ndarray, np.ndarray]:
+        """Each group's own least-squares fit of its random terms (given the fixed effects of
+        the other terms), and the covariance of that fit / sigma^2; NaN where Z_j'Z_j is singular."""
+        s = self.design.stats
+        A = s.A
+        q = s.q
+        own = np.full((self.n_groups, q), np.nan)
+        cov = np.full((self.n_groups, q, q), np.nan)
+        sv = np.linalg.svd(A, compute_uv=False)
+        ok = sv[:, -1] > sv[:, 0] * 1e-10 * q
+        if ok.any():
+            inv = np.linalg.inv(A[ok])
+            cov[ok] = inv
+            own[ok] = np.einsum("jkl,jl->jk", inv, self._e()[ok])
+        return own, cov
+
+    def _e(self) -> np.ndarray:
+        """Z_j'(y_j - X_j beta) on the data's own scale."""
+        s = self.design.stats
+        beta = self.components.beta.copy()
+        if s.intercept_col is not None:
+            beta[s.intercept_col] -= s.y_shift  # c holds Z'(y - shift)
+        return s.c - np.einsum("jqp,p->jq", s.B, beta)
+
+    def own_fit(self) -> pd.DataFrame:
+        """No pooling: each group's own least-squares coefficients for the random terms, with the
+        other fixed effects held at their estimates (lme4's ``lmList`` when every fixed term has
+        a random part). NaN for a group whose data cannot estimate all its terms."""
+        own, _ = self._own
+        return self._frame(self._beta_z + own)
+
+    def own_se(self) -> pd.DataFrame:
+        """Standard errors of ``own_fit()`` (the likelihood's spread, given sigma)."""
+        _, cov = self._own
+        return self._frame(self.sigma * np.sqrt(np.diagonal(cov, axis1=1, axis2=2)))
+
+    def shrinkage(self) -> pd.DataFrame:
+        """Per term, the weight on the population value: 1 - (S_j Z_j'Z_j)_kk.
+
+        The BLUP is ``beta + S_j Z_j'Z_j (own - beta)``; with one term this is the scalar
+        shrinkage factor B_j of the one-way model. With several it is a matrix, and its diagonal
+        (shown here) is how much of a term's own deviation is kept when the others do not move.
+        """
+        SA = np.einsum("jkl,jlm->jkm", self.components.S, self.design.stats.A)
+        return self._frame(1.0 - np.diagonal(SA, axis1=1, axis2=2))
+
+    def table(self, term: str | None = None) -> pd.DataFrame:
+        """One term's per-group picture, with the columns of the one-way ``ShrinkageFit.table()``:
+        n, no_pooling (own fit), se (its SE), shrinkage, blup (coef), cond_sd, plus the plug-in
+        prior's mean and SD (``prior_mean``, ``prior_sd``)."""
+        term = self._term(term)
+        out = pd.DataFrame(
+            {
+                "n": self.n.astype(int),
+                "no_pooling": self.own_fit()[term],
+                "se": self.own_se()[term],
+                "shrinkage": self.shrinkage()[term],
+                "blup": self.coef()[term],
+                "cond_sd": self.ranef_sd()[term],
+            },
+            index=self.groups,
+        )
+        out["prior_mean"] = self._beta_z[self.random_terms.index(term)]
+        out["prior_sd"] = self.sd_re[term]
+        return out
+
+    def _term(self, term) -> str:
+        if term is None:
+            return self.random_terms[0]
+        if term not in self.random_terms:
+            from ..errors import ColumnError
+
+            raise ColumnError(
+                f"`term` must be one of the random terms {self.random_terms}; got {term!r}."
+            )
+        return term
+
+    # ----------------------------------------------------------------- display
+    def explanation(self) -> str:
+        if self.boundary:
+            return (
+                "Boundary (singular) fit: the estimated random-effects covariance is singular "
+                "(a variance at 0 or a correlation at +-1). Along that direction every group "
+                "is pulled all the way to the population value; a full Bayesian model "
+                "(bs.hierarchical_model) keeps partial pooling there."
+            )
+        return (
+            "Each group's BLUPs (coef) are the posterior means under the plug-in prior "
+            "N(fixef, cov_re) combined with the group's own likelihood; see table(term)."
+        )
+
+    def _random_lines(self) -> list[str]:
+        terms = self.random_terms
+        width = max(len(t) for t in terms)
+        lines = [f"Random effects ({self.group}, {self.n_groups} levels):"]
+        corr = self.corr_re.to_numpy()
+        for i, t in enumerate(terms):
+            cors = " ".join(f"{corr[i, k]:6.3f}" for k in range(i))
+            lines.append(f"  {t:<{width}}  SD {_g(self.sd_re[t]):>10}  {cors}")
+        lines.append(f"  {'Residual':<{width}}  SD {_g(self.sigma):>10}")
+        return lines
+
+    def summary(self) -> str:
+        crit = "REML criterion" if self.method == "reml" else "-2 log-likelihood"
+        fe = pd.DataFrame(
+            {"estimate": self.fixef, "se": self.fixef_se, "t": self.fixef / self.fixef_se}
+        )
+        lines = [
+            f"Linear mixed model fit by {self.method.upper()}: {self.formula}",
+            f"{crit} {self.criterion:.4f}; {self.n_obs} observations in {self.n_groups} groups",
+            *self._random_lines(),
+            "Fixed effects:",
+            fe.to_string(float_format=lambda v: f"{v:.5g}"),
+            self.explanation(),
+        ]
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        return self.summary()
+
+    def __repr__(self) -> str:
+        return (
+            f"MixedFit({self.formula!r}, method={self.method!r}, groups={self.n_groups}, "
+            f"sigma={_g(self.sigma)}, boundary={self.boundary})"
+        )
+
+    def _repr_html_(self) -> str:
+        from html import escape
+
+        return f"<pre>{escape(self.summary())}</pre>"
+
+    def to_dict(self) -> dict:
+        """Plain Python numbers and lists, for JSON."""
+        return {
+            "formula": self.formula,
+            "method": self.method,
+            "fixef": {k: float(v) for k, v in self.fixef.items()},
+            "fixef_se": {k: float(v) for k, v in self.fixef_se.items()},
+            "sigma": float(self.sigma),
+            "cov_re": self.cov_re.to_numpy().tolist(),
+            "random_terms": self.random_terms,
+            "theta": self.theta.tolist(),
+            "boundary": self.boundary,
+            "loglik": float(self.loglik),
+            "groups": [str(g) for g in self.groups],
+            "ranef": {k: v.tolist() for k, v in self.ranef().items()},
+            "ranef_sd": {k: v.tolist() for k, v in self.ranef_sd().items()},
+            "coef": {k: v.tolist() for k, v in self.coef().items()},
+        }
