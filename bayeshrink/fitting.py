@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from .data import GroupStats, Missing, group_stats, summary_stats
-from .estimate import estimate
 from .errors import MethodError
+from .estimate import estimate
 from .results import ShrinkageFit
 
 if TYPE_CHECKING:

@@ -77,6 +77,7 @@ def sim(name):
     return pd.read_csv(REFERENCE / f"{name}.csv")
 
 
+THREE = "y ~ x + x2 + (1 + x + x2 | g)"
 CASES = [
     # lmer(Reaction ~ Days + (Days | Subject), sleepstudy)
     ("sleepstudy_slopes", sleep, "Reaction ~ Days + (Days | Subject)", "reml"),
@@ -101,15 +102,18 @@ CASES = [
     ("lmm_radon_slopes_REML", radon, "log_radon ~ floor + (1 + floor | county)", "reml"),
     ("lmm_radon_slopes_ML", radon, "log_radon ~ floor + (1 + floor | county)", "ml"),
     # lmer(y ~ x + x2 + (1 + x + x2 | g), lmm_sim_three_terms.csv, REML = TRUE / FALSE)
-    ("lmm_sim_three_terms", lambda: sim("lmm_sim_three_terms"), "y ~ x + x2 + (1 + x + x2 | g)", "reml"),
-    ("lmm_sim_three_terms_ML", lambda: sim("lmm_sim_three_terms"), "y ~ x + x2 + (1 + x + x2 | g)", "ml"),
+    ("lmm_sim_three_terms", lambda: sim("lmm_sim_three_terms"), THREE, "reml"),
+    ("lmm_sim_three_terms_ML", lambda: sim("lmm_sim_three_terms"), THREE, "ml"),
     # boundary covariances: lmer(y ~ x + (x | g), lmm_sim_zero_slope.csv / lmm_sim_corr_one.csv)
     ("lmm_sim_zero_slope", lambda: sim("lmm_sim_zero_slope"), "y ~ x + (x | g)", "reml"),
     ("lmm_sim_corr_one", lambda: sim("lmm_sim_corr_one"), "y ~ x + (x | g)", "reml"),
 ]
 
 
-@pytest.mark.parametrize(("ref_name", "data", "formula", "method"), CASES, ids=[c[0] for c in CASES])
+IDS = [c[0] for c in CASES]
+
+
+@pytest.mark.parametrize(("ref_name", "data", "formula", "method"), CASES, ids=IDS)
 def test_matches_lme4(ref_name, data, formula, method):
     ref = load_ref(ref_name)
     fit = fit_formula(data(), formula, method)  # always the general estimator
@@ -153,9 +157,10 @@ def test_intercept_only_formula_is_the_one_way_fit(seed_demo):
         by_columns.tau,
         by_columns.sigma,
     )
-    assert bs.fit(d, formula="y ~ (1 | group)", method="ml").tau == bs.fit(
-        d, y="y", group="group", method="ml"
-    ).tau
+    assert (
+        bs.fit(d, formula="y ~ (1 | group)", method="ml").tau
+        == bs.fit(d, y="y", group="group", method="ml").tau
+    )
 
 
 @pytest.mark.parametrize("model", ["1", "2", "3", "1b"])

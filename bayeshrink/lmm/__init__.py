@@ -15,7 +15,9 @@ from .results import MixedFit
 __all__ = ["Design", "FormulaError", "LMMComponents", "MixedFit", "fit_formula", "parse_formula"]
 
 
-def fit_formula(data, formula: str, method: str = "reml", *, missing: Missing = "raise") -> MixedFit:
+def fit_formula(
+    data, formula: str, method: str = "reml", *, missing: Missing = "raise"
+) -> MixedFit:
     """Fit ``formula`` by REML or ML with the general estimator (no one-way shortcut)."""
     design = Design.from_formula(data, formula, missing=missing)
     return MixedFit(design, estimate_lmm(design.stats, design.block_sizes, method))

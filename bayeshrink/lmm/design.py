@@ -63,7 +63,7 @@ class FormulaSpec:
 
     @property
     def intercept_only(self) -> bool:
-        """``y ~ 1 + (1 | g)`` with a plain response: the one-way model of ``bs.fit(y=, group=)``."""
+        """``y ~ 1 + (1 | g)``, plain response: the one-way model of ``bs.fit(y=, group=)``."""
         from formulae.terms.terms import Intercept
 
         fixed_terms = list(self.fixed.common_terms)

@@ -186,7 +186,7 @@ class MixedFit:
     @cached_property
     def _own(self) -> tuple[np.ndarray, np.ndarray]:
         """Each group's own least-squares fit of its random terms (given the fixed effects of
-        the other terms), and the covariance of that fit / sigma^2; NaN where Z_j'Z_j is singular."""
+        the other terms) and its covariance / sigma^2; NaN where Z_j'Z_j is singular."""
         s = self.design.stats
         A = s.A
         q = s.q
