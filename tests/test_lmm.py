@@ -268,3 +268,98 @@ def test_linear_in_rows_order_and_shift():
     close(moved.fixef["Intercept"] - 1e6, fit.fixef["Intercept"], rtol=1e-9)
     close(moved.fixef["Days"], fit.fixef["Days"], rtol=1e-7)
     close(moved.cov_re.to_numpy(), fit.cov_re.to_numpy(), rtol=1e-6)
+
+
+# ---------------------------------------------------------------- bad input
+
+
+def _with(d, **cols):
+    return d.assign(**cols)
+
+
+BAD = [
+    (lambda d: d, "Reaction ~ Dayz + (Days | Subject)", bs.ColumnError, "did you mean 'Days'"),
+    (
+        lambda d: _with(d, R=d["Reaction"].astype(str)),
+        "R ~ Days + (Days | Subject)",
+        bs.DataTypeError,
+        "response 'R' must be numeric",
+    ),
+    (
+        lambda d: _with(d, D2=2 * d["Days"]),
+        "Reaction ~ Days + D2 + (Days | Subject)",
+        bs.DataError,
+        "rank deficient: 'D2'",
+    ),
+    (
+        lambda d: _with(d, c=1.0),
+        "Reaction ~ Days + c + (Days | Subject)",
+        bs.DataError,
+        "rank deficient: 'c'",
+    ),
+    (
+        lambda d: _with(d, level=d["Subject"].astype(int) % 7),
+        "Reaction ~ Days + (1 + level | Subject)",
+        bs.DataError,
+        "no level of Subject has data that can separate",
+    ),
+    (
+        lambda d: d.groupby("Subject").head(2),
+        "Reaction ~ Days + (Days | Subject)",
+        bs.DataError,
+        "more random effects",
+    ),
+    (
+        lambda d: d,
+        "Reaction ~ Days + (1 | Subject) + (1 | Days)",
+        bs.DataError,
+        "one grouping factor",
+    ),
+    (lambda d: d, "Reaction ~ Days + (1 | Subject/Days)", bs.DataError, "one grouping factor"),
+    (lambda d: d, "Reaction ~ Days", bs.DataError, "random-effects term"),
+    (lambda d: d, "Reaction ~ Days + (Days || Subject)", bs.DataError, r"\(1 \| g\) \+ \(0 \+ x"),
+    (lambda d: d, "Reaction Days", bs.DataError, "must be a string such as"),
+    (
+        lambda d: d,
+        "Reaction ~ Days + (1 | Subject) + (1 | Subject)",
+        bs.DataError,
+        "repeats a random term",
+    ),
+    (
+        lambda d: _with(d, Reaction=d["Reaction"].where(d.index != 3)),
+        "Reaction ~ Days + (Days | Subject)",
+        bs.DataError,
+        "row 3 holds NaN",
+    ),
+    (
+        lambda d: _with(d, Subject=d["Subject"].astype(int) * 1.0),
+        "Reaction ~ Days + (Days | Subject)",
+        bs.DataTypeError,
+        "must hold labels",
+    ),
+]
+
+
+@pytest.mark.parametrize(("make", "formula", "error", "match"), BAD, ids=[b[3] for b in BAD])
+def test_bad_input_gets_a_clear_error(make, formula, error, match):
+    with pytest.raises(error, match=match):
+        bs.fit(make(sleep()), formula=formula)
+
+
+def test_missing_drop_warns_and_fits_the_rest():
+    d = sleep()
+    d.loc[[3, 40], "Days"] = np.nan
+    with pytest.warns(bs.RowsDroppedWarning, match="left out 2 of 180 rows"):
+        fit = bs.fit(d, formula="Reaction ~ Days + (Days | Subject)", missing="drop")
+    assert fit.n_obs == 178
+    clean = bs.fit(d.dropna(), formula="Reaction ~ Days + (Days | Subject)")
+    close(fit.fixef, clean.fixef, rtol=1e-12)
+
+
+def test_formula_and_columns_are_exclusive():
+    with pytest.raises(bs.MethodError, match="either `formula` or `y` and `group`"):
+        bs.fit(sleep(), y="Reaction", group="Subject", formula="Reaction ~ (1 | Subject)")
+    with pytest.raises(bs.MethodError, match="needs `y` and `group`"):
+        bs.fit(sleep(), y="Reaction")
+    with pytest.raises(bs.MethodError, match="'reml' or 'ml' for a mixed model"):
+        bs.fit(sleep(), formula="Reaction ~ Days + (Days | Subject)", method="dl")
