@@ -114,12 +114,13 @@ class _Criterion:
     def parts(self, theta):
         s, p, q = self.s, self.p, self.q
         L = self.Lam(theta)
-        M = np.eye(q) + np.einsum("ki,jkl,lm->jim", L, s.A, L)
+        M = L.T @ s.A @ L + np.eye(q)  # (J, q, q), batched matmul
         chol = np.linalg.cholesky(M)
         logdet_M = 2.0 * np.log(np.diagonal(chol, axis1=1, axis2=2)).sum()
-        R = np.einsum("ki,jkm->jim", L, self.Bc)  # Lambda' [B | c]
-        U = np.linalg.solve(M, R)  # M^-1 Lambda' [B | c]
-        Q = np.einsum("jim,jin->mn", R, U)
+        Minv = np.linalg.inv(M)
+        R = L.T @ self.Bc  # Lambda' [B | c]: (J, q, p + 1)
+        U = Minv @ R  # M^-1 Lambda' [B | c]
+        Q = np.tensordot(R, U, axes=([0, 1], [0, 1]))  # sum_j R_j' U_j
         H = s.XtX - Q[:p, :p]
         Xv = s.Xty - Q[:p, p]
         yv = s.yty - Q[p, p]
@@ -135,26 +136,26 @@ class _Criterion:
         crit = logdet_M + self.dof * (1.0 + math.log(2.0 * math.pi * r2 / self.dof))
         if self.method == "reml":
             crit += logdet_H
-        return L, M, U, H, beta, r2, crit
+        return L, Minv, U, H, beta, r2, crit
 
     def value(self, theta) -> float:
         return self.parts(theta)[-1]
 
     def value_and_grad(self, theta):
         s, p = self.s, self.p
-        L, M, U, H, beta, r2, crit = self.parts(theta)
+        L, Minv, U, H, beta, r2, crit = self.parts(theta)
         # conditional modes b_j = Lambda M^-1 Lambda' (c_j - B_j beta)
         u = U[:, :, p] - U[:, :, :p] @ beta
         b = u @ L.T
-        e = s.c - np.einsum("jqp,p->jq", s.B, beta)
-        Pe = e - np.einsum("jkl,jl->jk", s.A, b)  # Z_j'(conditional residual)
+        e = s.c - s.B @ beta
+        Pe = e - (s.A @ b[:, :, None])[:, :, 0]  # Z_j'(conditional residual)
         AL = s.A @ L  # (J, q, q)
-        V = np.linalg.solve(M, np.transpose(AL, (0, 2, 1)))  # M^-1 Lambda' A
-        PA = s.A - AL @ V
-        G = PA.sum(axis=0) - (self.dof / r2) * np.einsum("ji,jk->ik", Pe, Pe)
+        PA = s.A - AL @ (Minv @ np.transpose(AL, (0, 2, 1)))
+        G = PA.sum(axis=0) - (self.dof / r2) * (Pe.T @ Pe)
         if self.method == "reml" and p:
-            PB = s.B - AL @ U[:, :, :p]
-            G = G - np.einsum("jip,pr,jkr->ik", PB, np.linalg.inv(H), PB)
+            PB = s.B - AL @ U[:, :, :p]  # (J, q, p)
+            PBH = PB @ np.linalg.inv(H)
+            G = G - np.tensordot(PBH, PB, axes=([0, 2], [0, 2]))
         grad_L = 2.0 * G @ L
         return crit, grad_L[self.rows, self.cols]
 
@@ -216,8 +217,11 @@ def estimate_lmm(stats: MixedStats, block_sizes, method: str = "reml") -> LMMCom
     start = np.where(crit.diag, 1.0, 0.0)
     bounds = [(0.0, None) if d else (None, None) for d in crit.diag]
     best = None
-    # lme4's start (Lambda = I) and a small one, in case the first ends at a local optimum
+    # lme4's start (Lambda = I); if that ends on the boundary, also a small start, in case the
+    # boundary point is a local optimum only
     for x0 in (start, 0.1 * start):
+        if best is not None and not np.any(best.x[crit.diag] < SINGULAR_TOL):
+            break
         res = optimize.minimize(
             crit.value_and_grad,
             x0,
@@ -237,7 +241,7 @@ def estimate_lmm(stats: MixedStats, block_sizes, method: str = "reml") -> LMMCom
         trial[i] = 0.0
         if crit.value(trial) <= f0 + 1e-12 * max(1.0, abs(f0)):
             theta = trial
-    L, M, U, H, beta, r2, value = crit.parts(theta)
+    L, Minv, U, H, beta, r2, value = crit.parts(theta)
     _, grad = crit.value_and_grad(theta)
     projected = np.where(crit.diag & (theta <= 0) & (grad > 0), 0.0, grad)
     grad_norm = float(np.max(np.abs(projected))) if n_theta else 0.0
@@ -252,7 +256,6 @@ def estimate_lmm(stats: MixedStats, block_sizes, method: str = "reml") -> LMMCom
     sigma = math.sqrt(r2 / crit.dof)
     u = U[:, :, p] - U[:, :, :p] @ beta
     b = u @ L.T
-    Minv = np.linalg.inv(M)
     S = np.einsum("ik,jkl,ml->jim", L, Minv, L)
     beta = beta.copy()
     if stats.intercept_col is not None:
