@@ -80,6 +80,13 @@ class ShrinkageModel(pm.Model):
         return f"{self.description}\n\n{self.str_repr()}"
 
 
+def _mixed(fit) -> bool:
+    """A MixedFit (general formula): its PyMC models live in :mod:`bayeshrink.bayes_mixed`."""
+    from .lmm import MixedFit
+
+    return isinstance(fit, MixedFit)
+
+
 def _coords(fit: ShrinkageFit) -> dict:
     return {GROUP_DIM: list(fit.groups)}
 
@@ -93,6 +100,10 @@ def _observed_name(fit: ShrinkageFit) -> str:
 
 def plugin_model(fit: ShrinkageFit, mu: str = "fixed"):
     """The empirical-Bayes plug-in model: theta_j ~ N(mu_hat, tau_hat^2), data given sigma_hat.
+
+    For a :class:`~bayeshrink.lmm.MixedFit` the prior is multivariate: each group's deviations
+    b_j ~ N(0, cov_re_hat), and the posterior means of ``coef`` are ``fit.coef()``
+    (see :func:`bayeshrink.bayes_mixed.plugin_model_mixed`).
 
     Parameters
     ----------
@@ -110,6 +121,10 @@ def plugin_model(fit: ShrinkageFit, mu: str = "fixed"):
         (``ybar``) or estimates (``y``). On a boundary fit (tau_hat = 0) the prior is a point mass:
         theta is pinned at mu, the model still builds and samples, and its description says so.
     """
+    if _mixed(fit):
+        from . import bayes_mixed
+
+        return bayes_mixed.plugin_model_mixed(fit, mu)
     fit = check_fit(fit)
     if mu not in ("fixed", "flat"):
         raise MethodError(
@@ -203,6 +218,10 @@ def default_priors(fit: ShrinkageFit) -> dict[str, PriorSpec]:
       gets partial (not complete) pooling;
     * sigma ~ HalfNormal(2.5 s) (long data only): the same weak scale for the residual SD.
     """
+    if _mixed(fit):
+        from . import bayes_mixed
+
+        return bayes_mixed.default_priors_mixed(fit)
     fit = check_fit(fit)
     centre, spread = _data_scale(fit)
     priors = {
@@ -262,8 +281,14 @@ def hierarchical_model(
     priors: Mapping[str, Any] | None = None,
     parametrization: str = "noncentered",
     marginalize: bool | None = None,
+    *,
+    eta: float | None = None,
 ):
     """Full hierarchical Bayes: priors on mu and tau (and sigma for long data).
+
+    For a :class:`~bayeshrink.lmm.MixedFit` (a formula with covariates or random slopes) this
+    builds :func:`bayeshrink.bayes_mixed.hierarchical_model_mixed`: priors on beta and sigma, and
+    an LKJ(``eta``) prior on the random-effect correlations (``priors`` keys "beta", "sigma").
 
     Parameters
     ----------
@@ -298,6 +323,15 @@ def hierarchical_model(
         dimension ``level`` is in every posterior that :func:`sample` returns. (Calling
         ``pm.sample`` directly on a marginalized model, add theta with :func:`add_theta`.)
     """
+    if _mixed(fit):
+        from . import bayes_mixed
+
+        if parametrization != "noncentered" or marginalize:
+            raise MethodError(
+                "a mixed-model fit has one full-Bayes form (non-centered, b_j sampled); got "
+                f"parametrization={parametrization!r}, marginalize={marginalize!r}."
+            )
+        return bayes_mixed.hierarchical_model_mixed(fit, priors, eta)
     fit = check_fit(fit)
     if parametrization not in PARAMETRIZATIONS:
         raise MethodError(
@@ -461,6 +495,12 @@ def sample(
     model costs O(groups), so the smaller steps are cheap. Plug-in models are Gaussian and keep
     the sampler's default.
     """
+    if sampler is None and getattr(model, "kind", "") == "hierarchical" and _mixed(model.fit):
+        # nutpie (0.16, numba backend) reports a non-finite gradient at the initial point of
+        # the LKJ mixed model, where PyMC's own compiled gradient is finite; PyMC's NUTS runs it.
+        sampler = "pymc"
+        # numba, as nutpie would use: PyTensor's C backend needs a BLAS it often cannot find
+        kwargs.setdefault("compile_kwargs", {"mode": "NUMBA"})
     sampler = sampler or default_sampler()
     if sampler not in ("nutpie", "pymc"):
         raise MethodError(f"`sampler` must be 'nutpie' or 'pymc'; got {sampler!r}.")
@@ -580,6 +620,10 @@ def compare(
     posteriors (as a dict; :func:`hyperparameters` gives the same as a DataFrame);
     ``attrs["divergences"]`` counts divergent transitions per run.
     """
+    if _mixed(fit):
+        from . import bayes_mixed
+
+        return bayes_mixed.compare_mixed(fit, plugin, full, prob)
     fit = check_fit(fit)
     t = fit.table()
     out = t[["n", "no_pooling", "blup", "cond_sd", "pred_sd"]].copy()

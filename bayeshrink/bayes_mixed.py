@@ -1,0 +1,349 @@
+r"""PyMC models for a :class:`~bayeshrink.lmm.MixedFit`: several correlated random terms per group.
+
+The plug-in model puts the estimated multivariate normal prior on every group's deviations,
+
+    b_j ~ N(0, cov_re_hat),  as  b_j = L_hat z_j,  z_j ~ N(0, I),  L_hat = sigma_hat Lambda_hat
+
+(``Lambda_hat`` is lme4's relative covariance factor, so a singular ``cov_re_hat`` needs no
+special case), and the group's data given beta_hat and sigma_hat as its likelihood. Its
+posterior means are ``fit.coef()`` (the BLUPs) and its SDs ``fit.ranef_sd()``.
+
+The full model puts priors on beta, sigma, the random-effect SDs and an LKJ prior on their
+correlations (``pm.LKJCholeskyCov``), non-centered as above.
+
+Both use the data only through the per-group cross-products of ``[X | Z | y]``: the row-level
+residual sum of squares is
+
+    RSS = y'y - 2 beta'X'y + beta'X'X beta
+          + sum_j ( b_j'Z_j'Z_j b_j - 2 b_j'Z_j'y_j + 2 b_j'Z_j'X_j beta )
+
+so a model costs O(groups x terms^2) per gradient, whatever the number of rows.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pymc as pm
+import pytensor.tensor as pt
+
+from .bayes import GROUP_DIM, PriorSpec, ShrinkageModel, count_divergences, posterior_table
+from .errors import BayeshrinkError, MethodError
+from .lmm import MixedFit
+
+__all__ = [
+    "FIXED_DIM",
+    "TERM_DIM",
+    "compare_mixed",
+    "default_priors_mixed",
+    "hierarchical_model_mixed",
+    "plugin_model_mixed",
+]
+
+TERM_DIM = "term"  # random terms (columns of coef())
+FIXED_DIM = "fixed_term"
+
+
+def _coords(fit: MixedFit) -> dict:
+    return {
+        GROUP_DIM: list(fit.groups),
+        TERM_DIM: fit.random_terms,
+        f"{TERM_DIM}_bis": fit.random_terms,
+        FIXED_DIM: fit.fixed_terms,
+    }
+
+
+def _rss(fit: MixedFit, beta, b):
+    """Residual sum of squares from the cross-products; beta (p,), b (J, q) are tensors."""
+    s = fit.design.stats
+    shift = np.zeros(s.p)
+    if s.intercept_col is not None:
+        shift[s.intercept_col] = s.y_shift  # the cross-products hold y - shift
+    beta_s = beta - shift
+    A = pt.as_tensor(s.A)
+    B = pt.as_tensor(s.B)
+    c = pt.as_tensor(s.c)
+    quad_b = pt.sum(b[:, :, None] * A * b[:, None, :])
+    cross_b = pt.sum(b * c) - pt.sum(b * pt.tensordot(B, beta_s, axes=[[2], [0]]))
+    fixed = s.yty - 2.0 * pt.dot(beta_s, s.Xty) + pt.dot(beta_s, pt.dot(s.XtX, beta_s))
+    return fixed + quad_b - 2.0 * cross_b
+
+
+def _loglik(fit: MixedFit, beta, b, sigma) -> None:
+    """Row-level normal log-likelihood (up to a constant) as a Potential."""
+    n = float(fit.n_obs)
+    pm.Potential("loglik", -n * pt.log(sigma) - _rss(fit, beta, b) / (2.0 * sigma**2))
+
+
+def plugin_model_mixed(fit: MixedFit, mu: str = "fixed") -> ShrinkageModel:
+    """The empirical-Bayes plug-in model of a mixed fit: b_j ~ N(0, cov_re_hat), sigma_hat fixed.
+
+    ``mu="fixed"`` (default) fixes the fixed effects at beta_hat (posterior SD = ranef_sd());
+    ``mu="flat"`` gives them a flat prior (posterior means are still coef()).
+    Variables: ``z`` (level x term), ``b`` and ``coef`` (deterministic, level x term), and
+    ``beta`` when flat.
+    """
+    if mu not in ("fixed", "flat"):
+        raise MethodError(
+            f"`mu` must be 'fixed' (plug in beta_hat) or 'flat' (a flat prior on the fixed "
+            f"effects); got {mu!r}."
+        )
+    L_hat = fit.sigma * fit.components.Lambda
+    beta_z_index = [
+        fit.fixed_terms.index(t) if t in fit.fixed_terms else -1 for t in fit.random_terms
+    ]
+    model = ShrinkageModel(coords=_coords(fit))
+    with model:
+        if mu == "fixed":
+            beta = pt.as_tensor(fit.fixef.to_numpy())
+        else:
+            beta = pm.Flat("beta", dims=FIXED_DIM)
+        z = pm.Normal("z", 0.0, 1.0, dims=(GROUP_DIM, TERM_DIM))
+        b = pm.Deterministic("b", pt.dot(z, L_hat.T), dims=(GROUP_DIM, TERM_DIM))
+        beta_z = pt.stack([beta[i] if i >= 0 else pt.constant(0.0) for i in beta_z_index])
+        pm.Deterministic("coef", b + beta_z[None, :], dims=(GROUP_DIM, TERM_DIM))
+        _loglik(fit, beta, b, fit.sigma)
+    cov = np.array2string(fit.cov_re.to_numpy(), precision=4, suppress_small=True)
+    what = "beta fixed at beta_hat" if mu == "fixed" else "flat prior on beta"
+    singular = (
+        "\n  the estimated covariance is singular (boundary fit): along its null direction every "
+        "group is pinned to the population value"
+        if fit.boundary
+        else ""
+    )
+    model.description = (
+        f"Empirical-Bayes plug-in model for {fit.formula} ({fit.method.upper()} fit, "
+        f"{fit.n_groups} groups, {what})\n"
+        f"  prior: b_j ~ N(0, cov_re_hat), cov_re_hat over {fit.random_terms} =\n  {cov}"
+        f"{singular}\n"
+        f"  likelihood: the group's rows given beta and sigma_hat = {fit.sigma:.6g}\n"
+        f"  posterior mean of coef = fit.coef() (the BLUPs)"
+        + ("; posterior SD = fit.ranef_sd()" if mu == "fixed" else "")
+    )
+    model.kind, model.fit, model.priors = "plugin", fit, {"beta": mu}
+    return model
+
+
+def _scales(fit: MixedFit) -> tuple[float, float, np.ndarray, np.ndarray]:
+    """Mean and SD of y, and the SD of each fixed and random column (1 for an intercept)."""
+    s = fit.design.stats
+    N = float(s.n.sum())
+    tot = s.total
+    y_mean = tot[s.y_idx, s.intercept_col] / N + s.y_shift if s.intercept_col is not None else 0.0
+    # y'y and sum y of the shifted response give the SD directly
+    ones = s.intercept_col
+    sum_y = tot[s.y_idx, ones] if ones is not None else np.nan
+    if ones is not None:
+        var_y = (tot[s.y_idx, s.y_idx] - sum_y**2 / N) / (N - 1)
+    else:
+        var_y = tot[s.y_idx, s.y_idx] / N
+    sd_y = math.sqrt(max(var_y, 1e-300))
+
+    def col_sd(i):
+        if ones is None:
+            return math.sqrt(tot[i, i] / N)
+        v = (tot[i, i] - tot[i, ones] ** 2 / N) / (N - 1)
+        return math.sqrt(v) if v > 1e-12 * max(tot[i, i] / N, 1e-300) else 1.0
+
+    x_sd = np.array([col_sd(i) for i in s.x_idx])
+    z_sd = np.array([col_sd(i) for i in s.z_idx])
+    return y_mean, sd_y, x_sd, z_sd
+
+
+def default_priors_mixed(fit: MixedFit) -> dict[str, PriorSpec]:
+    """Data-scaled default priors for :func:`hierarchical_model_mixed`, with reasons.
+
+    With s_y the SD of the response and s_k the SD of column k (1 for the intercept):
+
+    * beta: Intercept ~ Normal(mean y, 2.5 s_y); slope k ~ Normal(0, 2.5 s_y / s_k), bambi's and
+      rstanarm's autoscaling;
+    * sd_re (the SDs of the random terms): HalfNormal(2.5 s_y / s_k), mass near 0 so a
+      boundary-like term still gets partial pooling;
+    * sigma ~ HalfNormal(2.5 s_y);
+    * corr_re: LKJ(eta = 2), gently favouring small correlations over +-1.
+    """
+    y_mean, sd_y, x_sd, z_sd = _scales(fit)
+    s = fit.design.stats
+    mu = np.zeros(s.p)
+    if s.intercept_col is not None:
+        mu[s.intercept_col] = y_mean
+    return {
+        "beta": PriorSpec(
+            "Normal",
+            {"mu": mu, "sigma": 2.5 * sd_y / x_sd},
+            "weakly informative: 2.5 SDs of y per SD of the covariate",
+        ),
+        "sd_re": PriorSpec(
+            "HalfNormal", {"sigma": 2.5 * sd_y / z_sd}, "random-term SDs on the same scale"
+        ),
+        "sigma": PriorSpec("HalfNormal", {"sigma": 2.5 * sd_y}, "residual SD on the data's scale"),
+        "eta": PriorSpec("LKJ", {"eta": 2.0}, "LKJ(2): correlations near 0 slightly favoured"),
+    }
+
+
+def _fmt(spec: PriorSpec) -> str:
+    parts = []
+    for k, v in spec.params.items():
+        arr = np.atleast_1d(v)
+        parts.append(
+            f"{k}={np.array2string(arr, precision=4)}" if arr.size > 1 else f"{k}={arr[0]:.4g}"
+        )
+    return f"{spec.dist}({', '.join(parts)})"
+
+
+def hierarchical_model_mixed(
+    fit: MixedFit, priors: Mapping[str, Any] | None = None, eta: float | None = None
+) -> ShrinkageModel:
+    """Full Bayes for a mixed fit: priors on beta, sigma and the random-effects covariance.
+
+    Each random block gets ``pm.LKJCholeskyCov`` (LKJ prior on the correlations, HalfNormal on
+    the SDs); blocks are independent, as in the formula. Non-centered: b_j = chol z_j.
+    ``priors`` may override "beta", "sigma" (PyMC ``.dist`` variables or callables of the
+    name); ``eta`` the LKJ shape (default 2). The fit supplies the data and the prior scales.
+    Variables: beta (fixed_term), sigma, sd_re (term), corr_re, z, b and coef (level x term).
+    """
+    priors = dict(priors or {})
+    unknown = set(priors) - {"beta", "sigma"}
+    if unknown:
+        raise MethodError(
+            f"`priors` keys must be among ['beta', 'sigma']; got {sorted(unknown)}. Random-term "
+            "SDs and correlations are set through `eta` and the defaults (default_priors)."
+        )
+    defaults = default_priors_mixed(fit)
+    eta = float(defaults["eta"].params["eta"] if eta is None else eta)
+    if not eta > 0:
+        raise MethodError(f"`eta` must be positive; got {eta}.")
+    sd_scale = defaults["sd_re"].params["sigma"]
+    q = len(fit.random_terms)
+    beta_z_index = [
+        fit.fixed_terms.index(t) if t in fit.fixed_terms else -1 for t in fit.random_terms
+    ]
+    from .bayes import _make_prior
+
+    used = {}
+    model = ShrinkageModel(coords=_coords(fit))
+    with model:
+        if priors.get("beta") is None:
+            # beta = m + s * beta_z: the same Normal(m, s) prior, sampled on the unit scale
+            # (a vector-valued prior mean as the initial point trips nutpie's start-up here)
+            d = defaults["beta"]
+            beta_z = pm.Normal("beta_z", 0.0, 1.0, dims=FIXED_DIM)
+            beta = pm.Deterministic(
+                "beta", d.params["mu"] + d.params["sigma"] * beta_z, dims=FIXED_DIM
+            )
+            used["beta"] = _fmt(d)
+        elif isinstance(priors["beta"], str) and priors["beta"].lower() in ("flat", "uniform"):
+            beta = pm.Flat("beta", dims=FIXED_DIM)
+            used["beta"] = "Flat()"
+        else:
+            beta, used["beta"] = _make_prior(model, "beta", priors["beta"], defaults["beta"])
+        sigma, used["sigma"] = _make_prior(model, "sigma", priors.get("sigma"), defaults["sigma"])
+        chol = pt.zeros((q, q))
+        start = 0
+        for k, size in enumerate(fit.design.block_sizes):
+            scale = sd_scale[start : start + size]
+            if size == 1:
+                sd = pm.HalfNormal(f"sd_block{k}", sigma=float(scale[0]))
+                chol = pt.set_subtensor(chol[start, start], sd)
+            else:
+                block_chol, _, _ = pm.LKJCholeskyCov(
+                    f"chol_block{k}",
+                    n=size,
+                    eta=eta,
+                    sd_dist=pm.HalfNormal.dist(sigma=scale, shape=size),
+                    compute_corr=True,
+                )
+                chol = pt.set_subtensor(
+                    chol[start : start + size, start : start + size], block_chol
+                )
+            start += size
+        cov = pt.dot(chol, chol.T)
+        sd_re = pm.Deterministic("sd_re", pt.sqrt(pt.diag(cov)), dims=TERM_DIM)
+        pm.Deterministic(
+            "corr_re", cov / (sd_re[:, None] * sd_re[None, :]), dims=(TERM_DIM, f"{TERM_DIM}_bis")
+        )
+        z = pm.Normal("z", 0.0, 1.0, dims=(GROUP_DIM, TERM_DIM))
+        b = pm.Deterministic("b", pt.dot(z, chol.T), dims=(GROUP_DIM, TERM_DIM))
+        beta_z = pt.stack([beta[i] if i >= 0 else pt.constant(0.0) for i in beta_z_index])
+        pm.Deterministic("coef", b + beta_z[None, :], dims=(GROUP_DIM, TERM_DIM))
+        _loglik(fit, beta, b, sigma)
+    model.description = "\n".join(
+        [
+            f"Full hierarchical model for {fit.formula} ({fit.n_groups} groups, non-centered)",
+            f"  b_j ~ N(0, Sigma_b); Sigma_b: SDs ~ {_fmt(defaults['sd_re'])}, correlations ~ "
+            f"LKJ(eta={eta:g}) per block {list(fit.design.block_sizes)}",
+            f"  beta ~ {used['beta']};  sigma ~ {used['sigma']}",
+            "  y_j ~ N(X_j beta + Z_j b_j, sigma^2 I), through per-group cross-products",
+        ]
+    )
+    model.kind, model.fit, model.priors = "hierarchical", fit, used
+    model.marginalized = False
+    return model
+
+
+def _post_long(idata, var: str, prob: float) -> pd.DataFrame:
+    """posterior_table for a (level x term) variable, one row per (level, term)."""
+    import xarray as xr
+
+    ds = idata["posterior"].to_dataset()[[var]]
+    frames = []
+    for term in ds[TERM_DIM].values:
+        sub = xr.DataTree.from_dict({"posterior": ds.sel({TERM_DIM: term}, drop=True)})
+        tab = posterior_table(sub, var, prob)
+        tab.index = pd.MultiIndex.from_arrays(
+            [tab.index, [term] * len(tab)], names=[GROUP_DIM, TERM_DIM]
+        )
+        frames.append(tab)
+    return pd.concat(frames)
+
+
+def compare_mixed(fit: MixedFit, plugin=None, full=None, prob: float = 0.94) -> pd.DataFrame:
+    """One row per (group, term): own fit, coef (BLUP), cond_sd, and the posteriors of coef.
+
+    Columns as :func:`bayeshrink.compare`: plugin_mean, plugin_sd, plugin_mcse, plugin_gap (in
+    Monte Carlo SEs), full_mean, full_sd, full_lo, full_hi, full_mcse.
+    """
+    rows = []
+    for term in fit.random_terms:
+        t = fit.table(term)
+        rows.append(
+            pd.DataFrame(
+                {col: t[col].to_numpy() for col in ("n", "no_pooling", "blup", "cond_sd")},
+                index=pd.MultiIndex.from_arrays(
+                    [[str(g) for g in t.index], [term] * len(t)], names=[GROUP_DIM, TERM_DIM]
+                ),
+            )
+        )
+    out = pd.concat(rows)
+    divergences = {}
+    for tag, idata in (("plugin", plugin), ("full", full)):
+        if idata is None:
+            continue
+        post = _post_long(idata, "coef", prob)
+        post.index = pd.MultiIndex.from_arrays(
+            [[str(g) for g in post.index.get_level_values(0)], post.index.get_level_values(1)],
+            names=[GROUP_DIM, TERM_DIM],
+        )
+        missing = out.index.difference(post.index)
+        if len(missing):
+            raise BayeshrinkError(
+                f"`{tag}` must be sampled from a model built on this fit; it lacks "
+                f"{list(missing)[:3]}."
+            )
+        post = post.loc[out.index]
+        out[f"{tag}_mean"] = post["mean"]
+        out[f"{tag}_sd"] = post["sd"]
+        if tag == "full":
+            out["full_lo"] = post["lo"]
+            out["full_hi"] = post["hi"]
+        out[f"{tag}_mcse"] = post["mcse"]
+        if tag == "plugin":
+            out["plugin_gap"] = (post["mean"] - out["blup"]) / post["mcse"]
+        divergences[tag] = count_divergences(idata)
+    out.attrs["divergences"] = divergences
+    out.attrs["prob"] = prob
+    return out
