@@ -43,6 +43,8 @@ _LAZY = {
     "plot_shrinkage": "plots",
     "plot_shrinkage_curve": "plots",
     "plot_forest": "plots",
+    "plot_shrinkage_2d": "plots",
+    "MixedFit": "lmm",
 }
 
 

@@ -16,6 +16,7 @@ from collections.abc import Mapping, Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
+import pandas as pd
 import xarray as xr
 from arviz_plots import PlotCollection
 from matplotlib.figure import Figure
@@ -25,7 +26,14 @@ from .bayes import GROUP_DIM, posterior_table
 from .errors import DataError, DataTypeError
 from .results import ShrinkageFit, check_fit
 
-__all__ = ["plot_forest", "plot_shrinkage", "plot_shrinkage_curve", "plot_triplot"]
+__all__ = [
+    "TermView",
+    "plot_forest",
+    "plot_shrinkage",
+    "plot_shrinkage_2d",
+    "plot_shrinkage_curve",
+    "plot_triplot",
+]
 
 PRIOR, LIKELIHOOD, POSTERIOR, FULL, SAMPLED = "#3b6fb6", "#e07b1f", "#2e9e5b", "#7b4fa6", "#222222"
 MAX_PANELS = 16
@@ -33,6 +41,86 @@ MAX_PANELS = 16
 
 def _check_fit(fit) -> ShrinkageFit:
     return check_fit(fit, "Plot functions never fit: fit first, then plot.")
+
+
+class TermView:
+    """One random term of a :class:`~bayeshrink.lmm.MixedFit`, seen as a one-way fit.
+
+    It has the attributes the one-way figures read (``table()``, ``mu``, ``tau``, ``shrinkage``,
+    ...), taken from ``fit.table(term)``: the prior is the term's marginal N(fixef, cov_re_kk),
+    the likelihood the marginal of the group's own fit, the posterior the marginal of
+    N(coef, Var(b_j | y)). With correlated terms the joint posterior is the product of the joint
+    prior and likelihood, so these marginals need not multiply to each other; the 2-D picture
+    is :func:`plot_shrinkage_2d`.
+    """
+
+    kind = "long"
+
+    def __init__(self, fit, term: str | None = None):
+        self.fit = fit
+        self.term = fit._term(term)
+        self._table = fit.table(self.term)
+        from types import SimpleNamespace
+
+        self.stats = SimpleNamespace(
+            n=fit.n, response=f"{fit.response}: {self.term}", labels=fit.groups
+        )
+
+    def table(self) -> pd.DataFrame:
+        return self._table.copy()
+
+    @property
+    def groups(self):
+        return self.fit.groups
+
+    @property
+    def n_groups(self) -> int:
+        return self.fit.n_groups
+
+    @property
+    def mu(self) -> float:
+        return float(self._table["prior_mean"].iloc[0])
+
+    @property
+    def tau(self) -> float:
+        return float(self._table["prior_sd"].iloc[0])
+
+    @property
+    def sigma(self) -> float:
+        return self.fit.sigma
+
+    @property
+    def var_ratio(self) -> float:
+        return self.tau**2 / self.fit.sigma**2
+
+    @property
+    def boundary(self) -> bool:  # this term's marginal prior is a point mass
+        return self.tau == 0.0
+
+    @property
+    def shrinkage(self) -> np.ndarray:
+        return self._table["shrinkage"].to_numpy()
+
+    @property
+    def method(self) -> str:
+        return self.fit.method
+
+
+def _is_mixed(fit) -> bool:
+    from .lmm import MixedFit
+
+    return isinstance(fit, MixedFit)
+
+
+def _view(fit, term=None):
+    """A one-way fit as it is; a MixedFit as the view of one term."""
+    if _is_mixed(fit):
+        return TermView(fit, term)
+    if isinstance(fit, TermView):
+        return fit
+    if term not in (None, "Intercept"):
+        raise DataError(f"`term` is for mixed fits with several terms; got term={term!r}.")
+    return _check_fit(fit)
 
 
 def _normal_pdf(x, mean, sd):
@@ -65,7 +153,9 @@ def _select_groups(fit: ShrinkageFit, groups) -> tuple[list, str]:
 def _panel_range(fit: ShrinkageFit, row) -> tuple[float, float]:
     """An x-range that shows every curve of one group (a row of ``fit.table()``): 4 SDs around
     each proper density."""
-    pieces = [(row["no_pooling"], row["se"]), (fit.mu, 0.0), (row["blup"], 0.0)]
+    pieces = [(fit.mu, 0.0), (row["blup"], 0.0)]
+    if np.isfinite(row["no_pooling"]) and np.isfinite(row["se"]):
+        pieces.append((row["no_pooling"], row["se"]))
     if not fit.boundary:
         pieces += [(fit.mu, fit.tau), (row["blup"], row["cond_sd"])]
     lo = min(m - 4 * s for m, s in pieces)
@@ -90,7 +180,7 @@ def _density_dataset(fit: ShrinkageFit, groups: list, n_points: int) -> xr.Datas
             "posterior": (row["blup"], row["cond_sd"]),
         }
         for name, (m, s) in specs.items():
-            y = _normal_pdf(x, m, s) if s > 0 else np.full_like(x, np.nan)
+            y = _normal_pdf(x, m, s) if s > 0 and np.isfinite(m) else np.full_like(x, np.nan)
             curves[name].append(np.stack([x, y], axis=-1))
     coords = {GROUP_DIM: [str(g) for g in groups], "plot_axis": ["x", "y"]}
     dims = (GROUP_DIM, "point", "plot_axis")
@@ -111,6 +201,7 @@ def plot_triplot(
     idata=None,
     groups: Sequence | None = None,
     *,
+    term: str | None = None,
     col_wrap: int | None = None,
     n_points: int = 400,
 ) -> PlotCollection:
@@ -126,17 +217,25 @@ def plot_triplot(
     ----------
     fit : ShrinkageFit
     idata : xarray.DataTree, optional
-        Draws of ``theta`` over dimension ``level``.
+        Draws of ``theta`` over dimension ``level`` (of ``coef`` over ``level`` and ``term``
+        for a mixed fit).
     groups : sequence, optional
         Labels to show. By default all groups (at most 16; beyond that 12 spread over the range
         of shrinkage, as the figure title says).
+    term : str, optional
+        For a :class:`~bayeshrink.lmm.MixedFit`: which random term (default the first, usually
+        the intercept). Its panels show the marginal prior N(fixef_k, cov_re_kk), the marginal
+        likelihood of the group's own fit, and the marginal posterior N(coef, ranef_sd^2); see
+        :class:`TermView`.
 
     Returns
     -------
     arviz_plots.PlotCollection
         ``pc.viz["figure"]`` is the matplotlib Figure; ``pc.viz["plot"]`` the panels by level.
     """
-    fit = _check_fit(fit)
+    fit = _view(fit, term)
+    mixed = isinstance(fit, TermView)
+    param = fit.term if mixed else "theta"
     chosen, note = _select_groups(fit, groups)
     data = _density_dataset(fit, chosen, n_points)
     k = len(chosen)
@@ -168,7 +267,9 @@ def plot_triplot(
     t = fit.table()
     draws = None
     if idata is not None:
-        draws = idata["posterior"]["theta"]
+        draws = idata["posterior"]["coef" if mixed else "theta"]
+        if mixed:
+            draws = draws.sel(term=fit.term)
         if GROUP_DIM not in draws.dims:
             raise DataError(
                 f"`idata` must hold `theta` over dimension {GROUP_DIM!r} (from bs.sample of a "
@@ -203,8 +304,8 @@ def plot_triplot(
         ax.axhline(0, color="0.6", lw=0.6)
         mark_y = -0.05 * top
         ax.plot(
-            [row["no_pooling"]],
-            [mark_y],
+            [row["no_pooling"]] if np.isfinite(row["no_pooling"]) else [],
+            [mark_y] if np.isfinite(row["no_pooling"]) else [],
             "^",
             color=LIKELIHOOD,
             ms=7,
@@ -220,7 +321,7 @@ def plot_triplot(
         ax.set_title(title, fontsize=10)
         ax.set_yticks([])
         ax.tick_params(axis="x", labelsize=8)
-        ax.set_xlabel("theta", fontsize=9)
+        ax.set_xlabel(param, fontsize=9)
     fig = pc.viz["figure"].item()
     handles = [
         Line2D(
@@ -228,22 +329,38 @@ def plot_triplot(
             [],
             color=PRIOR,
             lw=1.8,
-            label="prior N(mu_hat, tau_hat^2)"
+            label=("prior N(fixef, cov_re) (marginal)" if mixed else "prior N(mu_hat, tau_hat^2)")
             if not fit.boundary
             else "prior: point mass at mu_hat (wide arrow)",
         ),
-        Line2D([], [], color=LIKELIHOOD, lw=1.6, ls="--", label="likelihood N(no_pooling, se^2)"),
+        Line2D(
+            [],
+            [],
+            color=LIKELIHOOD,
+            lw=1.6,
+            ls="--",
+            label="likelihood: own fit, N(no_pooling, se^2)",
+        ),
         Line2D(
             [],
             [],
             color=POSTERIOR,
             lw=2.6,
-            label="posterior N(BLUP, cond_sd^2)"
+            label=("posterior N(coef, ranef_sd^2)" if mixed else "posterior N(BLUP, cond_sd^2)")
             if not fit.boundary
             else "posterior: the same point mass",
         ),
         Line2D([], [], color=LIKELIHOOD, marker="^", ls="", label="no pooling"),
-        Line2D([], [], color=PRIOR, marker="|", ms=12, mew=2, ls="", label="mu_hat"),
+        Line2D(
+            [],
+            [],
+            color=PRIOR,
+            marker="|",
+            ms=12,
+            mew=2,
+            ls="",
+            label="fixef" if mixed else "mu_hat",
+        ),
         Line2D([], [], color=POSTERIOR, marker="o", ls="", label="BLUP"),
     ]
     if draws is not None:
@@ -253,6 +370,11 @@ def plot_triplot(
     )
     ratio = f"tau^2/sigma^2 = {fit.var_ratio:.3g}" if fit.kind == "long" else f"tau = {fit.tau:.3g}"
     head = f"Prior x likelihood = posterior ({fit.method.upper()}: mu_hat = {fit.mu:.4g}, {ratio})"
+    if mixed:
+        head = (
+            f"{fit.fit.formula}: term {fit.term!r}, marginals of prior N({fit.mu:.4g}, "
+            f"{fit.tau:.3g}^2), likelihood and posterior ({fit.method.upper()})"
+        )
     if fit.boundary:
         head += " - boundary fit, complete pooling"
     if note:
@@ -263,11 +385,11 @@ def plot_triplot(
     return pc
 
 
-def _as_fit_dict(fits) -> dict[str, ShrinkageFit]:
-    if isinstance(fits, ShrinkageFit):
-        return {"": fits}
+def _as_fit_dict(fits, term=None) -> dict[str, ShrinkageFit]:
+    if isinstance(fits, ShrinkageFit) or _is_mixed(fits) or isinstance(fits, TermView):
+        return {"": _view(fits, term)}
     if isinstance(fits, Mapping) and fits:
-        return {str(k): _check_fit(v) for k, v in fits.items()}
+        return {str(k): _view(v, term) for k, v in fits.items()}
     raise DataTypeError(
         f"`fits` must be a ShrinkageFit or a non-empty dict of named fits; got "
         f"{type(fits).__name__}."
@@ -280,20 +402,27 @@ def _sizes(fit: ShrinkageFit) -> np.ndarray:
     return 25 + 175 * weight / weight.max()
 
 
-def plot_shrinkage(fits, *, sharex: bool = True) -> Figure:
+def plot_shrinkage(fits, *, sharex: bool = True, term: str | None = None) -> Figure:
     """The partial-pooling picture: an arrow per group from its own estimate to its BLUP.
 
     ``fits`` is one fit or a dict of named fits (e.g. the worked example's four scenarios),
     drawn one above the other on a shared axis. Marker area grows with n_j (or 1/se_j^2); the
-    dashed line is mu_hat.
+    dashed line is mu_hat. For a :class:`~bayeshrink.lmm.MixedFit` there is one panel per random
+    term (each group's own fit -> its coef), or only ``term``; :func:`plot_shrinkage_2d` shows
+    two terms at once.
     """
-    fits = _as_fit_dict(fits)
+    if _is_mixed(fits) and term is None:  # one panel per random term, each on its own axis
+        fits = {t: TermView(fits, t) for t in fits.random_terms}
+        sharex = False
+    fits = _as_fit_dict(fits, term)
     k = len(fits)
     fig, axes = plt.subplots(k, 1, figsize=(9, 1.9 * k + 0.6), sharex=sharex, squeeze=False)
     for ax, (name, fit) in zip(axes[:, 0], fits.items(), strict=True):
         t = fit.table()
         sizes = _sizes(fit)
         for (_, row), _size in zip(t.iterrows(), sizes, strict=True):
+            if not np.isfinite(row["no_pooling"]):
+                continue  # the group cannot estimate this term on its own
             ax.annotate(
                 "",
                 xy=(row["blup"], 0.0),
@@ -490,5 +619,93 @@ def plot_forest(fit: ShrinkageFit, plugin=None, full=None, prob: float = 0.94) -
         ncol=3,
     )
     ax.set_title("No pooling, partial pooling and Bayesian posteriors", fontsize=11)
+    fig.tight_layout()
+    return fig
+
+
+def plot_shrinkage_2d(fit, terms: Sequence[str] | None = None, *, ax=None) -> Figure:
+    """Two random terms at once: each group moves from its own least-squares fit to its BLUP.
+
+    For a :class:`~bayeshrink.lmm.MixedFit` with correlated terms (e.g. intercept and slope):
+    an arrow per group from ``own_fit()`` (orange) to ``coef()`` (green), the population value
+    ``fixef`` (blue cross) and the plug-in prior N(fixef, cov_re) as its 1- and 2-SD ellipses.
+    Groups move toward the centre along the prior's shape, not straight at it: with a
+    correlation, pulling the slope in also moves the intercept. Groups whose data cannot fit
+    both terms on their own have only the BLUP, and the title says how many.
+    """
+    if not _is_mixed(fit):
+        raise DataTypeError(
+            f"`fit` must be a MixedFit with at least two random terms (e.g. from "
+            f"bs.fit(df, formula='y ~ x + (x | g)')); got {type(fit).__name__}."
+        )
+    terms = list(terms) if terms is not None else fit.random_terms[:2]
+    if len(terms) != 2 or len(fit.random_terms) < 2:
+        raise DataError(
+            f"`terms` must name two of the random terms {fit.random_terms}; got {terms}."
+        )
+    for t in terms:
+        fit._term(t)
+    own = fit.own_fit()[terms]
+    coef = fit.coef()[terms]
+    centre = np.array([fit.table(t)["prior_mean"].iloc[0] for t in terms])
+    cov = fit.cov_re.loc[terms, terms].to_numpy()
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(7.2, 6.0))
+    else:
+        fig = ax.figure
+    # prior ellipses: centre + L u for unit circles u, L from the eigen-decomposition (works
+    # for a singular covariance: the ellipse degenerates to a segment)
+    vals, vecs = np.linalg.eigh(cov)
+    root = vecs * np.sqrt(np.clip(vals, 0, None))
+    circle = np.stack(
+        [np.cos(np.linspace(0, 2 * np.pi, 200)), np.sin(np.linspace(0, 2 * np.pi, 200))]
+    )
+    for k, alpha in ((1, 0.9), (2, 0.5)):
+        pts = centre[:, None] + k * root @ circle
+        ax.plot(*pts, color=PRIOR, lw=1.2, alpha=alpha, gid=f"prior-ellipse-{k}sd")
+    ok = np.isfinite(own.to_numpy()).all(axis=1)
+    for o, c in zip(own.to_numpy()[ok], coef.to_numpy()[ok], strict=True):
+        ax.annotate(
+            "",
+            xy=tuple(c),
+            xytext=tuple(o),
+            gid="shrinkage-arrow",
+            arrowprops={"arrowstyle": "-|>", "color": "0.5", "lw": 0.9, "shrinkA": 3, "shrinkB": 3},
+        )
+    sizes = 25 + 125 * fit.n / fit.n.max()
+    ax.scatter(
+        *own.to_numpy()[ok].T,
+        s=sizes[ok],
+        color=LIKELIHOOD,
+        edgecolor="white",
+        zorder=3,
+        label="own least-squares fit",
+        gid="own-fit",
+    )
+    ax.scatter(
+        *coef.to_numpy().T,
+        s=sizes,
+        color=POSTERIOR,
+        edgecolor="white",
+        zorder=4,
+        label="BLUP (coef)",
+        gid="blup",
+    )
+    ax.plot(
+        *centre, "P", color=PRIOR, ms=12, mec="white", zorder=5, label="fixef", gid="population"
+    )
+    ax.plot([], [], color=PRIOR, lw=1.2, label="prior N(fixef, cov_re): 1 and 2 SD")
+    ax.set_xlabel(terms[0])
+    ax.set_ylabel(terms[1])
+    corr = fit.corr_re.loc[terms[0], terms[1]]
+    title = f"{fit.formula}\n{fit.method.upper()}: corr = {corr:.3f}" + (
+        "  (boundary fit: singular covariance)" if fit.boundary else ""
+    )
+    if (~ok).any():
+        title += f"; {int((~ok).sum())} groups cannot fit both terms alone (BLUP only)"
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=8.5, frameon=False, loc="best")
+    for side in ("top", "right"):
+        ax.spines[side].set_visible(False)
     fig.tight_layout()
     return fig

@@ -43,6 +43,13 @@ def test_plugin_posterior_means_are_coef(sleep_fit, mu):
         # posterior SD = the conditional SD (lme4's condVar)
         ratio = c["plugin_sd"] / c["cond_sd"]
         assert np.all(np.abs(ratio - 1) < 0.10), ratio.describe()
+        # the triplot overlays the sampled marginal posterior of the term
+        import matplotlib.pyplot as plt
+
+        pc = bs.plot_triplot(fit, idata, groups=list(fit.groups[:3]), term="Days")
+        for ax in pc.viz["plot"].values.ravel():
+            assert "sampled" in {p.get_gid() for p in ax.patches}
+        plt.close("all")
 
 
 def test_plugin_on_a_singular_covariance_keeps_groups_on_a_line():

@@ -1,0 +1,133 @@
+"""Figures of mixed fits (several random terms): per-term triplots and shrinkage, 2-D shrinkage."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pytest
+from matplotlib.text import Annotation
+
+import bayeshrink as bs
+from bayeshrink.bayes import GROUP_DIM
+
+
+@pytest.fixture(scope="module")
+def sleep_fit():
+    return bs.fit(bs.load_dataset("sleepstudy"), formula="Reaction ~ Days + (Days | Subject)")
+
+
+@pytest.fixture(scope="module")
+def radon_fit():
+    return bs.fit(bs.load_dataset("radon"), formula="log_radon ~ floor + (1 + floor | county)")
+
+
+@pytest.fixture(autouse=True)
+def _close_figures():
+    yield
+    plt.close("all")
+
+
+def _panels(pc):
+    return {
+        str(k): pc.viz["plot"].sel({GROUP_DIM: k}).item() for k in pc.viz["plot"][GROUP_DIM].values
+    }
+
+
+@pytest.mark.parametrize("term", ["Intercept", "Days"])
+def test_triplot_per_term_draws_the_marginals(sleep_fit, term, tmp_path):
+    groups = list(sleep_fit.groups[:4])
+    pc = bs.plot_triplot(sleep_fit, groups=groups, term=term)
+    panels = _panels(pc)
+    assert list(panels) == [str(g) for g in groups]
+    t = sleep_fit.table(term)
+    for g, ax in zip(groups, panels.values(), strict=True):
+        lines = {ln.get_gid(): ln for ln in ax.lines if ln.get_gid()}
+        assert {"prior", "likelihood", "posterior"} <= set(lines)
+        # each curve peaks at its mean: prior at fixef, likelihood at the own fit, posterior
+        # at coef()
+        for gid, mean in (
+            ("prior", sleep_fit.fixef[term]),
+            ("likelihood", t.loc[g, "no_pooling"]),
+            ("posterior", sleep_fit.coef().loc[g, term]),
+        ):
+            x, y = lines[gid].get_xdata(), lines[gid].get_ydata()
+            assert abs(x[np.argmax(y)] - mean) <= (x[1] - x[0])
+        assert ax.get_xlabel() == term
+    fig = pc.viz["figure"].item()
+    assert f"term {term!r}" in fig._suptitle.get_text()
+    fig.savefig(tmp_path / f"triplot_{term}.png")
+
+
+def test_triplot_of_groups_that_cannot_fit_a_slope_alone(radon_fit, tmp_path):
+    # counties with one house (or no basement/first-floor contrast) have no own slope: no
+    # likelihood curve and no no-pooling marker, but prior and posterior are drawn
+    t = radon_fit.table("floor")
+    lonely = list(t.index[t["no_pooling"].isna()][:2])
+    assert lonely
+    pc = bs.plot_triplot(radon_fit, groups=lonely, term="floor")
+    for ax in _panels(pc).values():
+        gids = {ln.get_gid() for ln in ax.lines}
+        assert "likelihood" not in gids and {"prior", "posterior"} <= gids
+    pc.viz["figure"].item().savefig(tmp_path / "triplot_radon_floor.png")
+
+
+def test_shrinkage_plot_has_a_panel_per_term(sleep_fit, tmp_path):
+    fig = bs.plot_shrinkage(sleep_fit)
+    axes = [ax for ax in fig.axes if ax.get_title(loc="left")]
+    assert [ax.get_title(loc="left").split(":")[0] for ax in axes] == ["Intercept", "Days"]
+    for ax in axes:
+        arrows = [c for c in ax.get_children() if isinstance(c, Annotation)]
+        assert len(arrows) == sleep_fit.n_groups
+    fig.savefig(tmp_path / "shrinkage_terms.png")
+    one = bs.plot_shrinkage(sleep_fit, term="Days")
+    assert len([ax for ax in one.axes if ax.get_title(loc="left")]) == 1
+
+
+def test_shrinkage_2d_arrows_go_from_own_fit_to_coef(radon_fit, tmp_path):
+    fig = bs.plot_shrinkage_2d(radon_fit)
+    ax = fig.axes[0]
+    own = radon_fit.own_fit()
+    coef = radon_fit.coef()[["Intercept", "floor"]]
+    ok = own.notna().all(axis=1)
+    arrows = [c for c in ax.get_children() if isinstance(c, Annotation)]
+    assert len(arrows) == ok.sum()
+    starts = np.array([a.xyann for a in arrows])
+    ends = np.array([a.xy for a in arrows])
+    np.testing.assert_allclose(starts, own[ok].to_numpy())
+    np.testing.assert_allclose(ends, coef[ok].to_numpy())
+    gids = {ln.get_gid() for ln in ax.lines}
+    assert {"prior-ellipse-1sd", "prior-ellipse-2sd", "population"} <= gids
+    assert f"{int((~ok).sum())} groups cannot fit both terms alone" in ax.get_title()
+    fig.savefig(tmp_path / "shrinkage_2d_radon.png")
+
+
+def test_shrinkage_2d_on_a_singular_covariance_draws_a_segment(tmp_path):
+    import pandas as pd
+    from conftest import REFERENCE
+
+    fit = bs.fit(pd.read_csv(REFERENCE / "lmm_sim_corr_one.csv"), formula="y ~ x + (x | g)")
+    fig = bs.plot_shrinkage_2d(fit)
+    ax = fig.axes[0]
+    (ellipse,) = [ln for ln in ax.lines if ln.get_gid() == "prior-ellipse-1sd"]
+    pts = np.column_stack([ellipse.get_xdata(), ellipse.get_ydata()])
+    # all points on one line through fixef: rank-1 prior
+    centred = pts - fit.fixef[["Intercept", "x"]].to_numpy()
+    assert np.linalg.matrix_rank(centred, tol=1e-9 * np.abs(centred).max()) == 1
+    assert "boundary fit" in ax.get_title()
+    fig.savefig(tmp_path / "shrinkage_2d_singular.png")
+
+
+def test_plot_arguments_are_checked(sleep_fit):
+    one_way = bs.fit(bs.load_dataset("sleepstudy"), y="Reaction", group="Subject")
+    with pytest.raises(bs.DataTypeError, match="MixedFit with at least two random terms"):
+        bs.plot_shrinkage_2d(one_way)
+    with pytest.raises(bs.ColumnError, match="must be one of the random terms"):
+        bs.plot_triplot(sleep_fit, term="Nights")
+    with pytest.raises(bs.DataError, match="must name two of the random terms"):
+        bs.plot_shrinkage_2d(sleep_fit, terms=["Days"])
+    with pytest.raises(bs.DataError, match="for mixed fits with several terms"):
+        bs.plot_triplot(one_way, term="Days")
