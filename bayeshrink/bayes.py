@@ -513,6 +513,11 @@ def sample(
     with warnings.catch_warnings():
         # PyMC's own chatter about small sample sizes is for its users' defaults, not ours
         warnings.filterwarnings("ignore", message=".*number of samples is too small.*")
+        # PyTensor's C backend compiles PyMC's initial-point function (of an LKJ prior, a scan)
+        # and says it found no BLAS; sampling itself runs on numba, so nothing is slowed
+        warnings.filterwarnings(
+            "ignore", message="PyTensor could not link to a BLAS", category=UserWarning
+        )
         idata = pm.sample(
             draws=draws,
             tune=tune,

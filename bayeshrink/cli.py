@@ -155,8 +155,20 @@ def _read_table(path: Path, engine: str = "auto"):
 def _fit(args: argparse.Namespace) -> int:
     from .fitting import fit, fit_summary
 
+    if args.formula is not None:
+        if args.y is not None or args.group is not None or args.se is not None:
+            raise DataError(
+                "`--formula` names the response and the group itself; drop --y, --group and --se."
+            )
+    elif args.y is None or args.group is None:
+        raise DataError(
+            "`fit` needs --y and --group (the one-way model), or --formula, e.g. "
+            "--formula 'Reaction ~ Days + (Days | Subject)'."
+        )
     df = _read_table(Path(args.file), args.engine)
-    if args.se is not None:
+    if args.formula is not None:
+        result = fit(df, formula=args.formula, method=args.method, missing=args.missing)
+    elif args.se is not None:
         result = fit_summary(df, estimate=args.y, se=args.se, group=args.group, method=args.method)
     else:
         result = fit(df, y=args.y, group=args.group, method=args.method, missing=args.missing)
@@ -187,17 +199,25 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=1, help="random seed (PyMC check)")
     demo.set_defaults(func=_demo)
 
-    f = sub.add_parser("fit", help="fit y ~ 1 + (1 | group) to a CSV or Parquet file")
+    f = sub.add_parser(
+        "fit", help="fit y ~ 1 + (1 | group), or an lme4-style formula, to a CSV or Parquet file"
+    )
     f.add_argument("file", help="CSV or Parquet file")
-    f.add_argument("--y", required=True, help="response column (or the estimate, with --se)")
-    f.add_argument("--group", required=True, help="grouping column")
+    f.add_argument("--y", help="response column (or the estimate, with --se)")
+    f.add_argument("--group", help="grouping column")
+    f.add_argument(
+        "--formula",
+        help="lme4-style formula with covariates and random slopes on one grouping factor, "
+        "e.g. 'Reaction ~ Days + (Days | Subject)' (instead of --y/--group; the columns it "
+        "uses are read into memory)",
+    )
     f.add_argument("--se", help="standard-error column: the rows are group estimates")
     f.add_argument("--method", default="reml", help="reml (default) or ml; dl with --se")
     f.add_argument(
         "--missing",
         default="raise",
         choices=["raise", "drop"],
-        help="rows with missing y or group: raise (default) or drop with a warning",
+        help="rows with missing values: raise (default) or drop with a warning",
     )
     f.add_argument("--json", action="store_true", help="print machine-readable JSON")
     f.add_argument(

@@ -123,3 +123,29 @@ def test_fit_errors_are_reported_not_raised(tmp_path, capsys):
     (tmp_path / "d.xlsx").write_text("x")
     assert main(["fit", str(tmp_path / "d.xlsx"), "--y", "y", "--group", "g"]) == 2
     assert "must be a .csv or .parquet file" in capsys.readouterr().err
+
+
+def test_fit_formula_matches_the_api(tmp_path, capsys):
+    sleep = bs.load_dataset("sleepstudy")
+    path = tmp_path / "sleep.csv"
+    sleep.to_csv(path, index=False)
+    formula = "Reaction ~ Days + (Days | Subject)"
+    assert main(["fit", str(path), "--formula", formula, "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    api = bs.fit(sleep, formula=formula)
+    assert out["formula"] == formula
+    np.testing.assert_allclose(list(out["fixef"].values()), api.fixef.to_numpy(), rtol=1e-12)
+    np.testing.assert_allclose(out["coef"]["Days"], api.coef()["Days"].to_numpy(), rtol=1e-12)
+    assert main(["fit", str(path), "--formula", formula]) == 0
+    assert "Linear mixed model fit by REML" in capsys.readouterr().out
+
+
+def test_fit_formula_argument_errors(tmp_path, capsys):
+    path = tmp_path / "sleep.csv"
+    bs.load_dataset("sleepstudy").to_csv(path, index=False)
+    assert main(["fit", str(path), "--y", "Reaction"]) == 2
+    assert "needs --y and --group" in capsys.readouterr().err
+    assert main(["fit", str(path), "--formula", "Reaction ~ (1 | Subject)", "--y", "R"]) == 2
+    assert "drop --y, --group and --se" in capsys.readouterr().err
+    assert main(["fit", str(path), "--formula", "Reaction ~ Dayz + (1 | Subject)"]) == 2
+    assert "did you mean 'Days'" in capsys.readouterr().err

@@ -363,3 +363,14 @@ def test_formula_and_columns_are_exclusive():
         bs.fit(sleep(), y="Reaction")
     with pytest.raises(bs.MethodError, match="'reml' or 'ml' for a mixed model"):
         bs.fit(sleep(), formula="Reaction ~ Days + (Days | Subject)", method="dl")
+
+
+def test_engine_frames_are_accepted():
+    pl = pytest.importorskip("polars")
+    d = sleep()
+    formula = "Reaction ~ Days + (Days | Subject)"
+    ref = bs.fit(d, formula=formula)
+    for frame in (pl.from_pandas(d), pl.from_pandas(d).lazy()):
+        got = bs.fit(frame, formula=formula)
+        close(got.fixef, ref.fixef, rtol=1e-12)
+        close(got.coef().to_numpy(), ref.coef().to_numpy(), rtol=1e-12)

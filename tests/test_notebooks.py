@@ -30,6 +30,7 @@ def test_all_notebooks_are_found():
         "03_baseball.ipynb",
         "04_radon.ipynb",
         "05_simulation_study.ipynb",
+        "06_random_slopes.ipynb",
     ]
 
 
