@@ -93,9 +93,7 @@ def time_lme4(df):
 
 
 def fmt(b0, b1, sd0, sd1, corr, sigma) -> str:
-    return (
-        f"fixef=({b0:.4f}, {b1:.4f}) sd=({sd0:.4f}, {sd1:.4f}) corr={corr:.4f} sigma={sigma:.4f}"
-    )
+    return f"fixef=({b0:.4f}, {b1:.4f}) sd=({sd0:.4f}, {sd1:.4f}) corr={corr:.4f} sigma={sigma:.4f}"
 
 
 def main() -> None:
