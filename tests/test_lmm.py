@@ -12,6 +12,8 @@ lme4's sleepstudy theta our analytic gradient is 1.5e-5 and the REML criterion i
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -30,7 +32,8 @@ def close(actual, expected, rtol=RTOL, atol=0.0):
 
 
 def lme4_name(term: str) -> str:
-    return "(Intercept)" if term == "Intercept" else term
+    """formulae's names to lme4's: Intercept -> (Intercept), phase[deprived] -> phasedeprived."""
+    return "(Intercept)" if term == "Intercept" else re.sub(r"\[(.*)\]$", r"\1", term)
 
 
 def check_against_lme4(fit, ref: dict, *, loglik: bool = True) -> None:
@@ -73,6 +76,12 @@ def sleep():
     return bs.load_dataset("sleepstudy")
 
 
+def sleep_phase():
+    d = sleep()
+    d["phase"] = np.where(d["Days"] < 2, "baseline", "deprived")
+    return d
+
+
 def sim(name):
     return pd.read_csv(REFERENCE / f"{name}.csv")
 
@@ -92,6 +101,11 @@ CASES = [
         "Reaction ~ Days + (1 | Subject) + (0 + Days | Subject)",
         "reml",
     ),
+    # sleepstudy$phase <- ifelse(Days < 2, "baseline", "deprived")
+    # lmer(Reaction ~ phase + (phase | Subject))   [a singular fit in lme4 too]
+    ("lmm_sleepstudy_phase", sleep_phase, "Reaction ~ phase + (phase | Subject)", "reml"),
+    # lmer(Reaction ~ 1 + (Days | Subject)): Days is a random-only term
+    ("lmm_sleepstudy_random_only", sleep, "Reaction ~ 1 + (Days | Subject)", "reml"),
     # lmer(log_radon ~ floor + (1 | county), radon, REML = TRUE / FALSE)
     ("lmm_radon_floor_REML", radon, "log_radon ~ floor + (1 | county)", "reml"),
     ("lmm_radon_floor_ML", radon, "log_radon ~ floor + (1 | county)", "ml"),

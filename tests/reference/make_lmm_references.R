@@ -70,6 +70,10 @@ ref <- function(name, data, formula, REML = TRUE, control = ctrl) {
 sleep <- read.csv(file.path(ds, "sleepstudy.csv"), colClasses = c(Subject = "character"))
 ref("lmm_sleepstudy_slopes_ML", sleep, Reaction ~ Days + (Days | Subject), REML = FALSE)
 ref("lmm_sleepstudy_uncorrelated", sleep, Reaction ~ Days + (1 | Subject) + (0 + Days | Subject))
+# a categorical covariate with a random effect (treatment coding), and a random-only term
+sleep$phase <- ifelse(sleep$Days < 2, "baseline", "deprived")
+ref("lmm_sleepstudy_phase", sleep, Reaction ~ phase + (phase | Subject))
+ref("lmm_sleepstudy_random_only", sleep, Reaction ~ 1 + (Days | Subject))
 
 radon <- read.csv(file.path(ds, "radon.csv"), colClasses = c(county = "character"))
 for (R in c(TRUE, FALSE)) {
