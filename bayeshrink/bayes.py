@@ -164,8 +164,18 @@ def plugin_model(fit: ShrinkageFit, mu: str = "fixed"):
 def plugin_posterior(fit: ShrinkageFit, mu: str = "fixed") -> pd.DataFrame:
     """The exact (conjugate) plug-in posterior of each theta_j: mean = BLUP, SD = cond_sd.
 
-    With ``mu="flat"`` the SD is pred_sd. No sampling; a DataFrame indexed by group.
+    With ``mu="flat"`` the SD is pred_sd. No sampling; a DataFrame indexed by group. For a
+    :class:`~bayeshrink.lmm.MixedFit`: one row per (level, term), mean = ``coef()``, SD =
+    ``ranef_sd()`` (fixed) or ``pred_sd()`` (flat prior on the fixed effects).
     """
+    if _mixed(fit):
+        if mu not in ("fixed", "flat"):
+            raise MethodError(f"`mu` must be 'fixed' or 'flat'; got {mu!r}.")
+        sd = fit.ranef_sd() if mu == "fixed" else fit.pred_sd()
+        mean = fit.coef()[fit.random_terms]
+        out = pd.DataFrame({"mean": mean.stack(), "sd": sd.stack()})
+        out.index = out.index.set_names([GROUP_DIM, "term"])
+        return out
     fit = check_fit(fit)
     if mu not in ("fixed", "flat"):
         raise MethodError(f"`mu` must be 'fixed' or 'flat'; got {mu!r}.")

@@ -39,10 +39,14 @@ def test_plugin_posterior_means_are_coef(sleep_fit, mu):
     assert c.attrs["divergences"] == {"plugin": 0}
     # posterior mean of each group's (intercept, slope) = lme4's coef(), within 4 MCSE
     assert np.all(np.abs(c["plugin_gap"]) < 4), c.loc[np.abs(c["plugin_gap"]) >= 4]
+    # posterior SD = the conditional SD (lme4's condVar), or with a flat prior on the fixed
+    # effects the SD that also counts their uncertainty (fit.pred_sd())
+    exact = bs.plugin_posterior(fit, mu=mu)
+    exact.index = exact.index.set_levels([str(g) for g in exact.index.levels[0]], level=0)
+    ratio = c["plugin_sd"] / exact.loc[c.index, "sd"]
+    assert np.all(np.abs(ratio - 1) < 0.10), ratio.describe()
     if mu == "fixed":
-        # posterior SD = the conditional SD (lme4's condVar)
-        ratio = c["plugin_sd"] / c["cond_sd"]
-        assert np.all(np.abs(ratio - 1) < 0.10), ratio.describe()
+        np.testing.assert_allclose(exact.loc[c.index, "sd"], c["cond_sd"], rtol=1e-12)
         # the triplot overlays the sampled marginal posterior of the term
         import matplotlib.pyplot as plt
 

@@ -164,6 +164,24 @@ class MixedFit:
         """Conditional covariance matrices Var(b_j | y): array of shape (groups, terms, terms)."""
         return self.sigma**2 * self.components.S
 
+    def pred_sd(self) -> pd.DataFrame:
+        """SDs of coef() counting the uncertainty of the fixed effects too: group x term.
+
+        The posterior SD of each group's coefficient when the fixed effects get a flat prior
+        instead of being plugged in (Henderson's equivalence; the one-way model's ``pred_sd``):
+        Var = sigma^2 S_j + K_j vcov(beta) K_j', with K_j = E - S_j Z_j'X_j, where E picks
+        each random term's fixed effect. lme4 has no counterpart.
+        """
+        s = self.design.stats
+        S = self.components.S
+        E = np.zeros((s.q, s.p))
+        for k, t in enumerate(self.random_terms):
+            if t in self.fixed_terms:
+                E[k, self.fixed_terms.index(t)] = 1.0
+        K = E[None, :, :] - S @ s.B
+        V = self.sigma**2 * S + K @ self.components.vcov_beta @ np.transpose(K, (0, 2, 1))
+        return self._frame(np.sqrt(np.diagonal(V, axis1=1, axis2=2)))
+
     @cached_property
     def _beta_z(self) -> np.ndarray:
         """The fixed effect behind each random term (0 where the term has no fixed part)."""
@@ -232,8 +250,8 @@ class MixedFit:
 
     def table(self, term: str | None = None) -> pd.DataFrame:
         """One term's per-group picture, with the columns of the one-way ``ShrinkageFit.table()``:
-        n, no_pooling (own fit), se (its SE), shrinkage, blup (coef), cond_sd, plus the plug-in
-        prior's mean and SD (``prior_mean``, ``prior_sd``)."""
+        n, no_pooling (own fit), se (its SE), shrinkage, blup (coef), cond_sd, pred_sd, plus the
+        plug-in prior's mean and SD (``prior_mean``, ``prior_sd``)."""
         term = self._term(term)
         out = pd.DataFrame(
             {
@@ -243,6 +261,7 @@ class MixedFit:
                 "shrinkage": self.shrinkage()[term],
                 "blup": self.coef()[term],
                 "cond_sd": self.ranef_sd()[term],
+                "pred_sd": self.pred_sd()[term],
             },
             index=self.groups,
         )
