@@ -618,6 +618,24 @@ def hyperparameters(fit: ShrinkageFit, full=None, prob: float = 0.94) -> pd.Data
     return hyper
 
 
+def _add_posterior_columns(out: pd.DataFrame, tag: str, post: pd.DataFrame) -> None:
+    """Columns {tag}_mean, _sd, (_lo, _hi for "full"), _mcse, and for "plugin" the gap between
+    the posterior mean and ``out["blup"]`` in Monte Carlo SEs; ``post`` is aligned with ``out``."""
+    out[f"{tag}_mean"] = post["mean"]
+    out[f"{tag}_sd"] = post["sd"]
+    if tag == "full":
+        out["full_lo"] = post["lo"]
+        out["full_hi"] = post["hi"]
+    out[f"{tag}_mcse"] = post["mcse"]
+    if tag == "plugin":
+        diff = post["mean"] - out["blup"]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            # a pinned theta has no Monte Carlo error: its gap is 0 or infinite
+            out["plugin_gap"] = np.where(
+                post["mcse"] > 0, diff / post["mcse"], np.where(diff == 0, 0.0, np.inf)
+            )
+
+
 def compare(
     fit: ShrinkageFit,
     plugin=None,
@@ -654,19 +672,7 @@ def compare(
                 f"{list(post.index)[:5]} do not match the fit's groups {labels[:5]}."
             )
         post.index = t.index
-        out[f"{tag}_mean"] = post["mean"]
-        out[f"{tag}_sd"] = post["sd"]
-        if tag == "full":
-            out["full_lo"] = post["lo"]
-            out["full_hi"] = post["hi"]
-        out[f"{tag}_mcse"] = post["mcse"]
-        if tag == "plugin":
-            diff = post["mean"] - t["blup"]
-            with np.errstate(divide="ignore", invalid="ignore"):
-                # a pinned theta has no Monte Carlo error: its gap is 0 or infinite
-                out["plugin_gap"] = np.where(
-                    post["mcse"] > 0, diff / post["mcse"], np.where(diff == 0, 0.0, np.inf)
-                )
+        _add_posterior_columns(out, tag, post)
         divergences[tag] = count_divergences(idata)
     hyper = hyperparameters(fit, full, prob)
     # plain dicts, not DataFrames: pandas compares attrs when concatenating

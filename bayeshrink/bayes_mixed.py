@@ -31,7 +31,14 @@ import pandas as pd
 import pymc as pm
 import pytensor.tensor as pt
 
-from .bayes import GROUP_DIM, PriorSpec, ShrinkageModel, count_divergences, posterior_table
+from .bayes import (
+    GROUP_DIM,
+    PriorSpec,
+    ShrinkageModel,
+    _add_posterior_columns,
+    count_divergences,
+    posterior_table,
+)
 from .errors import BayeshrinkError, MethodError
 from .lmm import MixedFit
 
@@ -334,15 +341,7 @@ def compare_mixed(fit: MixedFit, plugin=None, full=None, prob: float = 0.94) -> 
                 f"`{tag}` must be sampled from a model built on this fit; it lacks "
                 f"{list(missing)[:3]}."
             )
-        post = post.loc[out.index]
-        out[f"{tag}_mean"] = post["mean"]
-        out[f"{tag}_sd"] = post["sd"]
-        if tag == "full":
-            out["full_lo"] = post["lo"]
-            out["full_hi"] = post["hi"]
-        out[f"{tag}_mcse"] = post["mcse"]
-        if tag == "plugin":
-            out["plugin_gap"] = (post["mean"] - out["blup"]) / post["mcse"]
+        _add_posterior_columns(out, tag, post.loc[out.index])
         divergences[tag] = count_divergences(idata)
     out.attrs["divergences"] = divergences
     out.attrs["prob"] = prob

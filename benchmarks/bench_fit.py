@@ -11,15 +11,11 @@ lmer() + coef(), so reading the CSV is not counted). Ratios are printed against 
 from __future__ import annotations
 
 import argparse
-import shutil
-import subprocess
-import tempfile
 import time
 import warnings
-from pathlib import Path
 
 import numpy as np
-from _data import make_data  # benchmarks/ is on sys.path when run as a script
+from _data import make_data, run_rscript  # benchmarks/ is on sys.path when run as a script
 
 import bayeshrink as bs
 
@@ -63,18 +59,8 @@ cat(t[["elapsed"]], sigma(m), as.data.frame(VarCorr(m))$sdcor[1], "\n")
 
 
 def time_lme4(df):
-    if shutil.which("Rscript") is None:
-        return None
-    with tempfile.TemporaryDirectory() as tmp:
-        csv, script = Path(tmp) / "d.csv", Path(tmp) / "fit.R"
-        df.to_csv(csv, index=False)
-        script.write_text(R_SCRIPT)
-        proc = subprocess.run(["Rscript", str(script), str(csv)], capture_output=True, text=True)
-        if proc.returncode != 0:
-            print("  lme4 failed:", proc.stderr.strip().splitlines()[-1:])
-            return None
-        elapsed, sigma, tau = map(float, proc.stdout.split())
-        return elapsed, sigma, tau
+    vals = run_rscript(df, R_SCRIPT)
+    return None if vals is None else tuple(vals)
 
 
 def main() -> None:

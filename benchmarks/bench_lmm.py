@@ -16,15 +16,12 @@ Ratios are printed against bayeshrink, with each fit's estimates so agreement ca
 from __future__ import annotations
 
 import argparse
-import shutil
-import subprocess
-import tempfile
 import time
 import warnings
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from _data import run_rscript  # benchmarks/ is on sys.path when run as a script
 
 import bayeshrink as bs
 
@@ -78,18 +75,8 @@ cat(t[["elapsed"]], fixef(m), vc$sdcor[1:3], sigma(m), "\n")
 
 
 def time_lme4(df):
-    if shutil.which("Rscript") is None:
-        return None
-    with tempfile.TemporaryDirectory() as tmp:
-        csv, script = Path(tmp) / "d.csv", Path(tmp) / "fit.R"
-        df.to_csv(csv, index=False)
-        script.write_text(R_SCRIPT)
-        proc = subprocess.run(["Rscript", str(script), str(csv)], capture_output=True, text=True)
-        if proc.returncode != 0:
-            print("  lme4 failed:", proc.stderr.strip().splitlines()[-1:])
-            return None
-        vals = list(map(float, proc.stdout.split()))
-        return vals[0], vals[1:]
+    vals = run_rscript(df, R_SCRIPT)
+    return None if vals is None else (vals[0], vals[1:])
 
 
 def fmt(b0, b1, sd0, sd1, corr, sigma) -> str:

@@ -18,15 +18,14 @@ is linear in rows and the rows are never needed again.
 from __future__ import annotations
 
 import difflib
-import warnings
 from dataclasses import dataclass
 from functools import cached_property
 
 import numpy as np
 import pandas as pd
 
-from ..data import Missing, _as_frame, _check_missing_option, _factorize
-from ..errors import ColumnError, DataError, DataTypeError, RowsDroppedWarning, describe_rows
+from ..data import Missing, _as_frame, _check_missing, _check_missing_option, _factorize
+from ..errors import ColumnError, DataError, DataTypeError
 
 __all__ = ["Design", "FormulaSpec", "MixedStats", "parse_formula"]
 
@@ -297,25 +296,18 @@ class Design:
             col = df[c]
             if pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col):
                 bad |= ~np.isfinite(col.to_numpy(dtype=float, na_value=np.nan))
+        keep = _check_missing(
+            df,
+            bad,
+            "the variables of `formula`",
+            "NaN, inf or a missing value",
+            missing,
+            "Drop or impute them first",
+        )
         n_dropped = 0
-        if bad.any():
-            rows = describe_rows(df.index[bad])
-            if missing == "drop":
-                warnings.warn(
-                    f"left out {int(bad.sum())} of {len(bad)} rows where a variable of the "
-                    f"formula held NaN, inf or a missing value ({rows}).",
-                    RowsDroppedWarning,
-                    stacklevel=3,
-                )
-                df = df[~bad]
-                n_dropped = int(bad.sum())
-            else:
-                raise DataError(
-                    f"the variables of `formula` must be present and finite; {rows} "
-                    f"{'hold' if bad.sum() > 1 else 'holds'} NaN, inf or a missing value. "
-                    "Drop or impute them first, or pass `missing='drop'` to leave them out "
-                    "(a warning will say how many)."
-                )
+        if keep is not None:
+            df = df[keep]
+            n_dropped = int(bad.sum())
         group_col = df[spec.group]
         if pd.api.types.is_float_dtype(group_col):
             raise DataTypeError(
