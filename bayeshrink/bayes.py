@@ -75,6 +75,8 @@ class ShrinkageModel(pm.Model):
     kind: str = ""
     fit: ShrinkageFit | None = None
     priors: dict | None = None
+    #: sampler start values by variable name, used by :func:`sample` unless ``initvals`` is given
+    start: dict | None = None
 
     def __str__(self) -> str:
         return f"{self.description}\n\n{self.str_repr()}"
@@ -505,13 +507,15 @@ def sample(
     model costs O(groups), so the smaller steps are cheap. Plug-in models are Gaussian and keep
     the sampler's default.
     """
-    if sampler is None and getattr(model, "kind", "") == "hierarchical" and _mixed(model.fit):
-        # nutpie (0.16, numba backend) reports a non-finite gradient at the initial point of
-        # the LKJ mixed model, where PyMC's own compiled gradient is finite; PyMC's NUTS runs it.
-        sampler = "pymc"
-        # numba, as nutpie would use: PyTensor's C backend needs a BLAS it often cannot find
-        kwargs.setdefault("compile_kwargs", {"mode": "NUMBA"})
+    start = getattr(model, "start", None)
+    if start and "initvals" not in kwargs:
+        # an explicit start for the LKJ factors: nutpie (0.16) cannot build their default
+        # initial point (a scan) and fails with "bad initial gradient" without it
+        kwargs["initvals"] = dict(start)
     sampler = sampler or default_sampler()
+    if sampler == "pymc":
+        # numba, as nutpie uses: PyTensor's C backend needs a BLAS it often cannot find
+        kwargs.setdefault("compile_kwargs", {"mode": "NUMBA"})
     if sampler not in ("nutpie", "pymc"):
         raise MethodError(f"`sampler` must be 'nutpie' or 'pymc'; got {sampler!r}.")
     if progressbar is None:

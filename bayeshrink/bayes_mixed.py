@@ -9,7 +9,9 @@ special case), and the group's data given beta_hat and sigma_hat as its likeliho
 posterior means are ``fit.coef()`` (the BLUPs) and its SDs ``fit.ranef_sd()``.
 
 The full model puts priors on beta, sigma, the random-effect SDs and an LKJ prior on their
-correlations (``pm.LKJCholeskyCov``), non-centered as above.
+correlations (``pm.LKJCholeskyCov``), non-centered as above. It carries a start for each LKJ
+factor (diagonal, at the REML SDs): nutpie 0.16 cannot build the factor's default initial point
+and stops with "bad initial gradient" without one.
 
 Both use the data only through the per-group cross-products of ``[X | Z | y]``: the row-level
 residual sum of squares is
@@ -251,8 +253,14 @@ def hierarchical_model_mixed(
         sigma, used["sigma"] = _make_prior(model, "sigma", priors.get("sigma"), defaults["sigma"])
         chol = pt.zeros((q, q))
         start = 0
+        # sampler start for each LKJ factor: diagonal, at the REML SDs (kept off zero)
+        init: dict[str, np.ndarray] = {}
         for k, size in enumerate(fit.design.block_sizes):
             scale = sd_scale[start : start + size]
+            if size > 1:
+                sd0 = np.maximum(fit.sd_re.to_numpy()[start : start + size], 0.1 * scale)
+                rows, cols = np.tril_indices(size)
+                init[f"chol_block{k}"] = np.where(rows == cols, sd0[rows], 0.0)
             if size == 1:
                 sd = pm.HalfNormal(f"sd_block{k}", sigma=float(scale[0]))
                 chol = pt.set_subtensor(chol[start, start], sd)
@@ -289,6 +297,7 @@ def hierarchical_model_mixed(
     )
     model.kind, model.fit, model.priors = "hierarchical", fit, used
     model.marginalized = False
+    model.start = init
     return model
 
 
