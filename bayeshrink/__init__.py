@@ -24,6 +24,7 @@ from .errors import (
 )
 from .estimate import VarianceComponents
 from .fitting import fit, fit_stats, fit_summary
+from .lmm import MixedFit  # formulae is imported on first use of a formula
 from .results import ShrinkageFit
 from .simulate import simulate
 
@@ -44,7 +45,6 @@ _LAZY = {
     "plot_shrinkage_curve": "plots",
     "plot_forest": "plots",
     "plot_shrinkage_2d": "plots",
-    "MixedFit": "lmm",
 }
 
 
@@ -71,6 +71,7 @@ __all__ = [
     "DataTypeError",
     "GroupStats",
     "MethodError",
+    "MixedFit",
     "RowsDroppedWarning",
     "ShrinkageFit",
     "VarianceComponents",

@@ -28,6 +28,10 @@ name           meaning
 ``boundary``   tau estimated as exactly 0 (lme4's "boundary (singular) fit")
 =============  ==========================================================================
 
+Models with covariates and several correlated random terms (``bs.fit(df, formula=...)``) live
+in :mod:`bayeshrink.lmm`; their per-term tables (``MixedFit.table(term)``) use the same names,
+with ``fixef``/``cov_re`` in place of ``mu``/``tau``.
+
 Estimation is exact, not wherever a general-purpose optimizer stopped. For long data the
 criterion is profiled over mu and sigma^2, leaving one parameter, the variance ratio
 lambda = tau^2 / sigma^2; for summary data mu is profiled out, leaving tau^2. The remaining 1-D

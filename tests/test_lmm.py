@@ -348,6 +348,12 @@ BAD = [
         "row 3 holds NaN",
     ),
     (
+        lambda d: _with(d, Reaction=d["Reaction"].where(d.index != 7, 0.0)),
+        "log(Reaction) ~ Days + (Days | Subject)",
+        bs.DataError,
+        "give NaN or inf in row 7",
+    ),
+    (
         lambda d: _with(d, Subject=d["Subject"].astype(int) * 1.0),
         "Reaction ~ Days + (Days | Subject)",
         bs.DataTypeError,

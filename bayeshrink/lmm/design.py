@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from ..data import Missing, _as_frame, _check_missing, _check_missing_option, _factorize
-from ..errors import ColumnError, DataError, DataTypeError
+from ..errors import ColumnError, DataError, DataTypeError, describe_rows
 
 __all__ = ["Design", "FormulaSpec", "MixedStats", "parse_formula"]
 
@@ -316,8 +316,14 @@ class Design:
             )
 
         env = Environment([dict(FORMULA_FUNCTIONS)])
+
+        # numpy's warnings for log(0) and the like are replaced by the finiteness check below
+        def quiet():
+            return np.errstate(divide="ignore", invalid="ignore", over="ignore")
+
         try:
-            dm = DesignMatrices(spec.fixed, df, env)
+            with quiet():
+                dm = DesignMatrices(spec.fixed, df, env)
         except Exception as exc:
             raise FormulaError(f"`formula` could not be evaluated on the data: {exc}") from exc
         if dm.response.kind != "numeric":
@@ -336,7 +342,8 @@ class Design:
         Zs, random_names, block_sizes = [], [], []
         for block in spec.blocks:
             try:
-                bm = DesignMatrices(Model(*block.common_terms), df, env)
+                with quiet():
+                    bm = DesignMatrices(Model(*block.common_terms), df, env)
             except Exception as exc:
                 raise FormulaError(f"a random term could not be evaluated: {exc}") from exc
             Zdf = bm.common.as_dataframe()
@@ -344,6 +351,13 @@ class Design:
             random_names.extend(str(c) for c in Zdf.columns)
             block_sizes.append(Zdf.shape[1])
         Z = np.hstack(Zs)
+        made = ~(np.isfinite(y) & np.isfinite(X).all(axis=1) & np.isfinite(Z).all(axis=1))
+        if made.any():
+            rows = describe_rows(df.index[made])
+            raise DataError(
+                f"the terms of `formula` must be finite; evaluated on the data they give NaN or "
+                f"inf in {rows} (e.g. log of a value <= 0). Transform or filter those rows first."
+            )
         codes, labels = _factorize(group_col.reset_index(drop=True))
         labels = labels.rename(spec.group)
         return cls._build(
