@@ -338,12 +338,12 @@ def hierarchical_model(
     if _mixed(fit):
         from . import bayes_mixed
 
-        if parametrization != "noncentered" or marginalize:
+        if parametrization != "noncentered":
             raise MethodError(
-                "a mixed-model fit has one full-Bayes form (non-centered, b_j sampled); got "
-                f"parametrization={parametrization!r}, marginalize={marginalize!r}."
+                "a mixed-model fit is sampled non-centered (b_j = L z_j) or with b_j "
+                f"marginalized out; got parametrization={parametrization!r}."
             )
-        return bayes_mixed.hierarchical_model_mixed(fit, priors, eta)
+        return bayes_mixed.hierarchical_model_mixed(fit, priors, eta, marginalize)
     fit = check_fit(fit)
     if parametrization not in PARAMETRIZATIONS:
         raise MethodError(
@@ -441,6 +441,10 @@ def add_theta(model, idata, random_seed=None):
     """
     if not getattr(model, "marginalized", False):
         return idata
+    if _mixed(model.fit):
+        from .bayes_mixed import add_effects
+
+        return add_effects(model, idata, random_seed)
     fit = model.fit
     post = idata["posterior"]
     rng = np.random.default_rng(random_seed)

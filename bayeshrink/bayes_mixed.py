@@ -47,6 +47,7 @@ from .lmm import MixedFit
 __all__ = [
     "FIXED_DIM",
     "TERM_DIM",
+    "add_effects",
     "compare_mixed",
     "default_priors_mixed",
     "hierarchical_model_mixed",
@@ -86,6 +87,101 @@ def _loglik(fit: MixedFit, beta, b, sigma) -> None:
     """Row-level normal log-likelihood (up to a constant) as a Potential."""
     n = float(fit.n_obs)
     pm.Potential("loglik", -n * pt.log(sigma) - _rss(fit, beta, b) / (2.0 * sigma**2))
+
+
+def _shifted(fit: MixedFit, beta):
+    """beta on the scale of the cross-products (whose y is shifted by y_shift)."""
+    s = fit.design.stats
+    shift = np.zeros(s.p)
+    if s.intercept_col is not None:
+        shift[s.intercept_col] = s.y_shift
+    return beta - shift
+
+
+def _marginal_loglik(fit: MixedFit, beta, chol, sigma) -> None:
+    """The likelihood with every b_j integrated out, as a Potential (q <= 2, closed form).
+
+    With L = chol, e_j = Z_j'(y_j - X_j beta), u_j = L'e_j and M_j = sigma^2 I + L'Z_j'Z_j L:
+    -2 log p = sum_j log|M_j| + (N - J q) log sigma^2 + (RSS(beta) - sum_j u_j'M_j^-1 u_j)/sigma^2.
+    """
+    s = fit.design.stats
+    q, J = s.q, fit.n_groups
+    beta_s = _shifted(fit, beta)
+    A = pt.as_tensor(s.A)
+    e = pt.as_tensor(s.c) - pt.tensordot(pt.as_tensor(s.B), beta_s, axes=[[2], [0]])  # (J, q)
+    u = pt.dot(e, chol)  # rows u_j' = e_j' L
+    AL = pt.tensordot(A, chol, axes=[[2], [0]])  # (J, q, q): A_j L
+    P = pt.tensordot(AL, chol, axes=[[1], [0]])  # (J, q, q): (L'A_j L)' = L'A_j L
+    s2 = sigma**2
+    if q == 1:
+        m = s2 + P[:, 0, 0]
+        logdet = pt.sum(pt.log(m))
+        quad = pt.sum(u[:, 0] ** 2 / m)
+    else:
+        a, b, d = s2 + P[:, 0, 0], P[:, 0, 1], s2 + P[:, 1, 1]
+        det = a * d - b**2
+        logdet = pt.sum(pt.log(det))
+        quad = pt.sum((d * u[:, 0] ** 2 - 2 * b * u[:, 0] * u[:, 1] + a * u[:, 1] ** 2) / det)
+    rss = s.yty - 2.0 * pt.dot(beta_s, s.Xty) + pt.dot(beta_s, pt.dot(s.XtX, beta_s))
+    n = float(fit.n_obs)
+    pm.Potential("loglik", -0.5 * (logdet + (n - J * q) * pt.log(s2) + (rss - quad) / s2))
+
+
+def add_effects(model, idata, random_seed=None):
+    """Draw b_j and coef exactly from their conditional normal given each posterior draw.
+
+    For a marginalized :func:`hierarchical_model_mixed` (``bayeshrink.sample`` calls it):
+    b_j | beta, sigma, L, y ~ N(L M_j^-1 u_j, sigma^2 L M_j^-1 L'), drawn as
+    b_j = L (M_j^-1 u_j + sigma C_j^-T z_j) with C_j C_j' = M_j and z_j ~ N(0, I).
+    """
+    import xarray as xr
+
+    fit = model.fit
+    s = fit.design.stats
+    post = idata["posterior"]
+    rng = np.random.default_rng(random_seed)
+    beta = post["beta"].values  # (chain, draw, p)
+    sigma = post["sigma"].values
+    L_all = post["chol_re"].values  # (chain, draw, q, q)
+    n_chain, n_draw = sigma.shape
+    q = s.q
+    shift = np.zeros(s.p)
+    if s.intercept_col is not None:
+        shift[s.intercept_col] = s.y_shift
+    E = np.zeros((q, s.p))
+    for k, t in enumerate(fit.random_terms):
+        if t in fit.fixed_terms:
+            E[k, fit.fixed_terms.index(t)] = 1.0
+    b = np.empty((n_chain, n_draw, fit.n_groups, q))
+    step = max(1, 2_000_000 // max(fit.n_groups * q * q, 1))  # bounded temporaries
+    for c in range(n_chain):
+        for lo in range(0, n_draw, step):
+            sl = slice(lo, min(lo + step, n_draw))
+            L = L_all[c, sl]  # (d, q, q)
+            e = s.c[None] - np.einsum("jqp,dp->djq", s.B, beta[c, sl] - shift)
+            u = np.einsum("dki,djk->dji", L, e)
+            M = np.einsum("dki,jkl,dlm->djim", L, s.A, L)
+            M = M + (sigma[c, sl] ** 2)[:, None, None, None] * np.eye(q)
+            C = np.linalg.cholesky(M)
+            mean = np.linalg.solve(M, u[..., None])[..., 0]
+            z = rng.standard_normal(u.shape)
+            x = np.linalg.solve(np.swapaxes(C, -1, -2), z[..., None])[..., 0]
+            inner = mean + sigma[c, sl][:, None, None] * x
+            b[c, sl] = np.einsum("dik,djk->dji", L, inner)
+    coef = b + np.einsum("kp,cdp->cdk", E, beta)[:, :, None, :]
+    coords = {
+        "chain": post["chain"].values,
+        "draw": post["draw"].values,
+        GROUP_DIM: list(fit.groups),
+        TERM_DIM: fit.random_terms,
+    }
+    dims = ("chain", "draw", GROUP_DIM, TERM_DIM)
+    idata["posterior"] = (
+        post.to_dataset()
+        .assign(b=xr.DataArray(b, dims=dims, coords=coords))
+        .assign(coef=xr.DataArray(coef, dims=dims, coords=coords))
+    )
+    return idata
 
 
 def plugin_model_mixed(fit: MixedFit, mu: str = "fixed") -> ShrinkageModel:
@@ -205,15 +301,27 @@ def _fmt(spec: PriorSpec) -> str:
 
 
 def hierarchical_model_mixed(
-    fit: MixedFit, priors: Mapping[str, Any] | None = None, eta: float | None = None
+    fit: MixedFit,
+    priors: Mapping[str, Any] | None = None,
+    eta: float | None = None,
+    marginalize: bool | None = None,
 ) -> ShrinkageModel:
     """Full Bayes for a mixed fit: priors on beta, sigma and the random-effects covariance.
 
     Each random block gets ``pm.LKJCholeskyCov`` (LKJ prior on the correlations, HalfNormal on
-    the SDs); blocks are independent, as in the formula. Non-centered: b_j = chol z_j.
-    ``priors`` may override "beta", "sigma" (PyMC ``.dist`` variables or callables of the
-    name); ``eta`` the LKJ shape (default 2). The fit supplies the data and the prior scales.
-    Variables: beta (fixed_term), sigma, sd_re (term), corr_re, z, b and coef (level x term).
+    the SDs); blocks are independent, as in the formula. ``priors`` may override "beta",
+    "sigma" (PyMC ``.dist`` variables or callables of the name, or "flat" for beta); ``eta``
+    the LKJ shape (default 2). The fit supplies the data and the prior scales.
+
+    ``marginalize`` (default: True with at most two random terms): the group effects are
+    integrated out of the likelihood, y_j ~ N(X_j beta, sigma^2 I + Z_j Sigma_b Z_j'), written
+    with each group's 2 x 2 (or 1 x 1) matrix sigma^2 I + L'Z_j'Z_j L in closed form, so NUTS
+    samples only beta, sigma and the covariance; :func:`bayeshrink.sample` then draws every b_j
+    exactly from its normal conditional given each draw, as the one-way model does with theta.
+    False: the textbook form, b_j = L z_j with z_j sampled by NUTS (any number of terms).
+
+    Variables: beta (fixed_term), sigma, sd_re (term), corr_re and chol_re (term x term), and
+    b and coef (level x term), sampled or drawn after sampling.
     """
     priors = dict(priors or {})
     unknown = set(priors) - {"beta", "sigma"}
@@ -228,6 +336,13 @@ def hierarchical_model_mixed(
         raise MethodError(f"`eta` must be positive; got {eta}.")
     sd_scale = defaults["sd_re"].params["sigma"]
     q = len(fit.random_terms)
+    if marginalize is None:
+        marginalize = q <= 2
+    if marginalize and q > 2:
+        raise MethodError(
+            f"`marginalize=True` is written for at most two random terms; this fit has {q} "
+            f"({', '.join(fit.random_terms)}). Use marginalize=False (b_j sampled by NUTS)."
+        )
     beta_z_index = [
         fit.fixed_terms.index(t) if t in fit.fixed_terms else -1 for t in fit.random_terms
     ]
@@ -281,14 +396,23 @@ def hierarchical_model_mixed(
         pm.Deterministic(
             "corr_re", cov / (sd_re[:, None] * sd_re[None, :]), dims=(TERM_DIM, f"{TERM_DIM}_bis")
         )
-        z = pm.Normal("z", 0.0, 1.0, dims=(GROUP_DIM, TERM_DIM))
-        b = pm.Deterministic("b", pt.dot(z, chol.T), dims=(GROUP_DIM, TERM_DIM))
-        beta_z = pt.stack([beta[i] if i >= 0 else pt.constant(0.0) for i in beta_z_index])
-        pm.Deterministic("coef", b + beta_z[None, :], dims=(GROUP_DIM, TERM_DIM))
-        _loglik(fit, beta, b, sigma)
+        pm.Deterministic("chol_re", chol, dims=(TERM_DIM, f"{TERM_DIM}_bis"))
+        if marginalize:
+            _marginal_loglik(fit, beta, chol, sigma)
+        else:
+            z = pm.Normal("z", 0.0, 1.0, dims=(GROUP_DIM, TERM_DIM))
+            b = pm.Deterministic("b", pt.dot(z, chol.T), dims=(GROUP_DIM, TERM_DIM))
+            beta_z = pt.stack([beta[i] if i >= 0 else pt.constant(0.0) for i in beta_z_index])
+            pm.Deterministic("coef", b + beta_z[None, :], dims=(GROUP_DIM, TERM_DIM))
+            _loglik(fit, beta, b, sigma)
     model.description = "\n".join(
         [
-            f"Full hierarchical model for {fit.formula} ({fit.n_groups} groups, non-centered)",
+            f"Full hierarchical model for {fit.formula} ({fit.n_groups} groups, "
+            + (
+                "b_j marginalized out, drawn exactly after sampling)"
+                if marginalize
+                else "non-centered, b_j sampled)"
+            ),
             f"  b_j ~ N(0, Sigma_b); Sigma_b: SDs ~ {_fmt(defaults['sd_re'])}, correlations ~ "
             f"LKJ(eta={eta:g}) per block {list(fit.design.block_sizes)}",
             f"  beta ~ {used['beta']};  sigma ~ {used['sigma']}",
@@ -296,7 +420,7 @@ def hierarchical_model_mixed(
         ]
     )
     model.kind, model.fit, model.priors = "hierarchical", fit, used
-    model.marginalized = False
+    model.marginalized = bool(marginalize)
     model.start = init
     return model
 
