@@ -121,6 +121,8 @@ CASES = [
     # boundary covariances: lmer(y ~ x + (x | g), lmm_sim_zero_slope.csv / lmm_sim_corr_one.csv)
     ("lmm_sim_zero_slope", lambda: sim("lmm_sim_zero_slope"), "y ~ x + (x | g)", "reml"),
     ("lmm_sim_corr_one", lambda: sim("lmm_sim_corr_one"), "y ~ x + (x | g)", "reml"),
+    # 3 groups, 11 rows: the optimum is inside, next to a stationary point on the boundary
+    ("lmm_sim_tiny", lambda: sim("lmm_sim_tiny"), "y ~ x + (x | g)", "reml"),
 ]
 
 

@@ -8,6 +8,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pandas as pd
 from hypothesis import HealthCheck, given, settings
@@ -16,7 +18,15 @@ from hypothesis import strategies as st
 from bayeshrink.lmm import fit_formula
 from bayeshrink.lmm.estimate import _Criterion
 
-SETTINGS = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# derandomized: CI sees the same examples every run (a wider random search is run by hand,
+# `BAYESHRINK_HYPOTHESIS_EXAMPLES=2000 pytest tests/test_lmm_properties.py`)
+EXAMPLES = int(os.environ.get("BAYESHRINK_HYPOTHESIS_EXAMPLES", "100"))
+SETTINGS = settings(
+    max_examples=EXAMPLES,
+    deadline=None,
+    derandomize=EXAMPLES <= 100,
+    suppress_health_check=[HealthCheck.too_slow],
+)
 FORMULA = "y ~ x + (x | g)"
 
 
@@ -25,7 +35,7 @@ def slope_data(draw):
     seed = draw(st.integers(0, 2**32 - 1))
     n_groups = draw(st.integers(3, 12))
     rng = np.random.default_rng(seed)
-    sizes = rng.integers(2, 9, size=n_groups)
+    sizes = rng.integers(3, 9, size=n_groups)  # N > 2 J: the random effects are identifiable
     g = np.repeat([f"g{j:02d}" for j in range(n_groups)], sizes)
     x = rng.normal(size=g.size)
     sd_int, sd_slope = draw(st.sampled_from([(1.0, 0.5), (1.0, 0.0), (0.0, 0.0), (3.0, 2.0)]))

@@ -216,12 +216,8 @@ def estimate_lmm(stats: MixedStats, block_sizes, method: str = "reml") -> LMMCom
     n_theta = len(crit.rows)
     start = np.where(crit.diag, 1.0, 0.0)
     bounds = [(0.0, None) if d else (None, None) for d in crit.diag]
-    best = None
-    # lme4's start (Lambda = I); if that ends on the boundary, also a small start, in case the
-    # boundary point is a local optimum only
-    for x0 in (start, 0.1 * start):
-        if best is not None and not np.any(best.x[crit.diag] < SINGULAR_TOL):
-            break
+
+    def run(x0) -> tuple[np.ndarray, float]:
         res = optimize.minimize(
             crit.value_and_grad,
             x0,
@@ -230,9 +226,30 @@ def estimate_lmm(stats: MixedStats, block_sizes, method: str = "reml") -> LMMCom
             bounds=bounds,
             options={"ftol": 1e-15, "gtol": 1e-11, "maxiter": 2000, "maxcor": 20},
         )
-        if best is None or res.fun < best.fun:
-            best = res
-    theta = _polish(crit, np.asarray(best.x, dtype=float))
+        theta = _polish(crit, np.asarray(res.x, dtype=float))
+        return theta, crit.value(theta)
+
+    # lme4's start, Lambda = I
+    theta, f = run(start)
+    # The criterion depends on Lambda only through Lambda Lambda', so it is even in each
+    # diagonal entry: at Lambda_kk = 0 its derivative in Lambda_kk vanishes whether or not the
+    # optimum lies inside. A boundary end is therefore only accepted after restarts that move
+    # each zero diagonal entry back inside do not find a lower criterion.
+    tried: set[int] = set()
+    while True:
+        zero = [k for k in np.flatnonzero(crit.diag & (theta < SINGULAR_TOL)) if k not in tried]
+        if not zero:
+            break
+        k = zero[0]
+        tried.add(k)
+        scale = max(1.0, float(np.abs(theta).max()))
+        for v in (0.05, 0.3, 1.0):
+            x0 = theta.copy()
+            x0[k] = v * scale
+            cand, fc = run(x0)
+            if fc < f - 1e-10 * max(1.0, abs(f)):
+                theta, f = cand, fc
+                break
     # A diagonal entry the optimiser leaves at ~1e-20 is a boundary estimate: put it at exactly 0
     # when that does not raise the criterion, so that a singular fit shows |corr| = 1 exactly.
     f0 = crit.value(theta)

@@ -128,3 +128,14 @@ d_c <- data.frame(g = g, x = x, x2 = x2, y = y)
 write.csv(d_c, file.path(out, "lmm_sim_three_terms.csv"), row.names = FALSE)
 ref("lmm_sim_three_terms", d_c, y ~ x + x2 + (1 + x + x2 | g))
 ref("lmm_sim_three_terms_ML", d_c, y ~ x + x2 + (1 + x + x2 | g), REML = FALSE)
+
+# Three groups, 11 rows (found by a property test): started at Lambda = I, a gradient optimiser
+# can stop at theta_22 = 0, where the criterion's derivative in it vanishes; the optimum is inside.
+d_t <- data.frame(
+  g = c(rep("g00", 4), rep("g01", 3), rep("g02", 4)),
+  x = c(-0.263134, -0.236817, 1.118802, 0.133110, 0.358902, 0.005798, -0.898409, 0.171838,
+        0.726194, 0.117237, -0.548014),
+  y = c(-2.269727, -3.161859, -4.060425, -2.614036, 4.711420, 4.837553, 7.494871, -0.956348,
+        -1.524577, -1.817902, -1.388801))
+write.csv(d_t, file.path(out, "lmm_sim_tiny.csv"), row.names = FALSE)
+ref("lmm_sim_tiny", d_t, y ~ x + (x | g), control = ctrl_sing)
