@@ -552,13 +552,17 @@ def plot_shrinkage_curve(
     return fig
 
 
-def plot_forest(fit: ShrinkageFit, plugin=None, full=None, prob: float = 0.94) -> Figure:
+def plot_forest(
+    fit: ShrinkageFit, plugin=None, full=None, prob: float = 0.94, *, term: str | None = None
+) -> Figure:
     """Per-group intervals: no pooling (+-2 se), BLUP (+-2 pred_sd) and, when given, posteriors.
 
     ``plugin`` and ``full`` are DataTrees from the plug-in and full models; their central
-    ``prob`` intervals (94% by default) are drawn from the draws of ``theta``.
+    ``prob`` intervals (94% by default) are drawn from the draws of ``theta`` (of ``coef`` for
+    one ``term`` of a :class:`~bayeshrink.lmm.MixedFit`).
     """
-    fit = _check_fit(fit)
+    fit = _view(fit, term)
+    mixed = isinstance(fit, TermView)
     t = fit.table()
     rows = [
         (
@@ -580,7 +584,11 @@ def plot_forest(fit: ShrinkageFit, plugin=None, full=None, prob: float = 0.94) -
     )
     for label, idata, color in (("plug-in posterior", plugin, SAMPLED), ("full Bayes", full, FULL)):
         if idata is not None:
-            post = posterior_table(idata, "theta", prob)
+            if mixed:
+                sub = idata["posterior"].to_dataset()[["coef"]].sel(term=fit.term, drop=True)
+                post = posterior_table(xr.DataTree.from_dict({"posterior": sub}), "coef", prob)
+            else:
+                post = posterior_table(idata, "theta", prob)
             rows.append(
                 (
                     f"{label} {prob:.0%}",

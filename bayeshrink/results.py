@@ -33,6 +33,12 @@ def check_fit(fit, hint: str = "Fit the model first, e.g. `fit = bs.fit(df, y=..
     if not isinstance(fit, ShrinkageFit):
         from .errors import DataTypeError
 
+        if type(fit).__name__ == "MixedFit":
+            raise DataTypeError(
+                "`fit` must be a one-way fit (ShrinkageFit) here; got a MixedFit from a formula. "
+                "For one of its terms use the functions that take `term=` (plot_triplot, "
+                "plot_shrinkage, plot_forest) or fit.table(term)."
+            )
         raise DataTypeError(
             f"`fit` must be a ShrinkageFit from bs.fit or bs.fit_summary; got "
             f"{type(fit).__name__}. {hint}"

@@ -121,6 +121,16 @@ def test_shrinkage_2d_on_a_singular_covariance_draws_a_segment(tmp_path):
     fig.savefig(tmp_path / "shrinkage_2d_singular.png")
 
 
+def test_forest_of_one_term(sleep_fit, tmp_path):
+    fig = bs.plot_forest(sleep_fit, term="Days")
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_yticklabels()] == [str(g) for g in sleep_fit.groups]
+    assert ax.get_xlabel().startswith("Reaction: Days")
+    fig.savefig(tmp_path / "forest_days.png")
+    with pytest.raises(bs.DataTypeError, match="got a MixedFit from a formula"):
+        bs.plot_shrinkage_curve(sleep_fit)
+
+
 def test_plot_arguments_are_checked(sleep_fit):
     one_way = bs.fit(bs.load_dataset("sleepstudy"), y="Reaction", group="Subject")
     with pytest.raises(bs.DataTypeError, match="MixedFit with at least two random terms"):
