@@ -398,3 +398,12 @@ def test_engine_frames_are_accepted():
         got = bs.fit(frame, formula=formula)
         close(got.fixef, ref.fixef, rtol=1e-12)
         close(got.coef().to_numpy(), ref.coef().to_numpy(), rtol=1e-12)
+
+
+def test_fit_objects_pickle_and_compare_by_identity():
+    import pickle
+
+    fit = bs.fit(sleep(), formula="Reaction ~ Days + (Days | Subject)")
+    again = pickle.loads(pickle.dumps(fit))
+    pd.testing.assert_frame_equal(again.coef(), fit.coef())
+    assert fit == fit and fit != again  # identity, as ShrinkageFit: no elementwise array compare

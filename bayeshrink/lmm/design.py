@@ -185,7 +185,7 @@ def _factor_name(term) -> str:
     return ":".join(names) if names else str(term)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class MixedStats:
     """Per-group cross-products of ``[X | Z | y]``: all the data the estimator needs.
 
@@ -255,7 +255,7 @@ def group_crossproducts(W: np.ndarray, codes: np.ndarray, n_groups: int) -> np.n
     return out
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Design:
     """The evaluated model: names, grouping, and the per-group statistics (rows are not kept)."""
 

@@ -63,7 +63,7 @@ def theta_layout(block_sizes) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return np.array(rows, dtype=int), np.array(cols, dtype=int), np.array(diag, dtype=bool)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class LMMComponents:
     """The estimates at the optimum. Names follow lme4; matrices are plain numpy."""
 

@@ -25,7 +25,7 @@ def _g(x: float, digits: int = 5) -> str:
     return "nan" if not np.isfinite(x) else f"{x:.{digits}g}"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class MixedFit:
     """A linear mixed model fitted by REML or ML, with lme4's names.
 
