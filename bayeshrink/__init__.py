@@ -4,6 +4,9 @@ The BLUPs of a one-way mixed model are posterior means under an empirical-Bayes 
 N(mu_hat, tau_hat^2). bayeshrink fits the model exactly as lme4 / metafor do, shows the
 shrinkage, and builds the same models in PyMC.
 
+Models with covariates and correlated random slopes on one grouping factor come from an
+lme4-style formula: ``bs.fit(df, formula="y ~ x + (x | g)")`` (see :mod:`bayeshrink.lmm`).
+
 The public API is re-exported here; importing bayeshrink imports neither PyMC nor matplotlib.
 """
 
@@ -24,7 +27,7 @@ from .errors import (
 )
 from .estimate import VarianceComponents
 from .fitting import fit, fit_stats, fit_summary
-from .lmm import MixedFit  # formulae is imported on first use of a formula
+from .lmm import FormulaError, MixedFit  # formulae is imported on first use of a formula
 from .results import ShrinkageFit
 from .simulate import simulate
 
@@ -69,6 +72,7 @@ __all__ = [
     "ColumnError",
     "DataError",
     "DataTypeError",
+    "FormulaError",
     "GroupStats",
     "MethodError",
     "MixedFit",
