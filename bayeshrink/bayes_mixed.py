@@ -70,10 +70,7 @@ def _coords(fit: MixedFit) -> dict:
 def _rss(fit: MixedFit, beta, b):
     """Residual sum of squares from the cross-products; beta (p,), b (J, q) are tensors."""
     s = fit.design.stats
-    shift = np.zeros(s.p)
-    if s.intercept_col is not None:
-        shift[s.intercept_col] = s.y_shift  # the cross-products hold y - shift
-    beta_s = beta - shift
+    beta_s = _shifted(fit, beta)
     A = pt.as_tensor(s.A)
     B = pt.as_tensor(s.B)
     c = pt.as_tensor(s.c)
@@ -145,9 +142,7 @@ def add_effects(model, idata, random_seed=None):
     L_all = post["chol_re"].values  # (chain, draw, q, q)
     n_chain, n_draw = sigma.shape
     q = s.q
-    shift = np.zeros(s.p)
-    if s.intercept_col is not None:
-        shift[s.intercept_col] = s.y_shift
+    shift = -_shifted(fit, np.zeros(s.p))
     E = np.zeros((q, s.p))
     for k, t in enumerate(fit.random_terms):
         if t in fit.fixed_terms:
