@@ -143,10 +143,7 @@ def add_effects(model, idata, random_seed=None):
     n_chain, n_draw = sigma.shape
     q = s.q
     shift = -_shifted(fit, np.zeros(s.p))
-    E = np.zeros((q, s.p))
-    for k, t in enumerate(fit.random_terms):
-        if t in fit.fixed_terms:
-            E[k, fit.fixed_terms.index(t)] = 1.0
+    E = fit.fixed_of_random
     b = np.empty((n_chain, n_draw, fit.n_groups, q))
     step = max(1, 2_000_000 // max(fit.n_groups * q * q, 1))  # bounded temporaries
     for c in range(n_chain):
@@ -193,9 +190,6 @@ def plugin_model_mixed(fit: MixedFit, mu: str = "fixed") -> ShrinkageModel:
             f"effects); got {mu!r}."
         )
     L_hat = fit.sigma * fit.components.Lambda
-    beta_z_index = [
-        fit.fixed_terms.index(t) if t in fit.fixed_terms else -1 for t in fit.random_terms
-    ]
     model = ShrinkageModel(coords=_coords(fit))
     with model:
         if mu == "fixed":
@@ -204,7 +198,7 @@ def plugin_model_mixed(fit: MixedFit, mu: str = "fixed") -> ShrinkageModel:
             beta = pm.Flat("beta", dims=FIXED_DIM)
         z = pm.Normal("z", 0.0, 1.0, dims=(GROUP_DIM, TERM_DIM))
         b = pm.Deterministic("b", pt.dot(z, L_hat.T), dims=(GROUP_DIM, TERM_DIM))
-        beta_z = pt.stack([beta[i] if i >= 0 else pt.constant(0.0) for i in beta_z_index])
+        beta_z = pt.dot(fit.fixed_of_random, beta)
         pm.Deterministic("coef", b + beta_z[None, :], dims=(GROUP_DIM, TERM_DIM))
         _loglik(fit, beta, b, fit.sigma)
     cov = np.array2string(fit.cov_re.to_numpy(), precision=4, suppress_small=True)
@@ -338,9 +332,6 @@ def hierarchical_model_mixed(
             f"`marginalize=True` is written for at most two random terms; this fit has {q} "
             f"({', '.join(fit.random_terms)}). Use marginalize=False (b_j sampled by NUTS)."
         )
-    beta_z_index = [
-        fit.fixed_terms.index(t) if t in fit.fixed_terms else -1 for t in fit.random_terms
-    ]
     from .bayes import _make_prior
 
     used = {}
@@ -397,7 +388,7 @@ def hierarchical_model_mixed(
         else:
             z = pm.Normal("z", 0.0, 1.0, dims=(GROUP_DIM, TERM_DIM))
             b = pm.Deterministic("b", pt.dot(z, chol.T), dims=(GROUP_DIM, TERM_DIM))
-            beta_z = pt.stack([beta[i] if i >= 0 else pt.constant(0.0) for i in beta_z_index])
+            beta_z = pt.dot(fit.fixed_of_random, beta)
             pm.Deterministic("coef", b + beta_z[None, :], dims=(GROUP_DIM, TERM_DIM))
             _loglik(fit, beta, b, sigma)
     model.description = "\n".join(

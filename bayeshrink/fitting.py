@@ -90,7 +90,7 @@ def fit(
         spec = parse_formula(formula)
         if spec.intercept_only:
             return fit_stats(group_stats(data, spec.response, spec.group, missing=missing), method)
-        return fit_formula(data, formula, method, missing=missing)
+        return fit_formula(data, formula, method, missing=missing, spec=spec)
     if y is None or group is None:
         raise MethodError(
             "`fit` needs `y` and `group` (the one-way model) or a `formula`; got "

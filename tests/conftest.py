@@ -31,3 +31,20 @@ FULL = os.environ.get("BAYESHRINK_FULL") == "1"
 
 def draws(reduced: int, full: int) -> int:
     return full if FULL else reduced
+
+
+@pytest.fixture
+def close_figures():
+    """Close every matplotlib figure a test opened (plot modules use it for all their tests)."""
+    yield
+    import matplotlib.pyplot as plt
+
+    plt.close("all")
+
+
+def panels_of(pc) -> dict:
+    """The panels of a per-level PlotCollection (plot_triplot), by level label."""
+    from bayeshrink.bayes import GROUP_DIM
+
+    levels = pc.viz["plot"][GROUP_DIM].values
+    return {str(k): pc.viz["plot"].sel({GROUP_DIM: k}).item() for k in levels}

@@ -6,13 +6,12 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-import matplotlib.pyplot as plt
 import numpy as np
 import pytest
+from conftest import panels_of
 from matplotlib.text import Annotation
 
 import bayeshrink as bs
-from bayeshrink.bayes import GROUP_DIM
 
 
 @pytest.fixture(scope="module")
@@ -20,16 +19,7 @@ def fits():
     return bs.demo_fits()
 
 
-@pytest.fixture(autouse=True)
-def _close_figures():
-    yield
-    plt.close("all")
-
-
-def _panels(pc):
-    return {
-        str(k): pc.viz["plot"].sel({GROUP_DIM: k}).item() for k in pc.viz["plot"][GROUP_DIM].values
-    }
+pytestmark = pytest.mark.usefixtures("close_figures")
 
 
 def _gids(ax, kind=None):
@@ -43,7 +33,7 @@ def _gids(ax, kind=None):
 def test_triplot_draws_three_densities_per_group(fits, model, tmp_path):
     fit = fits[model]
     pc = bs.plot_triplot(fit)
-    panels = _panels(pc)
+    panels = panels_of(pc)
     assert list(panels) == ["g1", "g2", "g3", "g4", "g5"]
     t = fit.table()
     for label, ax in panels.items():
@@ -75,7 +65,7 @@ def test_triplot_draws_three_densities_per_group(fits, model, tmp_path):
 
 def test_triplot_boundary_draws_the_prior_as_a_spike(fits, tmp_path):
     pc = bs.plot_triplot(fits["1"])
-    for ax in _panels(pc).values():
+    for ax in panels_of(pc).values():
         drawn = [ln.get_gid() for ln in ax.lines if ln.get_gid()]
         assert "likelihood" in drawn and "prior" not in drawn and "posterior" not in drawn
         spikes = _gids(ax, Annotation)
@@ -90,7 +80,7 @@ def test_triplot_with_sampled_posterior(fits):
     fit = fits["2"]
     idata = bs.sample(bs.plugin_model(fit), draws=300, tune=300, chains=2, random_seed=1)
     pc = bs.plot_triplot(fit, idata=idata, groups=["g3", "g1"])
-    panels = _panels(pc)
+    panels = panels_of(pc)
     assert list(panels) == ["g3", "g1"]
     for ax in panels.values():
         assert "sampled" in _gids(ax)
@@ -99,7 +89,7 @@ def test_triplot_with_sampled_posterior(fits):
 def test_triplot_many_groups_says_which_are_shown():
     fit = bs.fit(bs.load_dataset("radon"), y="log_radon", group="county")
     pc = bs.plot_triplot(fit)
-    assert len(_panels(pc)) == 12
+    assert len(panels_of(pc)) == 12
     assert "12 of 85 groups" in pc.viz["figure"].item().get_suptitle()
     with pytest.raises(bs.DataError, match="`groups` must be labels of the fit"):
         bs.plot_triplot(fit, groups=["ATLANTIS"])

@@ -6,13 +6,12 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-import matplotlib.pyplot as plt
 import numpy as np
 import pytest
+from conftest import panels_of
 from matplotlib.text import Annotation
 
 import bayeshrink as bs
-from bayeshrink.bayes import GROUP_DIM
 
 
 @pytest.fixture(scope="module")
@@ -25,23 +24,14 @@ def radon_fit():
     return bs.fit(bs.load_dataset("radon"), formula="log_radon ~ floor + (1 + floor | county)")
 
 
-@pytest.fixture(autouse=True)
-def _close_figures():
-    yield
-    plt.close("all")
-
-
-def _panels(pc):
-    return {
-        str(k): pc.viz["plot"].sel({GROUP_DIM: k}).item() for k in pc.viz["plot"][GROUP_DIM].values
-    }
+pytestmark = pytest.mark.usefixtures("close_figures")
 
 
 @pytest.mark.parametrize("term", ["Intercept", "Days"])
 def test_triplot_per_term_draws_the_marginals(sleep_fit, term, tmp_path):
     groups = list(sleep_fit.groups[:4])
     pc = bs.plot_triplot(sleep_fit, groups=groups, term=term)
-    panels = _panels(pc)
+    panels = panels_of(pc)
     assert list(panels) == [str(g) for g in groups]
     t = sleep_fit.table(term)
     for g, ax in zip(groups, panels.values(), strict=True):
@@ -69,7 +59,7 @@ def test_triplot_of_groups_that_cannot_fit_a_slope_alone(radon_fit, tmp_path):
     lonely = list(t.index[t["no_pooling"].isna()][:2])
     assert lonely
     pc = bs.plot_triplot(radon_fit, groups=lonely, term="floor")
-    for ax in _panels(pc).values():
+    for ax in panels_of(pc).values():
         gids = {ln.get_gid() for ln in ax.lines}
         assert "likelihood" not in gids and {"prior", "posterior"} <= gids
     pc.viz["figure"].item().savefig(tmp_path / "triplot_radon_floor.png")

@@ -8,7 +8,7 @@
 from __future__ import annotations
 
 from ..data import Missing
-from .design import Design, FormulaError, parse_formula
+from .design import Design, FormulaError, FormulaSpec, parse_formula
 from .estimate import LMMComponents, estimate_lmm
 from .results import MixedFit
 
@@ -16,8 +16,15 @@ __all__ = ["Design", "FormulaError", "LMMComponents", "MixedFit", "fit_formula",
 
 
 def fit_formula(
-    data, formula: str, method: str = "reml", *, missing: Missing = "raise"
+    data,
+    formula: str,
+    method: str = "reml",
+    *,
+    missing: Missing = "raise",
+    spec: FormulaSpec | None = None,
 ) -> MixedFit:
-    """Fit ``formula`` by REML or ML with the general estimator (no one-way shortcut)."""
-    design = Design.from_formula(data, formula, missing=missing)
+    """Fit ``formula`` by REML or ML with the general estimator (no one-way shortcut).
+
+    ``spec``: the formula already parsed by :func:`parse_formula`, so it is not parsed again."""
+    design = Design.from_formula(data, formula, missing=missing, spec=spec)
     return MixedFit(design, estimate_lmm(design.stats, design.block_sizes, method))

@@ -131,12 +131,10 @@ def parse_formula(formula: str) -> FormulaSpec:
             f"`formula` must have a random-effects term such as (1 | group); got {formula!r}. "
             "A model without one is an ordinary regression (e.g. statsmodels' ols)."
         )
-    blocks, factors = [], []
+    blocks = []
     for node in block_nodes:
         resolved = Resolver(node).resolve()
-        terms = list(getattr(resolved, "group_terms", [resolved]))
-        factors.extend(str(t.factor) for t in terms)
-        blocks.append((terms, node))
+        blocks.append(list(getattr(resolved, "group_terms", [resolved])))
     group_terms = [t for t in description.terms if isinstance(t, GroupSpecificTerm)]
     distinct = list(dict.fromkeys(_factor_name(t.factor) for t in group_terms))
     if len(distinct) > 1:
@@ -154,7 +152,7 @@ def parse_formula(formula: str) -> FormulaSpec:
         )
     block_models = []
     seen: set[str] = set()
-    for terms, _node in blocks:
+    for terms in blocks:
         exprs = [t.expr for t in terms]
         names = [str(e) for e in exprs]
         repeated = seen.intersection(names)
@@ -230,6 +228,12 @@ class MixedStats:
         return self.cross[:, self.z_idx, self.y_idx]
 
     @cached_property
+    def z_full_rank(self) -> np.ndarray:
+        """Per group: can Z_j estimate all q random terms on its own (Z_j'Z_j nonsingular)?"""
+        sv = np.linalg.svd(self.A, compute_uv=False)
+        return sv[:, -1] > sv[:, 0] * 1e-10 * self.q
+
+    @cached_property
     def XtX(self) -> np.ndarray:
         return self.total[np.ix_(self.x_idx, self.x_idx)]
 
@@ -268,13 +272,15 @@ class Design:
     n_dropped: int = 0
 
     @classmethod
-    def from_formula(cls, data, formula: str, missing: Missing = "raise") -> Design:
+    def from_formula(
+        cls, data, formula: str, missing: Missing = "raise", *, spec: FormulaSpec | None = None
+    ) -> Design:
         from formulae.environment import Environment
         from formulae.matrices import DesignMatrices
         from formulae.terms import Model
 
         _check_missing_option(missing)
-        spec = parse_formula(formula)
+        spec = spec if spec is not None else parse_formula(formula)
         df = _as_frame(data)
         if len(df) == 0:
             raise DataError("`data` must have at least one row; got an empty frame.")
@@ -371,7 +377,6 @@ class Design:
         n_obs, p = X.shape
         J = len(labels)
         q = Z.shape[1]
-        _check_fixed_rank(X, fixed_names)
         intercept = [i for i in range(p) if np.all(X[:, i] == 1.0)]
         # reuse X's columns for random terms that are the same column (Intercept, Days, ...)
         cols = [X[:, i] for i in range(p)]
@@ -394,6 +399,7 @@ class Design:
             y_shift=shift,
             intercept_col=intercept[0] if intercept else None,
         )
+        _check_fixed_rank(stats.XtX, fixed_names)
         _check_random_support(stats, n_obs, J, random_names, spec.group)
         return cls(
             spec=spec,
@@ -406,16 +412,17 @@ class Design:
         )
 
 
-def _check_fixed_rank(X: np.ndarray, names: list[str]) -> None:
-    """Rank-deficient fixed effects: say which columns are aliased with earlier ones."""
-    if X.shape[1] == 0:
+def _check_fixed_rank(G: np.ndarray, names: list[str]) -> None:
+    """Rank-deficient fixed effects: say which columns are aliased with earlier ones.
+
+    ``G`` is X'X (the cross-products already hold it)."""
+    if G.shape[0] == 0:
         return
-    G = X.T @ X
     scale = np.sqrt(np.diag(G))
     scale[scale == 0] = 1.0
     G = G / np.outer(scale, scale)
     aliased: list[int] = []
-    for k in range(X.shape[1]):
+    for k in range(G.shape[0]):
         kept = [i for i in range(k) if i not in aliased] + [k]
         s = np.linalg.svd(G[np.ix_(kept, kept)], compute_uv=False)
         if s[-1] <= s[0] * 1e-10 * len(s):
@@ -438,12 +445,8 @@ def _check_random_support(stats: MixedStats, n_obs: int, J: int, names: list[str
             f"observations ({n_obs}); the variance components cannot be told apart from the "
             "residual. Use fewer random terms, e.g. (1 | g), or more data per group."
         )
-    A = stats.A
     if q > 1:
-        # which groups can estimate all q random terms on their own (Z_j of full column rank)
-        sv = np.linalg.svd(A, compute_uv=False)
-        full = sv[:, -1] > sv[:, 0] * 1e-10 * q
-        if not full.any():
+        if not stats.z_full_rank.any():
             raise DataError(
                 f"no level of {group} has data that can separate its {q} random terms "
                 f"({', '.join(names)}): within every group their columns are linearly dependent "

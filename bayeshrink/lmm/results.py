@@ -174,19 +174,24 @@ class MixedFit:
         """
         s = self.design.stats
         S = self.components.S
-        E = np.zeros((s.q, s.p))
-        for k, t in enumerate(self.random_terms):
-            if t in self.fixed_terms:
-                E[k, self.fixed_terms.index(t)] = 1.0
-        K = E[None, :, :] - S @ s.B
+        K = self.fixed_of_random[None, :, :] - S @ s.B
         V = self.sigma**2 * S + K @ self.components.vcov_beta @ np.transpose(K, (0, 2, 1))
         return self._frame(np.sqrt(np.diagonal(V, axis1=1, axis2=2)))
 
     @cached_property
+    def fixed_of_random(self) -> np.ndarray:
+        """E (terms x fixed terms): E[k, i] = 1 when random term k has fixed effect i, so that
+        ``E @ beta`` is the population value of each random term (0 for a random-only term)."""
+        E = np.zeros((len(self.random_terms), len(self.fixed_terms)))
+        for k, t in enumerate(self.random_terms):
+            if t in self.fixed_terms:
+                E[k, self.fixed_terms.index(t)] = 1.0
+        return E
+
+    @cached_property
     def _beta_z(self) -> np.ndarray:
         """The fixed effect behind each random term (0 where the term has no fixed part)."""
-        fixef = self.fixef
-        return np.array([fixef.get(t, 0.0) for t in self.random_terms])
+        return self.fixed_of_random @ self.components.beta
 
     def coef(self) -> pd.DataFrame:
         """Fixed plus random effects per group, lme4's ``coef()``: every fixed term, then any
@@ -210,8 +215,7 @@ class MixedFit:
         q = s.q
         own = np.full((self.n_groups, q), np.nan)
         cov = np.full((self.n_groups, q, q), np.nan)
-        sv = np.linalg.svd(A, compute_uv=False)
-        ok = sv[:, -1] > sv[:, 0] * 1e-10 * q
+        ok = s.z_full_rank
         if ok.any():
             inv = np.linalg.inv(A[ok])
             cov[ok] = inv
