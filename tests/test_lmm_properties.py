@@ -8,15 +8,18 @@
 
 from __future__ import annotations
 
+import json
 import os
 
 import numpy as np
 import pandas as pd
+import pytest
+from conftest import REFERENCE
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bayeshrink.lmm import fit_formula
-from bayeshrink.lmm.estimate import _Criterion
+from bayeshrink.lmm.estimate import ProfiledCriterion
 
 # derandomized: CI sees the same examples every run (a wider random search is run by hand,
 # `BAYESHRINK_HYPOTHESIS_EXAMPLES=2000 pytest tests/test_lmm_properties.py`)
@@ -50,7 +53,7 @@ def slope_data(draw):
 @given(slope_data(), st.sampled_from(["reml", "ml"]))
 def test_the_estimate_is_the_optimum(df, method):
     fit = fit_formula(df, FORMULA, method)
-    crit = _Criterion(fit.design.stats, fit.design.block_sizes, method)
+    crit = ProfiledCriterion(fit.design.stats, fit.design.block_sizes, method)
     theta = fit.theta
     f0, grad = crit.value_and_grad(theta)
     at_bound = crit.diag & (theta == 0.0)
@@ -94,3 +97,108 @@ def test_row_order_does_not_matter(df, seed):
     np.testing.assert_allclose(
         shuffled.coef().to_numpy(), fit.coef().to_numpy(), atol=1e-6 * fit.sigma
     )
+
+
+# ---------------------------------------------------------------- right at any scale
+# Covariates are centred and scaled inside the estimator and every estimate is mapped back, so
+# the units of a covariate change only the numbers the answer is reported in, as the algebra
+# says: a shift c of a covariate x (with the intercept in the same part of the model) leaves the
+# criterion, sigma and the slope alone, moves the intercept by -c * slope and the intercept's
+# random effect by -c * b_slope; a scale k moves the REML log-likelihood by exactly -log|k| (the
+# log|X'V^-1 X| term) and the ML one not at all.
+
+SLEEP_FORMULAS = ["Reaction ~ Days + (Days | Subject)", "Reaction ~ Days + (1 | Subject)"]
+
+
+def _sleep():
+    import bayeshrink as bs
+
+    return bs.load_dataset("sleepstudy")
+
+
+def _shifted_cov(cov: np.ndarray, c: float) -> np.ndarray:
+    """Covariance of (b0 - c b1, b1) from that of (b0, b1); unchanged for a 1 x 1 cov."""
+    if cov.shape[0] == 1:
+        return cov
+    C = np.array([[1.0, -c], [0.0, 1.0]])
+    return C @ cov @ C.T
+
+
+@pytest.mark.parametrize("formula", SLEEP_FORMULAS)
+@pytest.mark.parametrize("method", ["reml", "ml"])
+@pytest.mark.parametrize("shift", [200.0, 1000.0, 1e6, 1.7e9])  # 1.7e9: a Unix timestamp
+def test_shifting_a_covariate_changes_only_the_intercept(formula, method, shift):
+    d = _sleep()
+    base = fit_formula(d, formula, method)
+    moved = fit_formula(d.assign(Days=d["Days"] + shift), formula, method)
+    np.testing.assert_allclose(moved.criterion, base.criterion, rtol=1e-12)
+    np.testing.assert_allclose(moved.sigma, base.sigma, rtol=1e-9)
+    np.testing.assert_allclose(moved.fixef["Days"], base.fixef["Days"], rtol=1e-9)
+    np.testing.assert_allclose(
+        moved.fixef["Intercept"],
+        base.fixef["Intercept"] - shift * base.fixef["Days"],
+        rtol=1e-9,
+        atol=1e-9 * shift * abs(base.fixef["Days"]),
+    )
+    expected = _shifted_cov(base.cov_re.to_numpy(), shift)
+    np.testing.assert_allclose(moved.cov_re.to_numpy(), expected, rtol=1e-7)
+    np.testing.assert_allclose(moved.fixef_se["Days"], base.fixef_se["Days"], rtol=1e-8)
+    assert moved.boundary == base.boundary
+
+
+@SETTINGS
+@given(
+    st.sampled_from([*SLEEP_FORMULAS, "Reaction ~ Days + (1 | Subject) + (0 + Days | Subject)"]),
+    st.sampled_from(["reml", "ml"]),
+    st.integers(-6, 6),
+    st.floats(0.1, 1.0),
+    st.booleans(),
+)
+def test_scaling_a_covariate_moves_the_loglik_by_log_k(formula, method, exponent, mantissa, neg):
+    k = (-1.0 if neg else 1.0) * mantissa * 10.0**exponent
+    d = _sleep()
+    base = fit_formula(d, formula, method)
+    moved = fit_formula(d.assign(Days=d["Days"] * k), formula, method)
+    expected = base.loglik - (np.log(abs(k)) if method == "reml" else 0.0)
+    np.testing.assert_allclose(moved.loglik, expected, rtol=1e-11)
+    np.testing.assert_allclose(moved.sigma, base.sigma, rtol=1e-9)
+    np.testing.assert_allclose(moved.fixef["Days"] * k, base.fixef["Days"], rtol=1e-9)
+    factor = pd.Series({t: abs(k) if t == "Days" else 1.0 for t in base.random_terms})
+    np.testing.assert_allclose(moved.sd_re * factor, base.sd_re, rtol=1e-7)
+    assert moved.boundary == base.boundary
+
+
+NEAR = json.loads((REFERENCE / "lmm_near_boundary.json").read_text())
+
+
+@pytest.mark.parametrize("case", sorted(NEAR))
+def test_near_boundary_fits_are_never_worse_than_lme4(case):
+    # logLik(lmer(formula, d, REML = TRUE)), with lme4's default optimiser and with bobyqa at
+    # rhoend 2e-12 (tests/reference/make_near_boundary_references.R); the optimum is at least as
+    # high as the better of the two, up to lme4's own precision (~1e-8 in the criterion)
+    ref = NEAR[case]
+    d = pd.read_csv(REFERENCE / "lmm_near_boundary.csv.gz")
+    d = d[d["case"] == int(case)]
+    fit = fit_formula(d, ref["formula"], "reml")
+    best = max(ref["logLik_default"], ref["logLik_bobyqa"])
+    assert fit.loglik >= best - 1e-7
+    if fit.loglik - best < 1e-6:  # the same optimum: the same verdict on the boundary
+        assert fit.boundary == ref["singular"]
+
+
+@pytest.mark.parametrize("noise", [1e-3, 1e-6])
+def test_a_near_perfect_fixed_part_does_not_cancel_the_residuals(noise):
+    # y = 5 + 3 x + b_g + e with x spread over +-1e3 and b_g, e of size `noise`: R^2 = 1 - 1e-12
+    # or closer. The fixed effects are free, so fitting y - 5 - 3 x must give the same sigma and
+    # variance ratio; forming the penalised RSS as y'y - beta'X'y would lose them.
+    rng = np.random.default_rng(3)
+    J, n = 40, 6
+    g = np.repeat(np.arange(J), n)
+    x = rng.normal(0, 1e3, J * n)
+    e = noise * (rng.normal(size=J)[g] + rng.normal(size=J * n))
+    d = pd.DataFrame({"g": g.astype(str), "x": x, "y": 5 + 3 * x + e, "r": e})
+    full = fit_formula(d, "y ~ x + (1 | g)")
+    resid = fit_formula(d, "r ~ x + (1 | g)")
+    np.testing.assert_allclose(full.sigma, resid.sigma, rtol=1e-6)
+    np.testing.assert_allclose(full.theta, resid.theta, rtol=1e-6)
+    np.testing.assert_allclose(full.fixef["x"] - 3.0, resid.fixef["x"], atol=1e-6 * noise)

@@ -27,4 +27,7 @@ def fit_formula(
 
     ``spec``: the formula already parsed by :func:`parse_formula`, so it is not parsed again."""
     design = Design.from_formula(data, formula, missing=missing, spec=spec)
-    return MixedFit(design, estimate_lmm(design.stats, design.block_sizes, method))
+    components = estimate_lmm(
+        design.stats, design.block_sizes, method, names=list(design.random_names)
+    )
+    return MixedFit(design, components)

@@ -27,7 +27,7 @@ import pandas as pd
 from ..data import Missing, _as_frame, _check_missing, _check_missing_option, _factorize
 from ..errors import ColumnError, DataError, DataTypeError, describe_rows
 
-__all__ = ["Design", "FormulaSpec", "MixedStats", "parse_formula"]
+__all__ = ["Design", "FormulaSpec", "MixedStats", "Standardization", "parse_formula", "standardize"]
 
 
 # Functions a formula may call besides formulae's own (C, center, scale, ...): the names numpy
@@ -190,6 +190,10 @@ class MixedStats:
     ``cross[j]`` is ``W_j' W_j`` for group j; ``x_idx``/``z_idx`` say which columns of W are X
     and Z; the last column is y, shifted by ``y_shift`` when X has an intercept (the intercept
     estimate is shifted back), which keeps ``y'y`` free of cancellation.
+
+    These are on the data's own scale. The estimator works on ``std``: the same cross-products of
+    centred and scaled columns (see :class:`Standardization`), so that the units of a covariate
+    never change the answer, only the numbers it is reported in.
     """
 
     cross: np.ndarray  # (J, k, k)
@@ -198,6 +202,8 @@ class MixedStats:
     z_idx: np.ndarray
     y_shift: float
     intercept_col: int | None  # position of the intercept in X, if there is one
+    std: MixedStats | None = None  # the standardized cross-products (None: these are they)
+    transform: Standardization | None = None
 
     @property
     def p(self) -> int:
@@ -229,8 +235,11 @@ class MixedStats:
 
     @cached_property
     def z_full_rank(self) -> np.ndarray:
-        """Per group: can Z_j estimate all q random terms on its own (Z_j'Z_j nonsingular)?"""
-        sv = np.linalg.svd(self.A, compute_uv=False)
+        """Per group: can Z_j estimate all q random terms on its own (Z_j'Z_j nonsingular)?
+
+        Judged on the standardized columns, so that the units of a covariate do not matter."""
+        A = self.std.A if self.std is not None else self.A
+        sv = np.linalg.svd(A, compute_uv=False)
         return sv[:, -1] > sv[:, 0] * 1e-10 * self.q
 
     @cached_property
@@ -244,6 +253,111 @@ class MixedStats:
     @property
     def yty(self) -> float:
         return float(self.total[self.y_idx, self.y_idx])
+
+
+@dataclass(frozen=True, eq=False)
+class Standardization:
+    """How the estimator's centred and scaled columns map to the data's own.
+
+    With ``X_s`` and ``Z_s`` the standardized fixed and random design matrices::
+
+        X = X_s G_x,    Z = Z_s G_z,    y = y_scale * y_s + X_s beta0
+
+    ``G_x`` and ``G_z`` are identity but for each non-intercept column's SD on the diagonal and,
+    where the intercept is in the same model part (X, or a random-effects block holding the
+    intercept), its mean in the intercept's row. ``beta0`` is a least-squares fit of y on
+    ``X_s`` (from the rows, refined once), so ``y_s`` holds residuals: the penalised residual sum of
+    squares is then formed from numbers of its own size, not as a difference of large ones.
+    Every estimate is mapped back exactly (glum does the same for GLMs): the fixed effects by
+    ``G_x^-1``, the random effects and their covariance by ``G_z^-1``, sigma by ``y_scale``.
+    """
+
+    Gx: np.ndarray  # (p, p)
+    Gz: np.ndarray  # (q, q), block diagonal
+    beta0: np.ndarray  # (p,) in X_s units
+    y_scale: float
+
+
+def _centre_scale(col: np.ndarray, centre: bool) -> tuple[float, float]:
+    """Mean (two passes, or 0 when not centring) and RMS about it; scale 1 for a zero column."""
+    m = 0.0
+    if centre:
+        m = float(col.mean())
+        m += float((col - m).mean())
+    d = col - m if centre else col
+    s = float(np.sqrt(np.mean(d * d)))
+    if not np.isfinite(s) or s == 0.0:
+        s = 1.0
+    return m, s
+
+
+def standardize(
+    X: np.ndarray, Z: np.ndarray, y: np.ndarray, block_sizes, intercept: int | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, Standardization]:
+    """Centred and scaled copies of X, Z and y, and the map back (:class:`Standardization`)."""
+    p = X.shape[1]
+    q = Z.shape[1]
+    Xs = np.empty_like(X)
+    Gx = np.eye(p)
+    for i in range(p):
+        if i == intercept:
+            Xs[:, i] = 1.0
+            continue
+        m, s = _centre_scale(X[:, i], centre=intercept is not None)
+        Xs[:, i] = (X[:, i] - m) / s
+        Gx[i, i] = s
+        if intercept is not None:
+            Gx[intercept, i] = m
+    Zs = np.empty_like(Z)
+    Gz = np.eye(q)
+    start = 0
+    for size in block_sizes:
+        block = range(start, start + size)
+        ones = next((k for k in block if np.all(Z[:, k] == 1.0)), None)
+        for k in block:
+            if k == ones:
+                Zs[:, k] = 1.0
+                continue
+            m, s = _centre_scale(Z[:, k], centre=ones is not None)
+            Zs[:, k] = (Z[:, k] - m) / s
+            Gz[k, k] = s
+            if ones is not None:
+                Gz[ones, k] = m
+        start += size
+    if p:
+        # least squares on the standardized columns (well conditioned unless X is nearly rank
+        # deficient, which the rank check reports), refined once from the residuals
+        G = Xs.T @ Xs
+        beta0 = np.linalg.lstsq(G, Xs.T @ y, rcond=None)[0]
+        r = y - Xs @ beta0
+        beta0 = beta0 + np.linalg.lstsq(G, Xs.T @ r, rcond=None)[0]
+        r = y - Xs @ beta0
+    else:
+        beta0 = np.zeros(0)
+        r = y
+    _, y_scale = _centre_scale(r, centre=False)
+    if float(np.sqrt(np.mean(r * r))) == 0.0:
+        raise DataError(
+            "the fixed effects explain the response exactly (every residual is 0), so there is "
+            "no residual variance to separate the random effects from. Check that the response "
+            "is not one of the covariates (or a function of them)."
+        )
+    return Xs, Zs, r / y_scale, Standardization(Gx=Gx, Gz=Gz, beta0=beta0, y_scale=y_scale)
+
+
+def _shared_columns(X: np.ndarray, Z: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
+    """The columns of W = [X | Z] with each random-term column that equals a fixed column
+    (Intercept, Days, ...) taken once; returns them and where each Z column is."""
+    p, q = X.shape[1], Z.shape[1]
+    cols = [X[:, i] for i in range(p)]
+    z_idx = []
+    for k in range(q):
+        match = next((i for i in range(p) if np.array_equal(X[:, i], Z[:, k])), None)
+        if match is None:
+            cols.append(Z[:, k])
+            match = len(cols) - 1
+        z_idx.append(match)
+    return cols, np.asarray(z_idx, dtype=int)
 
 
 def group_crossproducts(W: np.ndarray, codes: np.ndarray, n_groups: int) -> np.ndarray:
@@ -376,30 +490,44 @@ class Design:
     ):
         n_obs, p = X.shape
         J = len(labels)
-        q = Z.shape[1]
-        intercept = [i for i in range(p) if np.all(X[:, i] == 1.0)]
-        # reuse X's columns for random terms that are the same column (Intercept, Days, ...)
-        cols = [X[:, i] for i in range(p)]
-        z_idx = []
-        for k in range(q):
-            match = next((i for i in range(p) if np.array_equal(X[:, i], Z[:, k])), None)
-            if match is None:
-                cols.append(Z[:, k])
-                match = len(cols) - 1
-            z_idx.append(match)
-        shift = float(np.median(y)) if intercept else 0.0
-        W = np.column_stack([*cols, y - shift]) if cols else (y - shift)[:, None]
-        cross = group_crossproducts(W, codes, J)
+        intercept = next((i for i in range(p) if np.all(X[:, i] == 1.0)), None)
+        Xs, Zs, ys, tr = standardize(X, Z, y, block_sizes, intercept)
+        std_cols, z_std = _shared_columns(Xs, Zs)
+        cross_std = group_crossproducts(np.column_stack([*std_cols, ys]), codes, J)
         n = np.bincount(codes, minlength=J).astype(float)
+        std = MixedStats(
+            cross=cross_std,
+            n=n,
+            x_idx=np.arange(p),
+            z_idx=z_std,
+            y_shift=0.0,
+            intercept_col=intercept,
+        )
+        # the same cross-products on the data's own scale (for results and the PyMC models),
+        # W = W_s G: each original column is a combination of standardized ones
+        cols, z_idx = _shared_columns(X, Z)
+        shift = float(np.median(y)) if intercept is not None else 0.0
+        G = np.zeros((len(std_cols) + 1, len(cols) + 1))
+        G[:p, :p] = tr.Gx
+        for k in range(Z.shape[1]):  # a column shared with X may be written through Z's map
+            G[:, z_idx[k]] = 0.0
+            G[z_std, z_idx[k]] = tr.Gz[:, k]
+        G[-1, -1] = tr.y_scale
+        G[:p, -1] = tr.beta0
+        if intercept is not None:
+            G[intercept, -1] -= shift
+        cross = np.einsum("ak,jab,bl->jkl", G, cross_std, G, optimize=True)
         stats = MixedStats(
             cross=cross,
             n=n,
             x_idx=np.arange(p),
-            z_idx=np.asarray(z_idx, dtype=int),
+            z_idx=z_idx,
             y_shift=shift,
-            intercept_col=intercept[0] if intercept else None,
+            intercept_col=intercept,
+            std=std,
+            transform=tr,
         )
-        _check_fixed_rank(stats.XtX, fixed_names)
+        _check_fixed_rank(std.XtX, fixed_names)
         _check_random_support(stats, n_obs, J, random_names, spec.group)
         return cls(
             spec=spec,

@@ -25,6 +25,17 @@ The BLUPs (conditional modes) and their conditional covariance are
 which is the posterior of b_j under the plug-in prior N(0, sigma^2 T) and the group's likelihood.
 The gradient of the criterion in theta is analytic (below), so the optimiser converges to the
 precision of the arithmetic; the work per evaluation is O(J q^3), independent of the rows.
+
+Right at any scale. The optimiser sees centred and scaled columns (X, the random slopes, and y
+as residuals of a least-squares fit on X; see :class:`~bayeshrink.lmm.design.Standardization`),
+and every estimate is mapped back exactly, so shifting or rescaling a covariate changes only the
+numbers the answer is reported in. With one variance parameter the criterion is minimised exactly
+in lambda = theta^2 (sign changes of the analytic derivative, then Brent's method); with several,
+a diagonal entry of Lambda at 0 is accepted only when the criterion along it, and restarts from
+inside, find nothing lower: the criterion is even in each diagonal entry, so its gradient there
+is 0 whether or not the optimum is inside. ``boundary`` is lme4's ``isSingular()`` rule (a
+diagonal entry of Lambda below 1e-4) applied to the standardized columns, so that it too does not
+depend on a covariate's units; for covariates with unit SD it is lme4's rule.
 """
 
 from __future__ import annotations
@@ -39,7 +50,7 @@ from scipy import optimize
 from ..errors import BayeshrinkWarning, MethodError
 from .design import MixedStats
 
-__all__ = ["LMMComponents", "estimate_lmm", "theta_layout"]
+__all__ = ["LMMComponents", "ProfiledCriterion", "estimate_lmm", "theta_layout"]
 
 #: lme4's isSingular(): a diagonal entry of Lambda below this is "on the boundary".
 SINGULAR_TOL = 1e-4
@@ -65,20 +76,22 @@ def theta_layout(block_sizes) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 @dataclass(frozen=True, eq=False)
 class LMMComponents:
-    """The estimates at the optimum. Names follow lme4; matrices are plain numpy."""
+    """The estimates at the optimum, on the data's own scale. Names follow lme4."""
 
     method: str
     theta: np.ndarray
     Lambda: np.ndarray  # (q, q) relative covariance factor
-    beta: np.ndarray  # fixed effects (intercept shifted back to the data's scale)
+    beta: np.ndarray  # fixed effects
     sigma: float
-    H: np.ndarray  # X'V^-1 X in sigma = 1 units; vcov(beta) = sigma^2 H^-1
+    H: np.ndarray  # X'V^-1 X in sigma = 1 units
+    vcov_beta: np.ndarray  # sigma^2 H^-1, computed on the standardized scale and mapped back
     criterion: float  # -2 log-likelihood (ML) or REML criterion, as lme4
     b: np.ndarray  # (J, q) conditional modes
     S: np.ndarray  # (J, q, q) Var(b_j | y) / sigma^2
     boundary: bool
     n_obs: int
-    grad_norm: float
+    grad_norm: float  # largest projected gradient entry at the end, on the standardized scale
+    theta_std: np.ndarray  # theta of the standardized columns (what the optimiser saw)
 
     @property
     def loglik(self) -> float:
@@ -88,12 +101,8 @@ class LMMComponents:
     def cov_re(self) -> np.ndarray:
         return self.sigma**2 * self.Lambda @ self.Lambda.T
 
-    @property
-    def vcov_beta(self) -> np.ndarray:
-        return self.sigma**2 * np.linalg.inv(self.H)
 
-
-class _Criterion:
+class ProfiledCriterion:
     """The profiled criterion and its gradient in theta, from the cross-products."""
 
     def __init__(self, stats: MixedStats, block_sizes, method: str):
@@ -160,7 +169,7 @@ class _Criterion:
         return crit, grad_L[self.rows, self.cols]
 
 
-def _polish(crit: _Criterion, theta: np.ndarray, iters: int = 30) -> np.ndarray:
+def _polish(crit: ProfiledCriterion, theta: np.ndarray, iters: int = 30) -> np.ndarray:
     """Newton steps (finite-difference Hessian of the analytic gradient) on the free coordinates."""
     f, g = crit.value_and_grad(theta)
     for _ in range(iters):
@@ -204,16 +213,45 @@ def _polish(crit: _Criterion, theta: np.ndarray, iters: int = 30) -> np.ndarray:
     return theta
 
 
-def estimate_lmm(stats: MixedStats, block_sizes, method: str = "reml") -> LMMComponents:
-    """Maximise the (restricted) likelihood over theta; everything else is in closed form."""
-    method = str(method).lower()
-    if method not in ("reml", "ml"):
-        raise MethodError(
-            f"`method` must be 'reml' or 'ml' for a mixed model; got {method!r}. (The "
-            "DerSimonian-Laird estimator is for group estimates with known SEs: bs.fit_summary.)"
+def _minimise_scalar(crit: ProfiledCriterion, scale: float) -> float:
+    """Global minimiser over theta >= 0 of a criterion with one (scalar) theta, exactly.
+
+    Solved in lambda = theta^2, in which the derivative at the boundary is not forced to 0 (in
+    theta the criterion is even, so theta = 0 is always stationary): the sign of the analytic
+    derivative is scanned on a logarithmic grid, every sign change from - to + is solved by
+    Brent's method, and the lowest of those minima and the boundary point wins."""
+
+    def f(lam: float) -> float:
+        return crit.value(np.array([math.sqrt(lam)]))
+
+    def g(lam: float) -> float:
+        t = math.sqrt(lam) if lam > 0.0 else 1e-7 * math.sqrt(scale)
+        return float(crit.value_and_grad(np.array([t]))[1][0]) / (2.0 * t)
+
+    grid = np.concatenate([[0.0], scale * np.logspace(-10.0, 10.0, 61)])
+    grads = np.array([g(x) for x in grid])
+    while grads[-1] < 0.0 and grid[-1] < 1e250:  # still falling: look further out
+        more = grid[-1] * np.logspace(1.0, 20.0, 20)
+        grid = np.concatenate([grid, more])
+        grads = np.concatenate([grads, [g(x) for x in more]])
+    candidates = [0.0] if grads[0] >= 0.0 else []
+    for i in np.flatnonzero((grads[:-1] < 0.0) & (grads[1:] >= 0.0)):
+        lo, hi = float(grid[i]), float(grid[i + 1])
+        if grads[i + 1] == 0.0:
+            candidates.append(hi)
+            continue
+        candidates.append(
+            optimize.brentq(g, lo, hi, xtol=1e-300, rtol=4 * np.finfo(float).eps, maxiter=500)
         )
-    crit = _Criterion(stats, block_sizes, method)
-    n_theta = len(crit.rows)
+    if not candidates:  # no sign change at all: the criterion falls everywhere we looked
+        candidates = [float(grid[-1])]
+    values = [f(x) for x in candidates]
+    return math.sqrt(candidates[int(np.argmin(values))])
+
+
+def _minimise_vector(crit: ProfiledCriterion) -> np.ndarray:
+    """L-BFGS-B from lme4's start (Lambda = I), Newton polish, and boundary ends accepted only
+    when the criterion says so."""
     start = np.where(crit.diag, 1.0, 0.0)
     bounds = [(0.0, None) if d else (None, None) for d in crit.diag]
 
@@ -224,32 +262,44 @@ def estimate_lmm(stats: MixedStats, block_sizes, method: str = "reml") -> LMMCom
             jac=True,
             method="L-BFGS-B",
             bounds=bounds,
-            options={"ftol": 1e-15, "gtol": 1e-11, "maxiter": 2000, "maxcor": 20},
+            options={"ftol": 1e-12, "gtol": 1e-7, "maxiter": 2000, "maxcor": 20},
         )
         theta = _polish(crit, np.asarray(res.x, dtype=float))
         return theta, crit.value(theta)
 
-    # lme4's start, Lambda = I
+    def better(fc: float, f: float) -> bool:
+        return fc < f - 1e-10 * max(1.0, abs(f))
+
     theta, f = run(start)
     # The criterion depends on Lambda only through Lambda Lambda', so it is even in each
     # diagonal entry: at Lambda_kk = 0 its derivative in Lambda_kk vanishes whether or not the
-    # optimum lies inside. A boundary end is therefore only accepted after restarts that move
-    # each zero diagonal entry back inside do not find a lower criterion.
-    tried: set[int] = set()
-    while True:
-        zero = [k for k in np.flatnonzero(crit.diag & (theta < SINGULAR_TOL)) if k not in tried]
-        if not zero:
-            break
-        k = zero[0]
-        tried.add(k)
-        scale = max(1.0, float(np.abs(theta).max()))
-        for v in (0.05, 0.3, 1.0):
-            x0 = theta.copy()
-            x0[k] = v * scale
-            cand, fc = run(x0)
-            if fc < f - 1e-10 * max(1.0, abs(f)):
-                theta, f = cand, fc
+    # optimum lies inside, and a line search that overshoots to 0 stops there. A boundary end is
+    # therefore judged by the criterion itself: along each zero diagonal entry (the others held)
+    # on a logarithmic grid, and by restarts from inside; any lower point restarts the search.
+    probe = np.logspace(-4.0, 2.0, 25)
+    for _ in range(4 * len(theta)):
+        zero = np.flatnonzero(crit.diag & (theta < SINGULAR_TOL))
+        moved = False
+        for k in zero:
+            trials = []
+            for v in probe:
+                x0 = theta.copy()
+                x0[k] = v
+                trials.append((crit.value(x0), v))
+            for v in (0.05, 0.3, 1.0):
+                trials.append((math.inf, v * max(1.0, float(np.abs(theta).max()))))
+            trials.sort(key=lambda t: t[0])
+            for _, v in trials[:1] + trials[-3:]:
+                x0 = theta.copy()
+                x0[k] = v
+                cand, fc = run(x0)
+                if better(fc, f):
+                    theta, f, moved = cand, fc, True
+                    break
+            if moved:
                 break
+        if not moved:
+            break
     # A diagonal entry the optimiser leaves at ~1e-20 is a boundary estimate: put it at exactly 0
     # when that does not raise the criterion, so that a singular fit shows |corr| = 1 exactly.
     f0 = crit.value(theta)
@@ -258,26 +308,95 @@ def estimate_lmm(stats: MixedStats, block_sizes, method: str = "reml") -> LMMCom
         trial[i] = 0.0
         if crit.value(trial) <= f0 + 1e-12 * max(1.0, abs(f0)):
             theta = trial
+    return theta
+
+
+def _lower_factor(M: np.ndarray) -> np.ndarray:
+    """The lower-triangular factor with a non-negative diagonal of M M' (QR of M')."""
+    R = np.linalg.qr(M.T, mode="r")
+    L = R.T.copy()
+    signs = np.where(np.diag(L) < 0.0, -1.0, 1.0)
+    return L * signs[None, :]
+
+
+def estimate_lmm(
+    stats: MixedStats, block_sizes, method: str = "reml", *, names=None
+) -> LMMComponents:
+    """Maximise the (restricted) likelihood over theta; everything else is in closed form.
+
+    The optimiser works on the standardized cross-products (``stats.std``); every estimate is
+    then mapped back to the data's own scale (:class:`~bayeshrink.lmm.design.Standardization`).
+    """
+    method = str(method).lower()
+    if method not in ("reml", "ml"):
+        raise MethodError(
+            f"`method` must be 'reml' or 'ml' for a mixed model; got {method!r}. (The "
+            "DerSimonian-Laird estimator is for group estimates with known SEs: bs.fit_summary.)"
+        )
+    std = stats.std if stats.std is not None else stats
+    crit = ProfiledCriterion(std, block_sizes, method)
+    n_theta = len(crit.rows)
+    if n_theta == 1:
+        a = std.A[:, 0, 0]
+        theta = np.array([_minimise_scalar(crit, 1.0 / float(np.median(a[a > 0])))])
+    else:
+        theta = _minimise_vector(crit)
     L, Minv, U, H, beta, r2, value = crit.parts(theta)
     _, grad = crit.value_and_grad(theta)
     projected = np.where(crit.diag & (theta <= 0) & (grad > 0), 0.0, grad)
     grad_norm = float(np.max(np.abs(projected))) if n_theta else 0.0
     if grad_norm > 1e-3:
+        k = int(np.argmax(np.abs(projected)))
+        where = ""
+        if names is not None:
+            r, c = crit.rows[k], crit.cols[k]
+            where = f" (the entry for {names[c]}" + ("" if r == c else f" x {names[r]}") + ")"
         warnings.warn(
-            f"the optimiser stopped with a gradient of {grad_norm:.2g} in theta; the estimates "
-            "may not be at the optimum. Rescaling covariates (e.g. centring them) usually helps.",
+            f"the optimiser stopped with a gradient of {grad_norm:.2g} in theta{where}; the "
+            "estimates may not be at the optimum. Covariates are centred and scaled internally, "
+            "so this points at the data (e.g. a term that is almost collinear with another).",
             ConvergenceWarning,
             stacklevel=3,
         )
-    p = stats.p
+    p, q = std.p, std.q
     sigma = math.sqrt(r2 / crit.dof)
     u = U[:, :, p] - U[:, :, :p] @ beta
     b = u @ L.T
     S = np.einsum("ik,jkl,ml->jim", L, Minv, L)
-    beta = beta.copy()
-    if stats.intercept_col is not None:
-        beta[stats.intercept_col] += stats.y_shift
+    Hinv = np.linalg.inv(H) if p else np.zeros((0, 0))
     boundary = bool(np.any(theta[crit.diag] < SINGULAR_TOL))
+    theta_std = theta.copy()
+    tr = stats.transform
+    if tr is not None:  # back to the data's own scale
+        sy = tr.y_scale
+        sigma *= sy
+        Gx_inv = np.linalg.inv(tr.Gx)
+        Gz_inv = np.linalg.inv(tr.Gz)
+        beta = Gx_inv @ (tr.beta0 + sy * beta)
+        Hinv = Gx_inv @ Hinv @ Gx_inv.T
+        H = tr.Gx.T @ H @ tr.Gx
+        b = sy * b @ Gz_inv.T
+        S = Gz_inv @ S @ Gz_inv.T
+        M = Gz_inv @ L
+        Lo = np.zeros_like(L)
+        start = 0
+        for size in block_sizes:
+            sl = slice(start, start + size)
+            Lo[sl, sl] = _lower_factor(M[sl, sl])
+            start += size
+        # a singular covariance stays exactly singular on the data's scale
+        rank = int(np.sum(np.abs(np.diag(L)) > 0.0))
+        if rank < q:
+            d = np.abs(np.diag(Lo))
+            for k in np.argsort(d)[: q - rank]:
+                if d[k] <= 1e-12 * max(1.0, float(np.abs(Lo).max())):
+                    Lo[k, k] = 0.0
+        L = Lo
+        theta = L[crit.rows, crit.cols]
+        shift = 2.0 * crit.dof * math.log(sy)
+        if method == "reml" and p:
+            shift += 2.0 * float(np.sum(np.log(np.abs(np.diag(tr.Gx)))))
+        value = value + shift
     return LMMComponents(
         method=method,
         theta=theta,
@@ -285,10 +404,12 @@ def estimate_lmm(stats: MixedStats, block_sizes, method: str = "reml") -> LMMCom
         beta=beta,
         sigma=sigma,
         H=H,
+        vcov_beta=sigma**2 * Hinv,
         criterion=float(value),
         b=b,
         S=S,
         boundary=boundary,
-        n_obs=int(stats.n.sum()),
+        n_obs=int(std.n.sum()),
         grad_norm=grad_norm,
+        theta_std=theta_std,
     )

@@ -39,7 +39,9 @@ class MixedFit:
         Covariance and correlation matrices of the random effects (term x term), lme4's VarCorr.
     boundary : bool
         A singular fit: some direction of the random-effects covariance is estimated at zero
-        (a variance at 0 or a correlation at +-1), as lme4's ``isSingular()``.
+        (a variance at 0 or a correlation at +-1), as lme4's ``isSingular()``, judged on the
+        centred and scaled columns the estimator works with, so a covariate's units do not
+        change the verdict.
 
     Methods ``ranef()``, ``coef()``, ``ranef_sd()`` return one row per group and one column per
     random term; ``table(term)`` gives the per-group picture for one term.
