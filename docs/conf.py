@@ -90,4 +90,5 @@ html_theme_options = {
     "footer_start": ["copyright"],
     "footer_end": [],
 }
+html_context = {"default_mode": "light"}
 html_show_sourcelink = False

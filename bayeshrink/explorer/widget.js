@@ -542,13 +542,21 @@ function render({ model, el }) {
     });
   }
 
+  // model.set fires this view's own change listeners at once (Backbone does so too): while the
+  // traits are being written one by one, `follow` must not read the half-written set back.
+  let committing = false;
   function commit() {
-    model.set("dataset", k);
-    model.set("ratio", d.kind === "long" ? value : null);
-    model.set("tau", r.tau);
-    model.set("multiplier", mult);
-    model.set("group", j);
-    model.save_changes();
+    committing = true;
+    try {
+      model.set("dataset", k);
+      model.set("ratio", d.kind === "long" ? value : null);
+      model.set("tau", r.tau);
+      model.set("multiplier", mult);
+      model.set("group", j);
+      model.save_changes();
+    } finally {
+      committing = false;
+    }
   }
 
   function setValue(v) {
@@ -591,6 +599,7 @@ function render({ model, el }) {
 
   // Python -> browser (anywidget): follow the traits when the kernel sets them.
   const follow = () => {
+    if (committing) return;
     const kk = model.get("dataset");
     if (Number.isInteger(kk) && kk !== k && kk >= 0 && kk < datasets.length) {
       chooseDataset(kk);
