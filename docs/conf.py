@@ -51,7 +51,7 @@ def setup(app):
 
 project = "bayeshrink"
 author = "bayeshrink developers"
-copyright = "bayeshrink developers"  # noqa: A001
+copyright = "bayeshrink developers"
 release = version = bayeshrink.__version__
 
 extensions = [
@@ -69,6 +69,7 @@ html_extra_path = ["_generated/extra"]
 
 # Notebooks: show the committed outputs; the test suite executes them.
 nb_execution_mode = "off"
+nb_render_markdown_format = "myst"  # Markdown outputs (display(Markdown(...))) keep their maths
 myst_enable_extensions = ["dollarmath", "colon_fence"]
 myst_heading_anchors = 3
 
@@ -91,4 +92,5 @@ html_theme_options = {
     "footer_end": [],
 }
 html_context = {"default_mode": "light"}
+html_sidebars = {"explorer": [], "index": [], "install": [], "cli": []}  # pages without sections
 html_show_sourcelink = False

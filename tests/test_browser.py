@@ -437,6 +437,8 @@ def test_docs_pages(browser, docs_html, shots):
         assert page.page.locator("math").count() > 0  # maths rendered to MathML at build time
         assert page.errors == []
         shots(page.page, "docs_notebook_01")
+        page.page.locator("img").first.scroll_into_view_if_needed()
+        shots(page.page, "docs_notebook_01_figure")
     finally:
         page.close()
 

@@ -450,7 +450,9 @@ function render({ model, el }) {
     g = gridOf(d);
     const long = d.kind === "long";
     slider.max = g.max;
-    fitMark.style.left = `calc(8px + ${(g.fitted > 0 ? g.pA : 0) / g.max} * (100% - 16px))`;
+    // the mark sits under the thumb's position at the fitted value (the left end on a boundary)
+    fitMark.style.left = g.fitted > 0 ? `calc(8px + ${g.pA / g.max} * (100% - 16px))` : "0";
+    fitMark.style.transform = g.fitted > 0 ? "translateX(-50%)" : "none";
     ratioLabel.textContent = long
       ? "variance ratio τ²/σ² (log scale; σ held at its fitted value)"
       : "between-group SD τ (log scale; summary data have no σ, so the control is τ itself)";
@@ -621,7 +623,10 @@ function render({ model, el }) {
       j = gg;
       changed = true;
     }
-    if (changed) update();
+    if (changed) {
+      update();
+      commit(); // so that tau follows a ratio set from Python, and the reverse
+    }
   };
   const events = ["change:ratio", "change:tau", "change:multiplier", "change:group", "change:dataset"];
   for (const e of events) model.on(e, follow);
