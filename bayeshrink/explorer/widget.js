@@ -332,11 +332,13 @@ function drawCurve(svg, d, r, j, mult, fittedValue) {
     c.append(s("title", {}, `${d.labels[i]}: B = ${fmt(r.B[i], 4)}`));
     svg.append(c);
   }
+  // the legend where the curves are not: top right for B(n) (falling), bottom right for B(se)
   const lx = f.x1 - 150;
-  svg.append(s("line", { x1: lx, x2: lx + 22, y1: f.y0 + 8, y2: f.y0 + 8, class: "bsx-curve bsx-post" }));
-  svg.append(s("text", { x: lx + 28, y: f.y0 + 12, class: "bsx-note" }, "at this setting"));
-  svg.append(s("line", { x1: lx, x2: lx + 22, y1: f.y0 + 24, y2: f.y0 + 24, class: "bsx-fitted-curve" }));
-  svg.append(s("text", { x: lx + 28, y: f.y0 + 28, class: "bsx-note" }, "at the fit"));
+  const ly = long ? f.y0 + 8 : f.y1 - 40;
+  svg.append(s("line", { x1: lx, x2: lx + 22, y1: ly, y2: ly, class: "bsx-curve bsx-post" }));
+  svg.append(s("text", { x: lx + 28, y: ly + 4, class: "bsx-note" }, "at this setting"));
+  svg.append(s("line", { x1: lx, x2: lx + 22, y1: ly + 16, y2: ly + 16, class: "bsx-fitted-curve" }));
+  svg.append(s("text", { x: lx + 28, y: ly + 20, class: "bsx-note" }, "at the fit"));
 }
 
 // ------------------------------------------------------------------ the widget
@@ -353,6 +355,7 @@ function render({ model, el }) {
   let mult = Number.isFinite(model.get("multiplier")) && model.get("multiplier") > 0 ? model.get("multiplier") : 1;
   let j = Math.min(Math.max(model.get("group") || 0, 0), d.labels.length - 1);
   let r = null;
+  let hasN = true; // summary data usually have no group sizes: no n column then
 
   const root = h("div", { class: "bsx", role: "group", "aria-label": "shrinkage explorer" });
   const head = h("div", { class: "bsx-head" });
@@ -473,7 +476,8 @@ function render({ model, el }) {
           (d.boundary ? " (boundary fit: τ̂ = 0)" : ""),
       ),
     );
-    const cols = ["group", long ? "n" : "n", "own ȳⱼ", "seⱼ", "Bⱼ", "BLUPⱼ", "posterior SD"];
+    hasN = d.n.every((v) => v !== null);
+    const cols = ["group", ...(hasN ? ["n"] : []), "own ȳⱼ", "seⱼ", "Bⱼ", "BLUPⱼ", "posterior SD"];
     const tr = h("tr");
     cols.forEach((c) => tr.append(h("th", { scope: "col" }, c)));
     thead.replaceChildren(tr);
@@ -536,7 +540,8 @@ function render({ model, el }) {
     drawCurve(curveSvg, d, r, j, mult, fittedOf(d));
     [...tbody.children].forEach((row, i) => {
       const cells = row.children;
-      const vals = [d.n[i] === null ? null : d.n[i] * mult, d.own[i], r.se[i], r.B[i], r.blup[i], r.postsd[i]];
+      const vals = [d.own[i], r.se[i], r.B[i], r.blup[i], r.postsd[i]];
+      if (hasN) vals.unshift(d.n[i] * mult);
       vals.forEach((v, c) => {
         cells[c + 1].textContent = fmt(v, 5);
       });
