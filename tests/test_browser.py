@@ -44,7 +44,7 @@ ARGS = [
 ]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def browser():
     with sync_api.sync_playwright() as p:
         b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
@@ -361,11 +361,19 @@ def test_hostile_labels_are_text_in_the_widget(browser):
 
 
 # ------------------------------------------------------------------ the documentation site
+SOURCE_SUFFIXES = {".py", ".js", ".css", ".ipynb", ".png", ".csv", ".md", ".rst", ".html"}
+
+
 def _newest(paths) -> float:
-    return max(p.stat().st_mtime for base in paths for p in base.rglob("*") if p.is_file())
+    return max(
+        p.stat().st_mtime
+        for base in paths
+        for p in base.rglob("*")
+        if p.suffix in SOURCE_SUFFIXES and "__pycache__" not in p.parts
+    )
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def docs_html(tmp_path_factory) -> Path:
     """The built site: docs/_build/html when it is newer than every source, else a fresh build
     (as `make docs`: warnings are errors) into a tmp folder."""
@@ -375,7 +383,7 @@ def docs_html(tmp_path_factory) -> Path:
         newest = max(
             _newest([ROOT / "bayeshrink", ROOT / "notebooks"]),
             _newest([ROOT / "docs" / "_ext", ROOT / "docs" / "_templates"]),
-            max(p.stat().st_mtime for p in (ROOT / "docs").glob("*.*")),
+            max(p.stat().st_mtime for p in (ROOT / "docs").glob("*.*")),  # conf.py, pages
         )
         if (built / "index.html").stat().st_mtime > newest:
             return built

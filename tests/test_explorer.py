@@ -128,6 +128,9 @@ def test_explore_widget(fit2, summary_fit, tmp_path):
     assert w.save(tmp_path / "w.html").read_text() == page_html(w.data)
     s = bs.explore(summary_fit, title="meta")
     assert s.ratio is None and math.isclose(s.tau, summary_fit.tau)
+    bundle = w._repr_mimebundle_()
+    bundle = bundle[0] if isinstance(bundle, tuple) else bundle
+    assert "application/vnd.jupyter.widget-view+json" in bundle  # Jupyter shows it as a widget
     several = bs.explore(bs.demo_fits())
     assert [d["name"] for d in several.data["datasets"]] == ["1", "2", "3", "1b"]
 
