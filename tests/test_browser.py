@@ -170,6 +170,8 @@ def test_set_ratio_matches_closed_form(demo, model, shots):
     np.testing.assert_allclose(blup, t["blup"], rtol=0, atol=1e-9)
     np.testing.assert_allclose(b, t["shrinkage"], rtol=0, atol=1e-12)
     assert sf["mu"] == pytest.approx(fit.mu, abs=1e-9)
+    sd = np.array([g["posterior_sd"] for g in sf["groups"]])
+    np.testing.assert_allclose(sd, t["cond_sd"], rtol=0, atol=1e-9)  # lme4's condVar SDs
     assert "(the fitted value" in demo.page.locator(".bsx-ratio output").inner_text()
     if model == "2":
         shots(demo.page, "explorer_ratio_fit", full_page=True)
