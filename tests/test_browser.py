@@ -463,3 +463,27 @@ def test_docs_pages(browser, docs_html, shots):
         shots(explorer.page, "docs_explorer", full_page=True)
     finally:
         explorer.close()
+
+
+def test_many_groups_draw_a_subset_and_compute_all(browser, tmp_path):
+    rng = np.random.default_rng(7)
+    k = 1000
+    g = np.repeat(np.arange(k), rng.integers(2, 20, k))
+    y = rng.normal(0.0, 1.0, k)[g] + rng.normal(0.0, 2.0, g.size)
+    fit = bs.fit(pd.DataFrame({"g": [f"county {i:04d}" for i in g], "y": y}), y="y", group="g")
+    opened = Opened(browser, bs.explore(fit).save(tmp_path / "many.html").as_uri())
+    try:
+        page = opened.page
+        assert page.locator(".bsx-group").count() == 300  # spread over the estimates
+        assert page.locator(".bsx-table tbody tr").count() == 200
+        assert "first 200 of 1000 groups" in page.locator(".bsx").inner_text()
+        _, blup, b = groups_of(opened.js("(r) => window.bayeshrink.setRatio(r)", 0.5))
+        ref_blup, ref_b = closed_form(fit, 0.5)
+        np.testing.assert_allclose(blup, ref_blup, rtol=0, atol=1e-9)  # every group
+        np.testing.assert_allclose(b, ref_b, rtol=1e-12)
+        opened.js("window.bayeshrink.setGroup('county 0999')")
+        chosen = page.locator(".bsx-group.bsx-chosen")
+        assert chosen.count() == 1 and "county 0999" in chosen.locator("title").text_content()
+        assert opened.errors == []
+    finally:
+        opened.close()

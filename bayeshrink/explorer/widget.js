@@ -15,6 +15,8 @@ const COLOR = { prior: "#3b6fb6", lik: "#e07b1f", post: "#2e9e5b", mu: "#3b6fb6"
 const STEPS_PER_DECADE = 50; // slider resolution on the log scale
 const MULT_MIN = -4; // group-size multiplier 2^-4 .. 2^10
 const MULT_MAX = 10;
+const MAX_DRAWN = 300; // groups drawn in the arrow and curve panels (spread over the estimates)
+const MAX_ROWS = 200; // rows in the table; state() always has every group
 let instances = 0;
 
 // ------------------------------------------------------------------ small helpers
@@ -44,6 +46,19 @@ function fmt(x, digits = 4) {
     return `${mant}×10${[...e].map((c) => SUP[c]).join("")}`;
   }
   return String(Number(x.toPrecision(digits)));
+}
+
+// (not Math.max(...xs): spreading a long array overflows the argument limit)
+function maxOf(xs) {
+  let m = -Infinity;
+  for (const x of xs) if (x > m) m = x;
+  return m;
+}
+
+function minOf(xs) {
+  let m = Infinity;
+  for (const x of xs) if (x < m) m = x;
+  return m;
 }
 
 function dnorm(x, m, sd) {
@@ -91,7 +106,7 @@ function compute(d, value, mult) {
 
 function regimeOf(r) {
   if (r.tau2 === 0) return "complete";
-  if (Math.max(...r.B) < 0.01) return "none";
+  if (maxOf(r.B) < 0.01) return "none";
   return "partial";
 }
 
@@ -104,11 +119,11 @@ function gridOf(d) {
   let lo;
   let hi;
   if (long) {
-    lo = Math.log10(0.01 / Math.max(...d.n));
-    hi = Math.log10(1000 / Math.min(...d.n));
+    lo = Math.log10(0.01 / maxOf(d.n));
+    hi = Math.log10(1000 / minOf(d.n));
   } else {
-    lo = Math.log10(0.1 * Math.min(...d.se));
-    hi = Math.log10(30 * Math.max(...d.se));
+    lo = Math.log10(0.1 * minOf(d.se));
+    hi = Math.log10(30 * maxOf(d.se));
   }
   const anchor = fitted > 0 ? Math.log10(fitted) : (lo + hi) / 2;
   lo = Math.min(lo, anchor - 1);
@@ -129,6 +144,23 @@ function posOf(g, v) {
   if (v === g.fitted) return g.pA;
   const p = Math.round(g.pA + (Math.log10(v) - g.anchor) * STEPS_PER_DECADE);
   return Math.min(Math.max(p, 1), g.max);
+}
+
+// With many groups, draw a subset spread evenly over the own estimates (and always the chosen one).
+function spreadSubset(d) {
+  const k = d.labels.length;
+  const all = d.labels.map((_, i) => i);
+  if (k <= MAX_DRAWN) return all;
+  const byOwn = all.slice().sort((a, b) => d.own[a] - d.own[b]);
+  const pick = new Set();
+  for (let q = 0; q < MAX_DRAWN; q++) pick.add(byOwn[Math.round((q * (k - 1)) / (MAX_DRAWN - 1))]);
+  return [...pick].sort((a, b) => a - b);
+}
+
+function withChosen(drawn, j) {
+  const order = drawn.filter((i) => i !== j);
+  order.push(j); // the chosen group last, on top
+  return order;
 }
 
 // ------------------------------------------------------------------ drawing
@@ -178,7 +210,7 @@ function drawTriplot(svg, d, r, j, xr, uid) {
   if (r.postsd[j] > 0) curves.push({ key: "post", m: r.blup[j], sd: r.postsd[j] });
   curves.push({ key: "lik", m: own, sd: se });
   const likPeak = dnorm(0, 0, se);
-  const peak = Math.max(...curves.map((c) => dnorm(0, 0, c.sd)));
+  const peak = maxOf(curves.map((c) => dnorm(0, 0, c.sd)));
   const ymax = 1.08 * Math.min(peak, 4 * likPeak);
   const sy = (y) => f.y1 - (y / ymax) * f.ph;
   const N = 240;
@@ -219,7 +251,7 @@ function drawTriplot(svg, d, r, j, xr, uid) {
   }
 }
 
-function drawArrows(svg, d, r, j, xr, uid, onPick) {
+function drawArrows(svg, d, r, j, xr, uid, onPick, drawn) {
   svg.replaceChildren();
   const f = frame(svg, { l: 74, r: 14, t: 26, b: 38 });
   const sx = (x) => f.x0 + ((x - xr[0]) / (xr[1] - xr[0])) * f.pw;
@@ -238,18 +270,17 @@ function drawArrows(svg, d, r, j, xr, uid, onPick) {
   mk.append(s("path", { d: "M0,0L10,5L0,10z", class: "bsx-arrowhead" }));
   defs.append(mk);
   svg.append(defs);
-  title(svg, "each group: own estimate → BLUP");
+  const of = drawn.length < d.labels.length ? ` (${drawn.length} of ${d.labels.length} groups)` : "";
+  title(svg, `each group: own estimate → BLUP${of}`);
   svg.append(s("text", { x: f.x0 - 8, y: yTop + 4, "text-anchor": "end", class: "bsx-tick" }, "own ȳⱼ"));
   svg.append(s("text", { x: f.x0 - 8, y: yBot + 4, "text-anchor": "end", class: "bsx-tick" }, "BLUPⱼ"));
   const mx = sx(r.mu);
   svg.append(s("line", { x1: mx, x2: mx, y1: f.y0, y2: f.y1, class: "bsx-mu" }));
   svg.append(s("text", { x: mx + 4, y: f.y0 + 6, class: "bsx-note" }, `μ = ${fmt(r.mu)}`));
-  const weight = d.labels.map((_, i) => 1 / (r.se[i] * r.se[i]));
-  const wmax = Math.max(...weight);
-  const rad = (i) => 2.5 + 5 * Math.sqrt(weight[i] / wmax);
-  const order = d.labels.map((_, i) => i).filter((i) => i !== j);
-  order.push(j); // the chosen group on top
-  for (const i of order) {
+  const weight = (i) => 1 / (r.se[i] * r.se[i]);
+  const wmax = maxOf(r.se.map((x) => 1 / (x * x)));
+  const rad = (i) => 2.5 + 5 * Math.sqrt(weight(i) / wmax);
+  for (const i of withChosen(drawn, j)) {
     const g = s("g", { class: i === j ? "bsx-group bsx-chosen" : "bsx-group", "data-group": i });
     const x0 = sx(d.own[i]);
     const x1 = sx(r.blup[i]);
@@ -276,7 +307,7 @@ function drawArrows(svg, d, r, j, xr, uid, onPick) {
   xAxis(svg, f, niceTicks(xr[0], xr[1], 6), sx, d.response);
 }
 
-function drawCurve(svg, d, r, j, mult, fittedValue) {
+function drawCurve(svg, d, r, j, mult, fittedValue, drawn) {
   svg.replaceChildren();
   const long = d.kind === "long";
   const f = frame(svg, { l: 44, r: 14, t: 26, b: 38 });
@@ -290,8 +321,8 @@ function drawCurve(svg, d, r, j, mult, fittedValue) {
   let tickFmt = fmt;
   if (long) {
     const neff = d.n.map((n) => n * mult);
-    const lo = Math.log10(Math.min(1, 0.5 * Math.min(...neff)));
-    const hi = Math.log10(Math.max(100, 5 * Math.max(...neff)));
+    const lo = Math.log10(Math.min(1, 0.5 * minOf(neff)));
+    const hi = Math.log10(Math.max(100, 5 * maxOf(neff)));
     sx = (n) => f.x0 + ((Math.log10(n) - lo) / (hi - lo)) * f.pw;
     xs = Array.from({ length: 201 }, (_, i) => 10 ** (lo + ((hi - lo) * i) / 200));
     curve = (n) => 1 / (1 + n * r.value);
@@ -304,7 +335,7 @@ function drawCurve(svg, d, r, j, mult, fittedValue) {
     xAxis(svg, f, ticks, sx, "group size n (× the multiplier), log scale", tickFmt);
   } else {
     const seff = r.se;
-    const hi = 1.5 * Math.max(...seff);
+    const hi = 1.5 * maxOf(seff);
     sx = (x) => f.x0 + (x / hi) * f.pw;
     xs = Array.from({ length: 201 }, (_, i) => (hi * i) / 200);
     const b = (x, t) => (t > 0 ? (x * x) / (x * x + t * t) : 1);
@@ -325,9 +356,7 @@ function drawCurve(svg, d, r, j, mult, fittedValue) {
   const px = xs.map(sx);
   svg.append(s("path", { d: pathOf(px, xs.map((x) => sy(fittedCurve(x)))), class: "bsx-fitted-curve" }));
   svg.append(s("path", { d: pathOf(px, xs.map((x) => sy(curve(x)))), class: "bsx-curve bsx-post", "data-curve": "B" }));
-  const order = d.labels.map((_, i) => i).filter((i) => i !== j);
-  order.push(j);
-  for (const i of order) {
+  for (const i of withChosen(drawn, j)) {
     const c = s("circle", { cx: sx(gx[i]), cy: sy(r.B[i]), r: i === j ? 6 : 4, class: i === j ? "bsx-dot bsx-lik bsx-chosen" : "bsx-dot bsx-lik" });
     c.append(s("title", {}, `${d.labels[i]}: B = ${fmt(r.B[i], 4)}`));
     svg.append(c);
@@ -356,6 +385,7 @@ function render({ model, el }) {
   let j = Math.min(Math.max(model.get("group") || 0, 0), d.labels.length - 1);
   let r = null;
   let hasN = true; // summary data usually have no group sizes: no n column then
+  let drawn = [];
 
   const root = h("div", { class: "bsx", role: "group", "aria-label": "shrinkage explorer" });
   const head = h("div", { class: "bsx-head" });
@@ -431,21 +461,23 @@ function render({ model, el }) {
   const thead = h("thead");
   const tbody = h("tbody");
   table.append(thead, tbody);
+  const tableNote = h("p", { class: "bsx-notes" });
   tableWrap.append(table);
-  root.append(tableWrap);
+  root.append(tableWrap, tableNote);
   el.append(root);
 
   function xRange() {
-    const lo = Math.min(...d.own);
-    const hi = Math.max(...d.own);
+    const lo = minOf(d.own);
+    const hi = maxOf(d.own);
     const se1 = d.kind === "long" ? d.n.map((n) => d.sigma / Math.sqrt(n)) : d.se;
-    const pad = Math.max(2.5 * Math.max(...se1), 0.05 * (hi - lo), 1e-9);
+    const pad = Math.max(2.5 * maxOf(se1), 0.05 * (hi - lo), 1e-9);
     return [lo - pad, hi + pad];
   }
   function arrowRange() {
-    const lo = Math.min(...d.own);
-    const hi = Math.max(...d.own);
-    const pad = Math.max(0.06 * (hi - lo), 1e-9);
+    const lo = minOf(d.own);
+    const hi = maxOf(d.own);
+    const se1 = d.kind === "long" ? d.n.map((n) => d.sigma / Math.sqrt(n)) : d.se;
+    const pad = Math.max(0.06 * (hi - lo), 0.5 * minOf(se1), 1e-9);
     return [lo - pad, hi + pad];
   }
 
@@ -481,8 +513,14 @@ function render({ model, el }) {
     const tr = h("tr");
     cols.forEach((c) => tr.append(h("th", { scope: "col" }, c)));
     thead.replaceChildren(tr);
+    drawn = spreadSubset(d);
+    const rows = d.labels.slice(0, MAX_ROWS);
+    tableNote.textContent =
+      d.labels.length > MAX_ROWS
+        ? `The table shows the first ${MAX_ROWS} of ${d.labels.length} groups; choose any group above to see it in the panels.`
+        : "";
     tbody.replaceChildren(
-      ...d.labels.map((lab, i) => {
+      ...rows.map((lab, i) => {
         const row = h("tr", { "data-group": i });
         row.append(h("th", { scope: "row" }, lab));
         for (let c = 1; c < cols.length; c++) row.append(h("td"));
@@ -514,8 +552,8 @@ function render({ model, el }) {
     multOut.textContent = `m = ${fmt(mult)}`;
     multSlider.setAttribute("aria-valuetext", `multiplier ${fmt(mult)}`);
     groupSel.value = String(j);
-    const bmin = Math.min(...r.B);
-    const bmax = Math.max(...r.B);
+    const bmin = minOf(r.B);
+    const bmax = maxOf(r.B);
     status.dataset.regime = regime;
     if (regime === "complete") {
       status.textContent =
@@ -536,8 +574,8 @@ function render({ model, el }) {
         : "Summary data with known standard errors: there is no σ, so the control is τ itself.");
     const xr = xRange();
     drawTriplot(triSvg, d, r, j, xr, uid);
-    drawArrows(arrowSvg, d, r, j, arrowRange(), uid, pick);
-    drawCurve(curveSvg, d, r, j, mult, fittedOf(d));
+    drawArrows(arrowSvg, d, r, j, arrowRange(), uid, pick, drawn);
+    drawCurve(curveSvg, d, r, j, mult, fittedOf(d), drawn);
     [...tbody.children].forEach((row, i) => {
       const cells = row.children;
       const vals = [d.own[i], r.se[i], r.B[i], r.blup[i], r.postsd[i]];
