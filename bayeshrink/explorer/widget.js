@@ -34,7 +34,20 @@ function s(tag, attrs = {}, text) {
   return e;
 }
 
-const SUP = { "-": "⁻", "+": "", 0: "⁰", 1: "¹", 2: "²", 3: "³", 4: "⁴", 5: "⁵", 6: "⁶", 7: "⁷", 8: "⁸", 9: "⁹" };
+const SUP = {
+  "-": "⁻",
+  "+": "",
+  0: "⁰",
+  1: "¹",
+  2: "²",
+  3: "³",
+  4: "⁴",
+  5: "⁵",
+  6: "⁶",
+  7: "⁷",
+  8: "⁸",
+  9: "⁹",
+};
 
 function fmt(x, digits = 4) {
   if (x === null || x === undefined || !Number.isFinite(x)) return "–";
@@ -179,9 +192,17 @@ function xAxis(svg, f, ticks, sx, label, fmtTick = fmt) {
     const x = sx(t);
     if (x < f.x0 - 0.5 || x > f.x1 + 0.5) continue;
     svg.append(s("line", { x1: x, x2: x, y1: f.y1, y2: f.y1 + 4, class: "bsx-axis" }));
-    svg.append(s("text", { x, y: f.y1 + 16, "text-anchor": "middle", class: "bsx-tick" }, fmtTick(t)));
+    svg.append(
+      s("text", { x, y: f.y1 + 16, "text-anchor": "middle", class: "bsx-tick" }, fmtTick(t)),
+    );
   }
-  svg.append(s("text", { x: (f.x0 + f.x1) / 2, y: H - 4, "text-anchor": "middle", class: "bsx-label" }, label));
+  svg.append(
+    s(
+      "text",
+      { x: (f.x0 + f.x1) / 2, y: H - 4, "text-anchor": "middle", class: "bsx-label" },
+      label,
+    ),
+  );
 }
 
 function title(svg, text) {
@@ -224,14 +245,35 @@ function drawTriplot(svg, d, r, j, xr, uid) {
         class: `bsx-area bsx-${c.key}`,
       }),
     );
-    g.append(s("path", { d: pathOf(xs.map(sx), ys), class: `bsx-curve bsx-${c.key}`, "data-curve": c.key }));
+    g.append(
+      s("path", {
+        d: pathOf(xs.map(sx), ys),
+        class: `bsx-curve bsx-${c.key}`,
+        "data-curve": c.key,
+      }),
+    );
   }
   if (r.tau === 0) {
     // tau = 0: the prior, and so the posterior, is a point mass at mu.
     const x = sx(r.mu);
-    g.append(s("line", { x1: x, x2: x, y1: f.y1, y2: f.y0 + 4, class: "bsx-spike", "data-curve": "spike" }));
+    g.append(
+      s("line", {
+        x1: x,
+        x2: x,
+        y1: f.y1,
+        y2: f.y0 + 4,
+        class: "bsx-spike",
+        "data-curve": "spike",
+      }),
+    );
     g.append(s("circle", { cx: x, cy: f.y0 + 4, r: 3.5, class: "bsx-spike-head" }));
-    svg.append(s("text", { x: x + 6, y: f.y0 + 14, class: "bsx-note" }, "prior = posterior: point mass at μ"));
+    svg.append(
+      s(
+        "text",
+        { x: x + 6, y: f.y0 + 14, class: "bsx-note" },
+        "prior = posterior: point mass at μ",
+      ),
+    );
   }
   svg.append(g);
   svg.append(s("line", { x1: sx(r.mu), x2: sx(r.mu), y1: f.y0, y2: f.y1, class: "bsx-mu" }));
@@ -270,10 +312,15 @@ function drawArrows(svg, d, r, j, xr, uid, onPick, drawn) {
   mk.append(s("path", { d: "M0,0L10,5L0,10z", class: "bsx-arrowhead" }));
   defs.append(mk);
   svg.append(defs);
-  const of = drawn.length < d.labels.length ? ` (${drawn.length} of ${d.labels.length} groups)` : "";
+  const of =
+    drawn.length < d.labels.length ? ` (${drawn.length} of ${d.labels.length} groups)` : "";
   title(svg, `each group: own estimate → BLUP${of}`);
-  svg.append(s("text", { x: f.x0 - 8, y: yTop + 4, "text-anchor": "end", class: "bsx-tick" }, "own ȳⱼ"));
-  svg.append(s("text", { x: f.x0 - 8, y: yBot + 4, "text-anchor": "end", class: "bsx-tick" }, "BLUPⱼ"));
+  svg.append(
+    s("text", { x: f.x0 - 8, y: yTop + 4, "text-anchor": "end", class: "bsx-tick" }, "own ȳⱼ"),
+  );
+  svg.append(
+    s("text", { x: f.x0 - 8, y: yBot + 4, "text-anchor": "end", class: "bsx-tick" }, "BLUPⱼ"),
+  );
   const mx = sx(r.mu);
   svg.append(s("line", { x1: mx, x2: mx, y1: f.y0, y2: f.y1, class: "bsx-mu" }));
   svg.append(s("text", { x: mx + 4, y: f.y0 + 6, class: "bsx-note" }, `μ = ${fmt(r.mu)}`));
@@ -299,7 +346,11 @@ function drawArrows(svg, d, r, j, xr, uid, onPick, drawn) {
     g.append(s("circle", { cx: x0, cy: yTop, r: rad(i), class: "bsx-dot bsx-lik" }));
     g.append(s("circle", { cx: x1, cy: yBot, r: rad(i), class: "bsx-dot bsx-post" }));
     g.append(
-      s("title", {}, `${d.labels[i]}: own ${fmt(d.own[i], 6)} → BLUP ${fmt(r.blup[i], 6)} (B = ${fmt(r.B[i], 3)})`),
+      s(
+        "title",
+        {},
+        `${d.labels[i]}: own ${fmt(d.own[i], 6)} → BLUP ${fmt(r.blup[i], 6)} (B = ${fmt(r.B[i], 3)})`,
+      ),
     );
     g.addEventListener("click", () => onPick(i));
     svg.append(g);
@@ -348,16 +399,50 @@ function drawCurve(svg, d, r, j, mult, fittedValue, drawn) {
   }
   for (const t of [0, 0.25, 0.5, 0.75, 1]) {
     svg.append(s("line", { x1: f.x0, x2: f.x1, y1: sy(t), y2: sy(t), class: "bsx-grid" }));
-    svg.append(s("text", { x: f.x0 - 6, y: sy(t) + 4, "text-anchor": "end", class: "bsx-tick" }, fmt(t)));
+    svg.append(
+      s("text", { x: f.x0 - 6, y: sy(t) + 4, "text-anchor": "end", class: "bsx-tick" }, fmt(t)),
+    );
   }
   svg.append(
-    s("text", { x: 12, y: (f.y0 + f.y1) / 2, transform: `rotate(-90 12 ${(f.y0 + f.y1) / 2})`, "text-anchor": "middle", class: "bsx-label" }, "Bⱼ"),
+    s(
+      "text",
+      {
+        x: 12,
+        y: (f.y0 + f.y1) / 2,
+        transform: `rotate(-90 12 ${(f.y0 + f.y1) / 2})`,
+        "text-anchor": "middle",
+        class: "bsx-label",
+      },
+      "Bⱼ",
+    ),
   );
   const px = xs.map(sx);
-  svg.append(s("path", { d: pathOf(px, xs.map((x) => sy(fittedCurve(x)))), class: "bsx-fitted-curve" }));
-  svg.append(s("path", { d: pathOf(px, xs.map((x) => sy(curve(x)))), class: "bsx-curve bsx-post", "data-curve": "B" }));
+  svg.append(
+    s("path", {
+      d: pathOf(
+        px,
+        xs.map((x) => sy(fittedCurve(x))),
+      ),
+      class: "bsx-fitted-curve",
+    }),
+  );
+  svg.append(
+    s("path", {
+      d: pathOf(
+        px,
+        xs.map((x) => sy(curve(x))),
+      ),
+      class: "bsx-curve bsx-post",
+      "data-curve": "B",
+    }),
+  );
   for (const i of withChosen(drawn, j)) {
-    const c = s("circle", { cx: sx(gx[i]), cy: sy(r.B[i]), r: i === j ? 6 : 4, class: i === j ? "bsx-dot bsx-lik bsx-chosen" : "bsx-dot bsx-lik" });
+    const c = s("circle", {
+      cx: sx(gx[i]),
+      cy: sy(r.B[i]),
+      r: i === j ? 6 : 4,
+      class: i === j ? "bsx-dot bsx-lik bsx-chosen" : "bsx-dot bsx-lik",
+    });
     c.append(s("title", {}, `${d.labels[i]}: B = ${fmt(r.B[i], 4)}`));
     svg.append(c);
   }
@@ -366,7 +451,9 @@ function drawCurve(svg, d, r, j, mult, fittedValue, drawn) {
   const ly = long ? f.y0 + 8 : f.y1 - 40;
   svg.append(s("line", { x1: lx, x2: lx + 22, y1: ly, y2: ly, class: "bsx-curve bsx-post" }));
   svg.append(s("text", { x: lx + 28, y: ly + 4, class: "bsx-note" }, "at this setting"));
-  svg.append(s("line", { x1: lx, x2: lx + 22, y1: ly + 16, y2: ly + 16, class: "bsx-fitted-curve" }));
+  svg.append(
+    s("line", { x1: lx, x2: lx + 22, y1: ly + 16, y2: ly + 16, class: "bsx-fitted-curve" }),
+  );
   svg.append(s("text", { x: lx + 28, y: ly + 20, class: "bsx-note" }, "at the fit"));
 }
 
@@ -381,7 +468,10 @@ function render({ model, el }) {
   const fittedOf = (dd) => (dd.kind === "long" ? dd.ratio : dd.tau);
   const initial = d.kind === "long" ? model.get("ratio") : model.get("tau");
   let value = Number.isFinite(initial) && initial >= 0 ? initial : fittedOf(d);
-  let mult = Number.isFinite(model.get("multiplier")) && model.get("multiplier") > 0 ? model.get("multiplier") : 1;
+  let mult =
+    Number.isFinite(model.get("multiplier")) && model.get("multiplier") > 0
+      ? model.get("multiplier")
+      : 1;
   let j = Math.min(Math.max(model.get("group") || 0, 0), d.labels.length - 1);
   let r = null;
   let hasN = true; // summary data usually have no group sizes: no n column then
@@ -393,7 +483,9 @@ function render({ model, el }) {
   head.append(heading);
   const modelBox = h("label", { class: "bsx-model" });
   const modelSel = h("select", { "aria-label": "model" });
-  datasets.forEach((dd, i) => modelSel.append(h("option", { value: i }, dd.name || `fit ${i + 1}`)));
+  datasets.forEach((dd, i) =>
+    modelSel.append(h("option", { value: i }, dd.name || `fit ${i + 1}`)),
+  );
   modelBox.append(h("span", {}, "model "), modelSel);
   if (datasets.length > 1) head.append(modelBox);
   root.append(head);
@@ -402,7 +494,13 @@ function render({ model, el }) {
   const ratioBox = h("div", { class: "bsx-ratio" });
   const ratioLabel = h("label", { for: `${uid}-ratio`, class: "bsx-control-label" });
   const ratioOut = h("output", { for: `${uid}-ratio`, class: "bsx-value", "aria-live": "polite" });
-  const slider = h("input", { id: `${uid}-ratio`, type: "range", min: 0, step: 1, class: "bsx-slider" });
+  const slider = h("input", {
+    id: `${uid}-ratio`,
+    type: "range",
+    min: 0,
+    step: 1,
+    class: "bsx-slider",
+  });
   const track = h("div", { class: "bsx-track" });
   const fitMark = h("div", { class: "bsx-fitmark", "aria-hidden": "true" }, "▲ fitted");
   track.append(slider, fitMark);
@@ -422,7 +520,11 @@ function render({ model, el }) {
     step: 1,
     class: "bsx-slider",
   });
-  const groupLabel = h("label", { for: `${uid}-group`, class: "bsx-control-label" }, "group to show");
+  const groupLabel = h(
+    "label",
+    { for: `${uid}-group`, class: "bsx-control-label" },
+    "group to show",
+  );
   const groupSel = h("select", { id: `${uid}-group` });
   multBox.append(multLabel, multOut, multSlider, groupLabel, groupSel);
   controls.append(ratioBox, multBox);
@@ -435,7 +537,12 @@ function render({ model, el }) {
   const panels = h("div", { class: "bsx-panels" });
   const mkPanel = (name) => {
     const fig = h("figure", { class: "bsx-panel" });
-    const svg = s("svg", { viewBox: `0 0 ${W} ${H}`, role: "img", "aria-label": name, "data-panel": name });
+    const svg = s("svg", {
+      viewBox: `0 0 ${W} ${H}`,
+      role: "img",
+      "aria-label": name,
+      "data-panel": name,
+    });
     fig.append(svg);
     panels.append(fig);
     return [fig, svg];
@@ -491,8 +598,15 @@ function render({ model, el }) {
     ratioLabel.textContent = long
       ? "variance ratio τ²/σ² (log scale; σ held at its fitted value)"
       : "between-group SD τ (log scale; summary data have no σ, so the control is τ itself)";
-    slider.setAttribute("aria-label", long ? "variance ratio tau squared over sigma squared, log scale" : "between-group standard deviation tau, log scale");
-    multLabel.textContent = long ? "group-size multiplier: nⱼ × m" : "precision multiplier: seⱼ ÷ √m";
+    slider.setAttribute(
+      "aria-label",
+      long
+        ? "variance ratio tau squared over sigma squared, log scale"
+        : "between-group standard deviation tau, log scale",
+    );
+    multLabel.textContent = long
+      ? "group-size multiplier: nⱼ × m"
+      : "precision multiplier: seⱼ ÷ √m";
     multSlider.setAttribute("aria-label", long ? "group size multiplier" : "precision multiplier");
     groupSel.replaceChildren(...d.labels.map((lab, i) => h("option", { value: i }, lab)));
     heading.replaceChildren(
@@ -563,7 +677,10 @@ function render({ model, el }) {
         `No pooling: τ is far above the fit, so every group keeps more than 99% of its own ` +
         `estimate (Bⱼ ≤ ${fmt(bmax, 2)}).`;
     } else {
-      const range = bmax - bmin <= 1e-12 * bmax ? `Bⱼ = ${fmt(bmin, 3)} for every group` : `Bⱼ runs from ${fmt(bmin, 3)} to ${fmt(bmax, 3)}`;
+      const range =
+        bmax - bmin <= 1e-12 * bmax
+          ? `Bⱼ = ${fmt(bmin, 3)} for every group`
+          : `Bⱼ runs from ${fmt(bmin, 3)} to ${fmt(bmax, 3)}`;
       status.textContent = `Partial pooling: each BLUP moves the fraction Bⱼ of the way from the group's own estimate ȳⱼ to μ; here ${range}.`;
     }
     notes.textContent =
@@ -606,7 +723,8 @@ function render({ model, el }) {
 
   function setValue(v) {
     const x = Number(v);
-    if (!Number.isFinite(x) || x < 0) throw new Error(`the control must be a finite number >= 0; got ${v}`);
+    if (!Number.isFinite(x) || x < 0)
+      throw new Error(`the control must be a finite number >= 0; got ${v}`);
     value = x;
     update();
     commit();
@@ -671,13 +789,21 @@ function render({ model, el }) {
       commit(); // so that tau follows a ratio set from Python, and the reverse
     }
   };
-  const events = ["change:ratio", "change:tau", "change:multiplier", "change:group", "change:dataset"];
+  const events = [
+    "change:ratio",
+    "change:tau",
+    "change:multiplier",
+    "change:group",
+    "change:dataset",
+  ];
   for (const e of events) model.on(e, follow);
 
   const api = {
     setRatio(x) {
       if (d.kind !== "long") {
-        throw new Error("setRatio: summary data have no σ, so the control is τ itself; use setTau(t)");
+        throw new Error(
+          "setRatio: summary data have no σ, so the control is τ itself; use setTau(t)",
+        );
       }
       setValue(x);
       return api.state();
@@ -702,7 +828,8 @@ function render({ model, el }) {
       return api.state();
     },
     setModel(which) {
-      const i = typeof which === "number" ? which : datasets.findIndex((dd) => dd.name === String(which));
+      const i =
+        typeof which === "number" ? which : datasets.findIndex((dd) => dd.name === String(which));
       if (!(i >= 0 && i < datasets.length)) throw new Error(`setModel: no model ${which}`);
       chooseDataset(i);
       return api.state();
