@@ -40,8 +40,8 @@ from typing import Any
 import anywidget
 import traitlets
 
-from ..errors import DataTypeError, OutputError
-from ..results import ShrinkageFit
+# the public namespace only, so that moving modules inside the package costs nothing here
+from .. import DataTypeError, OutputError, ShrinkageFit
 
 __all__ = ["Explorer", "explore", "fit_data", "page_html", "write_page"]
 
