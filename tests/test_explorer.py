@@ -180,3 +180,9 @@ def test_cli_explore_errors(tmp_path, capsys, seed_demo, args, message):
     assert err.count("\n") == 1 and err.startswith("bayeshrink: error: ")
     assert "Traceback" not in err
     assert re.search(message, err), err
+
+
+def test_write_page_takes_a_fit_named_datasets(fit2, tmp_path):
+    path = write_page({"datasets": fit2}, tmp_path / "p.html")
+    data = json.loads(re.search(r"id='bayeshrink-data'>(.*?)</script>", path.read_text()).group(1))
+    assert [d["name"] for d in data["datasets"]] == ["datasets"]

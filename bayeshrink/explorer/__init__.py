@@ -19,7 +19,9 @@ Everything on screen is computed in the browser in closed form from a few number
 
 In the page, ``window.bayeshrink`` holds a small API: ``setRatio(r)``, ``setTau(t)``,
 ``setMultiplier(m)``, ``setGroup(label)``, ``setModel(name)``, ``reset()`` and ``state()``, which
-returns ``{ratio, tau, mu, regime, groups: [{label, blup, shrinkage, ...}, ...]}``.
+returns ``{ratio, tau, mu, regime, groups: [{label, blup, shrinkage, ...}, ...]}``. With several
+explorers on one page (a notebook), ``window.bayeshrink`` is the last one shown; each explorer's
+root element (``.bsx``) carries its own as ``element.bayeshrink``.
 
 Group labels and column names are text: they reach the page as JSON inside a non-executed
 ``<script type="application/json">`` with ``<``, ``>``, ``&``, U+2028 and U+2029 escaped, and are
@@ -245,7 +247,7 @@ def page_html(data: Mapping[str, Any]) -> str:
 def write_page(fits, path: str | Path, *, title: str | None = None) -> Path:
     """Write the explorer of ``fits`` (a fit, a dict of named fits, or an explorer's ``data``)
     to ``path`` as one self-contained HTML page; return the path."""
-    if isinstance(fits, Mapping) and "datasets" in fits:
+    if isinstance(fits, Mapping) and isinstance(fits.get("datasets"), list):  # explorer data
         data = fits
     else:
         data = _payload(fits, title)
