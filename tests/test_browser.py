@@ -377,17 +377,18 @@ def _newest(paths) -> float:
 
 @pytest.fixture(scope="session")
 def docs_html(tmp_path_factory) -> Path:
-    """The built site: docs/_build/html when it is newer than every source, else a fresh build
-    (as `make docs`: warnings are errors) into a tmp folder."""
+    """The built site: docs/_build/html when `make docs` built it after the last change to any
+    source, else a fresh build (as `make docs`: warnings are errors) into a tmp folder."""
     pytest.importorskip("sphinx", reason="the docs extra is not installed: pip install '.[docs]'")
     built = ROOT / "docs" / "_build" / "html"
-    if (built / "index.html").exists():
+    stamp = built / ".built"  # touched by `make docs` after a build without warnings
+    if stamp.exists():
         newest = max(
             _newest([ROOT / "bayeshrink", ROOT / "notebooks"]),
             _newest([ROOT / "docs" / "_ext", ROOT / "docs" / "_templates"]),
             max(p.stat().st_mtime for p in (ROOT / "docs").glob("*.*")),  # conf.py, pages
         )
-        if (built / "index.html").stat().st_mtime > newest:
+        if stamp.stat().st_mtime > newest:
             return built
     out = tmp_path_factory.mktemp("docs") / "html"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
