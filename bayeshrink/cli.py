@@ -192,7 +192,8 @@ def _explore(args: argparse.Namespace) -> int:
 
         if args.method not in ("reml", "ml"):
             raise DataError(
-                f"`--method` must be reml or ml for the worked example; got {args.method!r}."
+                f"`--method` must be reml or ml for the worked example; got {args.method!r}. "
+                "DL is for summary data (FILE with --se)."
             )
         fits = {SCENARIOS[k].title: f for k, f in demo_fits(args.method).items()}
         title = args.title or "Shrinkage explorer: the worked example (bundled seed_demo)"

@@ -161,6 +161,7 @@ def test_cli_explore_file(tmp_path, capsys, seed_demo):
         (["--y", "y", "--group", "group", "--out-of-folder"], r"`out` must be a file"),
         (["--y", "y"], r"`explore` needs FILE, --y and --group"),
         (["--demo", "--y", "y"], r"`--demo` explores the bundled worked example"),
+        (["--demo", "--method", "dl"], r"`--method` must be reml or ml .*got 'dl'\. DL is for"),
         (["--y", "y", "--group", "group", "--out-is-folder"], r"`out` must be a writable file"),
     ],
 )
