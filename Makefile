@@ -5,7 +5,7 @@ VENV   := .venv
 STAMP  := $(VENV)/.bayeshrink-installed
 BIN    := $(VENV)/bin
 
-.PHONY: demo test test-full lint bench clean
+.PHONY: demo test test-full lint bench docs clean
 
 $(STAMP): pyproject.toml constraints.txt
 	@py=$$(sh .ci/find-python.sh) || exit 1; \
@@ -31,5 +31,12 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_fit.py
 
+# The documentation site (Sphinx, MyST-NB, pydata theme) into docs/_build/html; warnings are
+# errors. Notebooks are rendered from their committed outputs, not re-executed.
+docs: $(STAMP)
+	$(BIN)/sphinx-build -W --keep-going -q -b html docs docs/_build/html
+	@touch docs/_build/html/.built  # tests/test_browser.py reuses a build newer than its sources
+	@echo "open docs/_build/html/index.html"
+
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) build *.egg-info docs/_build docs/_generated docs/generated docs/notebooks

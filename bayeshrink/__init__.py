@@ -23,6 +23,7 @@ from .errors import (
     DataError,
     DataTypeError,
     MethodError,
+    OutputError,
     RowsDroppedWarning,
 )
 from .estimate import VarianceComponents
@@ -48,6 +49,8 @@ _LAZY = {
     "plot_shrinkage_curve": "plots",
     "plot_forest": "plots",
     "plot_shrinkage_2d": "plots",
+    "explore": "explorer",
+    "Explorer": "explorer",
 }
 
 
@@ -76,6 +79,7 @@ __all__ = [
     "GroupStats",
     "MethodError",
     "MixedFit",
+    "OutputError",
     "RowsDroppedWarning",
     "ShrinkageFit",
     "VarianceComponents",

@@ -1,4 +1,4 @@
-"""Command line: ``bayeshrink demo`` and ``bayeshrink fit FILE``."""
+"""Command line: ``bayeshrink demo``, ``bayeshrink fit FILE`` and ``bayeshrink explore``."""
 
 from __future__ import annotations
 
@@ -180,6 +180,44 @@ def _fit(args: argparse.Namespace) -> int:
     return 0
 
 
+def _explore(args: argparse.Namespace) -> int:
+    from .explorer import write_page
+
+    if args.demo:
+        if args.file is not None or args.y is not None or args.group is not None or args.se:
+            raise DataError(
+                "`--demo` explores the bundled worked example; drop FILE, --y, --group and --se."
+            )
+        from .demo import SCENARIOS, demo_fits
+
+        if args.method not in ("reml", "ml"):
+            raise DataError(
+                f"`--method` must be reml or ml for the worked example; got {args.method!r}. "
+                "DL is for summary data (FILE with --se)."
+            )
+        fits = {SCENARIOS[k].title: f for k, f in demo_fits(args.method).items()}
+        title = args.title or "Shrinkage explorer: the worked example (bundled seed_demo)"
+    else:
+        if args.file is None or args.y is None or args.group is None:
+            raise DataError(
+                "`explore` needs FILE, --y and --group (with --se for estimates with known "
+                "standard errors), or --demo for the worked example."
+            )
+        from .fitting import fit, fit_summary
+
+        df = _read_table(Path(args.file), args.engine)
+        if args.se is not None:
+            fits = fit_summary(
+                df, estimate=args.y, se=args.se, group=args.group, method=args.method
+            )
+        else:
+            fits = fit(df, y=args.y, group=args.group, method=args.method, missing=args.missing)
+        title = args.title
+    path = write_page(fits, args.out, title=title)
+    print(f"wrote {path}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="bayeshrink",
@@ -228,6 +266,34 @@ def build_parser() -> argparse.ArgumentParser:
         "installed), or eagerly with pandas",
     )
     f.set_defaults(func=_fit)
+
+    e = sub.add_parser(
+        "explore",
+        help="write the interactive shrinkage explorer as one self-contained HTML page",
+    )
+    e.add_argument("file", nargs="?", help="CSV or Parquet file (or use --demo)")
+    e.add_argument("--y", help="response column (or the estimate, with --se)")
+    e.add_argument("--group", help="grouping column")
+    e.add_argument("--se", help="standard-error column: the rows are group estimates")
+    e.add_argument("--method", default="reml", help="reml (default) or ml; dl with --se")
+    e.add_argument(
+        "--demo", action="store_true", help="the bundled worked example, with its four models"
+    )
+    e.add_argument("--out", required=True, help="the HTML page to write")
+    e.add_argument("--title", help="the page's heading")
+    e.add_argument(
+        "--missing",
+        default="raise",
+        choices=["raise", "drop"],
+        help="rows with missing values: raise (default) or drop with a warning",
+    )
+    e.add_argument(
+        "--engine",
+        default="auto",
+        choices=["auto", "polars", "duckdb", "pandas"],
+        help="how to read FILE (as for `fit`)",
+    )
+    e.set_defaults(func=_explore)
     return parser
 
 

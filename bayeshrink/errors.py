@@ -31,6 +31,10 @@ class MethodError(BayeshrinkError, ValueError):
     """An unknown estimation method or option was requested."""
 
 
+class OutputError(BayeshrinkError, OSError):
+    """A file cannot be written where it was asked to go."""
+
+
 class BayeshrinkWarning(UserWarning):
     """Base class of bayeshrink warnings."""
 
