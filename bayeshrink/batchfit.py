@@ -44,35 +44,71 @@ class BatchComponents:
     boundary: np.ndarray
 
 
-def _bisect_root(grad, lo: np.ndarray, hi: np.ndarray, iterations: int = 200) -> np.ndarray:
-    """Root of an increasing-through-zero ``grad`` inside [lo, hi] (rows independent)."""
-    lo, hi = lo.copy(), hi.copy()
+def _bracketed_root(grad, lo, hi, g_lo, g_hi, iterations: int = 200) -> np.ndarray:
+    """Root of ``grad(x, rows)`` in [lo, hi] (g_lo < 0 < g_hi), rows independent.
+
+    The Illinois variant of regula falsi (superlinear, the bracket always kept), with a
+    bisection step whenever the secant point is not strictly inside; a row stops when its
+    bracket or its step is a few ulps. Only the rows still moving are evaluated.
+    """
+    lo, hi, g_lo, g_hi = lo.copy(), hi.copy(), g_lo.copy(), g_hi.copy()
+    x = 0.5 * (lo + hi)
+    x_old = np.full(lo.shape, np.inf)
+    side = np.zeros(lo.shape, dtype=np.int8)
+    active = np.arange(lo.size)
+    eps4 = 4.0 * np.finfo(float).eps
     for _ in range(iterations):
-        mid = 0.5 * (lo + hi)
-        if not np.any((mid > lo) & (mid < hi)):
+        a = active
+        xa = hi[a] - g_hi[a] * (hi[a] - lo[a]) / (g_hi[a] - g_lo[a])
+        xa = np.where((xa > lo[a]) & (xa < hi[a]), xa, 0.5 * (lo[a] + hi[a]))
+        tiny = eps4 * np.maximum(xa, 1e-300)
+        done = ((hi[a] - lo[a]) <= tiny) | (np.abs(xa - x_old[a]) <= tiny)
+        x[a] = xa
+        active = a[~done]
+        if active.size == 0:
             break
-        neg = grad(mid) < 0.0
-        lo = np.where(neg, mid, lo)
-        hi = np.where(neg, hi, mid)
-    return 0.5 * (lo + hi)
+        a, xa = active, x[active]
+        x_old[a] = xa
+        g = grad(xa, a)
+        left = g < 0.0
+        # Illinois: when the same end moves twice running, halve the other end's value
+        g_hi[a] = np.where(left & (side[a] == -1), 0.5 * g_hi[a], g_hi[a])
+        g_lo[a] = np.where(~left & (side[a] == 1), 0.5 * g_lo[a], g_lo[a])
+        lo[a] = np.where(left, xa, lo[a])
+        g_lo[a] = np.where(left, g, g_lo[a])
+        hi[a] = np.where(left, hi[a], xa)
+        g_hi[a] = np.where(left, g_hi[a], g)
+        side[a] = np.where(left, -1, 1)
+        active = a[g != 0.0]
+    return x
 
 
 def _solve(crit, grad, scale: float, n_rows: int) -> tuple[np.ndarray, np.ndarray]:
     """Vectorised :func:`bayeshrink.estimate._argmin_halfline`; returns (x, rows to redo)."""
     grid = np.concatenate([[0.0], scale * _GRID_UNIT])
-    values = crit(np.broadcast_to(grid, (n_rows, grid.size)))  # (B, G)
+    # the grid criterion in blocks of rows: (rows, G, J) temporaries stay small
+    block = max(1, 2**16 // grid.size)
+    values = np.concatenate([
+        crit(np.broadcast_to(grid, (len(r), grid.size)), r)
+        for r in np.array_split(np.arange(n_rows), max(1, -(-n_rows // block)))
+    ])  # (B, G)
     i = np.nanargmin(values, axis=1)
     rows = np.arange(n_rows)
     redo = i == grid.size - 1  # still falling at the end of the grid: scalar solver
     lo = np.where(i == 0, 0.0, grid[np.maximum(i - 1, 0)])
     hi = np.where(i == 0, grid[1], grid[np.minimum(i + 1, grid.size - 1)])
-    g0 = grad(np.zeros(n_rows))
+    every = np.arange(n_rows)
+    g0 = grad(np.zeros(n_rows), every)
     at_zero = (i == 0) & (g0 >= 0.0)
-    g_lo, g_hi = grad(lo), grad(hi)
+    g_lo, g_hi = grad(lo, every), grad(hi, every)
     clean = (g_lo < 0.0) & (g_hi > 0.0)
     redo |= ~at_zero & ~clean
-    x = np.where(clean & ~at_zero, _bisect_root(grad, lo, np.where(clean, hi, lo)), 0.0)
-    best = crit(x[:, None])[:, 0]
+    idx = np.flatnonzero(clean & ~at_zero)
+    x = np.zeros(n_rows)
+    x[idx] = _bracketed_root(
+        lambda t, a: grad(t, idx[a]), lo[idx], hi[idx], g_lo[idx], g_hi[idx]
+    )
+    best = crit(x[:, None], every)[:, 0]
     x = np.where(values[rows, 0] <= best, 0.0, x)
     return x, redo
 
@@ -133,25 +169,26 @@ def _fit_long(mean: np.ndarray, n: np.ndarray, ssw: np.ndarray, method: str) -> 
     reml = method == "reml"
     dof = N - 1.0 if reml else N
 
-    def parts(lam):  # lam: (B, G) or (B,)
+    def parts(lam, rows=slice(None)):  # lam: (B, G) or (B,)
         lam = np.asarray(lam, dtype=float)
-        squeeze = lam.ndim == 1
-        lam2 = lam[:, :, None] if not squeeze else lam[:, None, None]
-        w = n[:, None, :] / (1.0 + n[:, None, :] * lam2)
+        lam2 = lam[:, :, None] if lam.ndim == 2 else lam[:, None, None]
+        nr = n[rows][:, None, :]
+        w = nr / (1.0 + nr * lam2)
         S = w.sum(-1)
-        mu = (w * ybar[:, None, :]).sum(-1) / S
-        r = ybar[:, None, :] - mu[..., None]
-        Q = ssw[:, None] + (w * r * r).sum(-1)
+        yb = ybar[rows][:, None, :]
+        mu = (w * yb).sum(-1) / S
+        r = yb - mu[..., None]
+        Q = ssw[rows][:, None] + (w * r * r).sum(-1)
         return lam2, w, S, mu, r, Q
 
-    def crit(lam):
-        lam2, _, S, _, _, Q = parts(lam)
-        value = dof[:, None] * np.log(Q) + np.log1p(n[:, None, :] * lam2).sum(-1)
+    def crit(lam, rows=slice(None)):
+        lam2, _, S, _, _, Q = parts(lam, rows)
+        value = dof[rows][:, None] * np.log(Q) + np.log1p(n[rows][:, None, :] * lam2).sum(-1)
         return value + np.log(S) if reml else value
 
-    def grad(lam):
-        _, w, S, _, r, Q = parts(lam)
-        g = -dof[:, None] * (w * w * r * r).sum(-1) / Q + S
+    def grad(lam, rows=slice(None)):
+        _, w, S, _, r, Q = parts(lam, rows)
+        g = -dof[rows][:, None] * (w * w * r * r).sum(-1) / Q + S
         g = g - (w * w).sum(-1) / S if reml else g
         return g[:, 0]
 
@@ -183,22 +220,23 @@ def _fit_summary(mean: np.ndarray, s2: np.ndarray, method: str) -> BatchComponen
     y = mean - centre[:, None]
     reml = method == "reml"
 
-    def parts(tau2):
+    def parts(tau2, rows=slice(None)):
         t = np.asarray(tau2, dtype=float)
         t2 = t[:, :, None] if t.ndim == 2 else t[:, None, None]
-        w = 1.0 / (t2 + s2[:, None, :])
+        w = 1.0 / (t2 + s2[rows][:, None, :])
         S = w.sum(-1)
-        mu = (w * y[:, None, :]).sum(-1) / S
-        r = y[:, None, :] - mu[..., None]
+        yr = y[rows][:, None, :]
+        mu = (w * yr).sum(-1) / S
+        r = yr - mu[..., None]
         return w, S, mu, r
 
-    def crit(tau2):
-        w, S, _, r = parts(tau2)
+    def crit(tau2, rows=slice(None)):
+        w, S, _, r = parts(tau2, rows)
         value = -np.log(w).sum(-1) + (w * r * r).sum(-1)
         return value + np.log(S) if reml else value
 
-    def grad(tau2):
-        w, S, _, r = parts(tau2)
+    def grad(tau2, rows=slice(None)):
+        w, S, _, r = parts(tau2, rows)
         g = w.sum(-1) - (w * w * r * r).sum(-1)
         g = g - (w * w).sum(-1) / S if reml else g
         return g[:, 0]

@@ -322,16 +322,42 @@ def kass_steffey(a: OneWayArrays, level: float) -> dict:
 
 
 def _mixture_quantile(m: np.ndarray, s: np.ndarray, q: float, iterations: int = 60) -> np.ndarray:
-    """q-quantile of the equal-weight normal mixture over the last axis (s may be 0)."""
-    s_safe = np.maximum(s, 1e-300)
-    lo = (m - 9.0 * s).min(-1) - 1e-12 * (1.0 + np.abs(m).max(-1))
-    hi = (m + 9.0 * s).max(-1) + 1e-12 * (1.0 + np.abs(m).max(-1))
+    """q-quantile of the equal-weight normal mixture over the last axis (s may be 0).
+
+    Safeguarded Newton from the normal approximation: a Newton step on the mixture CDF, or
+    bisection of the bracket kept around the root whenever the step leaves it (at an atom of
+    the mixture, where the CDF jumps over q, bisection closes in on the atom). Only the
+    entries still moving are evaluated.
+    """
+    shape = m.shape[:-1]
+    m = m.reshape(-1, m.shape[-1])
+    s = np.maximum(s.reshape(-1, s.shape[-1]), 1e-300)
+    scale = 1.0 + np.abs(m).max(-1)
+    lo = (m - 9.0 * s).min(-1) - 1e-12 * scale
+    hi = (m + 9.0 * s).max(-1) + 1e-12 * scale
+    sd = np.sqrt((s**2).mean(-1) + m.var(-1))
+    x = np.clip(m.mean(-1) + float(ndtri(q)) * sd, lo, hi)
+    active = np.arange(m.shape[0])
     for _ in range(iterations):
-        mid = 0.5 * (lo + hi)
-        below = ndtr((mid[..., None] - m) / s_safe).mean(-1) < q
-        lo = np.where(below, mid, lo)
-        hi = np.where(below, hi, mid)
-    return 0.5 * (lo + hi)
+        a = active
+        xa = x[a]
+        u = (xa[:, None] - m[a]) / s[a]
+        F = ndtr(u).mean(-1) - q
+        with np.errstate(over="ignore"):  # point masses (s = 0): density 0 away from them
+            dens = (np.exp(-0.5 * np.minimum(u * u, 1e300)) / s[a]).mean(-1) * _INV_SQRT2PI
+        lo[a] = np.where(F < 0.0, xa, lo[a])
+        hi[a] = np.where(F < 0.0, hi[a], xa)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            step = xa - F / dens
+        inside = np.isfinite(step) & (step >= lo[a]) & (step <= hi[a])
+        x_new = np.where(inside, step, 0.5 * (lo[a] + hi[a]))
+        x[a] = x_new
+        tol = 1e-10 * scale[a]
+        moving = (np.abs(x_new - xa) > tol) & (hi[a] - lo[a] > tol)
+        active = a[moving]
+        if active.size == 0:
+            break
+    return x.reshape(shape)
 
 
 def bootstrap_draws(a: OneWayArrays, rngs: Sequence[np.random.Generator], n_boot: int) -> dict:
@@ -576,7 +602,7 @@ def _cva_many(m2: np.ndarray, kappa: np.ndarray, alpha: float) -> np.ndarray:
     return out
 
 
-def robust(a: OneWayArrays, level: float, kurtosis: bool = True, weights: str = "precision"):
+def robust(a: OneWayArrays, level: float, kurtosis: bool = False, weights: str = "precision"):
     r"""Robust empirical-Bayes confidence intervals (Armstrong, Kolesar & Plagborg-Moller 2022).
 
     Armstrong, T. B., Kolesar, M. & Plagborg-Moller, M. (2022), Econometrica 90(6): 2567-2602,
@@ -596,7 +622,12 @@ def robust(a: OneWayArrays, level: float, kurtosis: bool = True, weights: str = 
 
     whose average coverage over the groups is at least ``level`` (asymptotically in J) for
     *any* distribution of the effects with those moments, not just a normal one.
-    ``kurtosis=False`` uses the second moment only (kappa = inf): wider, robust to any tails.
+
+    ``kurtosis=False`` (the default) constrains the second moment only (kappa = inf);
+    ``kurtosis=True`` adds the estimated kurtosis, as the paper recommends for large J: the
+    intervals are shorter, but the fourth moment is hard to estimate, and with 50 groups of 5
+    at tau^2/sigma^2 = 0.25 they covered 93.3% (MC SE 0.1%) of normal effects in our
+    simulation study (94.9% with 200 groups), where the second-moment version covered 96.4%.
     """
     if weights not in ("precision", "equal"):
         raise MethodError(

@@ -53,7 +53,7 @@ DEFAULT_INTERVALS = {
     "kass-steffey": ("kass-steffey", {}),
     "bootstrap": ("bootstrap", {}),
     "robust": ("robust", {}),
-    "robust-m2": ("robust", {"kurtosis": False}),
+    "robust-kurtosis": ("robust", {"kurtosis": True}),
 }
 
 
@@ -424,7 +424,7 @@ def simulation_study(
     intervals : sequence of str or dict, optional
         Interval methods of :mod:`bayeshrink.intervals` (built on the REML fit), as names or
         ``{label: (method, options)}``. Default: every method, with ``"robust-m2"`` the robust
-        EBCI without the kurtosis constraint.
+        EBCI with the kurtosis constraint.
     replications : int
         R, the number of simulated data sets per design.
     random_seed : int, optional
