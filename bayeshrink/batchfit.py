@@ -88,10 +88,12 @@ def _solve(crit, grad, scale: float, n_rows: int) -> tuple[np.ndarray, np.ndarra
     grid = np.concatenate([[0.0], scale * _GRID_UNIT])
     # the grid criterion in blocks of rows: (rows, G, J) temporaries stay small
     block = max(1, 2**16 // grid.size)
-    values = np.concatenate([
-        crit(np.broadcast_to(grid, (len(r), grid.size)), r)
-        for r in np.array_split(np.arange(n_rows), max(1, -(-n_rows // block)))
-    ])  # (B, G)
+    values = np.concatenate(
+        [
+            crit(np.broadcast_to(grid, (len(r), grid.size)), r)
+            for r in np.array_split(np.arange(n_rows), max(1, -(-n_rows // block)))
+        ]
+    )  # (B, G)
     i = np.nanargmin(values, axis=1)
     rows = np.arange(n_rows)
     redo = i == grid.size - 1  # still falling at the end of the grid: scalar solver
@@ -105,9 +107,7 @@ def _solve(crit, grad, scale: float, n_rows: int) -> tuple[np.ndarray, np.ndarra
     redo |= ~at_zero & ~clean
     idx = np.flatnonzero(clean & ~at_zero)
     x = np.zeros(n_rows)
-    x[idx] = _bracketed_root(
-        lambda t, a: grad(t, idx[a]), lo[idx], hi[idx], g_lo[idx], g_hi[idx]
-    )
+    x[idx] = _bracketed_root(lambda t, a: grad(t, idx[a]), lo[idx], hi[idx], g_lo[idx], g_hi[idx])
     best = crit(x[:, None], every)[:, 0]
     x = np.where(values[rows, 0] <= best, 0.0, x)
     return x, redo
@@ -248,9 +248,7 @@ def _fit_summary(mean: np.ndarray, s2: np.ndarray, method: str) -> BatchComponen
     else:
         tau2, redo = _solve(crit, grad, float(np.median(s2)), n_rows)
         for b in np.flatnonzero(redo):
-            stats = GroupStats.from_arrays(
-                labels=list(range(k)), mean=mean[b], se=np.sqrt(s2[b])
-            )
+            stats = GroupStats.from_arrays(labels=list(range(k)), mean=mean[b], se=np.sqrt(s2[b]))
             tau2[b] = estimate(stats, method).tau2
     _, S, mu, _ = parts(tau2)
     S, mu = S[:, 0], mu[:, 0]

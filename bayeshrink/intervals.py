@@ -18,9 +18,9 @@ method             interval
 ``"cond"``         BLUP_j +- z sqrt((1 - B_j) s_j^2): the plug-in posterior (lme4's condVar)
 ``"pred"``         BLUP_j +- z sqrt((1 - B_j) s_j^2 + B_j^2 se(mu)^2) (metafor's ``blup()``)
 ``"morris"``       Morris (1983): shrinkage (k-3)/(k-1) V_j/(V_j + A), variance inflated for A
-``"kass-steffey"`` Kass & Steffey (1989): + the delta-method variance of the BLUP in (tau^2, sigma^2)
+``"kass-steffey"`` Kass & Steffey (1989): + the delta-method variance of the BLUP in tau^2, sigma^2
 ``"bootstrap"``    Laird & Louis (1987): the EB posterior averaged over parametric-bootstrap fits
-``"robust"``       Armstrong, Kolesar & Plagborg-Moller (2022): BLUP_j +- cva(s_j^2/mu2, kappa) w_j s_j
+``"robust"``       Armstrong, Kolesar & Plagborg-Moller (2022): +- cva(s_j^2/mu2, kappa) w_j s_j
 ``"full"``         central quantiles of full-Bayes posterior draws
 =================  ================================================================================
 
@@ -127,8 +127,18 @@ class OneWayArrays:
         if se is None:
             n = np.asarray(n, float)
             se_plug = np.sqrt(comp.sigma2[:, None] / n)
-            return cls("long", comp.method, y, se_plug, comp.mu, comp.mu_se, comp.tau2,
-                       comp.sigma2, n, np.broadcast_to(np.asarray(ssw, float), y.shape[:1]))
+            return cls(
+                "long",
+                comp.method,
+                y,
+                se_plug,
+                comp.mu,
+                comp.mu_se,
+                comp.tau2,
+                comp.sigma2,
+                n,
+                np.broadcast_to(np.asarray(ssw, float), y.shape[:1]),
+            )
         se = np.broadcast_to(np.asarray(se, float), y.shape)
         return cls("summary", comp.method, y, se, comp.mu, comp.mu_se, comp.tau2, comp.sigma2)
 
@@ -513,7 +523,9 @@ def _two_point(m2: float, kappa: float, chi: float) -> tuple[float, float, float
     i = int(np.argmax(vals))
     lo, hi = u[max(i - 1, 0)], u[min(i + 1, len(u) - 1)]
     res = optimize.minimize_scalar(
-        lambda x: -float(value(m2 * x)), bounds=(lo, hi), method="bounded",
+        lambda x: -float(value(m2 * x)),
+        bounds=(lo, hi),
+        method="bounded",
         options={"xatol": 1e-13},
     )
     best_u, best = (float(res.x), -float(res.fun)) if -res.fun > vals[i] else (u[i], vals[i])
@@ -630,9 +642,7 @@ def robust(a: OneWayArrays, level: float, kurtosis: bool = False, weights: str =
     simulation study (94.9% with 200 groups), where the second-moment version covered 96.4%.
     """
     if weights not in ("precision", "equal"):
-        raise MethodError(
-            f"`weights` must be 'precision' or 'equal'; got {weights!r}."
-        )
+        raise MethodError(f"`weights` must be 'precision' or 'equal'; got {weights!r}.")
     if not isinstance(kurtosis, (bool, np.bool_)):
         raise MethodError(f"`kurtosis` must be True or False; got {kurtosis!r}.")
     s2, y = a.se**2, a.y
@@ -739,8 +749,10 @@ def interval_arrays(a: OneWayArrays, method: str, level: float = 0.95, **options
         else:
             rngs = [np.random.default_rng(seed)]
             if a.y.shape[0] > 1:
-                rngs = [np.random.default_rng(s) for s in rngs[0].bit_generator.seed_seq.spawn(
-                    a.y.shape[0])]
+                rngs = [
+                    np.random.default_rng(s)
+                    for s in rngs[0].bit_generator.seed_seq.spawn(a.y.shape[0])
+                ]
         out = bootstrap(a, level, bootstrap_draws(a, rngs, int(n_boot)))
     else:  # full
         draws = options.get("draws")

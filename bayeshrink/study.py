@@ -96,8 +96,7 @@ class Design:
             )
         if self.effects not in EFFECTS:
             raise DataError(
-                f"`effects` must be one of {', '.join(map(repr, EFFECTS))}; got "
-                f"{self.effects!r}."
+                f"`effects` must be one of {', '.join(map(repr, EFFECTS))}; got {self.effects!r}."
             )
 
     @property
@@ -150,7 +149,7 @@ def _as_intervals(intervals) -> dict[str, tuple[str, dict]]:
         if method not in METHODS or method == "full":
             options_text = ", ".join(repr(m) for m in METHODS if m != "full")
             raise MethodError(
-                f"interval methods must be among {options_text} (\"full\" comes with the "
+                f'interval methods must be among {options_text} ("full" comes with the '
                 f"'full-bayes' estimator); got {method!r} for {label!r}."
             )
         out[str(label)] = (method, dict(options))
@@ -180,8 +179,15 @@ def _draw(design: Design, rng: np.random.Generator, rows: bool):
         from .data import group_stats
         from .simulate import simulate
 
-        df = simulate(design.groups, n, mu=design.mu, sd_group=design.tau,
-                      sd_resid=design.sigma, seed=rng, effects=design.effects)
+        df = simulate(
+            design.groups,
+            n,
+            mu=design.mu,
+            sd_group=design.tau,
+            sd_resid=design.sigma,
+            seed=rng,
+            effects=design.effects,
+        )
         stats = group_stats(df, "y", "group")
         theta = df.groupby("group", sort=True)["theta"].first().to_numpy()
         return theta, stats.mean, float(stats.ssw.sum())
@@ -215,16 +221,25 @@ def _full_bayes(design: Design, y, ssw, seqs, level, draws):
     means, los, his = [], [], []
     for b, seq in enumerate(seqs):
         stats = GroupStats.from_arrays(
-            labels=labels, mean=y[b], n=design.sizes,
+            labels=labels,
+            mean=y[b],
+            n=design.sizes,
             ssw=np.r_[ssw[b], np.zeros(design.groups - 1)],
         )
         fit = fit_stats(stats)
-        seed = int(np.random.SeedSequence(seq.entropy, spawn_key=(*seq.spawn_key, 1))
-                   .generate_state(1)[0])
+        seed = int(
+            np.random.SeedSequence(seq.entropy, spawn_key=(*seq.spawn_key, 1)).generate_state(1)[0]
+        )
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # divergences are part of what is measured
-            idata = bayes.sample(bayes.hierarchical_model(fit), draws=draws, tune=draws,
-                                 chains=2, random_seed=seed, progressbar=False)
+            idata = bayes.sample(
+                bayes.hierarchical_model(fit),
+                draws=draws,
+                tune=draws,
+                chains=2,
+                random_seed=seed,
+                progressbar=False,
+            )
         th = theta_draws(idata, labels)
         q = 0.5 * (1.0 - level)
         means.append(th.mean(0))
@@ -264,8 +279,12 @@ def _run_chunk(design: Design, estimators, intervals, seqs, level, n_boot, rows,
         opts = dict(options)
         if method == "bootstrap":
             opts.setdefault("n_boot", n_boot)
-            opts["random_seed"] = [np.random.default_rng(
-                np.random.SeedSequence(s.entropy, spawn_key=(*s.spawn_key, 0))) for s in seqs]
+            opts["random_seed"] = [
+                np.random.default_rng(
+                    np.random.SeedSequence(s.entropy, spawn_key=(*s.spawn_key, 0))
+                )
+                for s in seqs
+            ]
             if len(seqs) == 1:
                 opts["random_seed"] = opts["random_seed"][0]
         iv = interval_arrays(reml, method, level, **opts)
@@ -293,8 +312,9 @@ class _TextBar:
     def _draw(self) -> None:
         width = 30
         filled = int(width * self.done / max(self.total, 1))
-        sys.stderr.write(f"\r{self.desc}: [{'#' * filled}{'.' * (width - filled)}] "
-                         f"{self.done}/{self.total}")
+        sys.stderr.write(
+            f"\r{self.desc}: [{'#' * filled}{'.' * (width - filled)}] {self.done}/{self.total}"
+        )
         sys.stderr.flush()
 
     def close(self) -> None:
@@ -336,8 +356,9 @@ def _run_local(tasks, workers: int, bar):
     safe_fork = threading.active_count() == 1 and "fork" in multiprocessing.get_all_start_methods()
     ctx = multiprocessing.get_context("fork" if safe_fork else "spawn")
     with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
-        futures = {pool.submit(_run_chunk, *args): (i, size) for i, (args, size) in
-                   enumerate(tasks)}
+        futures = {
+            pool.submit(_run_chunk, *args): (i, size) for i, (args, size) in enumerate(tasks)
+        }
         for fut in as_completed(futures):
             i, size = futures[fut]
             results[i] = fut.result()
@@ -423,7 +444,7 @@ def simulation_study(
         slow, seconds per replication; it adds the ``"full"`` interval).
     intervals : sequence of str or dict, optional
         Interval methods of :mod:`bayeshrink.intervals` (built on the REML fit), as names or
-        ``{label: (method, options)}``. Default: every method, with ``"robust-m2"`` the robust
+        ``{label: (method, options)}``. Default: every method, with ``"robust-kurtosis"`` the robust
         EBCI with the kurtosis constraint.
     replications : int
         R, the number of simulated data sets per design.
@@ -487,7 +508,7 @@ def simulation_study(
         chunk_size = max(10, min(200, math.ceil(R / (2 * workers))))
     root = np.random.SeedSequence(random_seed)
     tasks = []
-    for d, (design, dseq) in enumerate(zip(design_list, root.spawn(len(design_list)))):
+    for d, (design, dseq) in enumerate(zip(design_list, root.spawn(len(design_list)), strict=True)):
         seqs = dseq.spawn(R)
         for start in range(0, R, chunk_size):
             chunk = seqs[start : start + chunk_size]
@@ -511,13 +532,20 @@ def simulation_study(
     names += [("interval", label) for label in ivs]
     out, cost = [], {}
     for d, design in enumerate(design_list):
-        parts = [r for (args, _), r in zip(tasks, results) if args[0] == d]
+        parts = [r for (args, _), r in zip(tasks, results, strict=True) if args[0] == d]
         arrays = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
         cost[design.label()] = float(arrays.pop("seconds").sum() / R)
         out.extend(_summarise(design, arrays, names))
     table = pd.DataFrame(out)
     table.attrs.update(
-        {"wall_seconds": wall, "cpu_seconds_per_replication": cost, "replications": R,
-         "random_seed": random_seed, "level": level, "engine": engine, "workers": workers}
+        {
+            "wall_seconds": wall,
+            "cpu_seconds_per_replication": cost,
+            "replications": R,
+            "random_seed": random_seed,
+            "level": level,
+            "engine": engine,
+            "workers": workers,
+        }
     )
     return table
