@@ -210,6 +210,7 @@ def _james_stein(y: np.ndarray, se: np.ndarray) -> np.ndarray:
 
 def _full_bayes(design: Design, y, ssw, seqs, level, draws):
     """Posterior means and equal-tailed intervals from bs.hierarchical_model, per replication."""
+    import logging
     import warnings
 
     from . import bayes
@@ -217,6 +218,7 @@ def _full_bayes(design: Design, y, ssw, seqs, level, draws):
     from .fitting import fit_stats
     from .intervals import theta_draws
 
+    logging.getLogger("pymc").setLevel(logging.WARNING)  # no "NUTS: [...]" line per data set
     labels = [f"g{j + 1}" for j in range(design.groups)]
     means, los, his = [], [], []
     for b, seq in enumerate(seqs):
