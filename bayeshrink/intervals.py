@@ -768,7 +768,7 @@ def interval_arrays(a: OneWayArrays, method: str, level: float = 0.95, **options
     return out
 
 
-def interval_table(fit, level: float = 0.95, method: str = "kass-steffey", **options):
+def interval_table(fit, level: float = 0.95, method: str = "morris", **options):
     """One row per group (indexed as ``fit.table()``): ``estimate``, ``lo``, ``hi``,
     ``half_width`` and the method's extras. See :meth:`ShrinkageFit.intervals`."""
     method = check_interval_method(method)

@@ -336,9 +336,7 @@ class ShrinkageFit:
         }
 
     # ------------------------------------------------------------------ intervals
-    def intervals(
-        self, level: float = 0.95, method: str = "kass-steffey", **options
-    ) -> pd.DataFrame:
+    def intervals(self, level: float = 0.95, method: str = "morris", **options) -> pd.DataFrame:
         """Intervals for each group's effect theta_j, one row per group (indexed as
         :meth:`table`): ``estimate``, ``lo``, ``hi``, ``half_width`` and the method's extras.
 
@@ -348,7 +346,10 @@ class ShrinkageFit:
             Coverage level in (0, 1).
         method : str
             ``"cond"`` (BLUP +- z cond_sd), ``"pred"`` (+- z pred_sd), ``"no-pooling"``,
-            ``"morris"`` (Morris 1983), ``"kass-steffey"`` (Kass & Steffey 1989, the default),
+            ``"morris"`` (Morris 1983; the default: in notebook 5's simulation study its
+            coverage stays closest to nominal across few and many groups, small and large
+            variance ratios; it needs 4 or more groups), ``"kass-steffey"`` (Kass & Steffey
+            1989),
             ``"bootstrap"`` (Laird & Louis 1987; options ``n_boot``, ``random_seed``),
             ``"robust"`` (Armstrong, Kolesar & Plagborg-Moller 2022; options ``kurtosis``,
             ``weights``) or ``"full"`` (quantiles of full-Bayes ``draws``). Each method's
