@@ -31,6 +31,7 @@ from .fitting import fit, fit_stats, fit_summary
 from .lmm import FormulaError, MixedFit  # formulae is imported on first use of a formula
 from .results import ShrinkageFit
 from .simulate import simulate
+from .study import Design, simulation_study
 
 __version__ = "0.1.0"
 
@@ -75,6 +76,7 @@ __all__ = [
     "ColumnError",
     "DataError",
     "DataTypeError",
+    "Design",
     "FormulaError",
     "GroupStats",
     "MethodError",
@@ -92,6 +94,7 @@ __all__ = [
     "list_datasets",
     "load_dataset",
     "simulate",
+    "simulation_study",
     "summary_stats",
     *_LAZY,
 ]

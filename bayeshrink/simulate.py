@@ -15,7 +15,25 @@ import pandas as pd
 
 from .errors import DataError
 
-__all__ = ["simulate"]
+__all__ = ["EFFECTS", "draw_effects", "simulate"]
+
+#: distributions of the true effects, each with mean mu and SD sd_group:
+#: "normal"; "two-point" (mu +- sd, half each: kurtosis 1); "sparse" (two-point, 10% of the
+#: groups at mu + 3 sd and 90% at mu - sd/3: skewed, kurtosis 8.1)
+EFFECTS = ("normal", "two-point", "sparse")
+
+
+def draw_effects(rng: np.random.Generator, size: int, mu: float, sd: float, effects: str):
+    """Draw ``size`` true group effects with mean ``mu`` and SD ``sd`` (see :data:`EFFECTS`)."""
+    if effects == "normal":
+        return rng.normal(mu, sd, size=size)
+    if effects == "two-point":
+        return mu + sd * np.where(rng.random(size) < 0.5, -1.0, 1.0)
+    if effects == "sparse":
+        return mu + sd * np.where(rng.random(size) < 0.1, 3.0, -1.0 / 3.0)
+    raise DataError(
+        f"`effects` must be one of {', '.join(repr(e) for e in EFFECTS)}; got {effects!r}."
+    )
 
 
 def simulate(
@@ -26,6 +44,7 @@ def simulate(
     sd_group: float = 1.0,
     sd_resid: float = 5.0,
     seed=None,
+    effects: str = "normal",
 ) -> pd.DataFrame:
     """Draw long data from the one-way hierarchical normal model.
 
@@ -39,6 +58,9 @@ def simulate(
         Population mean, between-group SD (tau) and residual SD (sigma); the variance ratio is
         ``sd_group**2 / sd_resid**2``.
     seed : int or numpy Generator, optional
+    effects : {"normal", "two-point", "sparse"}
+        Distribution of the true effects, each with mean ``mu`` and SD ``sd_group`` (see
+        :data:`EFFECTS`); the model's own is "normal", the others test robustness to it.
 
     Returns
     -------
@@ -70,11 +92,17 @@ def simulate(
     rng = np.random.default_rng(seed)
     width = len(str(int(n_groups)))
     labels = np.array([f"g{j + 1:0{width}d}" for j in range(int(n_groups))])
-    theta = rng.normal(mu, sd_group, size=int(n_groups))
+    theta = draw_effects(rng, int(n_groups), mu, sd_group, effects)
     g = np.repeat(np.arange(int(n_groups)), sizes)
     y = rng.normal(theta[g], sd_resid)
     df = pd.DataFrame({"group": labels[g], "y": y, "theta": theta[g]})
     df.attrs.update(
-        {"mu": mu, "sd_group": sd_group, "sd_resid": sd_resid, "n_groups": int(n_groups)}
+        {
+            "mu": mu,
+            "sd_group": sd_group,
+            "sd_resid": sd_resid,
+            "n_groups": int(n_groups),
+            "effects": effects,
+        }
     )
     return df
