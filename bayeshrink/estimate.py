@@ -83,23 +83,23 @@ class VarianceComponents:
     boundary: bool
 
 
-def check_method(method, allowed: tuple[str, ...], kind: str) -> str:
+def check_method(method, allowed: tuple[str, ...], data_kind: str) -> str:
     if not isinstance(method, str) or method.lower() not in allowed:
         options = ", ".join(repr(m) for m in allowed)
         extra = (
             " The DerSimonian-Laird estimator needs known standard errors: use `bs.fit_summary`."
-            if kind == "long" and isinstance(method, str) and method.lower() == "dl"
+            if data_kind == "long" and isinstance(method, str) and method.lower() == "dl"
             else ""
         )
         raise MethodError(
-            f"`method` must be one of {options} for {kind} data; got {method!r}.{extra}"
+            f"`method` must be one of {options} for {data_kind} data; got {method!r}.{extra}"
         )
     return method.lower()
 
 
 def estimate(stats: GroupStats, method: str = "reml") -> VarianceComponents:
     """Estimate mu, tau^2 and sigma^2 from per-group statistics by REML, ML or DL."""
-    if stats.kind == "long":
+    if stats.data_kind == "long":
         return _estimate_long(stats, check_method(method, METHODS_LONG, "long"))
     return _estimate_summary(stats, check_method(method, METHODS_SUMMARY, "summary"))
 
