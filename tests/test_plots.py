@@ -131,7 +131,7 @@ def test_shrinkage_plot_single_fit_and_summary_data(tmp_path):
     fig = bs.plot_shrinkage(fit)
     assert len(fig.axes) == 1
     fig.savefig(tmp_path / "schools.png", dpi=60)
-    with pytest.raises(TypeError, match="`fits` must be a fit .* or a non-empty dict"):
+    with pytest.raises(TypeError, match=r"`fits` must be a fit .* or a non-empty dict"):
         bs.plot_shrinkage([fit])
 
 
