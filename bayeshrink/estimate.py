@@ -25,12 +25,14 @@ name           meaning
                (lme4 ``ranef(condVar = TRUE)``)
 ``pred_sd``    also counting the uncertainty of mu_hat: sqrt(cond_sd^2 + B_j^2 mu_se^2)
                (metafor ``blup()$se``; Henderson's prediction error SD)
-``boundary``   tau estimated as exactly 0 (lme4's "boundary (singular) fit")
+``boundary``   lme4's "boundary (singular) fit": tau / sigma < 1e-4 (long data; the exact
+               solver then returns tau = 0), tau = 0 (summary data)
 =============  ==========================================================================
 
 Models with covariates and several correlated random terms (``bs.fit(df, formula=...)``) live
-in :mod:`bayeshrink.lmm`; their per-term tables (``MixedFit.table(term)``) use the same names,
-with ``fixef``/``cov_re`` in place of ``mu``/``tau``.
+in :mod:`bayeshrink.lmm`; both answer the one result API of :mod:`bayeshrink.api`, and their
+per-term tables (``fit.table(term)``) use the same names, with ``prior_mean``/``prior_sd`` for
+``mu``/``tau``.
 
 Estimation is exact, not wherever a general-purpose optimizer stopped. For long data the
 criterion is profiled over mu and sigma^2, leaving one parameter, the variance ratio

@@ -50,9 +50,10 @@ def fit(
     Returns
     -------
     ShrinkageFit or MixedFit
-        The one-way fit (``.table()`` per group), or for a general formula a
-        :class:`~bayeshrink.lmm.MixedFit` with ``fixef``, ``cov_re``, ``ranef()``, ``coef()``,
-        ``ranef_sd()``. Both have lme4's accessors.
+        The one-way fit (the exact one-parameter solver), or for a general formula a
+        :class:`~bayeshrink.MixedFit`. Both answer the one result API of
+        :class:`~bayeshrink.FitResult` (``fixef``, ``vcov``, ``ranef()``, ``coef()``,
+        ``shrinkage()``, ``varcorr()``, ``table(term)``, ...) with the same types.
 
     Examples
     --------

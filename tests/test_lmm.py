@@ -196,9 +196,7 @@ def test_general_estimator_agrees_with_one_way(seed_demo, model, method):
         gen.ranef_sd()["Intercept"], one.ranef_sd()["Intercept"], rtol=1e-8, atol=1e-10 * one.sigma
     )
     close(gen.loglik, one.loglik, rtol=1e-12)
-    close(
-        gen.pred_sd()["Intercept"], one.pred_sd()["Intercept"], rtol=1e-8, atol=1e-10 * one.sigma
-    )
+    close(gen.pred_sd()["Intercept"], one.pred_sd()["Intercept"], rtol=1e-8, atol=1e-10 * one.sigma)
     assert gen.boundary == one.boundary
     # lme4's accessors on the one-way result mean the same things
     pd.testing.assert_frame_equal(one.coef(), gen.coef()[["Intercept"]], rtol=1e-8)
