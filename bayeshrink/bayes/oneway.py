@@ -74,9 +74,8 @@ def _effects(theta, mu) -> None:
 def plugin_model(fit: ShrinkageFit, mu: str = "fixed"):
     """The empirical-Bayes plug-in model: theta_j ~ N(mu_hat, tau_hat^2), data given sigma_hat.
 
-    For a :class:`~bayeshrink.lmm.MixedFit` the prior is multivariate: each group's deviations
-    b_j ~ N(0, cov_re_hat), and the posterior means of ``coef`` are ``fit.coef()``
-    (see :func:`bayeshrink.bayes_mixed.plugin_model_mixed`).
+    (:func:`bayeshrink.plugin_model` dispatches here for a one-way fit and to
+    :func:`bayeshrink.bayes.mixed.plugin_model` for a MixedFit.)
 
     Parameters
     ----------
@@ -90,7 +89,9 @@ def plugin_model(fit: ShrinkageFit, mu: str = "fixed"):
     -------
     pymc.Model
         With free variables ``z`` (standard normal; theta_j = mu + tau_hat z_j) and ``mu`` when
-        flat, the deterministic ``theta`` over dimension ``level``, and the observed group means
+        flat (and ``beta`` = mu over ``fixed_term``), the deterministics ``theta`` over
+        dimension ``level``, ``coef`` (= theta) and ``b`` (= theta - mu) over (``level``,
+        ``term``), and the observed group means
         (``ybar``) or estimates (``y``). On a boundary fit (tau_hat = 0) the prior is a point mass:
         theta is pinned at mu, the model still builds and samples, and its description says so.
     """
@@ -205,9 +206,9 @@ def hierarchical_model(
 ):
     """Full hierarchical Bayes: priors on mu and tau (and sigma for long data).
 
-    For a :class:`~bayeshrink.lmm.MixedFit` (a formula with covariates or random slopes) this
-    builds :func:`bayeshrink.bayes_mixed.hierarchical_model_mixed`: priors on beta and sigma, and
-    an LKJ(``eta``) prior on the random-effect correlations (``priors`` keys "beta", "sigma").
+    For a MixedFit :func:`bayeshrink.hierarchical_model` dispatches to
+    :func:`bayeshrink.bayes.mixed.hierarchical_model` instead (LKJ(``eta``) prior on the
+    random-effect correlations); ``eta`` is refused here, a one-way fit has one random term.
 
     Parameters
     ----------
@@ -238,9 +239,11 @@ def hierarchical_model(
     Returns
     -------
     pymc.Model
-        Free variables mu, tau, (sigma), and z or theta when not marginalized; ``theta`` over
-        dimension ``level`` is in every posterior that :func:`sample` returns. (Calling
-        ``pm.sample`` directly on a marginalized model, add theta with :func:`add_theta`.)
+        Free variables mu, tau, (sigma), and z or theta when not marginalized; ``beta`` (= mu)
+        and ``sd_re`` (= tau) as deterministics; ``theta`` over ``level`` and ``coef``, ``b``
+        over (``level``, ``term``) are in every posterior that :func:`sample` returns. (Calling
+        ``pm.sample`` directly on a marginalized model, add them with
+        :func:`bayeshrink.add_effects`.)
     """
     if eta is not None:
         raise MethodError(
