@@ -13,6 +13,7 @@ The public API is re-exported here; importing bayeshrink imports neither PyMC no
 from __future__ import annotations
 
 from . import demo as demo  # the worked example: bs.demo.SCENARIOS, bs.demo_fits()
+from .api import FitResult
 from .data import GroupStats, group_stats, summary_stats
 from .datasets import describe_dataset, list_datasets, load_dataset
 from .demo import demo_fits
@@ -20,15 +21,18 @@ from .errors import (
     BayeshrinkError,
     BayeshrinkWarning,
     ColumnError,
+    ConvergenceWarning,
     DataError,
     DataTypeError,
+    DivergenceWarning,
+    FormulaError,
     MethodError,
     OutputError,
     RowsDroppedWarning,
 )
 from .estimate import VarianceComponents
 from .fitting import fit, fit_stats, fit_summary
-from .lmm import FormulaError, MixedFit  # formulae is imported on first use of a formula
+from .lmm import MixedFit  # formulae is imported on first use of a formula
 from .results import ShrinkageFit
 from .simulate import simulate
 from .study import Design, simulation_study
@@ -43,6 +47,7 @@ _LAZY = {
     "default_priors": "bayes",
     "sample": "bayes",
     "add_theta": "bayes",
+    "add_effects": "bayes",
     "compare": "bayes",
     "hyperparameters": "bayes",
     "plot_triplot": "plots",
@@ -74,9 +79,12 @@ __all__ = [
     "BayeshrinkError",
     "BayeshrinkWarning",
     "ColumnError",
+    "ConvergenceWarning",
     "DataError",
     "DataTypeError",
     "Design",
+    "DivergenceWarning",
+    "FitResult",
     "FormulaError",
     "GroupStats",
     "MethodError",

@@ -14,25 +14,26 @@ never ``sum(y^2) - n * mean^2``), so y around 1e9 or 1e-8 loses no accuracy.
 
 from __future__ import annotations
 
-import warnings
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
 import pandas as pd
 
-from .errors import (
-    ColumnError,
-    DataError,
-    DataTypeError,
-    RowsDroppedWarning,
-    describe_rows,
+from .engines import engine_group_stats
+from .errors import DataError, describe_rows
+from .frames import (
+    Missing,
+    as_frame,
+    check_missing,
+    check_missing_option,
+    column,
+    factorize,
+    is_engine_frame,
+    numeric,
 )
 
-__all__ = ["GroupStats", "group_stats", "summary_stats"]
-
-Missing = Literal["raise", "drop"]
+__all__ = ["GroupStats", "Missing", "group_stats", "summary_stats"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -51,7 +52,7 @@ class GroupStats:
         Within-group sum of squares about the group mean (long data only).
     se : ndarray or None
         Known standard errors of ``mean`` (summary data only).
-    kind : {"long", "summary"}
+    data_kind : {"long", "summary"}
     response : str
         Name of the response (``y``) or estimate column.
     """
@@ -61,7 +62,7 @@ class GroupStats:
     n: np.ndarray
     ssw: np.ndarray | None
     se: np.ndarray | None
-    kind: Literal["long", "summary"]
+    data_kind: Literal["long", "summary"]
     response: str = "y"
 
     @property
@@ -71,7 +72,7 @@ class GroupStats:
     @property
     def n_obs(self) -> int:
         """Number of observations (long data) or of groups (summary data)."""
-        return int(self.n.sum()) if self.kind == "long" else self.n_groups
+        return int(self.n.sum()) if self.data_kind == "long" else self.n_groups
 
     @classmethod
     def from_arrays(
@@ -131,7 +132,7 @@ class GroupStats:
                 f"group labels must be unique in summary data; got duplicates {dup[:5]}. "
                 "Give one row per group (combine repeated estimates first)."
             )
-        if self.kind == "long":
+        if self.data_kind == "long":
             if np.all(self.n == 1):
                 raise DataError(
                     f"at least one group must have 2 or more observations; got {k} groups of "
@@ -167,91 +168,6 @@ def _fmt_values(values) -> str:
     return ", ".join(vals) + (" ..." if len(values) > 5 else "")
 
 
-def _as_frame(data) -> pd.DataFrame:
-    from .engines import engine_to_pandas, is_engine_frame
-
-    if isinstance(data, pd.DataFrame):
-        return data
-    if isinstance(data, Mapping):
-        return pd.DataFrame(dict(data))
-    if is_engine_frame(data):
-        return engine_to_pandas(data)
-    raise DataTypeError(
-        f"`data` must be a pandas DataFrame, a dict of columns, or a polars, pyarrow, DuckDB, "
-        f"Dask or PySpark frame; got {type(data).__name__}. Convert it first, e.g. "
-        "`pd.DataFrame(data)`."
-    )
-
-
-def _column(df: pd.DataFrame, name, role: str) -> pd.Series:
-    if name is None:
-        raise DataTypeError(f'`{role}` must name a column; got None. Pass `{role}="<column>"`.')
-    if name not in df.columns:
-        cols = ", ".join(repr(c) for c in list(df.columns)[:20])
-        raise ColumnError(
-            f"`{role}` must name a column of the data; got {name!r}, which is not one of "
-            f"[{cols}]. Check the spelling or rename the column."
-        )
-    col = df[name]
-    if isinstance(col, pd.DataFrame):
-        raise DataError(
-            f"`{role}` must name exactly one column; {name!r} appears {col.shape[1]} times. "
-            "Rename the duplicate columns."
-        )
-    return col
-
-
-def _numeric(col: pd.Series, role: str) -> np.ndarray:
-    if pd.api.types.is_bool_dtype(col.dtype) or not pd.api.types.is_numeric_dtype(col.dtype):
-        raise DataTypeError(
-            f"`{role}` column {col.name!r} must be numeric; got dtype {col.dtype}. "
-            f"Convert it, e.g. `df[{col.name!r}] = pd.to_numeric(df[{col.name!r}])`."
-        )
-    return col.to_numpy(dtype=float, na_value=np.nan)
-
-
-def _factorize(groups: pd.Series) -> tuple[np.ndarray, pd.Index]:
-    try:
-        codes, uniques = pd.factorize(groups, sort=True)
-    except TypeError:  # labels of mixed, unorderable types: keep first-appearance order
-        codes, uniques = pd.factorize(groups, sort=False)
-    labels = pd.Index(uniques, name=groups.name)
-    return np.asarray(codes, dtype=np.intp), labels
-
-
-def _check_missing(
-    df: pd.DataFrame, bad: np.ndarray, subject: str, problem: str, missing: Missing, fix: str
-) -> np.ndarray | None:
-    """Raise for (or, with ``missing='drop'``, warn about) the rows flagged in ``bad``.
-
-    Returns the mask of rows to keep, or None when nothing is flagged.
-    """
-    if not bad.any():
-        return None
-    rows = describe_rows(df.index[bad])
-    if missing == "drop":
-        warnings.warn(
-            f"left out {int(bad.sum())} of {len(bad)} rows where {subject} held {problem} "
-            f"({rows}).",
-            RowsDroppedWarning,
-            stacklevel=4,
-        )
-        return ~bad
-    raise DataError(
-        f"{subject} must be present and finite; {rows} "
-        f"{'hold' if bad.sum() > 1 else 'holds'} {problem}. {fix}, or pass "
-        "`missing='drop'` to leave them out (a warning will say how many)."
-    )
-
-
-def _check_missing_option(missing) -> None:
-    if missing not in ("raise", "drop"):
-        raise DataError(
-            f"`missing` must be 'raise' or 'drop'; got {missing!r}. The default 'raise' refuses "
-            "rows with NaN; 'drop' leaves them out with a warning."
-        )
-
-
 def group_stats(data, y: str, group: str, *, missing: Missing = "raise") -> GroupStats:
     """Validate long data and reduce it to per-group sufficient statistics.
 
@@ -265,22 +181,21 @@ def group_stats(data, y: str, group: str, *, missing: Missing = "raise") -> Grou
         What to do with rows whose ``y`` is NaN/inf or whose group label is missing: raise a
         :class:`~bayeshrink.errors.DataError` (default), or leave them out with a warning.
     """
-    _check_missing_option(missing)
-    from .engines import engine_group_stats, is_engine_frame
-
+    check_missing_option(missing)
     if is_engine_frame(data):  # the GROUP BY runs inside the engine
-        return engine_group_stats(data, y, group, missing=missing)
-    df = _as_frame(data)
-    ycol = _column(df, y, "y")
-    gcol = _column(df, group, "group")
+        labels, n, mean, ssw = engine_group_stats(data, y, group, missing=missing)
+        return GroupStats.from_arrays(labels=labels, mean=mean, n=n, ssw=ssw, response=str(y))
+    df = as_frame(data)
+    ycol = column(df, y, "y")
+    gcol = column(df, group, "group")
     if len(df) == 0:
         raise DataError(
             "the data must hold at least one row; got an empty table. Check the filter that "
             "produced it."
         )
-    values = _numeric(ycol, "y")
+    values = numeric(ycol, "y")
     gmissing = gcol.isna().to_numpy()
-    keep = _check_missing(
+    keep = check_missing(
         df,
         gmissing,
         f"group label `{group}`",
@@ -290,7 +205,7 @@ def group_stats(data, y: str, group: str, *, missing: Missing = "raise") -> Grou
     )
     if keep is not None:
         df, values, gcol = df[keep], values[keep], gcol[keep]
-    keep = _check_missing(
+    keep = check_missing(
         df,
         ~np.isfinite(values),
         f"`y` ({y!r})",
@@ -303,7 +218,7 @@ def group_stats(data, y: str, group: str, *, missing: Missing = "raise") -> Grou
     if len(values) == 0:
         raise DataError("the data must hold at least one row; none are left after dropping.")
 
-    codes, labels = _factorize(gcol)
+    codes, labels = factorize(gcol)
     k = len(labels)
     n = np.bincount(codes, minlength=k).astype(np.int64)
     # Two-pass, centred: the reference value removes any large common offset before summing.
@@ -321,18 +236,18 @@ def group_stats(data, y: str, group: str, *, missing: Missing = "raise") -> Grou
 
 def summary_stats(data, estimate: str, se: str, group: str, *, n: str | None = None) -> GroupStats:
     """Validate summary data: one estimate and its known standard error per group."""
-    df = _as_frame(data)
-    ecol = _column(df, estimate, "estimate")
-    scol = _column(df, se, "se")
-    gcol = _column(df, group, "group")
-    ncol = _column(df, n, "n") if n is not None else None
+    df = as_frame(data)
+    ecol = column(df, estimate, "estimate")
+    scol = column(df, se, "se")
+    gcol = column(df, group, "group")
+    ncol = column(df, n, "n") if n is not None else None
     if len(df) == 0:
         raise DataError(
             "the data must hold at least one row; got an empty table. Check the filter that "
             "produced it."
         )
-    est = _numeric(ecol, "estimate")
-    ses = _numeric(scol, "se")
+    est = numeric(ecol, "estimate")
+    ses = numeric(scol, "se")
     bad = ~np.isfinite(est)
     if bad.any():
         raise DataError(
@@ -361,7 +276,7 @@ def summary_stats(data, estimate: str, se: str, group: str, *, n: str | None = N
         )
     sizes = np.full(len(df), np.nan)
     if ncol is not None:
-        sizes = _numeric(ncol, "n")
+        sizes = numeric(ncol, "n")
     stats = GroupStats(labels, est, sizes, None, ses, "summary", str(estimate))
     stats.validate()
     return stats

@@ -67,8 +67,9 @@ def describe_changes(fits: dict[str, ShrinkageFit]) -> str:
     f1, f2, f3, f1b = (fits[k] for k in ("1", "2", "3", "1b"))
 
     def b(f):
-        return float(f.shrinkage.mean())
+        return float(f.shrinkage()["Intercept"].mean())
 
+    se_1b = float(f1b.own_se()["Intercept"].iloc[0])
     lines = []
     if f1.boundary:
         lines.append(
@@ -96,7 +97,7 @@ def describe_changes(fits: dict[str, ShrinkageFit]) -> str:
     )
     lines.append(
         f"Model 1b (true ratio 1/25 again, 100x more data per group): estimated ratio "
-        f"{f1b.var_ratio:.3g}. Each mean now has se = sigma/sqrt(500) = {f1b.se[0]:.3f}, so "
+        f"{f1b.var_ratio:.3g}. Each mean now has se = sigma/sqrt(500) = {se_1b:.3f}, so "
         f"B = se^2 / (se^2 + tau^2) = {b(f1b):.3f}: the same variance ratio with more data per "
         "group means far less shrinkage, because shrinkage depends on n_j * tau^2 / sigma^2."
     )

@@ -16,9 +16,10 @@ import warnings
 import numpy as np
 import pandas as pd
 
-from .errors import ColumnError, DataError, DataTypeError, RowsDroppedWarning
+from .errors import DataError, DataTypeError, RowsDroppedWarning
+from .frames import check_column_names, factorize, lazy_frame, missing_error, nw_module
 
-__all__ = ["engine_group_stats", "engine_to_pandas", "is_engine_frame", "require_engine"]
+__all__ = ["engine_group_stats", "require_engine"]
 
 EXTRAS = {
     "polars": "polars",
@@ -42,67 +43,8 @@ def require_engine(name: str):
         ) from None
 
 
-def _nw():
-    import narwhals as nw  # a declared dependency; imported on first use
-
-    return nw
-
-
-def _from_native(data):
-    nw = _nw()
-    with warnings.catch_warnings():
-        # narwhals announces that its Dask support will move to a separate package
-        warnings.filterwarnings(
-            "ignore", message=".*Dask support is moving.*", category=FutureWarning
-        )
-        return nw.from_native(data, allow_series=False)
-
-
-def is_engine_frame(data) -> bool:
-    """True for a dataframe narwhals understands that is not a pandas DataFrame."""
-    if isinstance(data, pd.DataFrame):
-        return False
-    module = type(data).__module__.split(".")[0]
-    if module not in (
-        "polars",
-        "pyarrow",
-        "duckdb",
-        "dask",
-        "pyspark",
-        "dask_expr",
-        "modin",
-        "cudf",
-        "ibis",
-        "sqlframe",
-    ):
-        return False
-    try:
-        _from_native(data)
-    except TypeError:
-        return False
-    return True
-
-
-def _lazy(data):
-    frame = _from_native(data)
-    nw = _nw()
-    return frame.lazy() if isinstance(frame, nw.DataFrame) else frame
-
-
-def engine_to_pandas(data) -> pd.DataFrame:
-    """Collect a (small) engine frame to pandas: for summary data, one row per group."""
-    return _lazy(data).collect().to_pandas()
-
-
 def _check_columns(schema, y: str, group: str) -> None:
-    names = list(schema.names())
-    for role, name in (("y", y), ("group", group)):
-        if name not in names:
-            cols = ", ".join(repr(c) for c in names[:20])
-            raise ColumnError(
-                f"`{role}` must name a column of the data; got {name!r}, which is not one of "
-                f"[{cols}]. Check the spelling or rename the column."
-            )
+    check_column_names(schema.names(), [("y", y), ("group", group)])
     dtype = schema[y]
     if not dtype.is_numeric() or str(dtype) == "Boolean":
         raise DataTypeError(
@@ -112,11 +54,13 @@ def _check_columns(schema, y: str, group: str) -> None:
 
 
 def engine_group_stats(data, y: str, group: str, *, missing: str = "raise"):
-    """Validate and reduce long data held in an engine to per-group sufficient statistics."""
-    from .data import GroupStats, _factorize
+    """Validate long data held in an engine and reduce it to per-group sufficient statistics.
 
-    nw = _nw()
-    lazy = _lazy(data)
+    Returns ``(labels, n, mean, ssw)`` in the label order of the pandas path
+    (:func:`bayeshrink.frames.factorize`); :func:`bayeshrink.data.group_stats` wraps them.
+    """
+    nw = nw_module()
+    lazy = lazy_frame(data)
     _check_columns(lazy.collect_schema(), y, group)
     finite = nw.col(y).is_finite().fill_null(False)
     counts = (
@@ -140,10 +84,7 @@ def engine_group_stats(data, y: str, group: str, *, missing: str = "raise"):
         (bad_y, f"`y` ({y!r})", "NaN, infinite or missing values", "Drop or impute them first"),
     ):
         if bad and missing != "drop":
-            raise DataError(
-                f"{subject} must be present and finite; {bad} of {rows} rows hold {problem}. "
-                f"{fix}, or pass `missing='drop'` to leave them out (a warning will say how many)."
-            )
+            raise missing_error(subject, f"{bad} of {rows} rows", bad, problem, fix)
     if bad_y or bad_g:
         warnings.warn(
             f"left out {bad_y + bad_g} of {rows} rows (at most) where `{y}` was NaN, infinite "
@@ -167,16 +108,10 @@ def engine_group_stats(data, y: str, group: str, *, missing: str = "raise"):
         .collect()
         .to_pandas()
     )
-    codes, _ = _factorize(per_group[group].rename(group))  # the pandas path's label order
+    codes, _ = factorize(per_group[group].rename(group))  # the pandas path's label order
     order = np.argsort(codes, kind="stable")
     per_group = per_group.iloc[order]
     n = per_group["__bs_n"].to_numpy(dtype=np.int64)
     mean = per_group["__bs_mean"].to_numpy(dtype=float)
     var = np.nan_to_num(per_group["__bs_var"].to_numpy(dtype=float), nan=0.0)
-    return GroupStats.from_arrays(
-        labels=pd.Index(per_group[group].to_numpy(), name=group),
-        mean=centre + mean,
-        n=n,
-        ssw=var * n,
-        response=str(y),
-    )
+    return pd.Index(per_group[group].to_numpy(), name=group), n, centre + mean, var * n

@@ -7,6 +7,21 @@ what was expected, what was received, and how to fix it.
 
 from __future__ import annotations
 
+__all__ = [
+    "BayeshrinkError",
+    "BayeshrinkWarning",
+    "ColumnError",
+    "ConvergenceWarning",
+    "DataError",
+    "DataTypeError",
+    "DivergenceWarning",
+    "FormulaError",
+    "MethodError",
+    "OutputError",
+    "RowsDroppedWarning",
+    "describe_rows",
+]
+
 
 class BayeshrinkError(Exception):
     """Base class of all bayeshrink errors."""
@@ -35,8 +50,20 @@ class OutputError(BayeshrinkError, OSError):
     """A file cannot be written where it was asked to go."""
 
 
+class FormulaError(DataError):
+    """The formula cannot be read, or asks for a model bayeshrink does not fit."""
+
+
 class BayeshrinkWarning(UserWarning):
     """Base class of bayeshrink warnings."""
+
+
+class ConvergenceWarning(BayeshrinkWarning):
+    """The optimiser stopped before the gradient of the criterion was small."""
+
+
+class DivergenceWarning(BayeshrinkWarning):
+    """The sampler reported divergent transitions: the posterior may be biased."""
 
 
 class RowsDroppedWarning(BayeshrinkWarning):

@@ -25,12 +25,14 @@ name           meaning
                (lme4 ``ranef(condVar = TRUE)``)
 ``pred_sd``    also counting the uncertainty of mu_hat: sqrt(cond_sd^2 + B_j^2 mu_se^2)
                (metafor ``blup()$se``; Henderson's prediction error SD)
-``boundary``   tau estimated as exactly 0 (lme4's "boundary (singular) fit")
+``boundary``   lme4's "boundary (singular) fit": tau / sigma < 1e-4 (long data; the exact
+               solver then returns tau = 0), tau = 0 (summary data)
 =============  ==========================================================================
 
 Models with covariates and several correlated random terms (``bs.fit(df, formula=...)``) live
-in :mod:`bayeshrink.lmm`; their per-term tables (``MixedFit.table(term)``) use the same names,
-with ``fixef``/``cov_re`` in place of ``mu``/``tau``.
+in :mod:`bayeshrink.lmm`; both answer the one result API of :mod:`bayeshrink.api`, and their
+per-term tables (``fit.table(term)``) use the same names, with ``prior_mean``/``prior_sd`` for
+``mu``/``tau``.
 
 Estimation is exact, not wherever a general-purpose optimizer stopped. For long data the
 criterion is profiled over mu and sigma^2, leaving one parameter, the variance ratio
@@ -83,23 +85,23 @@ class VarianceComponents:
     boundary: bool
 
 
-def check_method(method, allowed: tuple[str, ...], kind: str) -> str:
+def check_method(method, allowed: tuple[str, ...], data_kind: str) -> str:
     if not isinstance(method, str) or method.lower() not in allowed:
         options = ", ".join(repr(m) for m in allowed)
         extra = (
             " The DerSimonian-Laird estimator needs known standard errors: use `bs.fit_summary`."
-            if kind == "long" and isinstance(method, str) and method.lower() == "dl"
+            if data_kind == "long" and isinstance(method, str) and method.lower() == "dl"
             else ""
         )
         raise MethodError(
-            f"`method` must be one of {options} for {kind} data; got {method!r}.{extra}"
+            f"`method` must be one of {options} for {data_kind} data; got {method!r}.{extra}"
         )
     return method.lower()
 
 
 def estimate(stats: GroupStats, method: str = "reml") -> VarianceComponents:
     """Estimate mu, tau^2 and sigma^2 from per-group statistics by REML, ML or DL."""
-    if stats.kind == "long":
+    if stats.data_kind == "long":
         return _estimate_long(stats, check_method(method, METHODS_LONG, "long"))
     return _estimate_summary(stats, check_method(method, METHODS_SUMMARY, "summary"))
 

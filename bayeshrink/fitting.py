@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-from .data import GroupStats, Missing, group_stats, summary_stats
+from .api import FitResult
+from .data import GroupStats, group_stats, summary_stats
 from .errors import MethodError
 from .estimate import estimate
+from .frames import Missing
 from .results import ShrinkageFit
-
-if TYPE_CHECKING:
-    from .lmm import MixedFit
 
 __all__ = ["fit", "fit_stats", "fit_summary"]
 
@@ -23,7 +20,7 @@ def fit(
     *,
     formula: str | None = None,
     missing: Missing = "raise",
-) -> ShrinkageFit | MixedFit:
+) -> FitResult:
     """Fit a linear mixed model by REML or ML, exactly as lme4 does.
 
     Either ``y`` and ``group`` for the one-way model ``y ~ 1 + (1 | group)``, or an lme4-style
@@ -53,9 +50,10 @@ def fit(
     Returns
     -------
     ShrinkageFit or MixedFit
-        The one-way fit (``.table()`` per group), or for a general formula a
-        :class:`~bayeshrink.lmm.MixedFit` with ``fixef``, ``cov_re``, ``ranef()``, ``coef()``,
-        ``ranef_sd()``. Both have lme4's accessors.
+        The one-way fit (the exact one-parameter solver), or for a general formula a
+        :class:`~bayeshrink.MixedFit`. Both answer the one result API of
+        :class:`~bayeshrink.FitResult` (``fixef``, ``vcov``, ``ranef()``, ``coef()``,
+        ``shrinkage()``, ``varcorr()``, ``table(term)``, ...) with the same types.
 
     Examples
     --------
@@ -85,7 +83,7 @@ def fit(
                 "pass either `formula` or `y` and `group`, not both; got formula="
                 f"{formula!r} with y={y!r}, group={group!r}."
             )
-        from .lmm import fit_formula, parse_formula
+        from .lmm import fit_formula, parse_formula  # formulae loads on first use
 
         spec = parse_formula(formula)
         if spec.intercept_only:

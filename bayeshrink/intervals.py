@@ -88,7 +88,7 @@ class OneWayArrays:
     is the plug-in sqrt(sigma2 / n).
     """
 
-    kind: str
+    data_kind: str
     method: str
     y: np.ndarray
     se: np.ndarray
@@ -103,11 +103,11 @@ class OneWayArrays:
     def from_fit(cls, fit) -> OneWayArrays:
         """From a one-way fit (anything with ``stats`` and ``components``), batch size 1."""
         stats, comp = fit.stats, fit.components
-        long = stats.kind == "long"
+        long = stats.data_kind == "long"
         n = stats.n.astype(float) if long else None
         se = np.sqrt(comp.sigma2 / n) if long else np.asarray(stats.se, float)
         return cls(
-            kind=stats.kind,
+            data_kind=stats.data_kind,
             method=comp.method,
             y=np.asarray(stats.mean, float)[None, :],
             se=se[None, :],
@@ -283,7 +283,7 @@ def _variance_information(a: OneWayArrays) -> tuple[np.ndarray, ...]:
 
     one = np.ones_like(v)
     i_tt = info(one, one)
-    if a.kind != "long":
+    if a.data_kind != "long":
         return (i_tt,)
     inv_n = np.broadcast_to(1.0 / a.n, v.shape)
     n_obs = np.broadcast_to(a.n, v.shape).sum(-1)
@@ -318,7 +318,7 @@ def kass_steffey(a: OneWayArrays, level: float) -> dict:
     base = (1.0 - b) * s2 + (b * a.mu_se[:, None]) ** 2
     g_t = resid * b / v
     info = _variance_information(a)
-    if a.kind != "long":
+    if a.data_kind != "long":
         extra = g_t**2 / info[0][:, None]
     else:
         i_tt, i_ts, i_ss = (x[:, None] for x in info)
@@ -376,7 +376,7 @@ def bootstrap_draws(a: OneWayArrays, rngs: Sequence[np.random.Generator], n_boot
     k = a.y.shape[-1]
     z = np.stack([rng.standard_normal((2, n_boot, k)) for rng in rngs])  # (B, 2, nb, k)
     out = {"z_theta": z[:, 0], "z_e": z[:, 1]}
-    if a.kind == "long":
+    if a.data_kind == "long":
         df = float(np.broadcast_to(a.n, a.y.shape[-1:]).sum() - k)
         out["chi2"] = np.stack([rng.chisquare(df, n_boot) for rng in rngs])
     return out
@@ -405,7 +405,7 @@ def bootstrap(a: OneWayArrays, level: float, draws: dict) -> dict:
     s_true = np.broadcast_to(a.se[:, None, :], (B_rows, nb, k))
     ystar = a.mu[:, None, None] + tau * draws["z_theta"] + s_true * draws["z_e"]
     flat = ystar.reshape(B_rows * nb, k)
-    if a.kind == "long":
+    if a.data_kind == "long":
         ssw = (a.sigma2[:, None] * draws["chi2"]).reshape(-1)
         n = np.broadcast_to(a.n, (B_rows, k))
         n_flat = np.repeat(n, nb, axis=0)

@@ -1,7 +1,8 @@
 """Figures of shrinkage: prior, likelihood and posterior per group, and the pooling pictures.
 
-Every function here consumes results (a :class:`~bayeshrink.ShrinkageFit`, and DataTrees from
-:func:`bayeshrink.sample`) and never fits anything. Each returns its figure object: an ArviZ
+Every function here consumes results (a fit from :func:`bayeshrink.fit`, and DataTrees from
+:func:`bayeshrink.sample`, read through :mod:`bayeshrink.posterior`) and never fits or samples
+anything: this module does not import PyMC. Each returns its figure object: an ArviZ
 ``PlotCollection`` (:func:`plot_triplot`) or a matplotlib ``Figure``; both display inline in
 Jupyter. Nothing is drawn at import time.
 
@@ -16,18 +17,16 @@ from collections.abc import Mapping, Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
-import pandas as pd
 import xarray as xr
 from arviz_plots import PlotCollection
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from .bayes import GROUP_DIM, posterior_table
+from .api import FitResult
 from .errors import DataError, DataTypeError
-from .results import ShrinkageFit, check_fit
+from .posterior import GROUP_DIM, TERM_DIM, term_posterior_table
 
 __all__ = [
-    "TermView",
     "plot_forest",
     "plot_shrinkage",
     "plot_shrinkage_2d",
@@ -39,95 +38,61 @@ PRIOR, LIKELIHOOD, POSTERIOR, FULL, SAMPLED = "#3b6fb6", "#e07b1f", "#2e9e5b", "
 MAX_PANELS = 16
 
 
-def _check_fit(fit) -> ShrinkageFit:
-    return check_fit(fit, "Plot functions never fit: fit first, then plot.")
+def _check_fit(fit) -> FitResult:
+    if not isinstance(fit, FitResult):
+        raise DataTypeError(
+            f"`fit` must be a fit from bs.fit or bs.fit_summary (ShrinkageFit or MixedFit); got "
+            f"{type(fit).__name__}. Plot functions never fit: fit first, then plot."
+        )
+    return fit
 
 
-class TermView:
-    """One random term of a :class:`~bayeshrink.lmm.MixedFit`, seen as a one-way fit.
+class _Term:
+    """One random term of a fit, as the one-way figures read it, from ``fit.table(term)``.
 
-    It has the attributes the one-way figures read (``table()``, ``mu``, ``tau``, ``shrinkage``,
-    ...), taken from ``fit.table(term)``: the prior is the term's marginal N(fixef, cov_re_kk),
-    the likelihood the marginal of the group's own fit, the posterior the marginal of
-    N(coef, Var(b_j | y)). With correlated terms the joint posterior is the product of the joint
-    prior and likelihood, so these marginals need not multiply to each other; the 2-D picture
-    is :func:`plot_shrinkage_2d`.
+    The prior is the term's marginal N(prior_mean, prior_sd^2), the likelihood the marginal of
+    the group's own fit, the posterior the marginal of N(coef, ranef_sd^2). With correlated
+    terms the joint posterior is the product of the joint prior and likelihood, so these
+    marginals need not multiply to each other; the 2-D picture is :func:`plot_shrinkage_2d`.
     """
 
-    kind = "long"
-
     def __init__(self, fit, term: str | None = None):
-        self.fit = fit
+        self.fit = _check_fit(fit)
         self.term = fit._term(term)
-        self._table = fit.table(self.term)
-        from types import SimpleNamespace
-
-        self.stats = SimpleNamespace(
-            n=fit.n, response=f"{fit.response}: {self.term}", labels=fit.groups
-        )
-
-    def table(self) -> pd.DataFrame:
-        return self._table.copy()
-
-    @property
-    def groups(self):
-        return self.fit.groups
-
-    @property
-    def n_groups(self) -> int:
-        return self.fit.n_groups
+        self.table = fit.table(self.term)
+        #: a model beyond y ~ 1 + (1 | g): covariates or several random terms
+        self.general = len(fit.fixed_terms) > 1 or len(fit.random_terms) > 1
+        self.groups = fit.groups
+        self.n_groups = fit.n_groups
+        self.method = fit.method
+        self.sigma = fit.sigma
+        self.summary_data = fit.data_kind == "summary"
+        self.mu = float(self.table["prior_mean"].iloc[0])
+        self.tau = float(self.table["prior_sd"].iloc[0])
+        self.shrinkage = self.table["shrinkage"].to_numpy()
+        # the marginal prior is a point mass (a boundary fit of a single term)
+        self.boundary = self.tau == 0.0 or (fit.boundary and len(fit.random_terms) == 1)
+        several = len(fit.random_terms) > 1
+        self.response = f"{fit.response}: {self.term}" if several else str(fit.response)
 
     @property
-    def mu(self) -> float:
-        return float(self._table["prior_mean"].iloc[0])
+    def ratio_text(self) -> str:
+        if self.summary_data:
+            return f"tau = {self.tau:.3g}"
+        return f"tau^2/sigma^2 = {self.tau**2 / self.sigma**2:.3g}"
 
-    @property
-    def tau(self) -> float:
-        return float(self._table["prior_sd"].iloc[0])
-
-    @property
-    def sigma(self) -> float:
-        return self.fit.sigma
-
-    @property
-    def var_ratio(self) -> float:
-        return self.tau**2 / self.fit.sigma**2
-
-    @property
-    def boundary(self) -> bool:  # this term's marginal prior is a point mass
-        return self.tau == 0.0
-
-    @property
-    def shrinkage(self) -> np.ndarray:
-        return self._table["shrinkage"].to_numpy()
-
-    @property
-    def method(self) -> str:
-        return self.fit.method
-
-
-def _is_mixed(fit) -> bool:
-    from .lmm import MixedFit
-
-    return isinstance(fit, MixedFit)
-
-
-def _view(fit, term=None):
-    """A one-way fit as it is; a MixedFit as the view of one term."""
-    if _is_mixed(fit):
-        return TermView(fit, term)
-    if isinstance(fit, TermView):
-        return fit
-    if term not in (None, "Intercept"):
-        raise DataError(f"`term` is for mixed fits with several terms; got term={term!r}.")
-    return _check_fit(fit)
+    def weights(self) -> np.ndarray:
+        """Marker weights: n_j, or 1 / se_j^2 for summary data."""
+        t = self.table
+        w = 1.0 / t["se"] ** 2 if self.summary_data else t["n"]
+        return np.asarray(w, dtype=float)
 
 
 def _normal_pdf(x, mean, sd):
     return np.exp(-0.5 * ((x - mean) / sd) ** 2) / (sd * math.sqrt(2 * math.pi))
 
 
-def _select_groups(fit: ShrinkageFit, groups) -> tuple[list, str]:
+def _select_groups(fit: _Term, groups) -> tuple[list, str]:
     labels = list(fit.groups)
     if groups is not None:
         groups = list(groups)
@@ -150,7 +115,7 @@ def _select_groups(fit: ShrinkageFit, groups) -> tuple[list, str]:
     )
 
 
-def _panel_range(fit: ShrinkageFit, row) -> tuple[float, float]:
+def _panel_range(fit: _Term, row) -> tuple[float, float]:
     """An x-range that shows every curve of one group (a row of ``fit.table()``): 4 SDs around
     each proper density."""
     pieces = [(fit.mu, 0.0), (row["blup"], 0.0)]
@@ -164,9 +129,9 @@ def _panel_range(fit: ShrinkageFit, row) -> tuple[float, float]:
     return lo - pad, hi + pad
 
 
-def _density_dataset(fit: ShrinkageFit, groups: list, n_points: int) -> xr.Dataset:
+def _density_dataset(fit: _Term, groups: list, n_points: int) -> xr.Dataset:
     """Prior, likelihood and posterior densities per level, as (x, y) lines for PlotCollection."""
-    t = fit.table()
+    t = fit.table
     index = {g: i for i, g in enumerate(fit.groups)}
     curves = {"prior": [], "likelihood": [], "posterior": []}
     for g in groups:
@@ -197,7 +162,7 @@ def _draw_line(da, target, *, gid, **kwargs):
 
 
 def plot_triplot(
-    fit: ShrinkageFit,
+    fit: FitResult,
     idata=None,
     groups: Sequence | None = None,
     *,
@@ -215,26 +180,25 @@ def plot_triplot(
 
     Parameters
     ----------
-    fit : ShrinkageFit
+    fit : ShrinkageFit or MixedFit
     idata : xarray.DataTree, optional
-        Draws of ``theta`` over dimension ``level`` (of ``coef`` over ``level`` and ``term``
-        for a mixed fit).
+        Draws of ``coef`` over dimensions ``level`` and ``term`` (every bayeshrink model has
+        them; :func:`bayeshrink.sample` returns them).
     groups : sequence, optional
         Labels to show. By default all groups (at most 16; beyond that 12 spread over the range
         of shrinkage, as the figure title says).
     term : str, optional
-        For a :class:`~bayeshrink.lmm.MixedFit`: which random term (default the first, usually
-        the intercept). Its panels show the marginal prior N(fixef_k, cov_re_kk), the marginal
-        likelihood of the group's own fit, and the marginal posterior N(coef, ranef_sd^2); see
-        :class:`TermView`.
+        Which random term (default the first, usually the intercept). With several terms its
+        panels show the marginal prior N(fixef_k, cov_re_kk), the marginal likelihood of the
+        group's own fit, and the marginal posterior N(coef, ranef_sd^2).
 
     Returns
     -------
     arviz_plots.PlotCollection
         ``pc.viz["figure"]`` is the matplotlib Figure; ``pc.viz["plot"]`` the panels by level.
     """
-    fit = _view(fit, term)
-    mixed = isinstance(fit, TermView)
+    fit = _Term(fit, term)
+    mixed = fit.general
     param = fit.term if mixed else "theta"
     chosen, note = _select_groups(fit, groups)
     data = _density_dataset(fit, chosen, n_points)
@@ -264,17 +228,16 @@ def plot_triplot(
         zorder=3,
     )
 
-    t = fit.table()
+    t = fit.table
     draws = None
     if idata is not None:
-        draws = idata["posterior"]["coef" if mixed else "theta"]
-        if mixed:
-            draws = draws.sel(term=fit.term)
-        if GROUP_DIM not in draws.dims:
+        post = idata["posterior"]
+        if "coef" not in post or {GROUP_DIM, TERM_DIM} - set(post["coef"].dims):
             raise DataError(
-                f"`idata` must hold `theta` over dimension {GROUP_DIM!r} (from bs.sample of a "
-                f"bayeshrink model); got dims {draws.dims}."
+                f"`idata` must hold `coef` over dimensions ({GROUP_DIM!r}, {TERM_DIM!r}) (from "
+                f"bs.sample of a bayeshrink model); got variables {sorted(post.data_vars)}."
             )
+        draws = post["coef"].sel({TERM_DIM: fit.term})
     for g in chosen:
         ax = pc.viz["plot"].sel({GROUP_DIM: str(g)}).item()
         row = t.loc[g]
@@ -368,7 +331,7 @@ def plot_triplot(
     fig.legend(
         handles=handles, loc="lower center", ncol=min(len(handles), 4), fontsize=8.5, frameon=False
     )
-    ratio = f"tau^2/sigma^2 = {fit.var_ratio:.3g}" if fit.kind == "long" else f"tau = {fit.tau:.3g}"
+    ratio = fit.ratio_text
     head = f"Prior x likelihood = posterior ({fit.method.upper()}: mu_hat = {fit.mu:.4g}, {ratio})"
     if mixed:
         head = (
@@ -385,21 +348,15 @@ def plot_triplot(
     return pc
 
 
-def _as_fit_dict(fits, term=None) -> dict[str, ShrinkageFit]:
-    if isinstance(fits, ShrinkageFit) or _is_mixed(fits) or isinstance(fits, TermView):
-        return {"": _view(fits, term)}
+def _as_term_dict(fits, term=None) -> dict[str, _Term]:
+    if isinstance(fits, FitResult):
+        return {"": _Term(fits, term)}
     if isinstance(fits, Mapping) and fits:
-        return {str(k): _view(v, term) for k, v in fits.items()}
+        return {str(k): _Term(v, term) for k, v in fits.items()}
     raise DataTypeError(
-        f"`fits` must be a ShrinkageFit or a non-empty dict of named fits; got "
-        f"{type(fits).__name__}."
+        f"`fits` must be a fit (ShrinkageFit or MixedFit) or a non-empty dict of named fits; "
+        f"got {type(fits).__name__}."
     )
-
-
-def _sizes(fit: ShrinkageFit) -> np.ndarray:
-    weight = fit.stats.n if fit.kind == "long" else 1.0 / fit.se**2
-    weight = np.asarray(weight, dtype=float)
-    return 25 + 175 * weight / weight.max()
 
 
 def plot_shrinkage(fits, *, sharex: bool = True, term: str | None = None) -> Figure:
@@ -411,15 +368,18 @@ def plot_shrinkage(fits, *, sharex: bool = True, term: str | None = None) -> Fig
     term (each group's own fit -> its coef), or only ``term``; :func:`plot_shrinkage_2d` shows
     two terms at once.
     """
-    if _is_mixed(fits) and term is None:  # one panel per random term, each on its own axis
-        fits = {t: TermView(fits, t) for t in fits.random_terms}
+    if isinstance(fits, FitResult) and term is None and len(fits.random_terms) > 1:
+        # one panel per random term, each on its own axis
+        fits = {t: _Term(fits, t) for t in fits.random_terms}
         sharex = False
-    fits = _as_fit_dict(fits, term)
+    else:
+        fits = _as_term_dict(fits, term)
     k = len(fits)
     fig, axes = plt.subplots(k, 1, figsize=(9, 1.9 * k + 0.6), sharex=sharex, squeeze=False)
     for ax, (name, fit) in zip(axes[:, 0], fits.items(), strict=True):
-        t = fit.table()
-        sizes = _sizes(fit)
+        t = fit.table
+        weight = fit.weights()
+        sizes = 25 + 175 * weight / weight.max()
         for (_, row), _size in zip(t.iterrows(), sizes, strict=True):
             if not np.isfinite(row["no_pooling"]):
                 continue  # the group cannot estimate this term on its own
@@ -457,9 +417,7 @@ def plot_shrinkage(fits, *, sharex: bool = True, term: str | None = None) -> Fig
         ax.axvline(fit.mu, color=PRIOR, ls="--", lw=1.2, label="mu_hat")
         ax.set_yticks([0, 1], ["BLUP", "own estimate"], fontsize=9)
         ax.set_ylim(-0.35, 1.35)
-        ratio = (
-            f"tau^2/sigma^2 = {fit.var_ratio:.3g}" if fit.kind == "long" else f"tau = {fit.tau:.3g}"
-        )
+        ratio = fit.ratio_text
         state = (
             "boundary fit: all pooled to mu_hat"
             if fit.boundary
@@ -468,7 +426,7 @@ def plot_shrinkage(fits, *, sharex: bool = True, term: str | None = None) -> Fig
         ax.set_title(f"{name + ':  ' if name else ''}{ratio};  {state}", fontsize=10, loc="left")
         for side in ("top", "right"):
             ax.spines[side].set_visible(False)
-    axes[-1, 0].set_xlabel(f"{fits[next(iter(fits))].stats.response} (group effect)")
+    axes[-1, 0].set_xlabel(f"{fits[next(iter(fits))].response} (group effect)")
     handles, labels = axes[0, 0].get_legend_handles_labels()
     fig.legend(
         handles, labels, loc="lower center", ncol=3, fontsize=8.5, frameon=False, markerscale=0.6
@@ -479,7 +437,7 @@ def plot_shrinkage(fits, *, sharex: bool = True, term: str | None = None) -> Fig
 
 
 def plot_shrinkage_curve(
-    fit: ShrinkageFit,
+    fit: FitResult,
     ratios: Sequence[float] | None = None,
     taus: Sequence[float] | None = None,
 ) -> Figure:
@@ -489,36 +447,42 @@ def plot_shrinkage_curve(
     marked, and dashed curves for other variance ratios given in ``ratios``. Summary data:
     B(se) = se^2 / (se^2 + tau^2), with other between-group SDs in ``taus``.
     """
-    fit = _check_fit(fit)
+    if len(_check_fit(fit).random_terms) > 1:
+        raise DataTypeError(
+            f"`fit` must have one random term here (B_j = 1 / (1 + n_j tau^2 / sigma^2) holds "
+            f"only then); got {fit.random_terms}. For one of its terms use the functions that "
+            "take `term=` (plot_triplot, plot_shrinkage, plot_forest) or fit.table(term)."
+        )
+    fit = _Term(fit)
     fig, ax = plt.subplots(figsize=(7, 4.2))
-    if fit.kind == "long":
+    if not fit.summary_data:
         if taus is not None:
             raise DataError(
                 "`taus` is for summary data; for long data give `ratios` (tau^2/sigma^2 values)."
             )
-        n_max = max(float(fit.stats.n.max()), 1.0)
+        n_max = max(float(fit.table["n"].max()), 1.0)
         x = np.geomspace(1, max(100.0, n_max * 5), 300)
         curve = lambda lam: 1.0 / (1.0 + x * lam)  # noqa: E731
-        fitted = fit.var_ratio
+        fitted = fit.tau**2 / fit.sigma**2
         ax.set_xscale("log")
         ax.set_xlabel("group size n")
         label = f"fitted tau^2/sigma^2 = {fitted:.3g}"
         others = [] if ratios is None else list(ratios)
         other_label = "tau^2/sigma^2 = {:.3g}"
-        xs = fit.stats.n
+        xs = fit.table["n"].to_numpy()
     else:
         if ratios is not None:
             raise DataError(
                 "`ratios` is for long data; for summary data give `taus` (between-group SDs)."
             )
-        x = np.linspace(0, float(fit.se.max()) * 1.5, 300)
+        x = np.linspace(0, float(fit.table["se"].max()) * 1.5, 300)
         curve = lambda tau: x**2 / (x**2 + tau**2) if tau > 0 else np.ones_like(x)  # noqa: E731
         fitted = fit.tau
         ax.set_xlabel("standard error se_j")
         label = f"fitted tau = {fitted:.3g}"
         others = [] if taus is None else list(taus)
         other_label = "tau = {:.3g}"
-        xs = fit.se
+        xs = fit.table["se"].to_numpy()
     ax.plot(x, curve(fitted), color=POSTERIOR, lw=2.2, label=label, gid="curve-fitted")
     for i, value in enumerate(others):
         ax.plot(
@@ -553,17 +517,16 @@ def plot_shrinkage_curve(
 
 
 def plot_forest(
-    fit: ShrinkageFit, plugin=None, full=None, prob: float = 0.94, *, term: str | None = None
+    fit: FitResult, plugin=None, full=None, prob: float = 0.94, *, term: str | None = None
 ) -> Figure:
     """Per-group intervals: no pooling (+-2 se), BLUP (+-2 pred_sd) and, when given, posteriors.
 
     ``plugin`` and ``full`` are DataTrees from the plug-in and full models; their central
-    ``prob`` intervals (94% by default) are drawn from the draws of ``theta`` (of ``coef`` for
-    one ``term`` of a :class:`~bayeshrink.lmm.MixedFit`).
+    ``prob`` intervals (94% by default) are drawn from the draws of ``coef`` for ``term``
+    (default the first random term).
     """
-    fit = _view(fit, term)
-    mixed = isinstance(fit, TermView)
-    t = fit.table()
+    fit = _Term(fit, term)
+    t = fit.table
     rows = [
         (
             "no pooling +-2 se",
@@ -584,11 +547,7 @@ def plot_forest(
     )
     for label, idata, color in (("plug-in posterior", plugin, SAMPLED), ("full Bayes", full, FULL)):
         if idata is not None:
-            if mixed:
-                sub = idata["posterior"].to_dataset()[["coef"]].sel(term=fit.term, drop=True)
-                post = posterior_table(xr.DataTree.from_dict({"posterior": sub}), "coef", prob)
-            else:
-                post = posterior_table(idata, "theta", prob)
+            post = term_posterior_table(idata, "coef", prob, term=fit.term)
             rows.append(
                 (
                     f"{label} {prob:.0%}",
@@ -618,7 +577,7 @@ def plot_forest(
         )
     ax.axvline(fit.mu, color=PRIOR, ls="--", lw=1.0, label="mu_hat")
     ax.set_yticks(y, [str(g) for g in fit.groups], fontsize=9)
-    ax.set_xlabel(f"{fit.stats.response} (group effect)")
+    ax.set_xlabel(f"{fit.response} (group effect)")
     ax.legend(
         fontsize=8,
         frameon=False,
@@ -641,13 +600,13 @@ def plot_shrinkage_2d(fit, terms: Sequence[str] | None = None, *, ax=None) -> Fi
     correlation, pulling the slope in also moves the intercept. Groups whose data cannot fit
     both terms on their own have only the BLUP, and the title says how many.
     """
-    if not _is_mixed(fit):
+    if not isinstance(fit, FitResult) or len(fit.random_terms) < 2:
         raise DataTypeError(
             f"`fit` must be a MixedFit with at least two random terms (e.g. from "
             f"bs.fit(df, formula='y ~ x + (x | g)')); got {type(fit).__name__}."
         )
     terms = list(terms) if terms is not None else fit.random_terms[:2]
-    if len(terms) != 2 or len(fit.random_terms) < 2:
+    if len(terms) != 2:
         raise DataError(
             f"`terms` must name two of the random terms {fit.random_terms}; got {terms}."
         )

@@ -1,8 +1,13 @@
-"""The result of a one-way fit: variance components and one row of shrinkage results per group."""
+"""The result of a one-way fit: variance components and one row of shrinkage results per group.
+
+The one-way model is the formula ``y ~ 1 + (1 | group)``: :class:`ShrinkageFit` answers the
+common API of :class:`bayeshrink.api.FitResult` (``fixef``, ``coef()``, ``shrinkage()``, ...,
+DataFrames with one column, ``Intercept``) and keeps the textbook names ``mu``, ``tau``,
+``mu_se``, ``sigma2``, ``tau2``, ``var_ratio`` as conveniences.
+"""
 
 from __future__ import annotations
 
-import html
 import math
 from dataclasses import dataclass
 from functools import cached_property
@@ -11,69 +16,71 @@ import numpy as np
 import pandas as pd
 
 from . import shrinkage as _shr
+from .api import SINGULAR_TOL, FitResult
 from .data import GroupStats
+from .display import fmt
 from .estimate import VarianceComponents
 
 __all__ = ["ShrinkageFit"]
 
-TABLE_COLUMNS = (
-    "n",
-    "no_pooling",
-    "se",
-    "shrinkage",
-    "blup",
-    "cond_sd",
-    "pred_sd",
-    "complete_pooling",
-)
-
-
-def check_fit(fit, hint: str = "Fit the model first, e.g. `fit = bs.fit(df, y=..., group=...)`."):
-    """Raise a clear error unless ``fit`` is a :class:`ShrinkageFit`; return it."""
-    if not isinstance(fit, ShrinkageFit):
-        from .errors import DataTypeError
-
-        if type(fit).__name__ == "MixedFit":
-            raise DataTypeError(
-                "`fit` must be a one-way fit (ShrinkageFit) here; got a MixedFit from a formula. "
-                "For one of its terms use the functions that take `term=` (plot_triplot, "
-                "plot_shrinkage, plot_forest) or fit.table(term)."
-            )
-        raise DataTypeError(
-            f"`fit` must be a ShrinkageFit from bs.fit or bs.fit_summary; got "
-            f"{type(fit).__name__}. {hint}"
-        )
-    return fit
-
-
-def _g(x: float, digits: int = 6) -> str:
-    """Round for display only."""
-    if isinstance(x, (int, np.integer)):
-        return str(int(x))
-    return "nan" if not math.isfinite(x) else f"{x:.{digits}g}"
-
 
 @dataclass(frozen=True, eq=False)
-class ShrinkageFit:
+class ShrinkageFit(FitResult):
     """A fitted one-way hierarchical normal model (see :mod:`bayeshrink.estimate`).
 
     Scalar results are attributes (``mu``, ``mu_se``, ``tau``, ``sigma``, ``boundary``,
-    ``loglik``, ``method``); per-group results come from :meth:`table`, unrounded.
+    ``loglik``, ``method``); per-group results come from :meth:`table` and the accessors of
+    :class:`bayeshrink.api.FitResult`, unrounded.
     """
 
     stats: GroupStats
     components: VarianceComponents
 
-    # ------------------------------------------------------------------ scalars
+    fixed_terms = ("Intercept",)
+    random_terms = ("Intercept",)
+    block_sizes = (1,)
+
+    # ------------------------------------------------------------------ description
     @property
     def method(self) -> str:
         return self.components.method
 
     @property
-    def kind(self) -> str:
+    def data_kind(self) -> str:
         """ "long" (one row per observation) or "summary" (estimates with known SEs)."""
-        return self.stats.kind
+        return self.stats.data_kind
 
+    @property
+    def response(self) -> str:
+        return self.stats.response
+
+    @property
+    def group(self):
+        """Name of the grouping column."""
+        return self.stats.labels.name
+
+    @property
+    def formula(self) -> str:
+        return f"{self.response} ~ 1 + (1 | {self.group or 'group'})"
+
+    @property
+    def n(self) -> np.ndarray:
+        """Group sizes (NaN for summary data unless sizes were given)."""
+        return self.stats.n
+
+    @property
+    def n_groups(self) -> int:
+        return self.stats.n_groups
+
+    @property
+    def n_obs(self) -> int:
+        return self.stats.n_obs
+
+    @property
+    def groups(self) -> pd.Index:
+        return self.stats.labels
+
+    # ------------------------------------------------------------------ scalars
     @property
     def mu(self) -> float:
         return self.components.mu
@@ -97,17 +104,21 @@ class ShrinkageFit:
     @property
     def sigma(self) -> float:
         """Residual SD; NaN for summary data, whose standard errors are given."""
-        return math.sqrt(self.components.sigma2) if self.kind == "long" else math.nan
+        return math.sqrt(self.components.sigma2) if self.data_kind == "long" else math.nan
 
     @property
     def var_ratio(self) -> float:
         """tau^2 / sigma^2 for long data; NaN for summary data (there is no single sigma)."""
-        return self.tau2 / self.sigma2 if self.kind == "long" else math.nan
+        return self.tau2 / self.sigma2 if self.data_kind == "long" else math.nan
 
     @property
     def boundary(self) -> bool:
-        """True when tau is estimated as exactly 0 (a boundary, or "singular", fit)."""
-        return self.components.boundary
+        """A boundary ("singular") fit, by lme4's ``isSingular()`` rule: tau / sigma < 1e-4
+        (the relative covariance factor's one entry). For summary data, which have no sigma,
+        it is tau == 0 (metafor's boundary)."""
+        if self.data_kind == "long":
+            return bool(self.tau < SINGULAR_TOL * self.sigma)
+        return bool(self.components.boundary)
 
     @property
     def loglik(self) -> float:
@@ -115,100 +126,79 @@ class ShrinkageFit:
         return self.components.loglik
 
     @property
-    def n_groups(self) -> int:
-        return self.stats.n_groups
-
-    @property
-    def n_obs(self) -> int:
-        return self.stats.n_obs
-
-    @property
-    def groups(self) -> pd.Index:
-        return self.stats.labels
-
-    # ------------------------------------------------------------------ per group
-    @cached_property
-    def se(self) -> np.ndarray:
-        """Sampling SE of each group's own estimate: sigma / sqrt(n_j), or the given se_j."""
-        if self.kind == "long":
-            return np.sqrt(self.sigma2 / self.stats.n)
-        return self.stats.se
-
-    @cached_property
-    def shrinkage(self) -> np.ndarray:
-        return _shr.shrinkage_factor(self.se, self.tau2)
-
-    @cached_property
-    def blup(self) -> np.ndarray:
-        return _shr.blup(self.stats.mean, self.mu, self.shrinkage)
-
-    @cached_property
-    def cond_sd(self) -> np.ndarray:
-        return _shr.cond_sd(self.se, self.shrinkage)
-
-    @cached_property
-    def pred_sd(self) -> np.ndarray:
-        return _shr.pred_sd(self.se, self.shrinkage, self.mu_se)
-
-    @cached_property
-    def complete_pooling(self) -> float:
-        weights = self.stats.n if self.kind == "long" else 1.0 / self.stats.se**2
-        return _shr.complete_pooling(self.stats.mean, weights)
-
-    def table(self) -> pd.DataFrame:
-        """One row per group, raw unrounded numbers, indexed by the group labels.
-
-        Columns: ``n``, ``no_pooling``, ``se``, ``shrinkage``, ``blup``, ``cond_sd``,
-        ``pred_sd``, ``complete_pooling`` (see the glossary in :mod:`bayeshrink.estimate`).
-        """
-        return pd.DataFrame(
-            {
-                "n": self.stats.n,
-                "no_pooling": self.stats.mean,
-                "se": self.se,
-                "shrinkage": self.shrinkage,
-                "blup": self.blup,
-                "cond_sd": self.cond_sd,
-                "pred_sd": self.pred_sd,
-                "complete_pooling": np.full(self.n_groups, self.complete_pooling),
-            },
-            index=self.stats.labels.copy(),
-        )
-
-    # ------------------------------------------------------------------ lme4's names
-    # The one-way model is the formula y ~ 1 + (1 | group); these give it the accessors of
-    # :class:`bayeshrink.lmm.MixedFit`, so code written for either works on both.
-    fixed_terms = ("Intercept",)
-    random_terms = ("Intercept",)
-
-    @property
     def fixef(self) -> pd.Series:
         """lme4's ``fixef()``: the one fixed effect, mu."""
         return pd.Series([self.mu], index=list(self.fixed_terms), name="fixef")
 
     @property
-    def fixef_se(self) -> pd.Series:
-        return pd.Series([self.mu_se], index=list(self.fixed_terms))
+    def vcov(self) -> pd.DataFrame:
+        """lme4's ``vcov()``: the 1 x 1 covariance of mu, mu_se^2."""
+        return pd.DataFrame([[self.mu_se**2]], index=["Intercept"], columns=["Intercept"])
 
     @property
     def cov_re(self) -> pd.DataFrame:
         """lme4's ``VarCorr()``: the 1 x 1 random-effects covariance, tau^2."""
-        return pd.DataFrame([[self.tau2]], index=list(self.random_terms), columns=["Intercept"])
+        return pd.DataFrame([[self.tau2]], index=["Intercept"], columns=["Intercept"])
 
-    def _term_frame(self, values) -> pd.DataFrame:
-        return pd.DataFrame({"Intercept": values}, index=self.stats.labels.copy())
+    # ------------------------------------------------------------------ per group (arrays)
+    @cached_property
+    def _se(self) -> np.ndarray:
+        """Sampling SE of each group's own estimate: sigma / sqrt(n_j), or the given se_j."""
+        if self.data_kind == "long":
+            return np.sqrt(self.sigma2 / self.stats.n)
+        return self.stats.se
+
+    @cached_property
+    def _shrinkage(self) -> np.ndarray:
+        return _shr.shrinkage_factor(self._se, self.tau2)
+
+    @cached_property
+    def _blup(self) -> np.ndarray:
+        return _shr.blup(self.stats.mean, self.mu, self._shrinkage)
+
+    @cached_property
+    def _cond_sd(self) -> np.ndarray:
+        return _shr.cond_sd(self._se, self._shrinkage)
+
+    @cached_property
+    def _pred_sd(self) -> np.ndarray:
+        return _shr.pred_sd(self._se, self._shrinkage, self.mu_se)
+
+    @cached_property
+    def complete_pooling(self) -> float:
+        """The estimate that ignores groups: the grand mean (long data) or the fixed-effect
+        meta-analysis mean (summary data)."""
+        weights = self.stats.n if self.data_kind == "long" else 1.0 / self.stats.se**2
+        return _shr.complete_pooling(self.stats.mean, weights)
+
+    # ------------------------------------------------------------------ the common API
+    def own_fit(self) -> pd.DataFrame:
+        """No pooling: each group's own estimate (its mean, or the given estimate)."""
+        return self._frame(self.stats.mean)
+
+    def own_se(self) -> pd.DataFrame:
+        """Sampling SE of ``own_fit()``: sigma / sqrt(n_j), or the given se_j."""
+        return self._frame(self._se)
+
+    def shrinkage(self) -> pd.DataFrame:
+        """B_j = se_j^2 / (se_j^2 + tau^2): the fraction of the way to mu."""
+        return self._frame(self._shrinkage)
 
     def ranef(self) -> pd.DataFrame:
         """lme4's ``ranef()``: each group's deviation blup - mu."""
-        return self._term_frame(self.blup - self.mu)
+        return self._frame(self._blup - self.mu)
 
     def coef(self) -> pd.DataFrame:
         """lme4's ``coef()``: each group's BLUP."""
-        return self._term_frame(self.blup)
+        return self._frame(self._blup)
 
     def ranef_sd(self) -> pd.DataFrame:
-        """lme4's ``ranef(condVar = TRUE)`` SDs: cond_sd."""
-        return self._term_frame(self.cond_sd)
+        """lme4's ``ranef(condVar = TRUE)`` SDs: cond_sd = sqrt((1 - B_j) se_j^2)."""
+        return self._frame(self._cond_sd)
+
+    def pred_sd(self) -> pd.DataFrame:
+        """Prediction-error SD counting the uncertainty of mu (metafor's ``blup()`` se)."""
+        return self._frame(self._pred_sd)
 
     # ------------------------------------------------------------------ display
     def explanation(self) -> str:
@@ -222,11 +212,11 @@ class ShrinkageFit:
                 "Bayesian model, which averages over tau instead of fixing it at 0, keeps some "
                 "partial pooling."
             )
-        b = self.shrinkage
+        b = self._shrinkage
         lo, hi = int(np.argmin(b)), int(np.argmax(b))
         ratio = (
-            f"variance ratio tau^2/sigma^2 = {_g(self.var_ratio, 4)}; "
-            if self.kind == "long"
+            f"variance ratio tau^2/sigma^2 = {fmt(self.var_ratio, 4)}; "
+            if self.data_kind == "long"
             else ""
         )
         head = (
@@ -234,9 +224,9 @@ class ShrinkageFit:
             "tau^2) of the way from its own estimate to mu"
         )
         if np.ptp(b) <= 1e-12 * b.max():
-            return f"{head}; every group has the same se_j here, so B_j = {_g(b[0], 3)} for all."
+            return f"{head}; every group has the same se_j here, so B_j = {fmt(b[0], 3)} for all."
         return (
-            f"{head}, from {_g(b[lo], 3)} ({self.groups[lo]!s}) to {_g(b[hi], 3)} "
+            f"{head}, from {fmt(b[lo], 3)} ({self.groups[lo]!s}) to {fmt(b[hi], 3)} "
             f"({self.groups[hi]!s}). Groups with less data (larger se_j) are pulled further."
         )
 
@@ -245,94 +235,69 @@ class ShrinkageFit:
             ("method", self.method.upper()),
             ("groups", str(self.n_groups)),
         ]
-        if self.kind == "long":
+        if self.data_kind == "long":
             rows.append(("observations", str(self.n_obs)))
         rows += [
-            ("mu", f"{_g(self.mu)}  (se {_g(self.mu_se, 4)})"),
-            ("tau", _g(self.tau)),
+            ("mu", f"{fmt(self.mu)}  (se {fmt(self.mu_se, 4)})"),
+            ("tau", fmt(self.tau)),
         ]
-        if self.kind == "long":
+        if self.data_kind == "long":
             rows += [
-                ("sigma", _g(self.sigma)),
-                ("tau^2/sigma^2", _g(self.var_ratio, 4)),
+                ("sigma", fmt(self.sigma)),
+                ("tau^2/sigma^2", fmt(self.var_ratio, 4)),
             ]
         else:
-            rows.append(("se_j range", f"{_g(self.se.min(), 4)} .. {_g(self.se.max(), 4)}"))
+            rows.append(("se_j range", f"{fmt(self._se.min(), 4)} .. {fmt(self._se.max(), 4)}"))
         rows += [
             ("boundary", "yes (tau = 0, singular fit)" if self.boundary else "no"),
-            ("log-likelihood", _g(self.loglik, 8)),
+            ("log-likelihood", fmt(self.loglik, 8)),
         ]
         return rows
 
     def _display_table(self) -> pd.DataFrame:
         t = self.table()
-        if self.kind == "summary" and t["n"].isna().all():
+        if self.data_kind == "summary" and t["n"].isna().all():
             t = t.drop(columns="n")
-        return t.drop(columns="complete_pooling")
+        return t.drop(columns=["prior_mean", "prior_sd"])
 
     def summary(self) -> str:
         """Variance components, boundary state, explanation and the per-group table (rounded)."""
         title = (
             f"One-way hierarchical normal model, {self.stats.response} by "
-            f"{self.groups.name or 'group'} ({'long' if self.kind == 'long' else 'summary'} data)"
+            f"{self.groups.name or 'group'} ({self.data_kind} data)"
         )
         width = max(len(k) for k, _ in self._component_lines())
         lines = [title, "-" * len(title)]
         lines += [f"{k:<{width}}  {v}" for k, v in self._component_lines()]
-        lines += [f"complete pooling mean: {_g(self.complete_pooling)}", ""]
+        lines += [f"complete pooling mean: {fmt(self.complete_pooling)}", ""]
         lines += [self.explanation(), ""]
-        lines.append(self._display_table().to_string(float_format=lambda v: _g(v, 6)))
+        lines.append(self._display_table().to_string(float_format=lambda v: fmt(v, 6)))
         return "\n".join(lines)
-
-    def __str__(self) -> str:
-        return self.summary()
 
     def __repr__(self) -> str:
         return (
-            f"<ShrinkageFit {self.method.upper()} {self.kind}: {self.n_groups} groups, "
-            f"mu={_g(self.mu)}, tau={_g(self.tau)}, sigma={_g(self.sigma)}, "
+            f"<ShrinkageFit {self.method.upper()} {self.data_kind}: {self.n_groups} groups, "
+            f"mu={fmt(self.mu)}, tau={fmt(self.tau)}, sigma={fmt(self.sigma)}, "
             f"boundary={self.boundary}>"
         )
 
-    def _repr_html_(self) -> str:
-        comps = "".join(
-            f"<tr><th style='text-align:left'>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>"
-            for k, v in self._component_lines()
-        )
-        table = self._display_table().to_html(float_format=lambda v: _g(v, 6))
+    def _html_parts(self):
         return (
-            "<div><strong>One-way hierarchical normal model</strong>"
-            f"<table>{comps}</table><p>{html.escape(self.explanation())}</p>{table}</div>"
+            "One-way hierarchical normal model",
+            self._component_lines(),
+            self.explanation(),
+            self._display_table(),
         )
 
-    def to_dict(self) -> dict:
-        """Plain-Python results (for JSON): components and one record per group."""
-        t = self.table()
-        groups = []
-        for label, row in t.iterrows():
-            rec = {"group": label.item() if hasattr(label, "item") else label}
-            for col in TABLE_COLUMNS:
-                v = row[col]
-                rec[col] = None if (isinstance(v, float) and math.isnan(v)) else float(v)
-            if self.kind == "long":
-                rec["n"] = int(row["n"])
-            groups.append(rec)
+    def _extra_dict(self) -> dict:
+        long = self.data_kind == "long"
         return {
-            "kind": self.kind,
-            "method": self.method,
-            "response": self.stats.response,
-            "group": self.groups.name,
-            "n_groups": self.n_groups,
-            "n_obs": self.n_obs,
             "mu": self.mu,
             "mu_se": self.mu_se,
             "tau": self.tau,
             "tau2": self.tau2,
-            "sigma": None if self.kind == "summary" else self.sigma,
-            "var_ratio": None if self.kind == "summary" else self.var_ratio,
-            "boundary": self.boundary,
-            "loglik": self.loglik,
-            "groups": groups,
+            "var_ratio": self.var_ratio if long else None,
+            "complete_pooling": self.complete_pooling,
         }
 
     # ------------------------------------------------------------------ intervals

@@ -44,7 +44,36 @@ def close_figures():
 
 def panels_of(pc) -> dict:
     """The panels of a per-level PlotCollection (plot_triplot), by level label."""
-    from bayeshrink.bayes import GROUP_DIM
+    from bayeshrink.posterior import GROUP_DIM
 
     levels = pc.viz["plot"][GROUP_DIM].values
     return {str(k): pc.viz["plot"].sel({GROUP_DIM: k}).item() for k in levels}
+
+
+def synthetic_posterior(fit, draws: int = 500, chains: int = 2, seed: int = 0, mu="fixed"):
+    """A DataTree of exact draws from the plug-in posterior, made with numpy and xarray only.
+
+    coef[level, term] ~ N(fit.coef(), fit.ranef_sd()^2) independently (``mu="flat"``: SD
+    fit.pred_sd()), the marginals of the plug-in model's posterior; ``theta`` as well for a
+    one-way fit. Plot tests use it instead of sampling a PyMC model.
+    """
+    import numpy as np
+    import xarray as xr
+
+    from bayeshrink.posterior import GROUP_DIM, TERM_DIM
+
+    terms = list(fit.random_terms)
+    mean = fit.coef()[terms].to_numpy()
+    sd = (fit.ranef_sd() if mu == "fixed" else fit.pred_sd())[terms].to_numpy()
+    rng = np.random.default_rng(seed)
+    coef = mean + sd * rng.standard_normal((chains, draws, *mean.shape))
+    coords = {
+        "chain": np.arange(chains),
+        "draw": np.arange(draws),
+        GROUP_DIM: list(fit.groups),
+        TERM_DIM: terms,
+    }
+    ds = xr.Dataset({"coef": (("chain", "draw", GROUP_DIM, TERM_DIM), coef)}, coords=coords)
+    if terms == ["Intercept"] and list(fit.fixed_terms) == ["Intercept"]:
+        ds["theta"] = ds["coef"].sel({TERM_DIM: "Intercept"}, drop=True)
+    return xr.DataTree.from_dict({"posterior": ds})

@@ -13,7 +13,7 @@ import pytest
 from conftest import REFERENCE, draws
 
 import bayeshrink as bs
-from bayeshrink.bayes_mixed import TERM_DIM
+from bayeshrink.posterior import TERM_DIM
 
 DRAWS = draws(500, 2000)
 SLOPES = "Reaction ~ Days + (Days | Subject)"

@@ -114,7 +114,7 @@ def closed_form(fit, value: float, mult: float = 1.0):
     """BLUPs and shrinkage at tau^2/sigma^2 = value (long) or tau = value (summary), computed
     here from the fit's table, with mu the GLS mean at that setting."""
     t = fit.table()
-    if fit.kind == "long":
+    if fit.data_kind == "long":
         se2 = fit.sigma**2 / (t["n"].to_numpy() * mult)
         tau2 = value * fit.sigma**2
     else:

@@ -13,8 +13,22 @@ from bayeshrink.cli import main
 
 
 def test_demo_prints_four_scenarios_and_explanation(capsys, tmp_path):
-    assert main(["demo", "--out", str(tmp_path), "--draws", "300"]) == 0
+    # the one run of the demo in the suite: tables, explanation, figures and the PyMC check
+    assert main(["demo", "--out", str(tmp_path / "figs"), "--draws", "300"]) == 0
     out = capsys.readouterr().out
+    names = sorted(p.name for p in (tmp_path / "figs").iterdir())
+    assert names == sorted(
+        [
+            "triplot_model1.png",
+            "triplot_model2.png",
+            "triplot_model3.png",
+            "triplot_model1b.png",
+            "shrinkage.png",
+            "shrinkage_curve.png",
+        ]
+    )
+    for name in names:
+        assert str(tmp_path / "figs" / name) in out
     for name in ["Model 1:", "Model 2:", "Model 3:", "Model 1b:"]:
         assert name in out
     fits = bs.demo.demo_fits()
@@ -31,15 +45,17 @@ def test_demo_prints_four_scenarios_and_explanation(capsys, tmp_path):
     assert len(gaps) == 4 and max(gaps) < 4
 
 
-def test_demo_runs_as_console_script(tmp_path):
+def test_cli_runs_as_a_module(tmp_path, seed_demo):
+    path = tmp_path / "d.csv"
+    seed_demo[seed_demo["model"] == "2"].to_csv(path, index=False)
     proc = subprocess.run(
-        [sys.executable, "-m", "bayeshrink.cli", "demo", "--no-pymc", "--no-figures"],
+        [sys.executable, "-m", "bayeshrink.cli", "fit", str(path), "--y", "y", "--group", "group"],
         capture_output=True,
         text=True,
         check=True,
         cwd=tmp_path,
     )
-    assert "g5" in proc.stdout
+    assert "g5" in proc.stdout and "One-way hierarchical normal model" in proc.stdout
 
 
 @pytest.fixture
@@ -75,9 +91,10 @@ def test_fit_json_content(tmp_path, seed_demo, capsys):
     expected = bs.fit(data, y="y", group="group")
     assert out["method"] == "reml" and out["boundary"] is False
     np.testing.assert_allclose(out["tau"], expected.tau, rtol=1e-12)
-    np.testing.assert_allclose([g["blup"] for g in out["groups"]], expected.blup, rtol=1e-12)
-    assert [g["group"] for g in out["groups"]] == ["g1", "g2", "g3", "g4", "g5"]
-    assert [g["n"] for g in out["groups"]] == [5] * 5
+    table = out["table"]["Intercept"]
+    np.testing.assert_allclose(table["blup"], expected.table()["blup"], rtol=1e-12)
+    assert out["groups"] == ["g1", "g2", "g3", "g4", "g5"]
+    assert table["n"] == [5] * 5
 
 
 def test_fit_summary_data_text(schools_csv, capsys):
@@ -109,7 +126,7 @@ def test_fit_summary_json_has_null_sigma(schools_csv, capsys):
     )
     out = json.loads(capsys.readouterr().out)
     assert out["sigma"] is None and out["tau"] == 0.0 and out["boundary"] is True
-    assert out["groups"][0]["n"] is None
+    assert out["table"]["Intercept"]["n"][0] is None
 
 
 def test_fit_errors_are_reported_not_raised(tmp_path, capsys):

@@ -105,7 +105,7 @@ def test_rho_agrees_with_a_linear_program(m2, kappa, chi):
 def _summary_arrays(y, se, mu, tau2, mu_se=0.0, method="reml"):
     y = np.asarray(y, float)[None]
     return OneWayArrays(
-        kind="summary",
+        data_kind="summary",
         method=method,
         y=y,
         se=np.broadcast_to(np.asarray(se, float), y.shape),

@@ -117,7 +117,7 @@ def test_forest_of_one_term(sleep_fit, tmp_path):
     assert [t.get_text() for t in ax.get_yticklabels()] == [str(g) for g in sleep_fit.groups]
     assert ax.get_xlabel().startswith("Reaction: Days")
     fig.savefig(tmp_path / "forest_days.png")
-    with pytest.raises(bs.DataTypeError, match="got a MixedFit from a formula"):
+    with pytest.raises(bs.DataTypeError, match="must have one random term here"):
         bs.plot_shrinkage_curve(sleep_fit)
 
 
@@ -129,5 +129,5 @@ def test_plot_arguments_are_checked(sleep_fit):
         bs.plot_triplot(sleep_fit, term="Nights")
     with pytest.raises(bs.DataError, match="must name two of the random terms"):
         bs.plot_shrinkage_2d(sleep_fit, terms=["Days"])
-    with pytest.raises(bs.DataError, match="for mixed fits with several terms"):
+    with pytest.raises(bs.ColumnError, match=r"must be one of the random terms \['Intercept'\]"):
         bs.plot_triplot(one_way, term="Days")

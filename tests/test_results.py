@@ -40,7 +40,7 @@ def test_table_definitions(fits):
     # complete pooling: the grand mean of every row
     demo = bs.load_dataset("seed_demo")
     np.testing.assert_allclose(
-        t["complete_pooling"], demo[demo["model"] == "3"]["y"].mean(), rtol=1e-13
+        fit.complete_pooling, demo[demo["model"] == "3"]["y"].mean(), rtol=1e-13
     )
 
 

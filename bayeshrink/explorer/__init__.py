@@ -81,10 +81,10 @@ def fit_data(fit: ShrinkageFit, name: str = "") -> dict[str, Any]:
             "fit one with `bs.fit(df, y=..., group=...)`."
         )
     table = fit.table()
-    long = fit.kind == "long"
+    long = fit.data_kind == "long"
     return {
         "name": str(name),
-        "kind": fit.kind,
+        "kind": fit.data_kind,
         "method": str(fit.method),
         "response": str(fit.stats.response),
         "group": str(table.index.name or "group"),

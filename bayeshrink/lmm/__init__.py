@@ -7,12 +7,12 @@
 
 from __future__ import annotations
 
-from ..data import Missing
-from .design import Design, FormulaError, FormulaSpec, parse_formula
+from ..frames import Missing
+from .design import Design, FormulaSpec, parse_formula
 from .estimate import LMMComponents, estimate_lmm
 from .results import MixedFit
 
-__all__ = ["Design", "FormulaError", "LMMComponents", "MixedFit", "fit_formula", "parse_formula"]
+__all__ = ["Design", "LMMComponents", "MixedFit", "fit_formula", "parse_formula"]
 
 
 def fit_formula(

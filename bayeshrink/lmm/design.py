@@ -24,8 +24,8 @@ from functools import cached_property
 import numpy as np
 import pandas as pd
 
-from ..data import Missing, _as_frame, _check_missing, _check_missing_option, _factorize
-from ..errors import ColumnError, DataError, DataTypeError, describe_rows
+from ..errors import ColumnError, DataError, DataTypeError, FormulaError, describe_rows
+from ..frames import Missing, as_frame, check_missing, check_missing_option, factorize
 
 __all__ = ["Design", "FormulaSpec", "MixedStats", "Standardization", "parse_formula", "standardize"]
 
@@ -43,10 +43,6 @@ FORMULA_FUNCTIONS = {
     "sqrt": np.sqrt,
     "abs": np.abs,
 }
-
-
-class FormulaError(DataError):
-    """The formula cannot be read, or asks for a model bayeshrink does not fit."""
 
 
 @dataclass(frozen=True)
@@ -393,9 +389,9 @@ class Design:
         from formulae.matrices import DesignMatrices
         from formulae.terms import Model
 
-        _check_missing_option(missing)
+        check_missing_option(missing)
         spec = spec if spec is not None else parse_formula(formula)
-        df = _as_frame(data)
+        df = as_frame(data)
         if len(df) == 0:
             raise DataError("`data` must have at least one row; got an empty frame.")
         absent = sorted(v for v in spec.variables if v not in df.columns)
@@ -416,7 +412,7 @@ class Design:
             col = df[c]
             if pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col):
                 bad |= ~np.isfinite(col.to_numpy(dtype=float, na_value=np.nan))
-        keep = _check_missing(
+        keep = check_missing(
             df,
             bad,
             "the variables of `formula`",
@@ -478,7 +474,7 @@ class Design:
                 f"the terms of `formula` must be finite; evaluated on the data they give NaN or "
                 f"inf in {rows} (e.g. log of a value <= 0). Transform or filter those rows first."
             )
-        codes, labels = _factorize(group_col.reset_index(drop=True))
+        codes, labels = factorize(group_col.reset_index(drop=True))
         labels = labels.rename(spec.group)
         return cls._build(
             spec, X, Z, y, codes, labels, fixed_names, random_names, block_sizes, n_dropped

@@ -47,17 +47,13 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import optimize
 
-from ..errors import BayeshrinkWarning, MethodError
+from ..errors import ConvergenceWarning, MethodError
 from .design import MixedStats
 
 __all__ = ["LMMComponents", "ProfiledCriterion", "estimate_lmm", "theta_layout"]
 
 #: lme4's isSingular(): a diagonal entry of Lambda below this is "on the boundary".
 SINGULAR_TOL = 1e-4
-
-
-class ConvergenceWarning(BayeshrinkWarning):
-    """The optimiser stopped before the gradient of the criterion was small."""
 
 
 def theta_layout(block_sizes) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -15,18 +15,16 @@ from functools import cached_property
 import numpy as np
 import pandas as pd
 
+from ..api import FitResult
+from ..display import fmt
 from .design import Design
 from .estimate import LMMComponents
 
 __all__ = ["MixedFit"]
 
 
-def _g(x: float, digits: int = 5) -> str:
-    return "nan" if not np.isfinite(x) else f"{x:.{digits}g}"
-
-
 @dataclass(frozen=True, eq=False)
-class MixedFit:
+class MixedFit(FitResult):
     """A linear mixed model fitted by REML or ML, with lme4's names.
 
     Attributes
@@ -60,10 +58,6 @@ class MixedFit:
         return self.components.method
 
     @property
-    def kind(self) -> str:
-        return "mixed"
-
-    @property
     def response(self) -> str:
         return self.design.spec.response
 
@@ -85,7 +79,11 @@ class MixedFit:
 
     @property
     def n(self) -> np.ndarray:
-        return self.design.stats.n
+        return np.asarray(self.design.stats.n).astype(np.int64)
+
+    @property
+    def block_sizes(self) -> tuple[int, ...]:
+        return tuple(self.design.block_sizes)
 
     @property
     def n_groups(self) -> int:
@@ -106,10 +104,6 @@ class MixedFit:
         names = self.fixed_terms
         return pd.DataFrame(self.components.vcov_beta, index=names, columns=names)
 
-    @cached_property
-    def fixef_se(self) -> pd.Series:
-        return pd.Series(np.sqrt(np.diag(self.vcov.to_numpy())), index=self.fixed_terms)
-
     @property
     def sigma(self) -> float:
         return self.components.sigma
@@ -123,18 +117,6 @@ class MixedFit:
     def cov_re(self) -> pd.DataFrame:
         names = self.random_terms
         return pd.DataFrame(self.components.cov_re, index=names, columns=names)
-
-    @cached_property
-    def sd_re(self) -> pd.Series:
-        return pd.Series(np.sqrt(np.diag(self.cov_re.to_numpy())), index=self.random_terms)
-
-    @cached_property
-    def corr_re(self) -> pd.DataFrame:
-        sd = self.sd_re.to_numpy()
-        with np.errstate(invalid="ignore", divide="ignore"):
-            corr = self.cov_re.to_numpy() / np.outer(sd, sd)
-        np.fill_diagonal(corr, 1.0)
-        return pd.DataFrame(corr, index=self.random_terms, columns=self.random_terms)
 
     @property
     def boundary(self) -> bool:
@@ -150,9 +132,6 @@ class MixedFit:
         return self.components.criterion
 
     # ----------------------------------------------------------------- per-group results
-    def _frame(self, values: np.ndarray) -> pd.DataFrame:
-        return pd.DataFrame(values, index=self.groups, columns=self.random_terms)
-
     def ranef(self) -> pd.DataFrame:
         """The BLUPs (conditional modes) of the deviations b_j: group x term, lme4's ``ranef()``."""
         return self._frame(self.components.b)
@@ -254,38 +233,6 @@ class MixedFit:
         SA = np.einsum("jkl,jlm->jkm", self.components.S, self.design.stats.A)
         return self._frame(1.0 - np.diagonal(SA, axis1=1, axis2=2))
 
-    def table(self, term: str | None = None) -> pd.DataFrame:
-        """One term's per-group picture, with the columns of the one-way ``ShrinkageFit.table()``:
-        n, no_pooling (own fit), se (its SE), shrinkage, blup (coef), cond_sd, pred_sd, plus the
-        plug-in prior's mean and SD (``prior_mean``, ``prior_sd``)."""
-        term = self._term(term)
-        out = pd.DataFrame(
-            {
-                "n": self.n.astype(int),
-                "no_pooling": self.own_fit()[term],
-                "se": self.own_se()[term],
-                "shrinkage": self.shrinkage()[term],
-                "blup": self.coef()[term],
-                "cond_sd": self.ranef_sd()[term],
-                "pred_sd": self.pred_sd()[term],
-            },
-            index=self.groups,
-        )
-        out["prior_mean"] = self._beta_z[self.random_terms.index(term)]
-        out["prior_sd"] = self.sd_re[term]
-        return out
-
-    def _term(self, term) -> str:
-        if term is None:
-            return self.random_terms[0]
-        if term not in self.random_terms:
-            from ..errors import ColumnError
-
-            raise ColumnError(
-                f"`term` must be one of the random terms {self.random_terms}; got {term!r}."
-            )
-        return term
-
     # ----------------------------------------------------------------- display
     def explanation(self) -> str:
         if self.boundary:
@@ -307,54 +254,53 @@ class MixedFit:
         corr = self.corr_re.to_numpy()
         for i, t in enumerate(terms):
             cors = " ".join(f"{corr[i, k]:6.3f}" for k in range(i))
-            lines.append(f"  {t:<{width}}  SD {_g(self.sd_re[t]):>10}  {cors}")
-        lines.append(f"  {'Residual':<{width}}  SD {_g(self.sigma):>10}")
+            lines.append(f"  {t:<{width}}  SD {fmt(self.sd_re[t], 5):>10}  {cors}")
+        lines.append(f"  {'Residual':<{width}}  SD {fmt(self.sigma, 5):>10}")
         return lines
+
+    def _fixed_table(self) -> pd.DataFrame:
+        return pd.DataFrame(
+            {"estimate": self.fixef, "se": self.fixef_se, "t": self.fixef / self.fixef_se}
+        )
 
     def summary(self) -> str:
         crit = "REML criterion" if self.method == "reml" else "-2 log-likelihood"
-        fe = pd.DataFrame(
-            {"estimate": self.fixef, "se": self.fixef_se, "t": self.fixef / self.fixef_se}
-        )
         lines = [
             f"Linear mixed model fit by {self.method.upper()}: {self.formula}",
             f"{crit} {self.criterion:.4f}; {self.n_obs} observations in {self.n_groups} groups",
             *self._random_lines(),
             "Fixed effects:",
-            fe.to_string(float_format=lambda v: f"{v:.5g}"),
+            self._fixed_table().to_string(float_format=lambda v: fmt(v, 5)),
             self.explanation(),
         ]
         return "\n".join(lines)
 
-    def __str__(self) -> str:
-        return self.summary()
-
     def __repr__(self) -> str:
         return (
             f"MixedFit({self.formula!r}, method={self.method!r}, groups={self.n_groups}, "
-            f"sigma={_g(self.sigma)}, boundary={self.boundary})"
+            f"sigma={fmt(self.sigma, 5)}, boundary={self.boundary})"
         )
 
-    def _repr_html_(self) -> str:
-        from html import escape
+    def _html_parts(self):
+        lines = [
+            ("method", self.method.upper()),
+            ("groups", str(self.n_groups)),
+            ("observations", str(self.n_obs)),
+            *(
+                (f"fixef {k}", f"{fmt(v)}  (se {fmt(se, 4)})")
+                for (k, v), se in zip(self.fixef.items(), self.fixef_se, strict=True)
+            ),
+            *((f"SD {k}", fmt(v)) for k, v in self.sd_re.items()),
+            ("sigma", fmt(self.sigma)),
+            ("boundary", "yes (singular fit)" if self.boundary else "no"),
+            ("log-likelihood", fmt(self.loglik, 8)),
+        ]
+        return (
+            f"Linear mixed model: {self.formula}",
+            lines,
+            self.explanation(),
+            self.table().drop(columns=["prior_mean", "prior_sd"]),
+        )
 
-        return f"<pre>{escape(self.summary())}</pre>"
-
-    def to_dict(self) -> dict:
-        """Plain Python numbers and lists, for JSON."""
-        return {
-            "formula": self.formula,
-            "method": self.method,
-            "fixef": {k: float(v) for k, v in self.fixef.items()},
-            "fixef_se": {k: float(v) for k, v in self.fixef_se.items()},
-            "sigma": float(self.sigma),
-            "cov_re": self.cov_re.to_numpy().tolist(),
-            "random_terms": self.random_terms,
-            "theta": self.theta.tolist(),
-            "boundary": self.boundary,
-            "loglik": float(self.loglik),
-            "groups": [str(g) for g in self.groups],
-            "ranef": {k: v.tolist() for k, v in self.ranef().items()},
-            "ranef_sd": {k: v.tolist() for k, v in self.ranef_sd().items()},
-            "coef": {k: v.tolist() for k, v in self.coef().items()},
-        }
+    def _extra_dict(self) -> dict:
+        return {"theta": self.theta.tolist()}

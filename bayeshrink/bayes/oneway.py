@@ -1,35 +1,21 @@
-r"""The same models in PyMC: the empirical-Bayes plug-in model and full hierarchical Bayes.
+"""PyMC models of the one-way fit (:class:`~bayeshrink.ShrinkageFit`): theta_j = mu + b_j.
 
 The plug-in model takes the fitted N(mu_hat, tau_hat^2) as the prior of every group's effect
-theta_j and combines it with the group's likelihood given sigma_hat. Its posterior is normal with
-mean = BLUP and SD = cond_sd, exactly (:func:`plugin_posterior` gives it without sampling). With
-``mu="flat"``, mu gets a flat prior instead of being fixed at mu_hat; the posterior means are
-still the BLUPs and the SDs become pred_sd (Henderson's equivalence).
-
-The full model puts priors on mu and tau (and on sigma for long data) and averages over them;
-where REML puts tau at 0 it still pools only partially.
-
-Long data enter through each group's sufficient statistics, so a model costs O(groups):
+theta_j and combines it with the group's likelihood given sigma_hat; the full model puts priors
+on mu and tau (and on sigma for long data). Long data enter through each group's sufficient
+statistics, so a model costs O(groups):
 
     ybar_j | theta_j, sigma ~ N(theta_j, sigma^2 / n_j)
     plus, for sigma, the within-group term  -(N - J) log sigma - SSW / (2 sigma^2)
 
 which is the row-level likelihood up to a constant (a test checks the two posteriors agree).
-
-The group effects are the variable ``theta`` with one dimension, ``level`` (the levels of the
-grouping factor, lme4's word), whose coordinates are the labels of ``fit.table()``. (It is not
-called "group": ArviZ's ``plot_prior_posterior`` uses that name internally.)
+The variable names are those of every bayeshrink model (see :mod:`bayeshrink.bayes`).
 """
 
 from __future__ import annotations
 
-import importlib.util
 import math
-import os
-import sys
-import warnings
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -38,13 +24,20 @@ import pymc as pm
 import pytensor.tensor as pt
 import xarray as xr
 
-from . import shrinkage as _shr
-from .errors import BayeshrinkError, BayeshrinkWarning, DataTypeError, MethodError
-from .results import ShrinkageFit, check_fit
+from .. import shrinkage as _shr
+from ..errors import BayeshrinkError, MethodError
+from ..posterior import (
+    FIXED_DIM,
+    GROUP_DIM,
+    TERM_DIM,
+    add_posterior_columns,
+    count_divergences,
+    posterior_table,
+)
+from ..results import ShrinkageFit
+from .model import PriorSpec, ShrinkageModel, check_mu, make_prior
 
 __all__ = [
-    "GROUP_DIM",
-    "ShrinkageModel",
     "add_theta",
     "compare",
     "default_priors",
@@ -52,49 +45,27 @@ __all__ = [
     "hyperparameters",
     "plugin_model",
     "plugin_posterior",
-    "sample",
 ]
 
-GROUP_DIM = "level"
 PARAMETRIZATIONS = ("noncentered", "centered")
 
 
-class DivergenceWarning(BayeshrinkWarning):
-    """The sampler reported divergent transitions: the posterior may be biased."""
-
-
-class ShrinkageModel(pm.Model):
-    """A ``pm.Model`` that knows the fit it was built from and says what it is.
-
-    ``str(model)`` starts with a plain-language description of the model; ``model.fit`` is the
-    :class:`~bayeshrink.ShrinkageFit`; ``model.kind`` is "plugin" or "hierarchical";
-    ``model.priors`` names the priors used.
-    """
-
-    description: str = ""
-    kind: str = ""
-    fit: ShrinkageFit | None = None
-    priors: dict | None = None
-    #: sampler start values by variable name, used by :func:`sample` unless ``initvals`` is given
-    start: dict | None = None
-
-    def __str__(self) -> str:
-        return f"{self.description}\n\n{self.str_repr()}"
-
-
-def _mixed(fit) -> bool:
-    """A MixedFit (general formula): its PyMC models live in :mod:`bayeshrink.bayes_mixed`."""
-    from .lmm import MixedFit
-
-    return isinstance(fit, MixedFit)
-
-
 def _coords(fit: ShrinkageFit) -> dict:
-    return {GROUP_DIM: list(fit.groups)}
+    return {GROUP_DIM: list(fit.groups), TERM_DIM: ["Intercept"], FIXED_DIM: ["Intercept"]}
 
 
 def _observed_name(fit: ShrinkageFit) -> str:
-    return "ybar" if fit.kind == "long" else "y"
+    return "ybar" if fit.data_kind == "long" else "y"
+
+
+def _se(fit: ShrinkageFit) -> np.ndarray:
+    return fit.own_se()["Intercept"].to_numpy()
+
+
+def _effects(theta, mu) -> None:
+    """The names every model shares: coef (level x term) = theta, b = theta - mu."""
+    pm.Deterministic("coef", theta[:, None], dims=(GROUP_DIM, TERM_DIM))
+    pm.Deterministic("b", (theta - mu)[:, None], dims=(GROUP_DIM, TERM_DIM))
 
 
 # --------------------------------------------------------------------------- plug-in model
@@ -103,9 +74,8 @@ def _observed_name(fit: ShrinkageFit) -> str:
 def plugin_model(fit: ShrinkageFit, mu: str = "fixed"):
     """The empirical-Bayes plug-in model: theta_j ~ N(mu_hat, tau_hat^2), data given sigma_hat.
 
-    For a :class:`~bayeshrink.lmm.MixedFit` the prior is multivariate: each group's deviations
-    b_j ~ N(0, cov_re_hat), and the posterior means of ``coef`` are ``fit.coef()``
-    (see :func:`bayeshrink.bayes_mixed.plugin_model_mixed`).
+    (:func:`bayeshrink.plugin_model` dispatches here for a one-way fit and to
+    :func:`bayeshrink.bayes.mixed.plugin_model` for a MixedFit.)
 
     Parameters
     ----------
@@ -119,30 +89,29 @@ def plugin_model(fit: ShrinkageFit, mu: str = "fixed"):
     -------
     pymc.Model
         With free variables ``z`` (standard normal; theta_j = mu + tau_hat z_j) and ``mu`` when
-        flat, the deterministic ``theta`` over dimension ``level``, and the observed group means
+        flat (and ``beta`` = mu over ``fixed_term``), the deterministics ``theta`` over
+        dimension ``level``, ``coef`` (= theta) and ``b`` (= theta - mu) over (``level``,
+        ``term``), and the observed group means
         (``ybar``) or estimates (``y``). On a boundary fit (tau_hat = 0) the prior is a point mass:
         theta is pinned at mu, the model still builds and samples, and its description says so.
     """
-    if _mixed(fit):
-        from . import bayes_mixed
-
-        return bayes_mixed.plugin_model_mixed(fit, mu)
-    fit = check_fit(fit)
-    if mu not in ("fixed", "flat"):
-        raise MethodError(
-            f"`mu` must be 'fixed' (plug in mu_hat) or 'flat' (a flat prior on mu); got {mu!r}."
-        )
-    se = np.asarray(fit.se, dtype=float)
+    check_mu(mu)
+    se = _se(fit)
     model = ShrinkageModel(coords=_coords(fit))
     with model:
-        mu_var = fit.mu if mu == "fixed" else pm.Flat("mu")
+        if mu == "fixed":
+            mu_var = pt.as_tensor(fit.mu)
+        else:
+            mu_var = pm.Flat("mu")
+            pm.Deterministic("beta", mu_var[None], dims=FIXED_DIM)
         z = pm.Normal("z", 0.0, 1.0, dims=GROUP_DIM)
         theta = pm.Deterministic("theta", mu_var + fit.tau * z, dims=GROUP_DIM)
+        _effects(theta, mu_var)
         pm.Normal(_observed_name(fit), mu=theta, sigma=se, observed=fit.stats.mean, dims=GROUP_DIM)
     what = "mu_hat" if mu == "fixed" else "mu (flat prior)"
     lik = (
         f"ybar_j ~ N(theta_j, sigma_hat^2 / n_j), sigma_hat = {fit.sigma:.6g}"
-        if fit.kind == "long"
+        if fit.data_kind == "long"
         else "y_j ~ N(theta_j, se_j^2), se_j known"
     )
     if fit.boundary:
@@ -170,17 +139,7 @@ def plugin_posterior(fit: ShrinkageFit, mu: str = "fixed") -> pd.DataFrame:
     :class:`~bayeshrink.lmm.MixedFit`: one row per (level, term), mean = ``coef()``, SD =
     ``ranef_sd()`` (fixed) or ``pred_sd()`` (flat prior on the fixed effects).
     """
-    if _mixed(fit):
-        if mu not in ("fixed", "flat"):
-            raise MethodError(f"`mu` must be 'fixed' or 'flat'; got {mu!r}.")
-        sd = fit.ranef_sd() if mu == "fixed" else fit.pred_sd()
-        mean = fit.coef()[fit.random_terms]
-        out = pd.DataFrame({"mean": mean.stack(), "sd": sd.stack()})
-        out.index = out.index.set_names([GROUP_DIM, "term"])
-        return out
-    fit = check_fit(fit)
-    if mu not in ("fixed", "flat"):
-        raise MethodError(f"`mu` must be 'fixed' or 'flat'; got {mu!r}.")
+    check_mu(mu)
     t = fit.table()
     return pd.DataFrame(
         {"mean": t["blup"], "sd": t["cond_sd"] if mu == "fixed" else t["pred_sd"]},
@@ -191,29 +150,16 @@ def plugin_posterior(fit: ShrinkageFit, mu: str = "fixed") -> pd.DataFrame:
 # --------------------------------------------------------------------------- full Bayes
 
 
-@dataclass(frozen=True)
-class PriorSpec:
-    """A default prior: the PyMC distribution, its parameters, and why."""
-
-    dist: str
-    params: dict
-    reason: str
-
-    def __str__(self) -> str:
-        args = ", ".join(f"{k}={v:.4g}" for k, v in self.params.items())
-        return f"{self.dist}({args})"
-
-
 def _data_scale(fit: ShrinkageFit) -> tuple[float, float]:
     """Centre and spread of the data: the scale every default prior is written in."""
     centre = fit.complete_pooling
-    if fit.kind == "long":
+    if fit.data_kind == "long":
         stats = fit.stats
         total_ss = float(stats.ssw.sum() + np.dot(stats.n, (stats.mean - centre) ** 2))
         spread = math.sqrt(total_ss / max(fit.n_obs - 1, 1))
     else:
         spread = float(np.std(fit.stats.mean, ddof=1))
-        spread = max(spread, float(np.median(fit.se)))
+        spread = max(spread, float(np.median(_se(fit))))
     return centre, spread
 
 
@@ -230,11 +176,6 @@ def default_priors(fit: ShrinkageFit) -> dict[str, PriorSpec]:
       gets partial (not complete) pooling;
     * sigma ~ HalfNormal(2.5 s) (long data only): the same weak scale for the residual SD.
     """
-    if _mixed(fit):
-        from . import bayes_mixed
-
-        return bayes_mixed.default_priors_mixed(fit)
-    fit = check_fit(fit)
     centre, spread = _data_scale(fit)
     priors = {
         "mu": PriorSpec(
@@ -248,44 +189,11 @@ def default_priors(fit: ShrinkageFit) -> dict[str, PriorSpec]:
             "between-group SD up to a few data SDs; mass near 0 keeps partial pooling",
         ),
     }
-    if fit.kind == "long":
+    if fit.data_kind == "long":
         priors["sigma"] = PriorSpec(
             "HalfNormal", {"sigma": 2.5 * spread}, "residual SD on the same weak scale"
         )
     return priors
-
-
-_SHORTCUTS = {
-    "flat": "Flat (improper uniform on the real line)",
-    "uniform": "HalfFlat (improper uniform on (0, inf), as BDA3 section 5.4)",
-}
-
-
-def _make_prior(model, name: str, spec, default: PriorSpec):
-    """Create the prior of ``name`` from a user override or the default."""
-    positive = name != "mu"
-    if spec is None:
-        return getattr(pm, default.dist)(name, **default.params), str(default)
-    if isinstance(spec, str):
-        key = spec.lower()
-        if key in ("flat", "uniform") and not positive:
-            return pm.Flat(name), "Flat()"
-        if key in ("flat", "uniform", "halfflat") and positive:
-            return pm.HalfFlat(name), "HalfFlat() (uniform on (0, inf))"
-        raise MethodError(
-            f"`priors[{name!r}]` must be 'flat'/'uniform', a PyMC distribution made with "
-            f"`.dist(...)`, or a function of the name that creates the variable; got {spec!r}."
-        )
-    if callable(spec) and not hasattr(spec, "owner"):
-        return spec(name), getattr(spec, "__name__", "custom")
-    if hasattr(spec, "owner"):  # an unregistered distribution, e.g. pm.HalfCauchy.dist(beta=5)
-        op = spec.owner.op
-        label = getattr(op, "_print_name", (None,))[0] or type(op).__name__
-        return model.register_rv(spec, name), f"{label}(...)"
-    raise DataTypeError(
-        f"`priors[{name!r}]` must be a string shortcut, a `pm.<Dist>.dist(...)` variable or a "
-        f"callable; got {type(spec).__name__}."
-    )
 
 
 def hierarchical_model(
@@ -298,9 +206,9 @@ def hierarchical_model(
 ):
     """Full hierarchical Bayes: priors on mu and tau (and sigma for long data).
 
-    For a :class:`~bayeshrink.lmm.MixedFit` (a formula with covariates or random slopes) this
-    builds :func:`bayeshrink.bayes_mixed.hierarchical_model_mixed`: priors on beta and sigma, and
-    an LKJ(``eta``) prior on the random-effect correlations (``priors`` keys "beta", "sigma").
+    For a MixedFit :func:`bayeshrink.hierarchical_model` dispatches to
+    :func:`bayeshrink.bayes.mixed.hierarchical_model` instead (LKJ(``eta``) prior on the
+    random-effect correlations); ``eta`` is refused here, a one-way fit has one random term.
 
     Parameters
     ----------
@@ -331,20 +239,17 @@ def hierarchical_model(
     Returns
     -------
     pymc.Model
-        Free variables mu, tau, (sigma), and z or theta when not marginalized; ``theta`` over
-        dimension ``level`` is in every posterior that :func:`sample` returns. (Calling
-        ``pm.sample`` directly on a marginalized model, add theta with :func:`add_theta`.)
+        Free variables mu, tau, (sigma), and z or theta when not marginalized; ``beta`` (= mu)
+        and ``sd_re`` (= tau) as deterministics; ``theta`` over ``level`` and ``coef``, ``b``
+        over (``level``, ``term``) are in every posterior that :func:`sample` returns. (Calling
+        ``pm.sample`` directly on a marginalized model, add them with
+        :func:`bayeshrink.add_effects`.)
     """
-    if _mixed(fit):
-        from . import bayes_mixed
-
-        if parametrization != "noncentered":
-            raise MethodError(
-                "a mixed-model fit is sampled non-centered (b_j = L z_j) or with b_j "
-                f"marginalized out; got parametrization={parametrization!r}."
-            )
-        return bayes_mixed.hierarchical_model_mixed(fit, priors, eta, marginalize)
-    fit = check_fit(fit)
+    if eta is not None:
+        raise MethodError(
+            f"`eta` (the LKJ shape of random-effect correlations) is for fits with several "
+            f"random terms; got eta={eta!r} for a one-way fit, which has one."
+        )
     if parametrization not in PARAMETRIZATIONS:
         raise MethodError(
             f"`parametrization` must be one of {PARAMETRIZATIONS}; got {parametrization!r}."
@@ -358,7 +263,7 @@ def hierarchical_model(
             "exactly after sampling and needs no parametrization."
         )
     priors = dict(priors or {})
-    allowed = {"mu", "tau"} | ({"sigma"} if fit.kind == "long" else set())
+    allowed = {"mu", "tau"} | ({"sigma"} if fit.data_kind == "long" else set())
     unknown = set(priors) - allowed
     if unknown:
         extra = (
@@ -375,10 +280,12 @@ def hierarchical_model(
     used: dict[str, str] = {}
     model = ShrinkageModel(coords=_coords(fit))
     with model:
-        mu, used["mu"] = _make_prior(model, "mu", priors.get("mu"), defaults["mu"])
-        tau, used["tau"] = _make_prior(model, "tau", priors.get("tau"), defaults["tau"])
-        if fit.kind == "long":
-            sigma, used["sigma"] = _make_prior(
+        mu, used["mu"] = make_prior(model, "mu", priors.get("mu"), defaults["mu"])
+        tau, used["tau"] = make_prior(model, "tau", priors.get("tau"), defaults["tau"])
+        pm.Deterministic("beta", mu[None], dims=FIXED_DIM)
+        pm.Deterministic("sd_re", tau[None], dims=TERM_DIM)
+        if fit.data_kind == "long":
+            sigma, used["sigma"] = make_prior(
                 model, "sigma", priors.get("sigma"), defaults["sigma"]
             )
             se = sigma / np.sqrt(stats.n.astype(float))
@@ -390,7 +297,7 @@ def hierarchical_model(
                     -resid_df * pt.log(sigma) - float(stats.ssw.sum()) / (2.0 * sigma**2),
                 )
         else:
-            se = np.asarray(fit.se, dtype=float)
+            se = _se(fit)
         name = _observed_name(fit)
         if marginalize:
             pm.Normal(name, mu=mu, sigma=pt.sqrt(tau**2 + se**2), observed=obs, dims=GROUP_DIM)
@@ -400,6 +307,7 @@ def hierarchical_model(
                 theta = pm.Deterministic("theta", mu + tau * z, dims=GROUP_DIM)
             else:
                 theta = pm.Normal("theta", mu=mu, sigma=tau, dims=GROUP_DIM)
+            _effects(theta, mu)
             pm.Normal(name, mu=theta, sigma=se, observed=obs, dims=GROUP_DIM)
     form = (
         "theta marginalized out, drawn exactly after sampling" if marginalize else parametrization
@@ -408,7 +316,7 @@ def hierarchical_model(
         f"Full hierarchical model ({form}, {fit.n_groups} groups)",
         f"  theta_j ~ N(mu, tau^2);  mu ~ {used['mu']};  tau ~ {used['tau']}",
     ]
-    if fit.kind == "long":
+    if fit.data_kind == "long":
         lines.append(
             f"  ybar_j ~ N(theta_j, sigma^2 / n_j) with the within-group SSW term; "
             f"sigma ~ {used['sigma']}"
@@ -418,6 +326,7 @@ def hierarchical_model(
     model.description = "\n".join(lines)
     model.kind, model.fit, model.priors = "hierarchical", fit, used
     model.marginalized = bool(marginalize)
+    model.effect_sampler = add_theta
     return model
 
 
@@ -427,7 +336,7 @@ def _conditional_theta(fit: ShrinkageFit, mu, tau, sigma, z) -> np.ndarray:
     m and s are the BLUP and cond_sd formulas of :mod:`bayeshrink.shrinkage`, evaluated at each
     posterior draw instead of at the estimates.
     """
-    se = sigma / np.sqrt(fit.stats.n) if fit.kind == "long" else fit.se
+    se = sigma / np.sqrt(fit.stats.n) if fit.data_kind == "long" else _se(fit)
     b = _shr.shrinkage_factor(se, tau**2)
     return _shr.blup(fit.stats.mean, mu, b) + _shr.cond_sd(se, b) * z
 
@@ -441,16 +350,12 @@ def add_theta(model, idata, random_seed=None):
     """
     if not getattr(model, "marginalized", False):
         return idata
-    if _mixed(model.fit):
-        from .bayes_mixed import add_effects
-
-        return add_effects(model, idata, random_seed)
     fit = model.fit
     post = idata["posterior"]
     rng = np.random.default_rng(random_seed)
     mu = post["mu"].values[..., None]
     tau = post["tau"].values[..., None]
-    sigma = post["sigma"].values[..., None] if fit.kind == "long" else None
+    sigma = post["sigma"].values[..., None] if fit.data_kind == "long" else None
     theta = np.empty((*mu.shape[:2], fit.n_groups))
     for c in range(theta.shape[0]):  # chain by chain: bounded temporaries on big models
         z = rng.standard_normal(theta.shape[1:])
@@ -464,145 +369,15 @@ def add_theta(model, idata, random_seed=None):
             GROUP_DIM: list(fit.groups),
         },
     )
-    idata["posterior"] = post.to_dataset().assign(theta=da)
+    coords = {**{k: da[k].values for k in da.dims}, TERM_DIM: ["Intercept"]}
+    dims = ("chain", "draw", GROUP_DIM, TERM_DIM)
+    coef = xr.DataArray(theta[..., None], dims=dims, coords=coords)
+    b = xr.DataArray((theta - mu)[..., None], dims=dims, coords=coords)
+    idata["posterior"] = post.to_dataset().assign(theta=da, coef=coef, b=b)
     return idata
-
-
-# --------------------------------------------------------------------------- sampling
-
-
-def _interactive() -> bool:
-    if "PYTEST_CURRENT_TEST" in os.environ or os.environ.get("CI"):
-        return False
-    if "ipykernel" in sys.modules:  # PyMC's notebook progress bar needs ipywidgets
-        return importlib.util.find_spec("ipywidgets") is not None
-    return bool(getattr(sys.stdout, "isatty", lambda: False)())
-
-
-def default_sampler() -> str:
-    """'nutpie' where it is installed (PyMC's default then), else PyMC's own NUTS."""
-    return "nutpie" if importlib.util.find_spec("nutpie") is not None else "pymc"
-
-
-def sample(
-    model,
-    draws: int = 1000,
-    tune: int = 1000,
-    chains: int = 4,
-    random_seed: int | None = None,
-    *,
-    progressbar: bool | None = None,
-    sampler: str | None = None,
-    target_accept: float | None = None,
-    **kwargs,
-):
-    """Sample a model from :func:`plugin_model` or :func:`hierarchical_model` with NUTS.
-
-    Uses nutpie where installed and PyMC's NUTS otherwise (``sampler="pymc"`` forces it).
-    The progress bar shows in interactive use and never under pytest or CI; ``random_seed``
-    makes runs reproducible (for the same compiled model and cache state). Returns the
-    ``xarray.DataTree`` of ``pm.sample``. Divergent transitions raise a
-    :class:`DivergenceWarning` that says how many.
-
-    ``target_accept`` for hierarchical models defaults to 0.99 below 20 groups and 0.95 above:
-    with few groups the posterior of tau is weakly identified (a sharp peak near 0 and a long
-    tail), and at the sampler's default of 0.8 the 5- and 6-group examples showed a few
-    divergences per run; at 0.95 about one run in 20 still had one, at 0.99 none in 30. The
-    model costs O(groups), so the smaller steps are cheap. Plug-in models are Gaussian and keep
-    the sampler's default.
-    """
-    start = getattr(model, "start", None)
-    if start and "initvals" not in kwargs:
-        # an explicit start for the LKJ factors: nutpie (0.16) cannot build their default
-        # initial point (a scan) and fails with "bad initial gradient" without it
-        kwargs["initvals"] = dict(start)
-    sampler = sampler or default_sampler()
-    if sampler == "pymc":
-        # numba, as nutpie uses: PyTensor's C backend needs a BLAS it often cannot find
-        kwargs.setdefault("compile_kwargs", {"mode": "NUMBA"})
-    if sampler not in ("nutpie", "pymc"):
-        raise MethodError(f"`sampler` must be 'nutpie' or 'pymc'; got {sampler!r}.")
-    if progressbar is None:
-        progressbar = _interactive()
-    if target_accept is None and getattr(model, "kind", "") == "hierarchical":
-        target_accept = 0.99 if model.fit.n_groups < 20 else 0.95
-    if target_accept is not None:
-        kwargs["target_accept"] = target_accept
-    with warnings.catch_warnings():
-        # PyMC's own chatter about small sample sizes is for its users' defaults, not ours
-        warnings.filterwarnings("ignore", message=".*number of samples is too small.*")
-        # PyTensor's C backend compiles PyMC's initial-point function (of an LKJ prior, a scan)
-        # and says it found no BLAS; sampling itself runs on numba, so nothing is slowed
-        warnings.filterwarnings(
-            "ignore", message="PyTensor could not link to a BLAS", category=UserWarning
-        )
-        idata = pm.sample(
-            draws=draws,
-            tune=tune,
-            chains=chains,
-            cores=min(chains, os.cpu_count() or 1),
-            random_seed=random_seed,
-            progressbar=progressbar,
-            nuts_sampler=sampler,
-            model=model,
-            **kwargs,
-        )
-    # theta of a marginalized model: exact draws given each posterior draw, seeded from the run
-    theta_seed = None if random_seed is None else np.random.SeedSequence([random_seed, 1])
-    idata = add_theta(model, idata, theta_seed)
-    n_div = count_divergences(idata)
-    if n_div:
-        warnings.warn(
-            f"{n_div} divergent transitions in {chains * draws} draws: the posterior may be "
-            "biased. Try `target_accept=0.99`, `marginalize=True` or the other parametrization.",
-            DivergenceWarning,
-            stacklevel=2,
-        )
-    return idata
-
-
-def count_divergences(idata) -> int:
-    """Number of divergent transitions recorded in a DataTree's sample_stats."""
-    try:
-        return int(idata["sample_stats"]["diverging"].sum())
-    except KeyError:
-        return 0
 
 
 # --------------------------------------------------------------------------- comparison
-
-
-def posterior_table(idata, var: str = "theta", prob: float = 0.94) -> pd.DataFrame:
-    """Posterior mean, SD, central ``prob`` interval and Monte Carlo SE of ``var`` per level."""
-    import arviz as az
-
-    da = idata["posterior"][var]
-    lo_q, hi_q = (1 - prob) / 2, 1 - (1 - prob) / 2
-    dims = ("chain", "draw")
-    mean = da.mean(dims)
-    sd = da.std(dims, ddof=1)
-    q = da.quantile([lo_q, hi_q], dim=dims)
-    mcse = az.mcse(idata, var_names=[var])[var]
-    ess = az.ess(idata, var_names=[var])[var]
-    index = pd.Index(mean[GROUP_DIM].values, name=GROUP_DIM) if GROUP_DIM in da.dims else [var]
-    table = pd.DataFrame(
-        {
-            "mean": np.atleast_1d(mean.values),
-            "sd": np.atleast_1d(sd.values),
-            "lo": np.atleast_1d(q.isel(quantile=0).values),
-            "hi": np.atleast_1d(q.isel(quantile=1).values),
-            "mcse": np.atleast_1d(mcse.values),
-            "ess": np.atleast_1d(ess.values),
-        },
-        index=index,
-    )
-    # A point mass (theta pinned on a boundary fit): report it exactly, without rounding noise.
-    lo_v, hi_v = np.atleast_1d(da.min(dims).values), np.atleast_1d(da.max(dims).values)
-    pinned = lo_v == hi_v
-    table.loc[pinned, ["mean", "lo", "hi"]] = lo_v[pinned, None]
-    table.loc[pinned, ["sd", "mcse"]] = 0.0
-    table.loc[pinned, "ess"] = np.nan
-    return table
 
 
 def hyperparameters(fit: ShrinkageFit, full=None, prob: float = 0.94) -> pd.DataFrame:
@@ -611,10 +386,10 @@ def hyperparameters(fit: ShrinkageFit, full=None, prob: float = 0.94) -> pd.Data
     Columns: estimate, and with ``full`` posterior_mean, posterior_sd, posterior_lo,
     posterior_hi (central ``prob`` interval) and posterior_mcse.
     """
-    fit = check_fit(fit)
-    names = ["mu", "tau"] + (["sigma"] if fit.kind == "long" else [])
+    long = fit.data_kind == "long"
+    names = ["mu", "tau"] + (["sigma"] if long else [])
     hyper = pd.DataFrame(
-        {"estimate": [fit.mu, fit.tau] + ([fit.sigma] if fit.kind == "long" else [])},
+        {"estimate": [fit.mu, fit.tau] + ([fit.sigma] if long else [])},
         index=names,
     )
     if full is not None:
@@ -624,24 +399,6 @@ def hyperparameters(fit: ShrinkageFit, full=None, prob: float = 0.94) -> pd.Data
                 for col in ("mean", "sd", "lo", "hi", "mcse"):
                     hyper.loc[name, f"posterior_{col}"] = row[col]
     return hyper
-
-
-def _add_posterior_columns(out: pd.DataFrame, tag: str, post: pd.DataFrame) -> None:
-    """Columns {tag}_mean, _sd, (_lo, _hi for "full"), _mcse, and for "plugin" the gap between
-    the posterior mean and ``out["blup"]`` in Monte Carlo SEs; ``post`` is aligned with ``out``."""
-    out[f"{tag}_mean"] = post["mean"]
-    out[f"{tag}_sd"] = post["sd"]
-    if tag == "full":
-        out["full_lo"] = post["lo"]
-        out["full_hi"] = post["hi"]
-    out[f"{tag}_mcse"] = post["mcse"]
-    if tag == "plugin":
-        diff = post["mean"] - out["blup"]
-        with np.errstate(divide="ignore", invalid="ignore"):
-            # a pinned theta has no Monte Carlo error: its gap is 0 or infinite
-            out["plugin_gap"] = np.where(
-                post["mcse"] > 0, diff / post["mcse"], np.where(diff == 0, 0.0, np.inf)
-            )
 
 
 def compare(
@@ -661,11 +418,6 @@ def compare(
     posteriors (as a dict; :func:`hyperparameters` gives the same as a DataFrame);
     ``attrs["divergences"]`` counts divergent transitions per run.
     """
-    if _mixed(fit):
-        from . import bayes_mixed
-
-        return bayes_mixed.compare_mixed(fit, plugin, full, prob)
-    fit = check_fit(fit)
     t = fit.table()
     out = t[["n", "no_pooling", "blup", "cond_sd", "pred_sd"]].copy()
     divergences = {}
@@ -680,7 +432,7 @@ def compare(
                 f"{list(post.index)[:5]} do not match the fit's groups {labels[:5]}."
             )
         post.index = t.index
-        _add_posterior_columns(out, tag, post)
+        add_posterior_columns(out, tag, post)
         divergences[tag] = count_divergences(idata)
     hyper = hyperparameters(fit, full, prob)
     # plain dicts, not DataFrames: pandas compares attrs when concatenating

@@ -1,4 +1,4 @@
-r"""PyMC models for a :class:`~bayeshrink.lmm.MixedFit`: several correlated random terms per group.
+r"""PyMC models of a :class:`~bayeshrink.MixedFit`: several correlated random terms per group.
 
 The plug-in model puts the estimated multivariate normal prior on every group's deviations,
 
@@ -33,29 +33,28 @@ import pandas as pd
 import pymc as pm
 import pytensor.tensor as pt
 
-from .bayes import (
+from ..errors import BayeshrinkError, MethodError
+from ..lmm import MixedFit
+from ..posterior import (
+    FIXED_DIM,
     GROUP_DIM,
-    PriorSpec,
-    ShrinkageModel,
-    _add_posterior_columns,
+    TERM_DIM,
+    add_posterior_columns,
     count_divergences,
     posterior_table,
+    term_posterior_table,
 )
-from .errors import BayeshrinkError, MethodError
-from .lmm import MixedFit
+from .model import PriorSpec, ShrinkageModel, check_mu, format_prior, make_prior
 
 __all__ = [
-    "FIXED_DIM",
-    "TERM_DIM",
     "add_effects",
-    "compare_mixed",
-    "default_priors_mixed",
-    "hierarchical_model_mixed",
-    "plugin_model_mixed",
+    "compare",
+    "default_priors",
+    "hierarchical_model",
+    "hyperparameters",
+    "plugin_model",
+    "plugin_posterior",
 ]
-
-TERM_DIM = "term"  # random terms (columns of coef())
-FIXED_DIM = "fixed_term"
 
 
 def _coords(fit: MixedFit) -> dict:
@@ -127,12 +126,14 @@ def _marginal_loglik(fit: MixedFit, beta, chol, sigma) -> None:
 def add_effects(model, idata, random_seed=None):
     """Draw b_j and coef exactly from their conditional normal given each posterior draw.
 
-    For a marginalized :func:`hierarchical_model_mixed` (``bayeshrink.sample`` calls it):
+    For a marginalized :func:`hierarchical_model` (``bayeshrink.sample`` calls it):
     b_j | beta, sigma, L, y ~ N(L M_j^-1 u_j, sigma^2 L M_j^-1 L'), drawn as
     b_j = L (M_j^-1 u_j + sigma C_j^-T z_j) with C_j C_j' = M_j and z_j ~ N(0, I).
     """
     import xarray as xr
 
+    if not getattr(model, "marginalized", False):
+        return idata
     fit = model.fit
     s = fit.design.stats
     post = idata["posterior"]
@@ -176,7 +177,7 @@ def add_effects(model, idata, random_seed=None):
     return idata
 
 
-def plugin_model_mixed(fit: MixedFit, mu: str = "fixed") -> ShrinkageModel:
+def plugin_model(fit: MixedFit, mu: str = "fixed") -> ShrinkageModel:
     """The empirical-Bayes plug-in model of a mixed fit: b_j ~ N(0, cov_re_hat), sigma_hat fixed.
 
     ``mu="fixed"`` (default) fixes the fixed effects at beta_hat (posterior SD = ranef_sd());
@@ -184,11 +185,7 @@ def plugin_model_mixed(fit: MixedFit, mu: str = "fixed") -> ShrinkageModel:
     Variables: ``z`` (level x term), ``b`` and ``coef`` (deterministic, level x term), and
     ``beta`` when flat.
     """
-    if mu not in ("fixed", "flat"):
-        raise MethodError(
-            f"`mu` must be 'fixed' (plug in beta_hat) or 'flat' (a flat prior on the fixed "
-            f"effects); got {mu!r}."
-        )
+    check_mu(mu, "beta_hat")
     L_hat = fit.sigma * fit.components.Lambda
     model = ShrinkageModel(coords=_coords(fit))
     with model:
@@ -248,8 +245,8 @@ def _scales(fit: MixedFit) -> tuple[float, float, np.ndarray, np.ndarray]:
     return y_mean, sd_y, x_sd, z_sd
 
 
-def default_priors_mixed(fit: MixedFit) -> dict[str, PriorSpec]:
-    """Data-scaled default priors for :func:`hierarchical_model_mixed`, with reasons.
+def default_priors(fit: MixedFit) -> dict[str, PriorSpec]:
+    """Data-scaled default priors for :func:`hierarchical_model`, with reasons.
 
     With s_y the SD of the response and s_k the SD of column k (1 for the intercept):
 
@@ -279,21 +276,13 @@ def default_priors_mixed(fit: MixedFit) -> dict[str, PriorSpec]:
     }
 
 
-def _fmt(spec: PriorSpec) -> str:
-    parts = []
-    for k, v in spec.params.items():
-        arr = np.atleast_1d(v)
-        parts.append(
-            f"{k}={np.array2string(arr, precision=4)}" if arr.size > 1 else f"{k}={arr[0]:.4g}"
-        )
-    return f"{spec.dist}({', '.join(parts)})"
-
-
-def hierarchical_model_mixed(
+def hierarchical_model(
     fit: MixedFit,
     priors: Mapping[str, Any] | None = None,
-    eta: float | None = None,
+    parametrization: str = "noncentered",
     marginalize: bool | None = None,
+    *,
+    eta: float | None = None,
 ) -> ShrinkageModel:
     """Full Bayes for a mixed fit: priors on beta, sigma and the random-effects covariance.
 
@@ -312,6 +301,11 @@ def hierarchical_model_mixed(
     Variables: beta (fixed_term), sigma, sd_re (term), corr_re and chol_re (term x term), and
     b and coef (level x term), sampled or drawn after sampling.
     """
+    if parametrization != "noncentered":
+        raise MethodError(
+            "a mixed-model fit is sampled non-centered (b_j = L z_j) or with b_j "
+            f"marginalized out; got parametrization={parametrization!r}."
+        )
     priors = dict(priors or {})
     unknown = set(priors) - {"beta", "sigma"}
     if unknown:
@@ -319,7 +313,7 @@ def hierarchical_model_mixed(
             f"`priors` keys must be among ['beta', 'sigma']; got {sorted(unknown)}. Random-term "
             "SDs and correlations are set through `eta` and the defaults (default_priors)."
         )
-    defaults = default_priors_mixed(fit)
+    defaults = default_priors(fit)
     eta = float(defaults["eta"].params["eta"] if eta is None else eta)
     if not eta > 0:
         raise MethodError(f"`eta` must be positive; got {eta}.")
@@ -332,8 +326,6 @@ def hierarchical_model_mixed(
             f"`marginalize=True` is written for at most two random terms; this fit has {q} "
             f"({', '.join(fit.random_terms)}). Use marginalize=False (b_j sampled by NUTS)."
         )
-    from .bayes import _make_prior
-
     used = {}
     model = ShrinkageModel(coords=_coords(fit))
     with model:
@@ -345,13 +337,13 @@ def hierarchical_model_mixed(
             beta = pm.Deterministic(
                 "beta", d.params["mu"] + d.params["sigma"] * beta_z, dims=FIXED_DIM
             )
-            used["beta"] = _fmt(d)
+            used["beta"] = format_prior(d)
         elif isinstance(priors["beta"], str) and priors["beta"].lower() in ("flat", "uniform"):
             beta = pm.Flat("beta", dims=FIXED_DIM)
             used["beta"] = "Flat()"
         else:
-            beta, used["beta"] = _make_prior(model, "beta", priors["beta"], defaults["beta"])
-        sigma, used["sigma"] = _make_prior(model, "sigma", priors.get("sigma"), defaults["sigma"])
+            beta, used["beta"] = make_prior(model, "beta", priors["beta"], defaults["beta"])
+        sigma, used["sigma"] = make_prior(model, "sigma", priors.get("sigma"), defaults["sigma"])
         chol = pt.zeros((q, q))
         start = 0
         # sampler start for each LKJ factor: diagonal, at the REML SDs (kept off zero)
@@ -399,35 +391,55 @@ def hierarchical_model_mixed(
                 if marginalize
                 else "non-centered, b_j sampled)"
             ),
-            f"  b_j ~ N(0, Sigma_b); Sigma_b: SDs ~ {_fmt(defaults['sd_re'])}, correlations ~ "
-            f"LKJ(eta={eta:g}) per block {list(fit.design.block_sizes)}",
+            f"  b_j ~ N(0, Sigma_b); Sigma_b: SDs ~ {format_prior(defaults['sd_re'])}, "
+            f"correlations ~ LKJ(eta={eta:g}) per block {list(fit.design.block_sizes)}",
             f"  beta ~ {used['beta']};  sigma ~ {used['sigma']}",
             "  y_j ~ N(X_j beta + Z_j b_j, sigma^2 I), through per-group cross-products",
         ]
     )
     model.kind, model.fit, model.priors = "hierarchical", fit, used
     model.marginalized = bool(marginalize)
+    model.effect_sampler = add_effects
     model.start = init
     return model
 
 
-def _post_long(idata, var: str, prob: float) -> pd.DataFrame:
-    """posterior_table for a (level x term) variable, one row per (level, term)."""
-    import xarray as xr
-
-    ds = idata["posterior"].to_dataset()[[var]]
-    frames = []
-    for term in ds[TERM_DIM].values:
-        sub = xr.DataTree.from_dict({"posterior": ds.sel({TERM_DIM: term}, drop=True)})
-        tab = posterior_table(sub, var, prob)
-        tab.index = pd.MultiIndex.from_arrays(
-            [tab.index, [term] * len(tab)], names=[GROUP_DIM, TERM_DIM]
-        )
-        frames.append(tab)
-    return pd.concat(frames)
+def plugin_posterior(fit: MixedFit, mu: str = "fixed") -> pd.DataFrame:
+    """The exact plug-in posterior of coef: one row per (level, term), mean = ``coef()``, SD =
+    ``ranef_sd()`` (fixed) or ``pred_sd()`` (flat prior on the fixed effects)."""
+    check_mu(mu, "beta_hat")
+    sd = fit.ranef_sd() if mu == "fixed" else fit.pred_sd()
+    mean = fit.coef()[fit.random_terms]
+    out = pd.DataFrame({"mean": mean.stack(), "sd": sd.stack()})
+    out.index = out.index.set_names([GROUP_DIM, TERM_DIM])
+    return out
 
 
-def compare_mixed(fit: MixedFit, plugin=None, full=None, prob: float = 0.94) -> pd.DataFrame:
+def hyperparameters(fit: MixedFit, full=None, prob: float = 0.94) -> pd.DataFrame:
+    """beta_hat, the random-term SDs and sigma_hat beside their full-Bayes posteriors.
+
+    One row per fixed effect (``beta[term]``), random-term SD (``sd_re[term]``) and ``sigma``;
+    columns as :func:`bayeshrink.hyperparameters`.
+    """
+    rows = [(f"beta[{t}]", "beta", FIXED_DIM, t, v) for t, v in fit.fixef.items()]
+    rows += [(f"sd_re[{t}]", "sd_re", TERM_DIM, t, v) for t, v in fit.sd_re.items()]
+    rows.append(("sigma", "sigma", None, None, fit.sigma))
+    hyper = pd.DataFrame({"estimate": [r[4] for r in rows]}, index=[r[0] for r in rows])
+    if full is not None:
+        import xarray as xr
+
+        ds = full["posterior"].to_dataset()
+        for label, var, dim, key, _ in rows:
+            if var not in ds:
+                continue
+            sub = ds[[var]] if dim is None else ds[[var]].sel({dim: key}, drop=True)
+            row = posterior_table(xr.DataTree.from_dict({"posterior": sub}), var, prob).iloc[0]
+            for col in ("mean", "sd", "lo", "hi", "mcse"):
+                hyper.loc[label, f"posterior_{col}"] = row[col]
+    return hyper
+
+
+def compare(fit: MixedFit, plugin=None, full=None, prob: float = 0.94) -> pd.DataFrame:
     """One row per (group, term): own fit, coef (BLUP), cond_sd, and the posteriors of coef.
 
     Columns as :func:`bayeshrink.compare`: plugin_mean, plugin_sd, plugin_mcse, plugin_gap (in
@@ -449,7 +461,7 @@ def compare_mixed(fit: MixedFit, plugin=None, full=None, prob: float = 0.94) -> 
     for tag, idata in (("plugin", plugin), ("full", full)):
         if idata is None:
             continue
-        post = _post_long(idata, "coef", prob)
+        post = term_posterior_table(idata, "coef", prob)
         post.index = pd.MultiIndex.from_arrays(
             [[str(g) for g in post.index.get_level_values(0)], post.index.get_level_values(1)],
             names=[GROUP_DIM, TERM_DIM],
@@ -460,8 +472,9 @@ def compare_mixed(fit: MixedFit, plugin=None, full=None, prob: float = 0.94) -> 
                 f"`{tag}` must be sampled from a model built on this fit; it lacks "
                 f"{list(missing)[:3]}."
             )
-        _add_posterior_columns(out, tag, post.loc[out.index])
+        add_posterior_columns(out, tag, post.loc[out.index])
         divergences[tag] = count_divergences(idata)
+    out.attrs["hyperparameters"] = hyperparameters(fit, full, prob).to_dict(orient="index")
     out.attrs["divergences"] = divergences
     out.attrs["prob"] = prob
     return out

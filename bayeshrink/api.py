@@ -1,0 +1,204 @@
+"""The one result API that every fit of long data answers, whatever its formula.
+
+``bs.fit(df, formula="y ~ 1 + (1 | g)")`` gives a :class:`~bayeshrink.ShrinkageFit` (the
+exact one-parameter solver) and ``bs.fit(df, formula="y ~ x + (1 | g)")`` a
+:class:`~bayeshrink.MixedFit`; both subclass :class:`FitResult` and answer, with the same types:
+
+==================  ===========================================================================
+``fixef``           fixed effects (Series by fixed term); lme4 ``fixef()``
+``fixef_se``        their standard errors (Series)
+``vcov``            their covariance (DataFrame); lme4 ``vcov()``
+``sigma``           residual SD (float; NaN for summary data with known standard errors)
+``boundary``        singular fit (bool), lme4's ``isSingular()`` rule: a diagonal entry of the
+                    relative covariance factor below 1e-4
+``loglik``          (restricted) log-likelihood at the optimum (float)
+``ranef()``         BLUPs of the deviations b_j (DataFrame, group x random term)
+``coef()``          fixed + random effects per group (DataFrame, group x term); lme4 ``coef()``
+``ranef_sd()``      conditional SDs of b_j (DataFrame); lme4 ``ranef(condVar = TRUE)``
+``shrinkage()``     weight on the population value per group and term (DataFrame)
+``pred_sd()``       SD of ``coef()`` counting the uncertainty of the fixed effects (DataFrame)
+``own_fit()``       no pooling: each group's own estimate of each term (DataFrame)
+``own_se()``        its standard error (DataFrame)
+``varcorr()``       lme4's ``as.data.frame(VarCorr(m))``: columns grp, var1, var2, vcov, sdcor
+``table(term)``     one term's per-group picture (DataFrame, the same columns for every fit)
+==================  ===========================================================================
+
+plus ``groups``, ``n_groups``, ``n_obs``, ``method``, ``response``, ``group``, ``fixed_terms``,
+``random_terms``, ``cov_re``, ``sd_re``, ``data_kind`` ("long" or "summary"), ``summary()``,
+``to_dict()`` and ``_repr_html_()``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from .display import html_report, plain, records
+from .errors import ColumnError
+
+__all__ = ["TABLE_COLUMNS", "FitResult"]
+
+#: The columns of ``fit.table(term)``, for every fit.
+TABLE_COLUMNS = (
+    "n",
+    "no_pooling",
+    "se",
+    "shrinkage",
+    "blup",
+    "cond_sd",
+    "pred_sd",
+    "prior_mean",
+    "prior_sd",
+)
+
+SINGULAR_TOL = 1e-4  # lme4's isSingular(): a diagonal of Lambda below this is on the boundary
+
+
+class FitResult:
+    """Base class of every fit: the shared accessors, written once (see the module docstring).
+
+    Subclasses provide ``groups``, ``group``, ``response``, ``fixed_terms``, ``random_terms``,
+    ``fixef``, ``vcov``, ``cov_re``, ``sigma``, ``n`` (group sizes), ``block_sizes``, the
+    per-group arrays through :meth:`_term_arrays`, ``summary()`` and ``_summary_lines()``.
+    """
+
+    data_kind = "long"
+
+    # ----------------------------------------------------------------- scalars and matrices
+    @property
+    def fixef_se(self) -> pd.Series:
+        """Standard errors of the fixed effects, by term."""
+        return pd.Series(np.sqrt(np.diag(self.vcov.to_numpy())), index=list(self.fixed_terms))
+
+    @property
+    def sd_re(self) -> pd.Series:
+        """SDs of the random terms (the square roots of ``cov_re``'s diagonal)."""
+        return pd.Series(np.sqrt(np.diag(self.cov_re.to_numpy())), index=list(self.random_terms))
+
+    @property
+    def corr_re(self) -> pd.DataFrame:
+        """Correlations of the random terms (1 on the diagonal; NaN beside a zero SD)."""
+        sd = self.sd_re.to_numpy()
+        with np.errstate(invalid="ignore", divide="ignore"):
+            corr = self.cov_re.to_numpy() / np.outer(sd, sd)
+        np.fill_diagonal(corr, 1.0)
+        terms = list(self.random_terms)
+        return pd.DataFrame(corr, index=terms, columns=terms)
+
+    def varcorr(self) -> pd.DataFrame:
+        """lme4's ``as.data.frame(VarCorr(m))``: one row per variance and covariance, then the
+        Residual. ``grp`` is the grouping factor (lme4 appends ``.1``, ``.2`` to further
+        independent blocks on it); ``var2`` is None on variance rows and ``var1``/``var2`` on the
+        Residual row, as lme4's NA; ``sdcor`` is the SD, or the correlation on covariance rows.
+        Summary data (known standard errors) have no Residual row."""
+        cov, corr, terms = self.cov_re.to_numpy(), self.corr_re.to_numpy(), list(self.random_terms)
+        rows = []
+        start = 0
+        for k, size in enumerate(self.block_sizes):
+            grp = str(self.group) if k == 0 else f"{self.group}.{k}"
+            idx = range(start, start + size)
+            for i in idx:
+                rows.append((grp, terms[i], None, cov[i, i], float(np.sqrt(cov[i, i]))))
+            for a in idx:
+                for b in idx:
+                    if b > a:
+                        rows.append((grp, terms[a], terms[b], cov[a, b], corr[a, b]))
+            start += size
+        if self.data_kind == "long":
+            rows.append(("Residual", None, None, self.sigma**2, self.sigma))
+        cols = list(zip(*rows, strict=True))
+        return pd.DataFrame(
+            {
+                "grp": pd.Series(cols[0], dtype=object),
+                "var1": pd.Series(cols[1], dtype=object),
+                "var2": pd.Series(cols[2], dtype=object),
+                "vcov": np.asarray(cols[3], dtype=float),
+                "sdcor": np.asarray(cols[4], dtype=float),
+            }
+        )
+
+    # ----------------------------------------------------------------- per group
+    def _frame(self, values) -> pd.DataFrame:
+        values = np.asarray(values, dtype=float)
+        if values.ndim == 1:
+            values = values[:, None]
+        return pd.DataFrame(values, index=self.groups.copy(), columns=list(self.random_terms))
+
+    def _term(self, term) -> str:
+        terms = list(self.random_terms)
+        if term is None:
+            return terms[0]
+        if term not in terms:
+            raise ColumnError(f"`term` must be one of the random terms {terms}; got {term!r}.")
+        return term
+
+    def table(self, term: str | None = None) -> pd.DataFrame:
+        """One random term's per-group picture (default the first, usually the intercept),
+        raw unrounded numbers indexed by the group labels: n, no_pooling (the group's own
+        estimate), se (its standard error), shrinkage, blup (``coef()``), cond_sd
+        (``ranef_sd()``), pred_sd, and the plug-in prior's mean and SD (prior_mean, prior_sd).
+        """
+        term = self._term(term)
+        k = list(self.random_terms).index(term)
+        out = pd.DataFrame(
+            {
+                "n": self.n,
+                "no_pooling": self.own_fit()[term].to_numpy(),
+                "se": self.own_se()[term].to_numpy(),
+                "shrinkage": self.shrinkage()[term].to_numpy(),
+                "blup": self.coef()[term].to_numpy(),
+                "cond_sd": self.ranef_sd()[term].to_numpy(),
+                "pred_sd": self.pred_sd()[term].to_numpy(),
+            },
+            index=self.groups.copy(),
+        )
+        out["prior_mean"] = float(self._prior_means()[k])
+        out["prior_sd"] = float(self.sd_re.iloc[k])
+        return out
+
+    def _prior_means(self) -> np.ndarray:
+        """The population value of each random term: its fixed effect, 0 without one."""
+        fixef = self.fixef
+        return np.array([float(fixef.get(t, 0.0)) for t in self.random_terms])
+
+    # ----------------------------------------------------------------- display
+    def __str__(self) -> str:
+        return self.summary()
+
+    def _repr_html_(self) -> str:
+        title, lines, text, table = self._html_parts()
+        return html_report(title, lines, text, table)
+
+    def to_dict(self) -> dict:
+        """Plain Python numbers and lists, for JSON; the same keys for every fit.
+
+        ``groups`` is the list of group labels; ``table`` holds ``table(term)`` per random term
+        as {term: {column: [values]}}; ``coef``, ``ranef``, ``ranef_sd`` are {term: [values]};
+        ``varcorr`` is ``varcorr()`` as {column: [values]}. NaN becomes None.
+        """
+        return {
+            "data_kind": self.data_kind,
+            "formula": self.formula,
+            "method": self.method,
+            "response": self.response,
+            "group": plain(self.group),
+            "n_groups": self.n_groups,
+            "n_obs": self.n_obs,
+            "fixef": {k: float(v) for k, v in self.fixef.items()},
+            "fixef_se": {k: float(v) for k, v in self.fixef_se.items()},
+            "sigma": plain(self.sigma),
+            "random_terms": list(self.random_terms),
+            "cov_re": self.cov_re.to_numpy().tolist(),
+            "varcorr": records(self.varcorr()),
+            "boundary": bool(self.boundary),
+            "loglik": float(self.loglik),
+            "groups": [plain(g) for g in self.groups],
+            "coef": records(self.coef()),
+            "ranef": records(self.ranef()),
+            "ranef_sd": records(self.ranef_sd()),
+            "table": {t: records(self.table(t)) for t in self.random_terms},
+            **self._extra_dict(),
+        }
+
+    def _extra_dict(self) -> dict:
+        return {}

@@ -1,0 +1,101 @@
+"""Model plumbing shared by the one-way and mixed PyMC models: the model class and the priors."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pymc as pm
+
+from ..errors import DataTypeError, MethodError
+
+__all__ = ["PriorSpec", "ShrinkageModel", "check_mu", "format_prior", "make_prior"]
+
+
+class ShrinkageModel(pm.Model):
+    """A ``pm.Model`` that knows the fit it was built from and says what it is.
+
+    ``str(model)`` starts with a plain-language description of the model; ``model.fit`` is the
+    fit; ``model.kind`` is "plugin" or "hierarchical"; ``model.priors`` names the priors used;
+    ``model.marginalized`` says whether the group effects were integrated out (they are then
+    drawn after sampling by :meth:`add_effects`).
+    """
+
+    description: str = ""
+    kind: str = ""
+    fit = None
+    priors: dict | None = None
+    marginalized: bool = False
+    #: sampler start values by variable name, used by :func:`sample` unless ``initvals`` is given
+    start: dict | None = None
+    #: draws the integrated-out group effects: f(model, idata, random_seed) -> idata
+    effect_sampler = None
+
+    def __str__(self) -> str:
+        return f"{self.description}\n\n{self.str_repr()}"
+
+    def add_effects(self, idata, random_seed=None):
+        """Add exact draws of the group effects to a marginalized model's posterior."""
+        if not self.marginalized or self.effect_sampler is None:
+            return idata
+        return self.effect_sampler(self, idata, random_seed)
+
+
+@dataclass(frozen=True)
+class PriorSpec:
+    """A default prior: the PyMC distribution, its parameters, and why."""
+
+    dist: str
+    params: dict
+    reason: str
+
+    def __str__(self) -> str:
+        return format_prior(self)
+
+
+def format_prior(spec: PriorSpec) -> str:
+    """``Dist(param=value, ...)`` with vectors printed as arrays."""
+    parts = []
+    for k, v in spec.params.items():
+        arr = np.atleast_1d(v)
+        parts.append(
+            f"{k}={np.array2string(arr, precision=4)}" if arr.size > 1 else f"{k}={arr[0]:.4g}"
+        )
+    return f"{spec.dist}({', '.join(parts)})"
+
+
+def check_mu(mu, what: str = "mu_hat") -> str:
+    """``mu`` of a plug-in model must be 'fixed' or 'flat'."""
+    if mu not in ("fixed", "flat"):
+        raise MethodError(
+            f"`mu` must be 'fixed' (plug in {what}) or 'flat' (a flat prior on the fixed "
+            f"effects); got {mu!r}."
+        )
+    return mu
+
+
+def make_prior(model, name: str, spec, default: PriorSpec):
+    """Create the prior of ``name`` from a user override or the default."""
+    positive = name not in ("mu", "beta")
+    if spec is None:
+        return getattr(pm, default.dist)(name, **default.params), str(default)
+    if isinstance(spec, str):
+        key = spec.lower()
+        if key in ("flat", "uniform") and not positive:
+            return pm.Flat(name), "Flat()"
+        if key in ("flat", "uniform", "halfflat") and positive:
+            return pm.HalfFlat(name), "HalfFlat() (uniform on (0, inf))"
+        raise MethodError(
+            f"`priors[{name!r}]` must be 'flat'/'uniform', a PyMC distribution made with "
+            f"`.dist(...)`, or a function of the name that creates the variable; got {spec!r}."
+        )
+    if callable(spec) and not hasattr(spec, "owner"):
+        return spec(name), getattr(spec, "__name__", "custom")
+    if hasattr(spec, "owner"):  # an unregistered distribution, e.g. pm.HalfCauchy.dist(beta=5)
+        op = spec.owner.op
+        label = getattr(op, "_print_name", (None,))[0] or type(op).__name__
+        return model.register_rv(spec, name), f"{label}(...)"
+    raise DataTypeError(
+        f"`priors[{name!r}]` must be a string shortcut, a `pm.<Dist>.dist(...)` variable or a "
+        f"callable; got {type(spec).__name__}."
+    )

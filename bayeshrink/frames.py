@@ -1,0 +1,191 @@
+"""Dataframe helpers shared by every entry point: one implementation of each check.
+
+:mod:`bayeshrink.data` (one-way statistics), :mod:`bayeshrink.engines` (polars, DuckDB, ...)
+and :mod:`bayeshrink.lmm.design` (formulas) all validate their input here, so a missing column,
+a non-numeric response or a NaN row gets the same message whichever path the data take.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Mapping, Sequence
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+
+from .errors import ColumnError, DataError, DataTypeError, RowsDroppedWarning, describe_rows
+
+__all__ = [
+    "Missing",
+    "as_frame",
+    "check_column_names",
+    "check_missing",
+    "check_missing_option",
+    "column",
+    "engine_to_pandas",
+    "factorize",
+    "is_engine_frame",
+    "lazy_frame",
+    "missing_error",
+    "numeric",
+    "nw_module",
+]
+
+Missing = Literal["raise", "drop"]
+
+
+def nw_module():
+    import narwhals as nw  # a declared dependency; imported on first use
+
+    return nw
+
+
+def _from_native(data):
+    nw = nw_module()
+    with warnings.catch_warnings():
+        # narwhals announces that its Dask support will move to a separate package
+        warnings.filterwarnings(
+            "ignore", message=".*Dask support is moving.*", category=FutureWarning
+        )
+        return nw.from_native(data, allow_series=False)
+
+
+_ENGINE_MODULES = (
+    "polars",
+    "pyarrow",
+    "duckdb",
+    "dask",
+    "pyspark",
+    "dask_expr",
+    "modin",
+    "cudf",
+    "ibis",
+    "sqlframe",
+)
+
+
+def is_engine_frame(data) -> bool:
+    """True for a dataframe narwhals understands that is not a pandas DataFrame."""
+    if isinstance(data, pd.DataFrame):
+        return False
+    if type(data).__module__.split(".")[0] not in _ENGINE_MODULES:
+        return False
+    try:
+        _from_native(data)
+    except TypeError:
+        return False
+    return True
+
+
+def lazy_frame(data):
+    """An engine frame as a narwhals LazyFrame (the engine still does the work)."""
+    frame = _from_native(data)
+    nw = nw_module()
+    return frame.lazy() if isinstance(frame, nw.DataFrame) else frame
+
+
+def engine_to_pandas(data) -> pd.DataFrame:
+    """Collect a (small) engine frame to pandas: for summary data, one row per group."""
+    return lazy_frame(data).collect().to_pandas()
+
+
+def as_frame(data) -> pd.DataFrame:
+    """A pandas DataFrame from a DataFrame, a dict of columns or an engine frame (collected)."""
+    if isinstance(data, pd.DataFrame):
+        return data
+    if isinstance(data, Mapping):
+        return pd.DataFrame(dict(data))
+    if is_engine_frame(data):
+        return engine_to_pandas(data)
+    raise DataTypeError(
+        f"`data` must be a pandas DataFrame, a dict of columns, or a polars, pyarrow, DuckDB, "
+        f"Dask or PySpark frame; got {type(data).__name__}. Convert it first, e.g. "
+        "`pd.DataFrame(data)`."
+    )
+
+
+def check_column_names(names: Sequence, wanted: Sequence[tuple[str, object]]) -> None:
+    """Raise :class:`ColumnError` for the first ``(role, name)`` whose name is not in ``names``."""
+    names = list(names)
+    for role, name in wanted:
+        if name not in names:
+            cols = ", ".join(repr(c) for c in names[:20])
+            raise ColumnError(
+                f"`{role}` must name a column of the data; got {name!r}, which is not one of "
+                f"[{cols}]. Check the spelling or rename the column."
+            )
+
+
+def column(df: pd.DataFrame, name, role: str) -> pd.Series:
+    """The column ``name`` of ``df``, checked to exist exactly once."""
+    if name is None:
+        raise DataTypeError(f'`{role}` must name a column; got None. Pass `{role}="<column>"`.')
+    check_column_names(df.columns, [(role, name)])
+    col = df[name]
+    if isinstance(col, pd.DataFrame):
+        raise DataError(
+            f"`{role}` must name exactly one column; {name!r} appears {col.shape[1]} times. "
+            "Rename the duplicate columns."
+        )
+    return col
+
+
+def numeric(col: pd.Series, role: str) -> np.ndarray:
+    """A numeric (not boolean) column as float, NaN where missing."""
+    if pd.api.types.is_bool_dtype(col.dtype) or not pd.api.types.is_numeric_dtype(col.dtype):
+        raise DataTypeError(
+            f"`{role}` column {col.name!r} must be numeric; got dtype {col.dtype}. "
+            f"Convert it, e.g. `df[{col.name!r}] = pd.to_numeric(df[{col.name!r}])`."
+        )
+    return col.to_numpy(dtype=float, na_value=np.nan)
+
+
+def factorize(groups: pd.Series) -> tuple[np.ndarray, pd.Index]:
+    """Integer codes and labels of a grouping column: labels sorted where they can be sorted,
+    in order of first appearance otherwise."""
+    try:
+        codes, uniques = pd.factorize(groups, sort=True)
+    except TypeError:  # labels of mixed, unorderable types: keep first-appearance order
+        codes, uniques = pd.factorize(groups, sort=False)
+    labels = pd.Index(uniques, name=groups.name)
+    return np.asarray(codes, dtype=np.intp), labels
+
+
+def missing_error(subject: str, rows: str, count: int, problem: str, fix: str) -> DataError:
+    """The error for rows holding missing values (``rows`` names them, ``count`` how many)."""
+    return DataError(
+        f"{subject} must be present and finite; {rows} {'hold' if count > 1 else 'holds'} "
+        f"{problem}. {fix}, or pass `missing='drop'` to leave them out (a warning will say how "
+        "many)."
+    )
+
+
+def check_missing(
+    df: pd.DataFrame, bad: np.ndarray, subject: str, problem: str, missing: Missing, fix: str
+) -> np.ndarray | None:
+    """Raise for (or, with ``missing='drop'``, warn about) the rows flagged in ``bad``.
+
+    Returns the mask of rows to keep, or None when nothing is flagged.
+    """
+    if not bad.any():
+        return None
+    rows = describe_rows(df.index[bad])
+    if missing == "drop":
+        warnings.warn(
+            f"left out {int(bad.sum())} of {len(bad)} rows where {subject} held {problem} "
+            f"({rows}).",
+            RowsDroppedWarning,
+            stacklevel=4,
+        )
+        return ~bad
+    raise missing_error(subject, rows, int(bad.sum()), problem, fix)
+
+
+def check_missing_option(missing) -> None:
+    """``missing`` must be 'raise' or 'drop'."""
+    if missing not in ("raise", "drop"):
+        raise DataError(
+            f"`missing` must be 'raise' or 'drop'; got {missing!r}. The default 'raise' refuses "
+            "rows with NaN; 'drop' leaves them out with a warning."
+        )
