@@ -36,11 +36,17 @@ per-term tables (``fit.table(term)``) use the same names, with ``prior_mean``/``
 
 Estimation is exact, not wherever a general-purpose optimizer stopped. For long data the
 criterion is profiled over mu and sigma^2, leaving one parameter, the variance ratio
-lambda = tau^2 / sigma^2; for summary data mu is profiled out, leaving tau^2. The remaining 1-D
-criterion is scanned on a logarithmic grid (plus the boundary point 0), and the root of its
-analytic derivative is then solved by Brent's method to machine precision inside the bracket
-around the best grid point. A boundary fit is declared when the derivative at 0 is non-negative
-and 0 is the best point, exactly the condition for a minimum at tau^2 = 0.
+lambda = tau^2 / sigma^2; for summary data mu is profiled out, leaving tau^2. The data are first
+standardised (centred on the complete-pooling mean and divided by a power of two near their
+spread, which is exact), so the units of y never change the answer; estimates are mapped back.
+The analytic derivative of the remaining 1-D criterion is scanned on a logarithmic grid; each
+change of its sign from negative to positive brackets a local minimum, solved to machine
+precision by Brent's method. A boundary fit is declared when the derivative at 0 is
+non-negative (and no interior minimum is lower), exactly the condition for a minimum at
+tau^2 = 0. Brackets are never chosen on criterion values, which are flat to rounding near a
+small tau^2. Groups with the same sampling variance (the same size, in long data) enter the
+criterion through their count, mean and sum of squares, so each evaluation costs O(distinct
+sizes) and memory stays O(groups).
 
 The criteria (``-2 log L`` up to constants), with w_j = 1 / Var(ybar_j) and
 r_j = ybar_j - mu_hat:
@@ -109,38 +115,85 @@ def estimate(stats: GroupStats, method: str = "reml") -> VarianceComponents:
 # --------------------------------------------------------------------------- 1-D optimizer
 
 
+def _pow2_scale(x: float) -> tuple[float, int]:
+    """A power of two near ``x`` (> 0 finite) and its exponent: dividing by it is exact."""
+    if not (x > 0.0 and np.isfinite(x)):
+        return 1.0, 0
+    e = int(np.frexp(x)[1])
+    return float(np.ldexp(1.0, e)), e
+
+
+@dataclass(frozen=True)
+class _Classes:
+    """Groups whose estimates share one sampling variance ``v``, pooled into one class.
+
+    Every criterion below depends on a group only through v_j and its residual, so groups of
+    equal v (all groups of the same size, in long data) enter through their count ``c``, their
+    mean ``m`` and their sum of squares ``ss`` about it: an evaluation costs O(classes), and
+    memory stays O(groups) however finely the criterion is scanned.
+    """
+
+    v: np.ndarray
+    c: np.ndarray
+    m: np.ndarray
+    ss: np.ndarray
+
+    @classmethod
+    def build(cls, v: np.ndarray, y: np.ndarray) -> _Classes:
+        uv, inv = np.unique(v, return_inverse=True)
+        inv = inv.ravel()
+        c = np.bincount(inv, minlength=len(uv)).astype(float)
+        m = np.bincount(inv, weights=y, minlength=len(uv)) / c
+        d = y - m[inv]
+        m += np.bincount(inv, weights=d, minlength=len(uv)) / c  # refinement pass
+        d = y - m[inv]
+        return cls(uv, c, m, np.bincount(inv, weights=d * d, minlength=len(uv)))
+
+    def parts(self, x: float) -> tuple[float, float, float, float, float]:
+        """At x (the variance of the group effects in the units of v): S = sum w_j,
+        mu = sum w_j y_j / S, R = sum w_j r_j^2, R2 = sum w_j^2 r_j^2, W2 = sum w_j^2."""
+        w = 1.0 / (x + self.v)
+        cw = self.c * w
+        S = float(cw.sum())
+        mu = float(np.dot(cw, self.m)) / S
+        d = self.m - mu
+        rr = self.ss + self.c * d * d
+        return S, mu, float(np.dot(w, rr)), float(np.dot(w * w, rr)), float(np.dot(cw, w))
+
+
 def _argmin_halfline(
-    crit: Callable[[np.ndarray], np.ndarray],
-    grad: Callable[[float], float],
-    scale: float,
+    crit: Callable[[float], float], grad: Callable[[float], float], scale: float
 ) -> float:
-    """Global minimizer over x >= 0 of a smooth 1-D criterion with derivative ``grad``."""
-    grid = np.concatenate([[0.0], scale * np.logspace(-8.0, 8.0, 49)])
-    values = crit(grid)
-    i = int(np.nanargmin(values))
-    while i == len(grid) - 1 and grid[-1] < 1e250:  # still falling: look further out
-        grid = np.concatenate([grid, grid[-1] * np.logspace(1.0 / 3.0, 16.0, 48)])
-        values = crit(grid)
-        i = int(np.nanargmin(values))
-    if i == 0:
-        if grad(0.0) >= 0.0:
-            return 0.0  # boundary: the criterion rises from tau^2 = 0
-        lo, hi = 0.0, float(grid[1])
-    else:
-        lo, hi = float(grid[i - 1]), float(grid[min(i + 1, len(grid) - 1)])
-    g_lo, g_hi = grad(lo), grad(hi)
-    if g_lo < 0.0 < g_hi:
-        x = optimize.brentq(grad, lo, hi, xtol=1e-300, rtol=4 * _EPS, maxiter=1000)
-    else:  # not a clean sign change (e.g. a flat stretch): minimize the criterion itself
-        res = optimize.minimize_scalar(
-            lambda t: float(crit(np.array([t]))[0]),
-            bounds=(lo, hi),
-            method="bounded",
-            options={"xatol": 1e-14 * max(hi, scale)},
-        )
-        x = float(res.x)
-    best = float(crit(np.array([x]))[0])
-    return 0.0 if float(values[0]) <= best else float(x)
+    """Global minimizer over x >= 0 of a smooth 1-D criterion with derivative ``grad``.
+
+    The derivative is scanned on a logarithmic grid; every change of its sign from negative to
+    non-negative brackets a local minimum, solved to machine precision by Brent's method, and
+    x = 0 is a candidate when the derivative there is non-negative. Criterion values are
+    compared only between these candidates, never to choose a bracket: near a small optimum the
+    criterion is flat to rounding, its derivative is not.
+    """
+    grid = [0.0, *(scale * np.logspace(-8.0, 8.0, 49))]
+    g = [grad(x) for x in grid]
+    while g[-1] < 0.0 and grid[-1] < 1e250:  # still falling: look further out
+        more = grid[-1] * np.logspace(1.0 / 3.0, 16.0, 48)
+        grid += list(more)
+        g += [grad(x) for x in more]
+    candidates = [0.0] if g[0] >= 0.0 else []
+    for i in range(len(grid) - 1):
+        if g[i] < 0.0 <= g[i + 1]:
+            lo, hi = grid[i], grid[i + 1]
+            if g[i + 1] == 0.0:
+                candidates.append(hi)
+            else:
+                candidates.append(
+                    optimize.brentq(grad, lo, hi, xtol=1e-300, rtol=4 * _EPS, maxiter=1000)
+                )
+    if not candidates:  # falling as far as floating point reaches
+        candidates.append(grid[-1])
+    if len(candidates) == 1:
+        return float(candidates[0])
+    values = [crit(x) for x in candidates]
+    return float(candidates[int(np.argmin(values))])
 
 
 # --------------------------------------------------------------------------- long data
@@ -149,47 +202,45 @@ def _argmin_halfline(
 def _estimate_long(stats: GroupStats, method: str) -> VarianceComponents:
     n = stats.n.astype(float)
     N = float(n.sum())
-    # centre on the complete-pooling mean: every residual below is O(spread), never O(level)
-    centre = float(np.dot(n, stats.mean) / N)
-    ybar = stats.mean - centre
-    ssw = float(stats.ssw.sum())
+    # Standardise: centre on the complete-pooling mean (every residual is O(spread), never
+    # O(level)) and divide by a power of two near the within-group SD (exact), so that no sum
+    # below overflows or underflows whatever the units of y; estimates are mapped back at the end.
+    centre = float(np.dot(n / N, stats.mean))
+    dev = stats.mean - centre
+    ssw_max = float(stats.ssw.max())
+    spread = np.sqrt(ssw_max) if ssw_max > 0.0 else float(np.abs(dev).max())
+    s, e = _pow2_scale(spread)
+    ssw = float(np.ldexp(stats.ssw, -2 * e).sum())
+    cls = _Classes.build(1.0 / n, dev / s)
     reml = method == "reml"
     dof = N - 1.0 if reml else N
 
-    def parts(lam):
-        lam = np.asarray(lam, dtype=float)[..., None]
-        w = n / (1.0 + n * lam)
-        S = w.sum(-1)
-        mu = (w * ybar).sum(-1) / S
-        r = ybar - mu[..., None]
-        Q = ssw + (w * r * r).sum(-1)
-        return w, S, mu, r, Q
-
-    def crit(lam):
-        _, S, _, _, Q = parts(lam)
-        value = dof * np.log(Q) + np.log1p(n * np.asarray(lam)[..., None]).sum(-1)
+    def crit(lam: float) -> float:
+        S, _, R, _, _ = cls.parts(lam)
+        value = dof * np.log(ssw + R) + float(np.dot(cls.c, np.log1p(lam / cls.v)))
         return value + np.log(S) if reml else value
 
-    def grad(lam):
-        w, S, _, r, Q = parts(lam)
-        g = -dof * float((w * w * r * r).sum()) / float(Q) + float(S)
-        return g - float((w * w).sum()) / float(S) if reml else g
+    def grad(lam: float) -> float:
+        S, _, R, R2, W2 = cls.parts(lam)
+        g = S - dof * R2 / (ssw + R)
+        return g - W2 / S if reml else g
 
     lam = _argmin_halfline(crit, grad, scale=1.0 / float(np.median(n)))
-    _, S, mu, _, Q = parts(lam)
-    S, mu, Q = float(S), float(mu), float(Q)
-    sigma2 = Q / dof
-    logdet = float(np.log1p(n * lam).sum())
+    S, mu, R, _, _ = cls.parts(lam)
+    sigma2_std = (ssw + R) / dof
+    sigma2 = float(np.ldexp(sigma2_std, 2 * e))
+    logdet = float(np.dot(cls.c, np.log1p(lam / cls.v)))
+    log_sigma2 = float(np.log(sigma2_std)) + 2 * e * np.log(2.0)
     if reml:
-        m2ll = dof * (1.0 + _LOG2PI + np.log(sigma2)) + logdet + np.log(S)
+        m2ll = dof * (1.0 + _LOG2PI + log_sigma2) + logdet + np.log(S)
     else:
-        m2ll = N * (1.0 + _LOG2PI + np.log(sigma2)) + logdet
+        m2ll = N * (1.0 + _LOG2PI + log_sigma2) + logdet
     return VarianceComponents(
         method=method,
-        mu=mu + centre,
-        mu_se=float(np.sqrt(sigma2 / S)),
-        tau2=float(lam * sigma2),
-        sigma2=float(sigma2),
+        mu=centre + s * mu,
+        mu_se=s * float(np.sqrt(sigma2_std / S)),
+        tau2=float(np.ldexp(lam * sigma2_std, 2 * e)),
+        sigma2=sigma2,
         loglik=float(-0.5 * m2ll),
         boundary=lam == 0.0,
     )
@@ -199,30 +250,27 @@ def _estimate_long(stats: GroupStats, method: str) -> VarianceComponents:
 
 
 def _estimate_summary(stats: GroupStats, method: str) -> VarianceComponents:
-    s2 = stats.se**2
-    k = float(len(s2))
+    k = float(stats.n_groups)
+    # Standardise as for long data: centre on the fixed-effect (complete pooling) mean and
+    # divide by a power of two near the median standard error.
+    s, e = _pow2_scale(float(np.median(stats.se)))
+    se = stats.se / s
+    s2 = se * se
     w0 = 1.0 / s2
-    centre = float(np.dot(w0, stats.mean) / w0.sum())  # the fixed-effect (complete pooling) mean
-    y = stats.mean - centre
+    centre = float(np.dot(w0 / w0.sum(), stats.mean))
+    y = (stats.mean - centre) / s
     reml = method == "reml"
+    cls = _Classes.build(s2, y)
 
-    def parts(tau2):
-        t = np.asarray(tau2, dtype=float)[..., None]
-        w = 1.0 / (t + s2)
-        S = w.sum(-1)
-        mu = (w * y).sum(-1) / S
-        r = y - mu[..., None]
-        return w, S, mu, r
-
-    def crit(tau2):
-        w, S, _, r = parts(tau2)
-        value = -np.log(w).sum(-1) + (w * r * r).sum(-1)
+    def crit(tau2: float) -> float:
+        S, _, R, _, _ = cls.parts(tau2)
+        value = float(np.dot(cls.c, np.log(tau2 + cls.v))) + R
         return value + np.log(S) if reml else value
 
-    def grad(tau2):
-        w, S, _, r = parts(tau2)
-        g = float(w.sum()) - float((w * w * r * r).sum())
-        return g - float((w * w).sum()) / float(S) if reml else g
+    def grad(tau2: float) -> float:
+        S, _, _, R2, W2 = cls.parts(tau2)
+        g = S - R2
+        return g - W2 / S if reml else g
 
     if method == "dl":
         q = float(np.dot(w0, y * y) - np.dot(w0, y) ** 2 / w0.sum())
@@ -230,16 +278,17 @@ def _estimate_summary(stats: GroupStats, method: str) -> VarianceComponents:
         tau2 = max(0.0, (q - (k - 1.0)) / c)
     else:
         tau2 = _argmin_halfline(crit, grad, scale=float(np.median(s2)))
-    w, S, mu, r = parts(tau2)
-    S, mu = float(S), float(mu)
-    m2ll = k * _LOG2PI - float(np.log(w).sum()) + float((w * r * r).sum())
+    S, mu, R, _, _ = cls.parts(tau2)
+    # -2 log L in the original units: each log w_j gains -2 log s, log S gains -2 log s
+    log_s = e * np.log(2.0)
+    m2ll = k * _LOG2PI + float(np.dot(cls.c, np.log(tau2 + cls.v))) + 2.0 * k * log_s + R
     if reml:  # metafor's restricted log-likelihood, including its 0.5 log|X'X| term
-        m2ll += -_LOG2PI + np.log(S) - np.log(k)
+        m2ll += -_LOG2PI + np.log(S) - 2.0 * log_s - np.log(k)
     return VarianceComponents(
         method=method,
-        mu=mu + centre,
-        mu_se=float(np.sqrt(1.0 / S)),
-        tau2=float(tau2),
+        mu=centre + s * mu,
+        mu_se=s * float(np.sqrt(1.0 / S)),
+        tau2=float(np.ldexp(tau2, 2 * e)),
         sigma2=float("nan"),
         loglik=float(-0.5 * m2ll),
         boundary=tau2 == 0.0,
