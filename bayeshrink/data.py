@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from .engines import engine_group_stats
-from .errors import DataError, describe_rows
+from .errors import DataError, DataTypeError, describe_rows
 from .frames import (
     Missing,
     as_frame,
@@ -55,6 +55,10 @@ class GroupStats:
     data_kind : {"long", "summary"}
     response : str
         Name of the response (``y``) or estimate column.
+    mean_lo : ndarray or None
+        What rounding ``mean`` to float64 left out (long data from the data paths): the exact
+        group mean is ``mean + mean_lo``. The estimator uses it, so a spread far below the
+        data's level (1e12 + N(0, 1e-3)) keeps its accuracy.
     """
 
     labels: pd.Index
@@ -64,6 +68,7 @@ class GroupStats:
     se: np.ndarray | None
     data_kind: Literal["long", "summary"]
     response: str = "y"
+    mean_lo: np.ndarray | None = None
 
     @property
     def n_groups(self) -> int:
@@ -90,10 +95,11 @@ class GroupStats:
         Give ``n`` and ``ssw`` for long data, or ``se`` for summary data.
         """
         labels = pd.Index(labels)
-        mean = np.asarray(mean, dtype=float)
+        k = len(labels)
+        mean = _float_array(mean, "mean", k)
         if se is not None:
-            se = np.asarray(se, dtype=float)
-            n_arr = np.full(len(labels), np.nan) if n is None else np.asarray(n, dtype=float)
+            se = _float_array(se, "se", k)
+            n_arr = np.full(k, np.nan) if n is None else _float_array(n, "n", k)
             stats = cls(labels, mean, n_arr, None, se, "summary", response)
         else:
             if n is None or ssw is None:
@@ -103,15 +109,29 @@ class GroupStats:
                     f"ssw={'missing' if ssw is None else 'given'}. "
                     "Pass both, or pass `se` for summary data."
                 )
-            stats = cls(
-                labels,
-                mean,
-                np.asarray(n, dtype=np.int64),
-                np.asarray(ssw, dtype=float),
-                None,
-                "long",
-                response,
-            )
+            n_float = _float_array(n, "n", k)
+            bad = ~(np.isfinite(n_float) & (n_float >= 1) & (n_float == np.round(n_float)))
+            if bad.any():
+                raise DataError(
+                    f"`n` must hold whole numbers of at least 1 (group sizes); got "
+                    f"{_fmt_values(n_float[bad])} for groups {list(labels[bad][:5])}. "
+                    "Pass the number of observations in each group; leave out empty groups."
+                )
+            ssw_arr = _float_array(ssw, "ssw", k)
+            bad = ~(np.isfinite(ssw_arr) & (ssw_arr >= 0))
+            if bad.any():
+                raise DataError(
+                    f"`ssw` must be finite and non-negative (a sum of squared deviations); got "
+                    f"{_fmt_values(ssw_arr[bad])} for groups {list(labels[bad][:5])}. "
+                    "Pass each group's sum of squares about its own mean."
+                )
+            bad = ~np.isfinite(mean)
+            if bad.any():
+                raise DataError(
+                    f"`mean` must be finite; got {_fmt_values(mean[bad])} for groups "
+                    f"{list(labels[bad][:5])}. Remove those groups or supply their means."
+                )
+            stats = cls(labels, mean, n_float.astype(np.int64), ssw_arr, None, "long", response)
         stats.validate()
         return stats
 
@@ -141,11 +161,10 @@ class GroupStats:
                     "if each row is an estimate with a known standard error, use "
                     "`bs.fit_summary(df, estimate=..., se=..., group=...)`."
                 )
-            # Rounding leaves at most a few ulps (~1e-16 * |y|) of spread in constant groups;
-            # anything below 1e-14 of the data's magnitude is no variation at all.
-            magnitude = float(np.max(np.abs(self.mean)))
-            spread = np.sqrt(self.ssw.sum() / max(self.n_obs - self.n_groups, 1))
-            if not spread > 1e-14 * magnitude:
+            # The data paths set a group's ssw to exactly 0 when its values are identical, so
+            # any positive ssw is variation in the data as given, however small against their
+            # level (1e12 + N(0, 1e-3) varies).
+            if not np.any(self.ssw > 0):
                 raise DataError(
                     f"`{self.response}` must vary within at least one group; got no within-group "
                     "variation (every group's values are identical), so the residual variance "
@@ -166,6 +185,91 @@ class GroupStats:
 def _fmt_values(values) -> str:
     vals = [str(v) for v in np.asarray(values)[:5]]
     return ", ".join(vals) + (" ..." if len(values) > 5 else "")
+
+
+def _float_array(values, name: str, length: int) -> np.ndarray:
+    """``values`` as a 1-D float array of ``length``, or a clear error (complex, text, shape)."""
+    arr = np.asarray(values)
+    if np.iscomplexobj(arr):
+        raise DataTypeError(
+            f"`{name}` must be real numbers; got complex values ({_fmt_values(arr.ravel())}). "
+            "Pass the real part (or the modulus) explicitly."
+        )
+    try:
+        arr = arr.astype(float)
+    except (TypeError, ValueError) as exc:
+        raise DataTypeError(
+            f"`{name}` must be numeric; got {arr.dtype} values ({_fmt_values(arr.ravel())}). "
+            "Convert them to numbers first."
+        ) from exc
+    if arr.shape != (length,):
+        raise DataError(
+            f"`{name}` must hold one value per group ({length}); got shape {arr.shape}. "
+            "Pass arrays of the same length as `labels`."
+        )
+    return arr
+
+
+#: Deviations of y from its centre must stay below 2**510 (~3.4e153) and the within-group SD
+#: above 2**-510 (~3e-154): beyond, squares and sums of squares leave double precision.
+_MAX_EXP = 510
+
+
+def _pow2_exponent(x: float) -> int:
+    """e with 2**(e-1) <= x < 2**e (0 for x = 0): dividing by 2**e is exact."""
+    return int(np.frexp(x)[1]) if x > 0 and np.isfinite(x) else 0
+
+
+def _check_scale(e: int, sd_exp: float, varies: bool, role: str) -> None:
+    """Refuse data whose deviations (~2**e) or within-group SD (~2**sd_exp) cannot be squared."""
+    if e > _MAX_EXP:
+        raise DataError(
+            f"`{role}` must have deviations from its centre whose squares double precision can "
+            f"hold (below about 1e153); got deviations of about {2.0 ** (e - 1):.1e}. Rescale "
+            f"it, e.g. divide `{role}` by 1e{int(np.ceil((e - 1) * np.log10(2)))}, and scale "
+            "mu, tau, sigma and the BLUPs back by the same factor."
+        )
+    if varies and sd_exp < -_MAX_EXP:
+        raise DataError(
+            f"`{role}` must vary within groups on a scale whose squares double precision can "
+            f"hold (a within-group SD above about 1e-153); got a within-group SD of about "
+            f"{2.0**sd_exp:.1e}. Rescale it, e.g. multiply `{role}` by "
+            f"1e{int(np.ceil(-sd_exp * np.log10(2)))}, and scale the results back by the same "
+            "factor."
+        )
+
+
+def long_stats_from_centred(
+    labels: pd.Index,
+    n: np.ndarray,
+    mean_s: np.ndarray,
+    ssw_s: np.ndarray,
+    varies: np.ndarray,
+    centre: float,
+    e: int,
+    response: str,
+) -> GroupStats:
+    """Long-data statistics from those of ``(y - centre) / 2**e`` (both data paths end here).
+
+    ``varies`` flags the groups whose values are not all identical (decided exactly, on the
+    data): the others get ssw = 0 exactly, so rounding never passes for variation.
+    """
+    n = np.asarray(n, dtype=np.int64)
+    ssw_s = np.where(varies, ssw_s, 0.0)
+    resid_df = int(n.sum()) - len(n)
+    pooled = float(ssw_s.sum()) / max(resid_df, 1)
+    sd_exp = 0.5 * float(np.log2(pooled)) + e if pooled > 0 else -np.inf
+    if np.any(varies):  # otherwise validate() says what is wrong: no variation at all
+        _check_scale(e, sd_exp, True, response)
+    offset = np.ldexp(mean_s, e)
+    mean = centre + offset
+    back = mean - centre  # TwoSum: mean + mean_lo == centre + offset exactly
+    mean_lo = (centre - (mean - back)) + (offset - back)
+    stats = GroupStats(
+        labels, mean, n, np.ldexp(ssw_s, 2 * e), None, "long", response, mean_lo=mean_lo
+    )
+    stats.validate()
+    return stats
 
 
 def group_stats(data, y: str, group: str, *, missing: Missing = "raise") -> GroupStats:
@@ -221,17 +325,29 @@ def group_stats(data, y: str, group: str, *, missing: Missing = "raise") -> Grou
     codes, labels = factorize(gcol)
     k = len(labels)
     n = np.bincount(codes, minlength=k).astype(np.int64)
-    # Two-pass, centred: the reference value removes any large common offset before summing.
-    ref = float(np.median(values[: min(len(values), 1001)]))
-    yc = values - ref
-    mean_c = np.bincount(codes, weights=yc, minlength=k) / n
-    dev = yc - mean_c[codes]
-    mean_c += np.bincount(codes, weights=dev, minlength=k) / n  # refinement pass
-    dev = yc - mean_c[codes]
-    ssw = np.bincount(codes, weights=dev * dev, minlength=k)
-    stats = GroupStats(labels, mean_c + ref, n, ssw, None, "long", str(y))
-    stats.validate()
-    return stats
+    # A group varies when any value differs from one of its own values (exact, on the data).
+    rep = np.empty(k)
+    rep[codes] = values
+    varies = np.bincount(codes, weights=values != rep[codes], minlength=k) > 0
+    # Centred on a value of the data's own level (the median of the first 1001 values: the
+    # engines use the same rule) and divided by a power of two near the largest deviation
+    # (exact), so that sums of squares neither lose the spread to the level nor overflow.
+    centre, e = _centre_and_scale(values)
+    yc = np.ldexp(values - centre, -e)
+    mean_s = np.bincount(codes, weights=yc, minlength=k) / n
+    dev = yc - mean_s[codes]
+    mean_s += np.bincount(codes, weights=dev, minlength=k) / n  # refinement pass (two-pass)
+    dev = yc - mean_s[codes]
+    ssw_s = np.bincount(codes, weights=dev * dev, minlength=k)
+    return long_stats_from_centred(labels, n, mean_s, ssw_s, varies, centre, e, str(y))
+
+
+def _centre_and_scale(values: np.ndarray) -> tuple[float, int]:
+    """The centring value (median of the first 1001 values) and the exponent e of the power of
+    two near the largest deviation from it."""
+    centre = float(np.median(values[: min(len(values), 1001)]))
+    spread = max(abs(float(values.max()) - centre), abs(float(values.min()) - centre))
+    return centre, _pow2_exponent(spread)
 
 
 def summary_stats(data, estimate: str, se: str, group: str, *, n: str | None = None) -> GroupStats:
@@ -261,6 +377,14 @@ def summary_stats(data, estimate: str, se: str, group: str, *, n: str | None = N
             f"{_fmt_values(ses[bad])}. Fix or remove those groups: a missing standard error "
             "cannot be guessed, and a zero one claims a perfectly known estimate."
         )
+    lo, hi = np.frexp(ses.min())[1], np.frexp(ses.max())[1]
+    if lo < -_MAX_EXP or hi > _MAX_EXP:
+        raise DataError(
+            f"`se` must lie between about 1e-153 and 1e153, where its square fits double "
+            f"precision; got values from {ses.min():.1e} to {ses.max():.1e}. Rescale `estimate` "
+            "and `se` by the same factor and scale mu, tau and the BLUPs back."
+        )
+    _check_scale(_pow2_exponent(float(np.ptp(est))), 0.0, False, "estimate")
     gbad = gcol.isna().to_numpy()
     if gbad.any():
         raise DataError(

@@ -207,6 +207,8 @@ def _estimate_long(stats: GroupStats, method: str) -> VarianceComponents:
     # below overflows or underflows whatever the units of y; estimates are mapped back at the end.
     centre = float(np.dot(n / N, stats.mean))
     dev = stats.mean - centre
+    if stats.mean_lo is not None:
+        dev = dev + stats.mean_lo
     ssw_max = float(stats.ssw.max())
     spread = np.sqrt(ssw_max) if ssw_max > 0.0 else float(np.abs(dev).max())
     s, e = _pow2_scale(spread)

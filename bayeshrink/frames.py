@@ -20,6 +20,7 @@ __all__ = [
     "Missing",
     "as_frame",
     "check_column_names",
+    "check_int_range",
     "check_missing",
     "check_missing_option",
     "column",
@@ -131,8 +132,30 @@ def column(df: pd.DataFrame, name, role: str) -> pd.Series:
     return col
 
 
+#: Integers beyond 2**53 are not all exactly representable in float64.
+MAX_EXACT_INT = 2**53
+
+
+def check_int_range(lo, hi, role: str, name) -> None:
+    """Integer data must convert to float64 exactly, or their variation can vanish."""
+    if max(abs(int(lo)), abs(int(hi))) > MAX_EXACT_INT:
+        raise DataError(
+            f"`{role}` column {name!r} must hold integers that float64 represents exactly "
+            f"(|y| <= 2**53); got values from {int(lo)} to {int(hi)}, where rounding to float64 "
+            "would change them and can erase their variation. Subtract a baseline (e.g. the "
+            "column's minimum) from it first, and add it back to mu and the BLUPs."
+        )
+
+
 def numeric(col: pd.Series, role: str) -> np.ndarray:
-    """A numeric (not boolean) column as float, NaN where missing."""
+    """A numeric (not boolean, not complex) column as float, NaN where missing."""
+    if pd.api.types.is_complex_dtype(col.dtype):
+        raise DataTypeError(
+            f"`{role}` column {col.name!r} must hold real numbers; got dtype {col.dtype}. "
+            f"Take the part you mean to model first, e.g. `df[{col.name!r}].to_numpy().real`."
+        )
+    if pd.api.types.is_integer_dtype(col.dtype) and len(col):
+        check_int_range(col.min(), col.max(), role, col.name)
     if pd.api.types.is_bool_dtype(col.dtype) or not pd.api.types.is_numeric_dtype(col.dtype):
         raise DataTypeError(
             f"`{role}` column {col.name!r} must be numeric; got dtype {col.dtype}. "

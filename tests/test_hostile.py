@@ -53,9 +53,170 @@ def test_tiny_tau2_is_found_by_the_gradient_not_lost_in_a_flat_criterion(target)
     tau2, sigma2 = _anova_reml_exact(df["y"].to_numpy(), J, n)
     assert tau2 > 0
     fit = bs.fit(df, y="y", group="g")
-    assert not fit.boundary
+    assert not fit.components.boundary  # tau^2 > 0 (lme4 would call tau/sigma < 1e-4 singular)
     # tau^2 = (MSB - MSW) / n: rounding of MSB and MSW (a few eps * MSW each) is amplified by
     # MSW / (n tau^2), so that is the attainable relative accuracy
     rtol = 100 * EPS * sigma2 / (n * tau2)
     np.testing.assert_allclose(fit.tau2, tau2, rtol=rtol)
     np.testing.assert_allclose(fit.sigma2, sigma2, rtol=1e-12)
+
+
+# ---------------------------------------------------------------- extreme scales
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_SCALES = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+@pytest.fixture(scope="module")
+def seed_models():
+    demo = bs.load_dataset("seed_demo")
+    return {m: demo[demo["model"] == m][["group", "y"]] for m in ["1", "2", "3", "1b"]}
+
+
+@_SCALES
+@given(
+    model=st.sampled_from(["1", "2", "3", "1b"]),
+    method=st.sampled_from(["reml", "ml"]),
+    exponent=st.floats(-150, 150),
+    shift=st.floats(-1e3, 1e3),
+)
+def test_long_fit_is_equivariant_over_300_orders_of_magnitude(
+    seed_models, model, method, exponent, shift
+):
+    k = 10.0**exponent
+    df = seed_models[model]
+    base = bs.fit(df, y="y", group="group", method=method)
+    moved = bs.fit(df.assign(y=(df["y"] + shift) * k), y="y", group="group", method=method)
+    assert moved.boundary == base.boundary
+    # the only differences are the roundings of (y + shift) * k: ~1e-13 of the spread
+    np.testing.assert_allclose(
+        moved.mu, (base.mu + shift) * k, rtol=1e-10, atol=1e-10 * base.sigma * k
+    )
+    np.testing.assert_allclose(moved.tau, base.tau * k, rtol=1e-9, atol=1e-10 * base.sigma * k)
+    np.testing.assert_allclose(moved.sigma, base.sigma * k, rtol=1e-10)
+    np.testing.assert_allclose(
+        moved.loglik,
+        base.loglik - moved.n_obs * np.log(k) + (np.log(k) if method == "reml" else 0.0),
+        rtol=1e-9,
+    )
+
+
+@_SCALES
+@given(
+    method=st.sampled_from(["reml", "ml", "dl"]),
+    exponent=st.floats(-150, 150),
+    shift=st.floats(-1e3, 1e3),
+)
+def test_summary_fit_is_equivariant_over_300_orders_of_magnitude(method, exponent, shift):
+    k = 10.0**exponent
+    schools = bs.load_dataset("eight_schools")
+    base = bs.fit_summary(schools, "y", "sigma", "school", method=method)
+    moved = bs.fit_summary(
+        schools.assign(y=(schools["y"] + shift) * k, sigma=schools["sigma"] * k),
+        "y",
+        "sigma",
+        "school",
+        method=method,
+    )
+    assert moved.boundary == base.boundary
+    np.testing.assert_allclose(moved.mu, (base.mu + shift) * k, rtol=1e-10, atol=1e-10 * k)
+    np.testing.assert_allclose(moved.mu_se, base.mu_se * k, rtol=1e-10)
+    np.testing.assert_allclose(moved.tau, base.tau * k, rtol=1e-9, atol=1e-10 * k)
+
+
+def test_eight_schools_tiny_and_huge_units_keep_the_boundary_verdict():
+    # metafor: rma(yi = y, sei = sigma, data = schools, method = "REML"): tau^2 = 0, mu 7.6856
+    schools = bs.load_dataset("eight_schools")
+    for k in [1e-150, 1e150]:
+        fit = bs.fit_summary(
+            schools.assign(y=schools["y"] * k, sigma=schools["sigma"] * k), "y", "sigma", "school"
+        )
+        assert fit.boundary and fit.tau == 0.0
+        np.testing.assert_allclose(fit.mu / k, 7.685616724956, rtol=1e-10)
+
+
+@pytest.mark.parametrize(
+    ("factor", "match"),
+    [
+        (1e154, r"`y` must have deviations .*\(below about 1e153\).*divide `y` by 1e156"),
+        (1e-200, r"`y` must vary within groups .* about 4\.8e-200.*multiply `y` by 1e200"),
+    ],
+)
+def test_scales_beyond_double_precision_are_refused_clearly(seed_models, factor, match):
+    df = seed_models["2"]
+    with pytest.raises(bs.DataError, match=match):
+        bs.fit(df.assign(y=df["y"] * factor), y="y", group="group")
+
+
+def test_summary_standard_errors_beyond_double_precision_are_refused():
+    schools = bs.load_dataset("eight_schools")
+    with pytest.raises(bs.DataError, match=r"`se` must lie between about 1e-153 and 1e153"):
+        bs.fit_summary(schools.assign(sigma=schools["sigma"] * 1e-160), "y", "sigma", "school")
+
+
+# ---------------------------------------------------------------- variation, decided exactly
+
+
+def test_tiny_spread_at_a_large_level_is_variation():
+    """1e12 + N(0, 1e-3): the values vary (by ~8 ulps of 1e12); the fit is that of the data
+    minus 1e12, which float64 holds exactly here (Sterbenz)."""
+    rng = np.random.default_rng(0)
+    g = np.repeat(np.arange(6), 5)
+    y = 1e12 + rng.normal(0, 1e-3, g.size)
+    fit = bs.fit(pd.DataFrame({"g": g, "y": y}), y="y", group="g")
+    ref = bs.fit(pd.DataFrame({"g": g, "y": y - 1e12}), y="y", group="g")
+    np.testing.assert_allclose([fit.tau, fit.sigma], [ref.tau, ref.sigma], rtol=1e-10)
+    np.testing.assert_allclose(fit.mu - 1e12, ref.mu, atol=2e-4)  # ulp(1e12) = 1.2e-4
+
+
+def test_integers_beyond_float64_resolution_are_refused_not_called_identical():
+    rng = np.random.default_rng(0)
+    g = np.repeat(np.arange(5), 4)
+    y = (2**62 + rng.integers(0, 5, g.size)).astype(np.int64)
+    with pytest.raises(bs.DataError, match=r"integers that float64 represents exactly.*baseline"):
+        bs.fit(pd.DataFrame({"g": g, "y": y}), y="y", group="g")
+    # minus the baseline, as the message says: an ordinary fit
+    fit = bs.fit(pd.DataFrame({"g": g, "y": y - y.min()}), y="y", group="g")
+    assert np.isfinite(fit.sigma) and fit.sigma > 0
+
+
+def test_identical_values_at_any_level_are_still_caught():
+    for level in [0.0, 1e12, 1e-200, 1e200]:
+        df = pd.DataFrame({"g": list("aabbcc"), "y": level * np.array([1, 1, 3, 3, 7, 7.0])})
+        with pytest.raises(bs.DataError, match="every group's values are identical"):
+            bs.fit(df, y="y", group="g")
+
+
+# ---------------------------------------------------------------- GroupStats.from_arrays, dtypes
+
+
+@pytest.mark.parametrize("n", [[0, 3], [-1, 3], [2.7, 3], [np.nan, 3]])
+def test_from_arrays_refuses_impossible_group_sizes(n):
+    with pytest.raises(bs.DataError, match=r"`n` must hold whole numbers of at least 1"):
+        bs.GroupStats.from_arrays(labels=["a", "b"], mean=[1.0, 2.0], n=n, ssw=[1.0, 1.0])
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"ssw": [-1.0, 1.0]}, r"`ssw` must be finite and non-negative"),
+        ({"mean": [np.nan, 1.0]}, r"`mean` must be finite"),
+        ({"mean": [1.0, 2.0, 3.0]}, r"`mean` must hold one value per group \(2\); got shape"),
+        ({"mean": [1 + 1j, 2.0]}, r"`mean` must be real numbers; got complex"),
+        ({"mean": ["a", "b"]}, r"`mean` must be numeric"),
+    ],
+)
+def test_from_arrays_refuses_bad_statistics(kwargs, match):
+    args = {"labels": ["a", "b"], "mean": [1.0, 2.0], "n": [2, 3], "ssw": [1.0, 1.0]} | kwargs
+    with pytest.raises(bs.BayeshrinkError, match=match):
+        bs.GroupStats.from_arrays(**args)
+
+
+def test_complex_y_is_refused_without_a_numpy_warning():
+    df = pd.DataFrame({"g": list("aabb"), "y": np.array([1, 2, 3, 4]) + 1j})
+    with pytest.raises(bs.DataTypeError, match=r"`y` column 'y' must hold real numbers"):
+        bs.fit(df, y="y", group="g")  # filterwarnings=error: a ComplexWarning would fail here
+    with pytest.raises(bs.DataTypeError, match=r"`estimate` column 'y' must hold real numbers"):
+        bs.fit_summary(df.assign(se=1.0), "y", "se", "g")
