@@ -31,6 +31,7 @@ from .frames import (
     factorize,
     is_engine_frame,
     numeric,
+    pow2_exponent,
 )
 
 __all__ = ["GroupStats", "Missing", "group_stats", "summary_stats"]
@@ -215,11 +216,6 @@ def _float_array(values, name: str, length: int) -> np.ndarray:
 _MAX_EXP = 510
 
 
-def _pow2_exponent(x: float) -> int:
-    """e with 2**(e-1) <= x < 2**e (0 for x = 0): dividing by 2**e is exact."""
-    return int(np.frexp(x)[1]) if x > 0 and np.isfinite(x) else 0
-
-
 def _check_scale(e: int, sd_exp: float, varies: bool, role: str) -> None:
     """Refuse data whose deviations (~2**e) or within-group SD (~2**sd_exp) cannot be squared."""
     if e > _MAX_EXP:
@@ -287,8 +283,10 @@ def group_stats(data, y: str, group: str, *, missing: Missing = "raise") -> Grou
     """
     check_missing_option(missing)
     if is_engine_frame(data):  # the GROUP BY runs inside the engine
-        labels, n, mean, ssw = engine_group_stats(data, y, group, missing=missing)
-        return GroupStats.from_arrays(labels=labels, mean=mean, n=n, ssw=ssw, response=str(y))
+        labels, n, mean_s, ssw_s, varies, centre, e = engine_group_stats(
+            data, y, group, missing=missing
+        )
+        return long_stats_from_centred(labels, n, mean_s, ssw_s, varies, centre, e, str(y))
     df = as_frame(data)
     ycol = column(df, y, "y")
     gcol = column(df, group, "group")
@@ -347,7 +345,7 @@ def _centre_and_scale(values: np.ndarray) -> tuple[float, int]:
     two near the largest deviation from it."""
     centre = float(np.median(values[: min(len(values), 1001)]))
     spread = max(abs(float(values.max()) - centre), abs(float(values.min()) - centre))
-    return centre, _pow2_exponent(spread)
+    return centre, pow2_exponent(spread)
 
 
 def summary_stats(data, estimate: str, se: str, group: str, *, n: str | None = None) -> GroupStats:
@@ -384,7 +382,7 @@ def summary_stats(data, estimate: str, se: str, group: str, *, n: str | None = N
             f"precision; got values from {ses.min():.1e} to {ses.max():.1e}. Rescale `estimate` "
             "and `se` by the same factor and scale mu, tau and the BLUPs back."
         )
-    _check_scale(_pow2_exponent(float(np.ptp(est))), 0.0, False, "estimate")
+    _check_scale(pow2_exponent(float(np.ptp(est))), 0.0, False, "estimate")
     gbad = gcol.isna().to_numpy()
     if gbad.any():
         raise DataError(

@@ -31,6 +31,7 @@ __all__ = [
     "missing_error",
     "numeric",
     "nw_module",
+    "pow2_exponent",
 ]
 
 Missing = Literal["raise", "drop"]
@@ -132,6 +133,11 @@ def column(df: pd.DataFrame, name, role: str) -> pd.Series:
     return col
 
 
+def pow2_exponent(x: float) -> int:
+    """e with 2**(e-1) <= x < 2**e (0 for x = 0): dividing by 2**e is exact."""
+    return int(np.frexp(x)[1]) if x > 0 and np.isfinite(x) else 0
+
+
 #: Integers beyond 2**53 are not all exactly representable in float64.
 MAX_EXACT_INT = 2**53
 
@@ -170,7 +176,15 @@ def factorize(groups: pd.Series) -> tuple[np.ndarray, pd.Index]:
     try:
         codes, uniques = pd.factorize(groups, sort=True)
     except TypeError:  # labels of mixed, unorderable types: keep first-appearance order
-        codes, uniques = pd.factorize(groups, sort=False)
+        try:
+            codes, uniques = pd.factorize(groups, sort=False)
+        except TypeError as exc:  # unhashable labels: lists, dicts, arrays
+            kinds = sorted({type(v).__name__ for v in groups.head(1000)})
+            raise DataTypeError(
+                f"`group` column {groups.name!r} must hold one hashable label per row (text, "
+                f"numbers, dates, tuples); got values of type {', '.join(kinds)}. Turn each into "
+                f"a label first, e.g. `df[{groups.name!r}].map(tuple)` or `.astype(str)`."
+            ) from exc
     labels = pd.Index(uniques, name=groups.name)
     return np.asarray(codes, dtype=np.intp), labels
 
