@@ -14,9 +14,42 @@ from .errors import BayeshrinkError, DataError
 __all__ = ["main"]
 
 
+def _check_demo_args(args: argparse.Namespace) -> None:
+    """Refuse bad options before any work is done (the PyMC check takes a while)."""
+    if not args.no_pymc:
+        if args.draws < 1:
+            raise DataError(
+                f"`--draws` must be a whole number of at least 1 (draws per chain); got "
+                f"{args.draws}. Pass e.g. --draws 1000, or --no-pymc to skip the PyMC check."
+            )
+        if args.seed < 0:
+            raise DataError(
+                f"`--seed` must be a non-negative whole number; got {args.seed}. "
+                "Pass e.g. --seed 1."
+            )
+    if not args.no_figures:
+        out = Path(args.out)
+        if out.exists() and not out.is_dir():
+            raise DataError(
+                f"`--out` must name a folder for the figures; got {str(out)!r}, which is a file. "
+                "Pass a folder name (it is created if missing), or --no-figures."
+            )
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+            probe = out / ".bayeshrink-write-test"
+            probe.touch()
+            probe.unlink()
+        except OSError as exc:
+            raise DataError(
+                f"`--out` must be a folder bayeshrink can create and write to; got {str(out)!r} "
+                f"({exc.strerror or exc}). Pass a writable folder, or --no-figures."
+            ) from None
+
+
 def _demo(args: argparse.Namespace) -> int:
     from .demo import SCENARIOS, demo_fits, describe_changes
 
+    _check_demo_args(args)
     fits = demo_fits(args.method)
     for name, fit in fits.items():
         sc = SCENARIOS[name]
@@ -124,6 +157,16 @@ def _read_table(path: Path, engine: str = "auto"):
 
     if not path.exists():
         raise DataError(f"`FILE` must exist; got {str(path)!r}, which does not. Check the path.")
+    if path.is_dir():
+        raise DataError(
+            f"`FILE` must be a file; got {str(path)!r}, which is a folder. Name one CSV or "
+            "Parquet file in it."
+        )
+    if path.stat().st_size == 0:
+        raise DataError(
+            f"`FILE` must hold a header row and data; got {str(path)!r}, which is empty. "
+            "Check that the export that wrote it finished."
+        )
     suffix = path.suffix.lower()
     if suffix not in (".parquet", ".pq", ".csv"):
         raise DataError(
@@ -165,15 +208,23 @@ def _fit(args: argparse.Namespace) -> int:
             "`fit` needs --y and --group (the one-way model), or --formula, e.g. "
             "--formula 'Reaction ~ Days + (Days | Subject)'."
         )
-    df = _read_table(Path(args.file), args.engine)
-    if args.formula is not None:
-        result = fit(df, formula=args.formula, method=args.method, missing=args.missing)
-    elif args.se is not None:
-        result = fit_summary(df, estimate=args.y, se=args.se, group=args.group, method=args.method)
-    else:
-        result = fit(df, y=args.y, group=args.group, method=args.method, missing=args.missing)
+    path = Path(args.file)
+    try:
+        df = _read_table(path, args.engine)
+        if args.formula is not None:
+            result = fit(df, formula=args.formula, method=args.method, missing=args.missing)
+        elif args.se is not None:
+            result = fit_summary(
+                df, estimate=args.y, se=args.se, group=args.group, method=args.method
+            )
+        else:
+            result = fit(df, y=args.y, group=args.group, method=args.method, missing=args.missing)
+    except BayeshrinkError:
+        raise
+    except _reading_errors() as exc:  # the file itself could not be read: say so in one line
+        raise DataError(_reading_message(path, exc)) from exc
     if args.json:
-        json.dump(result.to_dict(), sys.stdout, indent=2, default=str)
+        json.dump(_jsonable(result.to_dict()), sys.stdout, indent=2, allow_nan=False)
         print()
     else:
         print(result.summary())
@@ -205,17 +256,80 @@ def _explore(args: argparse.Namespace) -> int:
             )
         from .fitting import fit, fit_summary
 
-        df = _read_table(Path(args.file), args.engine)
-        if args.se is not None:
-            fits = fit_summary(
-                df, estimate=args.y, se=args.se, group=args.group, method=args.method
-            )
-        else:
-            fits = fit(df, y=args.y, group=args.group, method=args.method, missing=args.missing)
+        path = Path(args.file)
+        try:
+            df = _read_table(path, args.engine)
+            if args.se is not None:
+                fits = fit_summary(
+                    df, estimate=args.y, se=args.se, group=args.group, method=args.method
+                )
+            else:
+                fits = fit(df, y=args.y, group=args.group, method=args.method, missing=args.missing)
+        except BayeshrinkError:
+            raise
+        except _reading_errors() as exc:  # the file itself could not be read: one line
+            raise DataError(_reading_message(path, exc)) from exc
         title = args.title
     path = write_page(fits, args.out, title=title)
     print(f"wrote {path}")
     return 0
+
+
+def _reading_errors() -> tuple[type[BaseException], ...]:
+    """The exceptions the CSV/Parquet readers raise on a malformed or mis-encoded file."""
+    errors: list[type[BaseException]] = [UnicodeDecodeError, pd.errors.ParserError]
+    errors.append(pd.errors.EmptyDataError)
+    import importlib
+
+    for module, names in (
+        ("narwhals.exceptions", ("NarwhalsError",)),
+        ("polars.exceptions", ("PolarsError",)),
+        ("duckdb", ("Error",)),
+        ("pyarrow", ("ArrowException",)),
+    ):
+        try:
+            mod = importlib.import_module(module)
+        except ImportError:
+            continue
+        errors += [getattr(mod, n) for n in names if hasattr(mod, n)]
+    return tuple(errors)
+
+
+def _reading_message(path: Path, exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    first = text[:200] + ("..." if len(text) > 200 else "")
+    if isinstance(exc, UnicodeDecodeError) or "utf-8" in text.lower() or "utf8" in text.lower():
+        return (
+            f"`FILE` must be UTF-8 text; {str(path)!r} is not ({first}). Convert it first, e.g. "
+            f"`iconv -f latin1 -t utf-8 {path.name} > {path.stem}-utf8{path.suffix}`."
+        )
+    return (
+        f"`FILE` must be a well-formed CSV or Parquet file; reading {str(path)!r} failed "
+        f"({type(exc).__name__}: {first}). Check its format, or try another --engine."
+    )
+
+
+def _jsonable(obj):
+    """Plain JSON values: NaN and infinities become null, numpy scalars Python numbers."""
+    import math
+
+    import numpy as np
+
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, (bool, np.bool_)):
+        return bool(obj)
+    if isinstance(obj, (int, np.integer)):
+        return int(obj)
+    if isinstance(obj, (float, np.floating)):
+        return float(obj) if math.isfinite(obj) else None
+    if obj is None or isinstance(obj, str):
+        return obj
+    if pd.isna(obj) is True:
+        return None
+    return str(obj)
 
 
 def build_parser() -> argparse.ArgumentParser:

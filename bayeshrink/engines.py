@@ -110,7 +110,16 @@ def engine_group_stats(data, y: str, group: str, *, missing: str = "raise"):
     lazy = lazy_frame(data)
     engine = _engine_name(lazy)
     schema = lazy.collect_schema()
-    _check_columns(schema, y, group, engine)
+    try:
+        _check_columns(schema, y, group, engine)
+    except DataTypeError:
+        # a header-only CSV reads as text columns: the problem is then no rows, not the type
+        if int(lazy.select(nw.len().alias("rows")).collect().to_pandas()["rows"].iloc[0]) == 0:
+            raise DataError(
+                "the data must hold at least one row; got an empty table (column names only). "
+                "Check the filter or the export that produced it."
+            ) from None
+        raise
     yf = nw.col(y).cast(nw.Float64)
     finite = yf.is_finite().fill_null(False)
     gmiss = nw.col(group).is_null()

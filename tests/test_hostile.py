@@ -220,3 +220,92 @@ def test_complex_y_is_refused_without_a_numpy_warning():
         bs.fit(df, y="y", group="g")  # filterwarnings=error: a ComplexWarning would fail here
     with pytest.raises(bs.DataTypeError, match=r"`estimate` column 'y' must hold real numbers"):
         bs.fit_summary(df.assign(se=1.0), "y", "se", "g")
+
+
+# ---------------------------------------------------------------- the command line
+
+from bayeshrink.cli import main  # noqa: E402
+
+
+def _cli_error(capsys, argv) -> str:
+    """Run the CLI; it must fail with exit code 2 and exactly one line on stderr."""
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err, err
+    assert err.startswith("bayeshrink: error: ")
+    return err
+
+
+@pytest.fixture
+def csv_files(tmp_path):
+    files = {
+        "empty": b"",
+        "header": b"g,y\n",
+        "latin1": "g,y\ncafé,1\ncafé,2\nbar,3\nbar,5\n".encode("latin-1"),
+    }
+    paths = {}
+    for name, content in files.items():
+        paths[name] = tmp_path / f"{name}.csv"
+        paths[name].write_bytes(content)
+    return paths
+
+
+@pytest.mark.parametrize("engine", ["polars", "duckdb", "pandas"])
+@pytest.mark.parametrize(
+    ("name", "match"),
+    [
+        ("empty", r"`FILE` must hold a header row and data; got '.*empty\.csv', which is empty"),
+        ("header", r"the data must hold at least one row; got an empty table"),
+        ("latin1", r"`FILE` must be UTF-8 text; '.*latin1\.csv' is not .*iconv -f latin1"),
+    ],
+)
+def test_cli_unreadable_files_give_one_line(capsys, csv_files, engine, name, match):
+    import re
+
+    err = _cli_error(
+        capsys, ["fit", str(csv_files[name]), "--y", "y", "--group", "g", "--engine", engine]
+    )
+    assert re.search(match, err), err
+
+
+def test_cli_folder_as_file(capsys, tmp_path):
+    err = _cli_error(capsys, ["fit", str(tmp_path), "--y", "y", "--group", "g"])
+    assert "`FILE` must be a file" in err
+
+
+@pytest.mark.parametrize(
+    ("argv", "match"),
+    [
+        (["--draws", "0", "--no-figures"], "`--draws` must be a whole number of at least 1"),
+        (["--draws", "-5", "--no-figures"], "`--draws` must be a whole number of at least 1"),
+        (["--seed", "-1", "--no-figures"], "`--seed` must be a non-negative whole number"),
+    ],
+)
+def test_cli_demo_bad_options(capsys, argv, match):
+    assert match in _cli_error(capsys, ["demo", *argv])
+
+
+def test_cli_demo_out_must_be_a_writable_folder(capsys, tmp_path):
+    a_file = tmp_path / "a_file"
+    a_file.write_text("x")
+    err = _cli_error(capsys, ["demo", "--no-pymc", "--out", str(a_file)])
+    assert "`--out` must name a folder for the figures" in err and "which is a file" in err
+    err = _cli_error(capsys, ["demo", "--no-pymc", "--out", str(a_file / "sub")])
+    assert "`--out` must be a folder bayeshrink can create and write to" in err
+    assert not (a_file.parent / "sub").exists()
+
+
+@pytest.mark.parametrize("engine", ["polars", "duckdb", "pandas"])
+def test_cli_json_is_valid_json_with_null_for_missing_numbers(capsys, tmp_path, engine):
+    import json
+
+    schools = bs.load_dataset("eight_schools")
+    path = tmp_path / "schools.csv"
+    schools.to_csv(path, index=False)
+    argv = ["fit", str(path), "--y", "y", "--se", "sigma", "--group", "school", "--json"]
+    assert main([*argv, "--engine", engine]) == 0
+    text = capsys.readouterr().out
+    out = json.loads(text, parse_constant=lambda c: pytest.fail(f"{c} is not JSON"))
+    assert out["sigma"] is None and out["groups"][0]["n"] is None
+    # metafor: rma(yi = y, sei = sigma, data = schools, method = "REML")$b = 7.6856
+    np.testing.assert_allclose(out["mu"], 7.685616724956, rtol=1e-10)
