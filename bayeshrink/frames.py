@@ -88,8 +88,17 @@ def lazy_frame(data):
 
 
 def engine_to_pandas(data) -> pd.DataFrame:
-    """Collect a (small) engine frame to pandas: for summary data, one row per group."""
-    return lazy_frame(data).collect().to_pandas()
+    """Collect an engine frame to pandas (summary data; the columns of a formula).
+
+    Decimal columns become float64: pandas would hold them as Python objects, which no
+    numerical step accepts."""
+    nw = nw_module()
+    lazy = lazy_frame(data)
+    schema = lazy.collect_schema()
+    decimals = [name for name, dtype in schema.items() if str(dtype).startswith("Decimal")]
+    if decimals:
+        lazy = lazy.with_columns(*[nw.col(c).cast(nw.Float64) for c in decimals])
+    return lazy.collect().to_pandas()
 
 
 def as_frame(data) -> pd.DataFrame:

@@ -309,3 +309,113 @@ def test_cli_json_is_valid_json_with_null_for_missing_numbers(capsys, tmp_path, 
     assert out["sigma"] is None and out["groups"][0]["n"] is None
     # metafor: rma(yi = y, sei = sigma, data = schools, method = "REML")$b = 7.6856
     np.testing.assert_allclose(out["mu"], 7.685616724956, rtol=1e-10)
+
+
+# ---------------------------------------------------------------- formulas
+
+from conftest import load_ref  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def sleep():
+    return bs.load_dataset("sleepstudy")
+
+
+@pytest.mark.parametrize("term", ["I(Days**2)", "{Days**2}", "I(Days ** 2)", "np.power(Days, 2)"])
+def test_polynomial_terms_match_lme4(sleep, term):
+    # lmer(Reaction ~ Days + I(Days^2) + (Days | Subject), sleepstudy)   [bobyqa, rhoend 2e-12]
+    ref = load_ref("lmm_sleepstudy_quadratic")
+    fit = bs.fit(sleep, formula=f"Reaction ~ Days + {term} + (Days | Subject)")
+    assert list(fit.fixed_terms)[:2] == ["Intercept", "Days"] and len(fit.fixed_terms) == 3
+    rtol = 1e-6
+    np.testing.assert_allclose(fit.fixef.to_numpy(), list(ref["fixef"].values()), rtol=rtol)
+    np.testing.assert_allclose(fit.fixef_se.to_numpy(), list(ref["fixef_se"].values()), rtol=rtol)
+    np.testing.assert_allclose(fit.sigma, ref["sigma"], rtol=rtol)
+    cov = np.asarray(ref["cov_re"], float).reshape(2, 2)
+    np.testing.assert_allclose(fit.cov_re.to_numpy(), cov, rtol=rtol, atol=rtol * cov.max())
+    np.testing.assert_allclose(fit.loglik, ref["logLik"], rtol=1e-9)
+    # and the same as an explicit column
+    explicit = bs.fit(
+        sleep.assign(D2=sleep["Days"] ** 2), formula="Reaction ~ Days + D2 + (Days | Subject)"
+    )
+    np.testing.assert_allclose(fit.fixef.to_numpy(), explicit.fixef.to_numpy(), rtol=1e-10)
+
+
+def test_lme4_power_syntax_gets_a_hint(sleep):
+    with pytest.raises(bs.FormulaError, match=r"Powers are written with '\*\*'.*I\(x\*\*2\)"):
+        bs.fit(sleep, formula="Reaction ~ Days + I(Days^2) + (Days | Subject)")
+
+
+def test_formula_with_one_group_is_refused_as_lme4_does(sleep):
+    # lme4: "grouping factors must have > 1 sampled level"
+    one = sleep[sleep["Subject"] == sleep["Subject"].iloc[0]]
+    for formula in ["Reaction ~ Days + (Days | Subject)", "Reaction ~ Days + (1 | Subject)"]:
+        with pytest.raises(bs.DataError, match=r"at least 2 levels of 'Subject'.*got 1 level"):
+            bs.fit(one, formula=formula)
+
+
+def test_a_column_named_intercept_cannot_replace_the_intercept(sleep):
+    df = sleep.assign(Intercept=sleep["Days"] * 2.0)
+    with pytest.raises(bs.FormulaError, match=r"may not use a column named 'Intercept'"):
+        bs.fit(df, formula="Reaction ~ Intercept + (1 | Subject)")
+    # unused, it changes nothing: lmer(Reaction ~ Days + (Days | Subject), sleepstudy)
+    fit = bs.fit(df, formula="Reaction ~ Days + (Days | Subject)")
+    np.testing.assert_allclose(fit.fixef["Intercept"], 251.405104848485, rtol=1e-9)
+
+
+@pytest.mark.parametrize(
+    "formula",
+    ["y ~ Days + (Days | Subject)", "y ~ Days + (1 | Subject)", "y ~ 1 + (Days | Subject)"],
+)
+def test_zero_residual_variance_is_a_clear_error(sleep, formula):
+    df = sleep.assign(y=2.0 * sleep["Days"] + 1.0)
+    with pytest.raises(bs.DataError, match=r"must vary around the model.*sigma\^2 is 0"):
+        bs.fit(df, formula=formula)
+
+
+def test_a_saturated_fixed_part_is_not_mistaken_for_zero_residual(sleep):
+    # Days as a 10-level factor: each subject's 10 rows are fitted exactly by its own
+    # regression, but the shared fixed effects leave residual variation; lme4 fits it.
+    fit = bs.fit(sleep.assign(d=sleep["Days"].astype(str)), formula="Reaction ~ d + (1 | Subject)")
+    assert fit.sigma > 0 and len(fit.fixed_terms) == 10
+
+
+def test_unary_plus_is_read_as_r_reads_it(sleep):
+    a = bs.fit(sleep, formula="Reaction ~ Days + + (Days | Subject)")
+    b = bs.fit(sleep, formula="Reaction ~ Days + (Days | Subject)")
+    np.testing.assert_allclose(a.fixef.to_numpy(), b.fixef.to_numpy(), rtol=1e-12)
+
+
+def test_unknown_functions_are_named_with_the_known_ones(sleep):
+    with pytest.raises(bs.FormulaError, match=r"known functions; got foo\(\).*Known: C, I, .*log"):
+        bs.fit(sleep, formula="Reaction ~ foo(Days) + (Days | Subject)")
+
+
+def test_duplicated_column_names_in_the_formula_path(sleep):
+    df = pd.concat([sleep, sleep[["Days"]]], axis=1)
+    with pytest.raises(bs.DataError, match=r"unique names; 'Days' appears 2 times"):
+        bs.fit(df, formula="Reaction ~ Days + (Days | Subject)")
+
+
+def test_missing_drop_that_leaves_no_rows(sleep):
+    df = sleep.assign(Reaction=np.nan)
+    with (
+        pytest.warns(bs.RowsDroppedWarning),
+        pytest.raises(bs.DataError, match=r"none are left after dropping the 180 rows"),
+    ):
+        bs.fit(df, formula="Reaction ~ Days + (Days | Subject)", missing="drop")
+
+
+def test_decimal_response_from_duckdb_with_a_formula(sleep):
+    duckdb = pytest.importorskip("duckdb")
+    con = duckdb.connect()
+    con.register("sleep_view", sleep)
+    rel = con.sql(
+        'select "Subject", "Days", cast("Reaction" as decimal(12, 4)) as "Reaction" from sleep_view'
+    )
+    fit = bs.fit(rel, formula="Reaction ~ Days + (Days | Subject)")
+    ref = bs.fit(
+        sleep.assign(Reaction=sleep["Reaction"].round(4)),
+        formula="Reaction ~ Days + (Days | Subject)",
+    )
+    np.testing.assert_allclose(fit.fixef.to_numpy(), ref.fixef.to_numpy(), rtol=1e-10)

@@ -70,11 +70,34 @@ class FormulaSpec:
 
 
 def _addends(node):
-    from formulae.expr import Binary
+    from formulae.expr import Binary, Unary
 
     if isinstance(node, Binary) and node.operator.lexeme == "+":
         return _addends(node.left) + _addends(node.right)
+    if isinstance(node, Unary) and node.operator.lexeme == "+":  # 'x + + (1 | g)', as R reads it
+        return _addends(node.right)
     return [node]
+
+
+def _callees(node) -> list[str]:
+    """Names of the functions a formula calls (``log`` in ``log(x)``), from formulae's tree."""
+    from formulae.expr import Call
+
+    found = []
+    if isinstance(node, Call):
+        name = getattr(node.callee, "name", node.callee)
+        found.append(str(getattr(name, "lexeme", name)))
+    for attr in ("left", "right", "expression"):
+        child = getattr(node, attr, None)
+        if child is not None and not isinstance(child, (str, int, float)):
+            found += _callees(child)
+    for child in getattr(node, "args", None) or []:
+        found += _callees(child)
+    return found
+
+
+#: Functions formulae itself provides inside a formula
+FORMULAE_FUNCTIONS = ("C", "I", "center", "scale", "standardize", "poly", "bs", "offset")
 
 
 def _is_random_block(node) -> bool:
@@ -107,6 +130,11 @@ def parse_formula(formula: str) -> FormulaSpec:
         tree = Parser(Scanner(formula).scan()).parse()
     except Exception as exc:  # formulae raises its own ParseError / ScanError / ValueError
         hint = ""
+        if "^" in formula:
+            hint = (
+                " Powers are written with '**' inside I() or braces, e.g. I(x**2) or {x**2} "
+                "(lme4's I(x^2))."
+            )
         if "||" in formula:
             hint = (
                 " The lme4 shorthand (x || g) is not part of this syntax: write "
@@ -121,6 +149,16 @@ def parse_formula(formula: str) -> FormulaSpec:
     if not isinstance(tree, Binary) or tree.operator.lexeme != "~":
         raise FormulaError(f"`formula` must be of the form 'y ~ terms'; got {formula!r}.")
 
+    known = set(FORMULA_FUNCTIONS) | set(FORMULAE_FUNCTIONS)
+    unknown = [
+        c for c in dict.fromkeys(_callees(tree)) if c not in known and not c.startswith("np.")
+    ]
+    if unknown:
+        raise FormulaError(
+            f"`formula` may call only known functions; got {', '.join(f'{u}()' for u in unknown)} "
+            f"in {formula!r}. Known: {', '.join(sorted(known - {'np', 'numpy'}))} and np.<name>; "
+            "or compute the column first, e.g. df['fx'] = f(df['x'])."
+        )
     block_nodes = [a for a in _addends(tree.right) if _is_random_block(a)]
     if not block_nodes:
         raise FormulaError(
@@ -170,7 +208,8 @@ def parse_formula(formula: str) -> FormulaSpec:
         group=group,
         fixed=fixed,
         blocks=tuple(block_models),
-        variables=frozenset(description.var_names),
+        # formulae lists a literal (the 2 of I(x**2)) as the variable ''
+        variables=frozenset(v for v in description.var_names if v),
     )
 
 
@@ -405,6 +444,20 @@ class Design:
                 f"`formula` names variables that are not columns of the data: "
                 f"{', '.join(hints)}. Columns are: {', '.join(map(repr, cols[:20]))}."
             )
+        if "Intercept" in spec.variables:
+            raise FormulaError(
+                "`formula` may not use a column named 'Intercept': it would take the place of "
+                "the intercept term, which has that name. Rename the column, e.g. "
+                "df.rename(columns={'Intercept': 'intercept_x'})."
+            )
+        names = [str(c) for c in df.columns]
+        repeated = sorted({c for c in names if c in spec.variables and names.count(c) > 1})
+        if repeated:
+            raise DataError(
+                f"the columns that `formula` uses must have unique names; "
+                f"{', '.join(f'{c!r} appears {names.count(c)} times' for c in repeated)}. "
+                "Rename or drop the duplicate columns."
+            )
         used = [c for c in df.columns if c in spec.variables]
         df = df[used]
         bad = df.isna().any(axis=1).to_numpy().copy()
@@ -424,6 +477,12 @@ class Design:
         if keep is not None:
             df = df[keep]
             n_dropped = int(bad.sum())
+            if len(df) == 0:
+                raise DataError(
+                    f"the data must hold rows with every variable of `formula` present; none are "
+                    f"left after dropping the {n_dropped} rows with missing values. Check which "
+                    "column is missing throughout."
+                )
         group_col = df[spec.group]
         if pd.api.types.is_float_dtype(group_col):
             raise DataTypeError(
@@ -476,9 +535,17 @@ class Design:
             )
         codes, labels = factorize(group_col.reset_index(drop=True))
         labels = labels.rename(spec.group)
-        return cls._build(
+        if len(labels) < 2:
+            raise DataError(
+                f"the data must hold at least 2 levels of {spec.group!r} to estimate the "
+                f"random-effects variances; got 1 level ({labels[0]!r}). With one group there is "
+                "nothing to pool: fit an ordinary regression (e.g. statsmodels' ols) instead."
+            )
+        design = cls._build(
             spec, X, Z, y, codes, labels, fixed_names, random_names, block_sizes, n_dropped
         )
+        _check_residual_variation(design.stats, spec.response)
+        return design
 
     @classmethod
     def _build(
@@ -558,6 +625,45 @@ def _check_fixed_rank(G: np.ndarray, names: list[str]) -> None:
             f"{'is' if len(names_bad) == 1 else 'are'} a linear combination of the columns before "
             "(or constant). Remove the redundant term from the formula; lme4 would drop it "
             "silently, bayeshrink does not."
+        )
+
+
+def _check_residual_variation(stats: MixedStats, response: str) -> None:
+    """Refuse a response that the terms reproduce exactly (sigma^2 = 0, no maximum).
+
+    The closest the model can come to y is the fit with the fixed effects shared and every
+    group's random-effect coefficients free (tau -> infinity): y on [X, Z_j per group]. Its
+    residual sum of squares comes from the cross-products: each group's [X y] block is first
+    reduced by its own Z_j (a Schur complement), the reduced blocks are summed, then reduced by
+    X. When it is rounding (below 1e-10 of y's sum of squares about its mean), sigma^2 = 0.
+    """
+    cross = stats.cross
+    k = stats.y_idx
+    xy = np.append(stats.x_idx, k)
+    z = stats.z_idx
+    n = float(stats.n.sum())
+    total = stats.total
+    tss = float(total[k, k])
+    if stats.intercept_col is not None:
+        tss -= float(total[stats.intercept_col, k]) ** 2 / n
+    if not tss > 0:
+        return
+    Gzz = cross[:, z][:, :, z]
+    Gzxy = cross[:, z][:, :, xy]
+    reduced = cross[:, xy][:, :, xy] - np.einsum(
+        "jza,jzw,jwb->jab", Gzxy, np.linalg.pinv(Gzz, rcond=1e-12, hermitian=True), Gzxy
+    )
+    R = reduced.sum(axis=0)
+    p = len(stats.x_idx)
+    rss = float(R[p, p])
+    if p:
+        rss -= float(R[p, :p] @ np.linalg.pinv(R[:p, :p], rcond=1e-12, hermitian=True) @ R[:p, p])
+    if rss <= 1e-10 * tss:
+        raise DataError(
+            f"the response {response!r} must vary around the model; the formula's terms "
+            "reproduce it exactly (e.g. y = 2x + 1), so the residual variance sigma^2 is 0 and "
+            "the model is degenerate. Check that the response is not computed from the "
+            "covariates, or leave out the terms that reproduce it."
         )
 
 

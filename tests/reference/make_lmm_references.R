@@ -74,6 +74,8 @@ ref("lmm_sleepstudy_uncorrelated", sleep, Reaction ~ Days + (1 | Subject) + (0 +
 sleep$phase <- ifelse(sleep$Days < 2, "baseline", "deprived")
 ref("lmm_sleepstudy_phase", sleep, Reaction ~ phase + (phase | Subject))
 ref("lmm_sleepstudy_random_only", sleep, Reaction ~ 1 + (Days | Subject))
+# a polynomial term: lme4's I(Days^2) is bayeshrink's I(Days**2) or {Days**2}
+ref("lmm_sleepstudy_quadratic", sleep, Reaction ~ Days + I(Days^2) + (Days | Subject))
 
 radon <- read.csv(file.path(ds, "radon.csv"), colClasses = c(county = "character"))
 for (R in c(TRUE, FALSE)) {
