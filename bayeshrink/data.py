@@ -282,6 +282,11 @@ def group_stats(data, y: str, group: str, *, missing: Missing = "raise") -> Grou
         :class:`~bayeshrink.errors.DataError` (default), or leave them out with a warning.
     """
     check_missing_option(missing)
+    if y is not None and y == group:
+        raise DataError(
+            f"`y` and `group` must be different columns; got {y!r} for both. Name the response "
+            "and the grouping column."
+        )
     if is_engine_frame(data):  # the GROUP BY runs inside the engine
         labels, n, mean_s, ssw_s, varies, centre, e = engine_group_stats(
             data, y, group, missing=missing
@@ -399,6 +404,14 @@ def summary_stats(data, estimate: str, se: str, group: str, *, n: str | None = N
     sizes = np.full(len(df), np.nan)
     if ncol is not None:
         sizes = numeric(ncol, "n")
+        given = ~np.isnan(sizes)
+        bad = given & ~(np.isfinite(sizes) & (sizes >= 1) & (sizes == np.round(sizes)))
+        if bad.any():
+            raise DataError(
+                f"`n` must hold group sizes (whole numbers of at least 1, or missing); "
+                f"{describe_rows(df.index[bad])} of {n!r} hold {_fmt_values(sizes[bad])}. "
+                "Fix those sizes or leave `n` out (it is shown, not used by the estimator)."
+            )
     stats = GroupStats(labels, est, sizes, None, ses, "summary", str(estimate))
     stats.validate()
     return stats

@@ -133,4 +133,11 @@ def fit_summary(
 
 def fit_stats(stats: GroupStats, method: str = "reml") -> ShrinkageFit:
     """Fit from precomputed per-group statistics (see :meth:`GroupStats.from_arrays`)."""
+    if not isinstance(stats, GroupStats):
+        from .errors import DataTypeError
+
+        raise DataTypeError(
+            f"`stats` must be a GroupStats; got {type(stats).__name__}. Build it with "
+            "bs.group_stats(df, y, group) or GroupStats.from_arrays(...), or call bs.fit(df, ...)."
+        )
     return ShrinkageFit(stats, estimate(stats, method))

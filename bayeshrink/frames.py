@@ -106,7 +106,14 @@ def as_frame(data) -> pd.DataFrame:
     if isinstance(data, pd.DataFrame):
         return data
     if isinstance(data, Mapping):
-        return pd.DataFrame(dict(data))
+        try:
+            return pd.DataFrame(dict(data))
+        except ValueError as exc:
+            lengths = {str(k): len(v) if hasattr(v, "__len__") else 1 for k, v in data.items()}
+            raise DataError(
+                f"`data` as a dict must hold columns of equal length; got lengths {lengths}. "
+                "Give every column one value per row."
+            ) from exc
     if is_engine_frame(data):
         return engine_to_pandas(data)
     raise DataTypeError(
@@ -132,6 +139,13 @@ def column(df: pd.DataFrame, name, role: str) -> pd.Series:
     """The column ``name`` of ``df``, checked to exist exactly once."""
     if name is None:
         raise DataTypeError(f'`{role}` must name a column; got None. Pass `{role}="<column>"`.')
+    try:
+        hash(name)
+    except TypeError:
+        raise DataTypeError(
+            f"`{role}` must name one column; got {type(name).__name__} {name!r}. Pass the "
+            f'column\'s name, e.g. `{role}="<column>"`.'
+        ) from None
     check_column_names(df.columns, [(role, name)])
     col = df[name]
     if isinstance(col, pd.DataFrame):

@@ -75,21 +75,46 @@ def simulate(
     >>> df.groupby("group").size().tolist()
     [2, 3, 4, 5]
     """
-    if int(n_groups) != n_groups or n_groups < 2:
+    if (
+        isinstance(n_groups, bool)
+        or not isinstance(n_groups, (int, np.integer, float, np.floating))
+        or not np.isfinite(n_groups)
+        or int(n_groups) != n_groups
+        or n_groups < 2
+    ):
         raise DataError(f"`n_groups` must be an integer >= 2; got {n_groups!r}.")
-    sizes = np.broadcast_to(np.asarray(n_per_group), (int(n_groups),)).astype(int)
-    if np.asarray(n_per_group).ndim and len(np.asarray(n_per_group)) != n_groups:
+    sizes_in = np.asarray(n_per_group)
+    if sizes_in.ndim > 1 or not (
+        np.issubdtype(sizes_in.dtype, np.integer) or np.issubdtype(sizes_in.dtype, np.floating)
+    ):
         raise DataError(
-            f"`n_per_group` must be one size or {n_groups} sizes; got "
-            f"{len(np.asarray(n_per_group))} sizes."
+            f"`n_per_group` must be one whole number or a list of {int(n_groups)}; got "
+            f"{n_per_group!r}."
         )
+    if sizes_in.ndim and len(sizes_in) != n_groups:
+        raise DataError(
+            f"`n_per_group` must be one size or {n_groups} sizes; got {len(sizes_in)} sizes."
+        )
+    if not np.all(np.isfinite(sizes_in)) or np.any(sizes_in != np.round(sizes_in)):
+        raise DataError(
+            f"`n_per_group` must hold whole numbers; got {n_per_group!r}. Round the sizes first."
+        )
+    sizes = np.broadcast_to(sizes_in, (int(n_groups),)).astype(int)
     if (sizes < 1).any():
         raise DataError(f"`n_per_group` must be >= 1; got {sizes.min()}.")
+    for name, value in (("mu", mu), ("sd_group", sd_group), ("sd_resid", sd_resid)):
+        if not isinstance(value, (int, float, np.integer, np.floating)) or not np.isfinite(value):
+            raise DataError(f"`{name}` must be a finite number; got {value!r}.")
     if sd_group < 0 or sd_resid <= 0:
         raise DataError(
             f"`sd_group` must be >= 0 and `sd_resid` > 0; got {sd_group} and {sd_resid}."
         )
-    rng = np.random.default_rng(seed)
+    try:
+        rng = np.random.default_rng(seed)
+    except (TypeError, ValueError) as exc:
+        raise DataError(
+            f"`seed` must be a non-negative integer, a numpy Generator or None; got {seed!r}."
+        ) from exc
     width = len(str(int(n_groups)))
     labels = np.array([f"g{j + 1:0{width}d}" for j in range(int(n_groups))])
     theta = draw_effects(rng, int(n_groups), mu, sd_group, effects)

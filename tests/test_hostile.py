@@ -306,7 +306,7 @@ def test_cli_json_is_valid_json_with_null_for_missing_numbers(capsys, tmp_path, 
     assert main([*argv, "--engine", engine]) == 0
     text = capsys.readouterr().out
     out = json.loads(text, parse_constant=lambda c: pytest.fail(f"{c} is not JSON"))
-    assert out["sigma"] is None and out["groups"][0]["n"] is None
+    assert out["sigma"] is None and out["table"]["Intercept"]["n"][0] is None
     # metafor: rma(yi = y, sei = sigma, data = schools, method = "REML")$b = 7.6856
     np.testing.assert_allclose(out["mu"], 7.685616724956, rtol=1e-10)
 
@@ -419,3 +419,44 @@ def test_decimal_response_from_duckdb_with_a_formula(sleep):
         formula="Reaction ~ Days + (Days | Subject)",
     )
     np.testing.assert_allclose(fit.fixef.to_numpy(), ref.fixef.to_numpy(), rtol=1e-10)
+
+
+# ---------------------------------------------------------------- careless arguments
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"n_groups": float("nan")}, r"`n_groups` must be an integer >= 2; got nan"),
+        ({"n_groups": "5"}, r"`n_groups` must be an integer >= 2; got '5'"),
+        ({"n_per_group": 2.7}, r"`n_per_group` must hold whole numbers; got 2\.7"),
+        ({"n_groups": 2, "n_per_group": [[1, 2], [3, 4]]}, r"`n_per_group` must be one whole"),
+        ({"sd_group": float("nan")}, r"`sd_group` must be a finite number; got nan"),
+        ({"sd_resid": float("inf")}, r"`sd_resid` must be a finite number; got inf"),
+        ({"mu": float("nan")}, r"`mu` must be a finite number; got nan"),
+        ({"seed": -1}, r"`seed` must be a non-negative integer, a numpy Generator or None"),
+        ({"seed": "a"}, r"`seed` must be a non-negative integer"),
+    ],
+)
+def test_simulate_refuses_impossible_arguments(kwargs, match):
+    with pytest.raises(bs.DataError, match=match):
+        bs.simulate(**({"n_groups": 3} | kwargs))
+
+
+def test_fit_argument_mistakes():
+    df = bs.simulate(5, seed=1)
+    with pytest.raises(bs.DataTypeError, match=r"`y` must name one column; got list \['y'\]"):
+        bs.fit(df, y=["y"], group="group")
+    with pytest.raises(bs.DataError, match=r"`y` and `group` must be different columns"):
+        bs.fit(df, y="y", group="y")
+    with pytest.raises(bs.DataError, match=r"dict must hold columns of equal length.*'g': 2"):
+        bs.fit({"y": [1.0, 2.0, 3.0], "g": ["a", "b"]}, y="y", group="g")
+    with pytest.raises(bs.DataTypeError, match=r"`stats` must be a GroupStats; got DataFrame"):
+        bs.fit_stats(df)
+
+
+@pytest.mark.parametrize("n", [-3, 0, 2.5])
+def test_fit_summary_refuses_impossible_sizes(n):
+    schools = bs.load_dataset("eight_schools").assign(n=n)
+    with pytest.raises(bs.DataError, match=r"`n` must hold group sizes"):
+        bs.fit_summary(schools, "y", "sigma", "school", n="n")
