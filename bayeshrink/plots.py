@@ -92,10 +92,50 @@ def _normal_pdf(x, mean, sd):
     return np.exp(-0.5 * ((x - mean) / sd) ** 2) / (sd * math.sqrt(2 * math.pi))
 
 
+def _group_list(groups) -> list:
+    """``groups`` as a list of labels: one label (a string such as "g1", or a number) is a list
+    of one, never split into characters; empty and repeated lists are refused."""
+    if isinstance(groups, (str, bytes)) or not np.iterable(groups):
+        return [groups]
+    out = list(groups)
+    if not out:
+        raise DataError(
+            "`groups` must name at least one group; got an empty list. Pass labels of the fit, "
+            "or leave `groups` out to show them all."
+        )
+    seen, repeated = set(), []
+    for g in out:
+        if g in seen and g not in repeated:
+            repeated.append(g)
+        seen.add(g)
+    if repeated:
+        raise DataError(
+            f"`groups` must name each group once; got {repeated[:5]} more than once. "
+            "Drop the repeats."
+        )
+    return out
+
+
+def _check_curve_values(values, name: str, what: str) -> list[float]:
+    """``ratios``/``taus`` of plot_shrinkage_curve: finite, non-negative numbers."""
+    vals = [values] if np.ndim(values) == 0 else list(values)
+    try:
+        arr = np.asarray(vals, dtype=float)
+    except (TypeError, ValueError):
+        raise DataTypeError(f"`{name}` must be numbers ({what}); got {values!r}.") from None
+    bad = ~np.isfinite(arr) | (arr < 0)
+    if bad.any():
+        raise DataError(
+            f"`{name}` must be finite and >= 0 ({what}); got {arr[bad].tolist()}. A variance "
+            "cannot be negative; 0 means complete pooling."
+        )
+    return arr.tolist()
+
+
 def _select_groups(fit: _Term, groups) -> tuple[list, str]:
     labels = list(fit.groups)
     if groups is not None:
-        groups = list(groups)
+        groups = _group_list(groups)
         missing = [g for g in groups if g not in labels]
         if missing:
             raise DataError(
@@ -210,7 +250,8 @@ def plot_triplot(
         cols=[GROUP_DIM],
         col_wrap=cols,
         backend="matplotlib",
-        figure_kwargs={"figsize": (3.3 * cols, 2.9 * rows + 1.1)},
+        # at least wide enough for the title and the four-column legend, even with one panel
+        figure_kwargs={"figsize": (max(3.3 * cols, 9.0), 2.9 * rows + 1.1)},
     )
     # the likelihood is dashed and on top: with much data it nearly coincides with the posterior
     pc.map(_draw_line, "prior", data=data["prior"], gid="prior", color=PRIOR, lw=1.8)
@@ -467,7 +508,7 @@ def plot_shrinkage_curve(
         ax.set_xscale("log")
         ax.set_xlabel("group size n")
         label = f"fitted tau^2/sigma^2 = {fitted:.3g}"
-        others = [] if ratios is None else list(ratios)
+        others = [] if ratios is None else _check_curve_values(ratios, "ratios", "tau^2/sigma^2")
         other_label = "tau^2/sigma^2 = {:.3g}"
         xs = fit.table["n"].to_numpy()
     else:
@@ -480,7 +521,7 @@ def plot_shrinkage_curve(
         fitted = fit.tau
         ax.set_xlabel("standard error se_j")
         label = f"fitted tau = {fitted:.3g}"
-        others = [] if taus is None else list(taus)
+        others = [] if taus is None else _check_curve_values(taus, "taus", "between-group SDs")
         other_label = "tau = {:.3g}"
         xs = fit.table["se"].to_numpy()
     ax.plot(x, curve(fitted), color=POSTERIOR, lw=2.2, label=label, gid="curve-fitted")

@@ -460,3 +460,52 @@ def test_fit_summary_refuses_impossible_sizes(n):
     schools = bs.load_dataset("eight_schools").assign(n=n)
     with pytest.raises(bs.DataError, match=r"`n` must hold group sizes"):
         bs.fit_summary(schools, "y", "sigma", "school", n="n")
+
+
+# ---------------------------------------------------------------- plots
+
+
+@pytest.fixture
+def demo_fit(close_figures):
+    demo = bs.load_dataset("seed_demo")
+    return bs.fit(demo[demo["model"] == "2"], y="y", group="group")
+
+
+def test_triplot_groups_given_carelessly(demo_fit):
+    from conftest import panels_of
+
+    with pytest.raises(bs.DataError, match=r"`groups` must name at least one group; got an empty"):
+        bs.plot_triplot(demo_fit, groups=[])
+    with pytest.raises(bs.DataError, match=r"`groups` must name each group once; got \['g1'\]"):
+        bs.plot_triplot(demo_fit, groups=["g1", "g2", "g1"])
+    # one label as a string is one group, not its characters 'g' and '1'
+    pc = bs.plot_triplot(demo_fit, groups="g1")
+    assert list(panels_of(pc)) == ["g1"]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        (
+            {"ratios": [-1, 0]},
+            r"`ratios` must be finite and >= 0 \(tau\^2/sigma\^2\); got \[-1\.0\]",
+        ),
+        ({"ratios": [np.nan]}, r"`ratios` must be finite and >= 0"),
+        ({"ratios": ["a"]}, r"`ratios` must be numbers"),
+    ],
+)
+def test_shrinkage_curve_refuses_impossible_ratios(demo_fit, kwargs, match):
+    with pytest.raises(bs.BayeshrinkError, match=match):
+        bs.plot_shrinkage_curve(demo_fit, **kwargs)
+
+
+def test_shrinkage_curve_ratio_zero_is_complete_pooling(demo_fit):
+    fig = bs.plot_shrinkage_curve(demo_fit, ratios=0)  # one number is a list of one
+    (line,) = [ln for ln in fig.axes[0].lines if ln.get_gid() == "curve-other"]
+    assert np.all(line.get_ydata() == 1.0)  # B = 1 / (1 + n * 0)
+
+
+def test_shrinkage_curve_refuses_negative_taus():
+    schools = bs.fit_summary(bs.load_dataset("eight_schools"), "y", "sigma", "school")
+    with pytest.raises(bs.DataError, match=r"`taus` must be finite and >= 0"):
+        bs.plot_shrinkage_curve(schools, taus=[-2.0])
