@@ -132,6 +132,29 @@ def _check_curve_values(values, name: str, what: str) -> list[float]:
     return arr.tolist()
 
 
+def _check_triplot_args(col_wrap, n_points, idata) -> None:
+    if col_wrap is not None and (
+        isinstance(col_wrap, bool) or not isinstance(col_wrap, (int, np.integer)) or col_wrap < 1
+    ):
+        raise DataError(
+            f"`col_wrap` must be a whole number of panels per row, at least 1; got {col_wrap!r}."
+        )
+    if isinstance(n_points, bool) or not isinstance(n_points, (int, np.integer)) or n_points < 20:
+        raise DataError(
+            f"`n_points` must be a whole number of at least 20 (points per density curve); got "
+            f"{n_points!r}. The default 400 draws smooth curves."
+        )
+    if idata is not None:
+        try:
+            idata["posterior"]
+        except (TypeError, KeyError):
+            raise DataTypeError(
+                f"`idata` must be the draws returned by bs.sample (an xarray DataTree with a "
+                f"posterior group); got {type(idata).__name__}"
+                f"{' without a posterior' if isinstance(idata, Mapping) else ''}."
+            ) from None
+
+
 def _select_groups(fit: _Term, groups) -> tuple[list, str]:
     labels = list(fit.groups)
     if groups is not None:
@@ -240,6 +263,7 @@ def plot_triplot(
     fit = _Term(fit, term)
     mixed = fit.general
     param = fit.term if mixed else "theta"
+    _check_triplot_args(col_wrap, n_points, idata)
     chosen, note = _select_groups(fit, groups)
     data = _density_dataset(fit, chosen, n_points)
     k = len(chosen)
@@ -646,8 +670,10 @@ def plot_shrinkage_2d(fit, terms: Sequence[str] | None = None, *, ax=None) -> Fi
             f"`fit` must be a MixedFit with at least two random terms (e.g. from "
             f"bs.fit(df, formula='y ~ x + (x | g)')); got {type(fit).__name__}."
         )
+    if isinstance(terms, str):
+        terms = [terms]
     terms = list(terms) if terms is not None else fit.random_terms[:2]
-    if len(terms) != 2:
+    if len(terms) != 2 or terms[0] == terms[1]:
         raise DataError(
             f"`terms` must name two of the random terms {fit.random_terms}; got {terms}."
         )

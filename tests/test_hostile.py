@@ -509,3 +509,25 @@ def test_shrinkage_curve_refuses_negative_taus():
     schools = bs.fit_summary(bs.load_dataset("eight_schools"), "y", "sigma", "school")
     with pytest.raises(bs.DataError, match=r"`taus` must be finite and >= 0"):
         bs.plot_shrinkage_curve(schools, taus=[-2.0])
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"col_wrap": 0}, bs.DataError, r"`col_wrap` must be a whole number .* at least 1; got 0"),
+        ({"col_wrap": -1}, bs.DataError, r"`col_wrap` must be .*; got -1"),
+        ({"n_points": 1}, bs.DataError, r"`n_points` must be a whole number of at least 20"),
+        ({"idata": 42}, bs.DataTypeError, r"`idata` must be the draws returned by bs\.sample"),
+        ({"idata": {}}, bs.DataTypeError, r"got dict without a posterior"),
+    ],
+)
+def test_triplot_layout_and_draws_arguments(demo_fit, kwargs, error, match):
+    with pytest.raises(error, match=match):
+        bs.plot_triplot(demo_fit, **kwargs)
+
+
+@pytest.mark.parametrize("terms", [["Days", "Days"], "Days", ["Days"]])
+def test_shrinkage_2d_needs_two_different_terms(sleep, close_figures, terms):
+    m = bs.fit(sleep, formula="Reaction ~ Days + (Days | Subject)")
+    with pytest.raises(bs.DataError, match=r"`terms` must name two of the random terms"):
+        bs.plot_shrinkage_2d(m, terms=terms)
