@@ -531,3 +531,123 @@ def test_shrinkage_2d_needs_two_different_terms(sleep, close_figures, terms):
     m = bs.fit(sleep, formula="Reaction ~ Days + (Days | Subject)")
     with pytest.raises(bs.DataError, match=r"`terms` must name two of the random terms"):
         bs.plot_shrinkage_2d(m, terms=terms)
+
+
+# ---------------------------------------------------------------- sampling and comparison
+
+
+@pytest.fixture(scope="module")
+def seed_fits():
+    demo = bs.load_dataset("seed_demo")
+    return {m: bs.fit(demo[demo["model"] == m], y="y", group="group") for m in ["2", "3"]}
+
+
+@pytest.fixture(scope="module")
+def runs(seed_fits):
+    """One plug-in and one full run of seed demo model 2, and a plug-in run of model 3 (same
+    group labels g1..g5, other data): few draws, enough for these checks."""
+    f2, f3 = seed_fits["2"], seed_fits["3"]
+    kw = {"draws": 300, "tune": 300, "chains": 2}
+    return {
+        "plugin2": bs.sample(bs.plugin_model(f2), random_seed=1, **kw),
+        "full2": bs.sample(bs.hierarchical_model(f2), random_seed=2, **kw),
+        "plugin3": bs.sample(bs.plugin_model(f3), random_seed=3, **kw),
+    }
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"draws": 0}, r"`draws` must be a whole number of at least 4 .*; got 0"),
+        ({"draws": -5}, r"`draws` must be a whole number of at least 4 .*; got -5"),
+        ({"draws": 1}, r"`draws` must be a whole number of at least 4 .*; got 1"),
+        ({"draws": 2.5}, r"`draws` must be a whole number"),
+        ({"chains": 0}, r"`chains` must be a whole number of at least 1; got 0"),
+        ({"tune": -1}, r"`tune` must be a whole number of at least 0; got -1"),
+        ({"target_accept": 1.5}, r"`target_accept` must lie strictly between 0 and 1; got 1\.5"),
+    ],
+)
+def test_sample_refuses_impossible_run_sizes(seed_fits, kwargs, match):
+    with pytest.raises(bs.DataError, match=match):
+        bs.sample(bs.plugin_model(seed_fits["2"]), **kwargs)
+
+
+@pytest.mark.parametrize("thing", ["fit", None, 42])
+def test_sample_needs_a_model(seed_fits, thing):
+    obj = seed_fits["2"] if thing == "fit" else thing
+    hint = r"bs\.sample\(bs\.plugin_model\(fit\)\)" if thing == "fit" else "got"
+    with pytest.raises(
+        bs.DataTypeError, match=r"`model` must be a model from bs\.plugin_model.*" + hint
+    ):
+        bs.sample(obj)
+
+
+@pytest.mark.parametrize("prob", [-0.2, 0.0, 1.0, 1.5, float("nan")])
+def test_interval_probability_must_lie_in_0_1(seed_fits, runs, prob):
+    f2 = seed_fits["2"]
+    with pytest.raises(bs.DataError, match=r"`prob` must lie strictly between 0 and 1"):
+        bs.compare(f2, full=runs["full2"], prob=prob)
+    with pytest.raises(bs.DataError, match=r"`prob` must lie strictly between 0 and 1"):
+        bs.hyperparameters(f2, full=runs["full2"], prob=prob)
+
+
+@pytest.mark.parametrize("draws", [42, {}, "plugin"])
+def test_compare_refuses_what_is_not_draws(seed_fits, draws):
+    with pytest.raises(
+        bs.DataTypeError, match=r"`plugin` must be the draws returned by bs\.sample"
+    ):
+        bs.compare(seed_fits["2"], plugin=draws)
+
+
+def test_draws_of_another_fits_model_are_refused_even_with_equal_labels(seed_fits, runs):
+    # models 2 and 3 both have groups g1..g5: labels cannot tell their draws apart
+    with pytest.raises(bs.DataError, match=r"`plugin` must be sampled from a model of this fit"):
+        bs.compare(seed_fits["3"], plugin=runs["plugin2"])
+    with pytest.raises(bs.DataError, match=r"`full` must be sampled from a model of this fit"):
+        bs.compare(seed_fits["3"], full=runs["full2"])
+    ok = bs.compare(seed_fits["3"], plugin=runs["plugin3"])  # its own draws are fine
+    assert np.all(np.abs(ok["plugin_gap"]) < 5)
+
+
+def test_draws_of_the_wrong_model_kind_are_refused(seed_fits, runs):
+    f2 = seed_fits["2"]
+    with pytest.raises(
+        bs.DataError, match=r"`plugin` must be draws of the plug-in model.*hierarch"
+    ):
+        bs.compare(f2, plugin=runs["full2"])
+    with pytest.raises(bs.DataError, match=r"`full` must be draws of the hierarchical model.*plug"):
+        bs.compare(f2, full=runs["plugin2"])
+
+
+def test_mixed_model_draws_for_a_one_way_fit_are_refused(seed_fits, sleep):
+    m = bs.fit(sleep, formula="Reaction ~ Days + (Days | Subject)")
+    mixed = bs.sample(bs.plugin_model(m), draws=100, tune=100, chains=1, random_seed=1)
+    with pytest.raises(
+        bs.DataError,
+        match=r"`plugin` must be sampled from a model of this fit.*"
+        r"mixed model",
+    ):
+        bs.compare(seed_fits["2"], plugin=mixed)
+
+
+def test_compare_and_hyperparameters_show_rhat_and_ess(seed_fits, runs):
+    import arviz as az
+
+    f2 = seed_fits["2"]
+    c = bs.compare(f2, plugin=runs["plugin2"], full=runs["full2"])
+    for tag in ("plugin", "full"):
+        for col in ("mcse", "rhat", "ess_bulk", "ess_tail"):
+            assert f"{tag}_{col}" in c.columns
+    rhat = az.rhat(runs["full2"], var_names=["theta"])["theta"].values
+    np.testing.assert_allclose(c["full_rhat"].to_numpy(), rhat, rtol=1e-12)
+    h = bs.hyperparameters(f2, full=runs["full2"])
+    tau_ess = float(az.ess(runs["full2"], var_names=["tau"], method="tail")["tau"])
+    np.testing.assert_allclose(h.loc["tau", "posterior_ess_tail"], tau_ess, rtol=1e-12)
+    assert {"posterior_rhat", "posterior_ess_bulk"} <= set(h.columns)
+
+
+def test_unconverged_runs_warn_with_rhat_and_ess():
+    schools = bs.fit_summary(bs.load_dataset("eight_schools"), "y", "sigma", "school")
+    model = bs.hierarchical_model(schools, parametrization="centered")
+    with pytest.warns(bs.ConvergenceWarning, match=r"R-hat .*tau.* above 1\.01.*ESS"):
+        bs.sample(model, draws=25, tune=15, chains=4, random_seed=5)
