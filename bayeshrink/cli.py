@@ -211,6 +211,7 @@ def _fit(args: argparse.Namespace) -> int:
     path = Path(args.file)
     try:
         df = _read_table(path, args.engine)
+        _check_separator(df, path)
         if args.formula is not None:
             result = fit(df, formula=args.formula, method=args.method, missing=args.missing)
         elif args.se is not None:
@@ -259,6 +260,7 @@ def _explore(args: argparse.Namespace) -> int:
         path = Path(args.file)
         try:
             df = _read_table(path, args.engine)
+            _check_separator(df, path)
             if args.se is not None:
                 fits = fit_summary(
                     df, estimate=args.y, se=args.se, group=args.group, method=args.method
@@ -273,6 +275,30 @@ def _explore(args: argparse.Namespace) -> int:
     path = write_page(fits, args.out, title=title)
     print(f"wrote {path}")
     return 0
+
+
+def _column_names(df) -> list[str]:
+    if isinstance(df, pd.DataFrame):
+        return [str(c) for c in df.columns]
+    if hasattr(df, "collect_schema"):  # polars LazyFrame
+        return list(df.collect_schema().names())
+    return [str(c) for c in getattr(df, "columns", [])]  # DuckDB relation
+
+
+def _check_separator(df, path: Path) -> None:
+    """A CSV written with ';' or tabs reads as one column named 'a;b;c': say so."""
+    if path.suffix.lower() != ".csv":
+        return
+    names = _column_names(df)
+    if len(names) == 1:
+        for sep, word in ((";", "';'"), ("\t", "tabs"), ("|", "'|'")):
+            if sep in names[0]:
+                raise DataError(
+                    f"`FILE` must be comma-separated; its header {names[0]!r} looks separated by "
+                    f"{word}. Convert it first, e.g. in Python: "
+                    f"pd.read_csv({path.name!r}, sep={sep!r}).to_csv('{path.stem}-comma.csv', "
+                    "index=False)."
+                )
 
 
 def _reading_errors() -> tuple[type[BaseException], ...]:

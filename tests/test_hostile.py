@@ -651,3 +651,24 @@ def test_unconverged_runs_warn_with_rhat_and_ess():
     model = bs.hierarchical_model(schools, parametrization="centered")
     with pytest.warns(bs.ConvergenceWarning, match=r"R-hat .*tau.* above 1\.01.*ESS"):
         bs.sample(model, draws=25, tune=15, chains=4, random_seed=5)
+
+
+@pytest.mark.parametrize("engine", ["polars", "pandas"])
+def test_cli_semicolon_csv_is_named_as_such(capsys, tmp_path, engine):
+    path = tmp_path / "semi.csv"
+    path.write_text("g;y\na;1\na;2\nb;3\nb;5\n")
+    err = _cli_error(capsys, ["fit", str(path), "--y", "y", "--group", "g", "--engine", engine])
+    assert "`FILE` must be comma-separated; its header 'g;y' looks separated by ';'" in err
+
+
+@pytest.mark.parametrize("engine", ["polars", "duckdb", "pandas"])
+def test_cli_corrupt_parquet_gives_one_line(capsys, tmp_path, engine):
+    path = tmp_path / "bad.parquet"
+    path.write_bytes(b"not a parquet file")
+    err = _cli_error(capsys, ["fit", str(path), "--y", "y", "--group", "g", "--engine", engine])
+    assert "`FILE` must be a well-formed CSV or Parquet file" in err
+
+
+def test_formula_with_unbalanced_parentheses(sleep):
+    with pytest.raises(bs.FormulaError, match=r"parentheses do not balance \(2 '\(' and 1 '\)'\)"):
+        bs.fit(sleep, formula="Reaction ~ log(Days + (1 | Subject)")

@@ -130,6 +130,11 @@ def parse_formula(formula: str) -> FormulaSpec:
         tree = Parser(Scanner(formula).scan()).parse()
     except Exception as exc:  # formulae raises its own ParseError / ScanError / ValueError
         hint = ""
+        if formula.count("(") != formula.count(")"):
+            hint = (
+                f" Its parentheses do not balance ({formula.count('(')} '(' and "
+                f"{formula.count(')')} ')')."
+            )
         if "^" in formula:
             hint = (
                 " Powers are written with '**' inside I() or braces, e.g. I(x**2) or {x**2} "
