@@ -29,6 +29,7 @@ from .errors import (
     MethodError,
     OutputError,
     RowsDroppedWarning,
+    SamplerConvergenceWarning,
 )
 from .estimate import VarianceComponents
 from .fitting import fit, fit_stats, fit_summary
@@ -91,6 +92,7 @@ __all__ = [
     "MixedFit",
     "OutputError",
     "RowsDroppedWarning",
+    "SamplerConvergenceWarning",
     "ShrinkageFit",
     "VarianceComponents",
     "demo_fits",

@@ -19,6 +19,7 @@ __all__ = [
     "MethodError",
     "OutputError",
     "RowsDroppedWarning",
+    "SamplerConvergenceWarning",
     "describe_rows",
 ]
 
@@ -60,6 +61,11 @@ class BayeshrinkWarning(UserWarning):
 
 class ConvergenceWarning(BayeshrinkWarning):
     """The optimiser stopped before the gradient of the criterion was small."""
+
+
+class SamplerConvergenceWarning(ConvergenceWarning):
+    """The sampler's chains have not converged: R-hat above 1.01 or too few effective draws
+    (PyMC's rules, which PyMC itself does not apply when nutpie samples)."""
 
 
 class DivergenceWarning(BayeshrinkWarning):

@@ -16,6 +16,12 @@ from conftest import FULL, REFERENCE, draws
 import bayeshrink as bs
 from bayeshrink.bayes import GROUP_DIM, DivergenceWarning, count_divergences, posterior_table
 
+# The sampling runs here are short (hundreds of draws, 2 chains) to keep the suite fast, and
+# their assertions are in Monte Carlo SEs; PyMC's convergence rules (R-hat <= 1.01, ESS >= 100
+# per chain), which sample() applies, are meant for 4 x 1000 draws and flag such runs at random.
+# The convergence checks themselves are tested in test_hostile.py.
+pytestmark = pytest.mark.filterwarnings("ignore::bayeshrink.errors.SamplerConvergenceWarning")
+
 DRAWS = draws(500, 2000)
 
 
@@ -262,7 +268,7 @@ def test_bad_arguments(demo_fits):
 def test_compare_rejects_a_posterior_from_another_fit(demo_fits):
     idata = run(bs.plugin_model(demo_fits["2"]), n=50)
     schools = bs.fit_summary(bs.load_dataset("eight_schools"), "y", "sigma", "school")
-    with pytest.raises(bs.BayeshrinkError, match="must be sampled from a model built on this fit"):
+    with pytest.raises(bs.BayeshrinkError, match="must be sampled from a model of this fit"):
         bs.compare(schools, plugin=idata)
 
 

@@ -40,10 +40,12 @@ from ..posterior import (
     GROUP_DIM,
     TERM_DIM,
     add_posterior_columns,
+    check_prob,
     count_divergences,
     posterior_table,
     term_posterior_table,
 )
+from .checks import check_draws
 from .model import PriorSpec, ShrinkageModel, check_mu, format_prior, make_prior
 
 __all__ = [
@@ -445,6 +447,10 @@ def compare(fit: MixedFit, plugin=None, full=None, prob: float = 0.94) -> pd.Dat
     Columns as :func:`bayeshrink.compare`: plugin_mean, plugin_sd, plugin_mcse, plugin_gap (in
     Monte Carlo SEs), full_mean, full_sd, full_lo, full_hi, full_mcse.
     """
+    prob = check_prob(prob)
+    for tag, idata in (("plugin", plugin), ("full", full)):
+        if idata is not None:
+            check_draws(idata, tag, fit)
     rows = []
     for term in fit.random_terms:
         t = fit.table(term)
@@ -469,8 +475,7 @@ def compare(fit: MixedFit, plugin=None, full=None, prob: float = 0.94) -> pd.Dat
         missing = out.index.difference(post.index)
         if len(missing):
             raise BayeshrinkError(
-                f"`{tag}` must be sampled from a model built on this fit; it lacks "
-                f"{list(missing)[:3]}."
+                f"`{tag}` must be sampled from a model of this fit; it lacks {list(missing)[:3]}."
             )
         add_posterior_columns(out, tag, post.loc[out.index])
         divergences[tag] = count_divergences(idata)

@@ -25,16 +25,18 @@ import pytensor.tensor as pt
 import xarray as xr
 
 from .. import shrinkage as _shr
-from ..errors import BayeshrinkError, MethodError
+from ..errors import BayeshrinkError, DataTypeError, MethodError
 from ..posterior import (
     FIXED_DIM,
     GROUP_DIM,
     TERM_DIM,
     add_posterior_columns,
+    check_prob,
     count_divergences,
     posterior_table,
 )
 from ..results import ShrinkageFit
+from .checks import check_draws
 from .model import PriorSpec, ShrinkageModel, check_mu, make_prior
 
 __all__ = [
@@ -250,6 +252,11 @@ def hierarchical_model(
             f"`eta` (the LKJ shape of random-effect correlations) is for fits with several "
             f"random terms; got eta={eta!r} for a one-way fit, which has one."
         )
+    if priors is not None and not isinstance(priors, Mapping):
+        raise DataTypeError(
+            f"`priors` must be a dict by name ('mu', 'tau', 'sigma'); got "
+            f"{type(priors).__name__}. E.g. priors={{'tau': 'uniform'}}."
+        )
     if parametrization not in PARAMETRIZATIONS:
         raise MethodError(
             f"`parametrization` must be one of {PARAMETRIZATIONS}; got {parametrization!r}."
@@ -384,8 +391,12 @@ def hyperparameters(fit: ShrinkageFit, full=None, prob: float = 0.94) -> pd.Data
     """mu_hat, tau_hat (and sigma_hat) beside their full-Bayes posteriors, one row each.
 
     Columns: estimate, and with ``full`` posterior_mean, posterior_sd, posterior_lo,
-    posterior_hi (central ``prob`` interval) and posterior_mcse.
+    posterior_hi (central ``prob`` interval), posterior_mcse, posterior_rhat,
+    posterior_ess_bulk and posterior_ess_tail.
     """
+    prob = check_prob(prob)
+    if full is not None:
+        check_draws(full, "full", fit)
     long = fit.data_kind == "long"
     names = ["mu", "tau"] + (["sigma"] if long else [])
     hyper = pd.DataFrame(
@@ -396,7 +407,7 @@ def hyperparameters(fit: ShrinkageFit, full=None, prob: float = 0.94) -> pd.Data
         for name in names:
             if name in full["posterior"]:
                 row = posterior_table(full, name, prob).iloc[0]
-                for col in ("mean", "sd", "lo", "hi", "mcse"):
+                for col in ("mean", "sd", "lo", "hi", "mcse", "rhat", "ess_bulk", "ess_tail"):
                     hyper.loc[name, f"posterior_{col}"] = row[col]
     return hyper
 
@@ -412,12 +423,22 @@ def compare(
     Columns: n, no_pooling, blup, cond_sd, pred_sd; with ``plugin`` (a DataTree from the plug-in
     model) plugin_mean, plugin_sd, plugin_mcse and plugin_gap (= (plugin_mean - blup) /
     plugin_mcse, in Monte Carlo SEs); with ``full`` full_mean, full_sd, full_lo, full_hi (the
-    central ``prob`` interval, 94% by default) and full_mcse.
+    central ``prob`` interval, 94% by default) and full_mcse. Beside each MCSE, R-hat and bulk
+    and tail ESS (``plugin_rhat``, ``plugin_ess_bulk``, ...): an MCSE means something only when
+    R-hat is near 1 and the ESS is in the hundreds.
+
+    Draws from :func:`~bayeshrink.sample` remember which model of which fit they come from:
+    draws of another fit's model (even with the same group labels), or of the other kind of
+    model, are refused.
 
     ``attrs["hyperparameters"]`` sets tau_hat (and mu_hat, sigma_hat) next to their full-Bayes
     posteriors (as a dict; :func:`hyperparameters` gives the same as a DataFrame);
     ``attrs["divergences"]`` counts divergent transitions per run.
     """
+    prob = check_prob(prob)
+    for tag, idata in (("plugin", plugin), ("full", full)):
+        if idata is not None:
+            check_draws(idata, tag, fit)
     t = fit.table()
     out = t[["n", "no_pooling", "blup", "cond_sd", "pred_sd"]].copy()
     divergences = {}
@@ -428,7 +449,7 @@ def compare(
         post = posterior_table(idata, "theta", prob)
         if [str(x) for x in post.index] != [str(x) for x in labels]:
             raise BayeshrinkError(
-                f"`{tag}` must be sampled from a model built on this fit; its levels "
+                f"`{tag}` must be sampled from a model of this fit; its levels "
                 f"{list(post.index)[:5]} do not match the fit's groups {labels[:5]}."
             )
         post.index = t.index

@@ -1,4 +1,5 @@
-"""Sampling a bayeshrink model with NUTS (nutpie or PyMC) and checking for divergences."""
+"""Sampling a bayeshrink model with NUTS (nutpie or PyMC), checking for divergences and, as
+PyMC does for its own sampler, for convergence (R-hat and ESS)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import pymc as pm
 
 from ..errors import DivergenceWarning, MethodError
 from ..posterior import count_divergences
+from .checks import check_model, check_run, tag_draws, warn_convergence
 
 __all__ = ["default_sampler", "sample"]
 
@@ -55,7 +57,17 @@ def sample(
     divergences per run; at 0.95 about one run in 20 still had one, at 0.99 none in 30. The
     model costs O(groups), so the smaller steps are cheap. Plug-in models are Gaussian and keep
     the sampler's default.
+
+    Bad run sizes (``draws`` < 4, ``chains`` < 1, ``tune`` < 0) and anything but a model are
+    refused. After sampling, PyMC's convergence rules are applied whichever sampler ran (PyMC
+    skips them for nutpie): R-hat above 1.01 or bulk/tail ESS below 100 per chain raise a
+    :class:`~bayeshrink.SamplerConvergenceWarning` naming the worst quantities. The draws
+    remember which model of which fit they come from (``idata.attrs``), so that
+    :func:`~bayeshrink.compare` can refuse draws of another fit.
     """
+    check_model(model)
+    check_run(draws, tune, chains, target_accept)
+    draws, tune, chains = int(draws), int(tune), int(chains)
     start = getattr(model, "start", None)
     if start and "initvals" not in kwargs:
         # an explicit start for the LKJ factors: nutpie (0.16) cannot build their default
@@ -97,6 +109,7 @@ def sample(
     effect_seed = None if random_seed is None else np.random.SeedSequence([random_seed, 1])
     if hasattr(model, "add_effects"):
         idata = model.add_effects(idata, effect_seed)
+    tag_draws(idata, model)  # which model of which fit: compare() checks it
     n_div = count_divergences(idata)
     if n_div:
         warnings.warn(
@@ -105,4 +118,5 @@ def sample(
             DivergenceWarning,
             stacklevel=2,
         )
+    warn_convergence(idata, model, stacklevel=3)
     return idata

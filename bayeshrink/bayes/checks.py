@@ -1,4 +1,4 @@
-"""Checks around sampling: run sizes, interval probabilities, whose draws these are, convergence.
+"""Checks around sampling: run sizes, whose draws these are, convergence.
 
 Draws returned by :func:`bayeshrink.sample` carry, in the DataTree's root ``attrs``, what they
 were sampled from: ``bayeshrink_model`` ("plugin" or "hierarchical"), ``bayeshrink_fit_kind``
@@ -7,10 +7,10 @@ were sampled from: ``bayeshrink_model`` ("plugin" or "hierarchical"), ``bayeshri
 compared against, so draws of another fit's model are refused even when the group labels
 match. Draws without these attrs (``pm.sample`` called directly) are matched by labels only.
 
-With nutpie as the sampler PyMC runs no convergence checks; :func:`convergence_table` and
-:func:`warn_convergence` apply PyMC's own rules (R-hat above 1.01; bulk or tail ESS below 100
-per chain) to every free variable and to ``theta``/``coef``, with arviz-stats' rank-normalized
-split R-hat and ESS.
+With nutpie as the sampler PyMC runs no convergence checks; :func:`warn_convergence` applies
+PyMC's own rules (R-hat above 1.01; bulk or tail ESS below 100 per chain) to every free
+variable and to ``theta``/``coef``, with arviz-stats' rank-normalized split R-hat and ESS
+(:func:`bayeshrink.posterior.convergence_table`).
 """
 
 from __future__ import annotations
@@ -20,16 +20,14 @@ import math
 import warnings
 
 import numpy as np
-import pandas as pd
 
-from .errors import BayeshrinkWarning, DataError, DataTypeError
+from ..errors import DataError, DataTypeError, SamplerConvergenceWarning
+from ..posterior import convergence_table
 
 __all__ = [
-    "ConvergenceWarning",
     "check_draws",
-    "check_prob",
+    "check_model",
     "check_run",
-    "convergence_table",
     "fingerprint",
     "tag_draws",
     "warn_convergence",
@@ -38,10 +36,6 @@ __all__ = [
 RHAT_MAX = 1.01
 ESS_PER_CHAIN_MIN = 100
 MIN_DRAWS = 4
-
-
-class ConvergenceWarning(BayeshrinkWarning):
-    """The chains have not converged: R-hat above 1.01 or too few effective draws."""
 
 
 def _whole(value) -> bool:
@@ -99,19 +93,6 @@ def check_model(model) -> None:
     )
 
 
-def check_prob(prob) -> float:
-    if not (
-        isinstance(prob, (int, float, np.integer, np.floating))
-        and not isinstance(prob, bool)
-        and 0.0 < float(prob) < 1.0
-    ):
-        raise DataError(
-            f"`prob` must lie strictly between 0 and 1 (the probability of the central "
-            f"interval); got {prob!r}. E.g. 0.94 (the default) or 0.9."
-        )
-    return float(prob)
-
-
 # --------------------------------------------------------------------------- whose draws
 
 
@@ -136,7 +117,7 @@ def fingerprint(fit, estimates: bool = True) -> str:
 
     if _fit_kind(fit) == "one-way":
         st = fit.stats
-        add(st.kind)
+        add(st.data_kind)
         add([str(g) for g in st.labels])
         for arr in (st.mean, st.n, st.ssw, st.se):
             if arr is not None:
@@ -214,27 +195,18 @@ def check_draws(idata, tag: str, fit) -> None:
 
 
 def _diagnosed_vars(idata, model=None) -> list[str]:
+    """The free variables and the group effects (theta or coef). The standardized effects z
+    are left to theta/coef, which carry them (theta = mu + tau z): on a boundary fit theta is
+    pinned and z is a free variable that nothing depends on."""
     post = idata["posterior"]
+    effects = [v for v in ("theta", "coef") if v in post.data_vars]
     names = []
     if model is not None:
         names = [v.name for v in getattr(model, "free_RVs", [])]
-    names += [v for v in ("theta", "coef") if v in post.data_vars]
+        if effects:
+            names = [n for n in names if n != "z"]
+    names += effects
     return [v for v in dict.fromkeys(names) if v in post.data_vars]
-
-
-def convergence_table(idata, var_names=None) -> dict:
-    """R-hat (rank-normalized split), bulk and tail ESS of ``var_names``, as arviz-stats gives
-    them: a dict of DataTrees keyed "rhat", "ess_bulk", "ess_tail"."""
-    import arviz as az
-
-    names = list(var_names) if var_names is not None else _diagnosed_vars(idata)
-    with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # constant draws (a pinned theta)
-        return {
-            "rhat": az.rhat(idata, var_names=names),
-            "ess_bulk": az.ess(idata, var_names=names, method="bulk"),
-            "ess_tail": az.ess(idata, var_names=names, method="tail"),
-        }
 
 
 def _worst(da, largest: bool) -> tuple[float, str]:
@@ -267,7 +239,7 @@ def warn_convergence(idata, model=None, stacklevel: int = 3) -> None:
     if chains > 1:
         rhat = max(((*_worst(diag["rhat"][v], True), v) for v in names), key=_key_max)
         if rhat[0] > RHAT_MAX:
-            problems.append(f"R-hat of {rhat[2]}{rhat[1]} is {rhat[0]:.3g} (above {RHAT_MAX})")
+            problems.append(f"R-hat of {rhat[2]}{rhat[1]} is {rhat[0]:.3f} (above {RHAT_MAX})")
     need = ESS_PER_CHAIN_MIN * chains
     for kind in ("ess_bulk", "ess_tail"):
         low = min(((*_worst(diag[kind][v], False), v) for v in names), key=_key_min)
@@ -282,7 +254,7 @@ def warn_convergence(idata, model=None, stacklevel: int = 3) -> None:
             + "; ".join(problems)
             + ". Estimates and their Monte Carlo SEs are unreliable: sample longer (more tune "
             "and draws), or use the non-centered or marginalized model.",
-            ConvergenceWarning,
+            SamplerConvergenceWarning,
             stacklevel=stacklevel,
         )
 
@@ -293,10 +265,3 @@ def _key_max(t):
 
 def _key_min(t):
     return t[0] if math.isfinite(t[0]) else math.inf
-
-
-def diagnostics_frame(idata, var: str, index) -> pd.DataFrame:
-    """R-hat, bulk and tail ESS of one variable as columns, aligned with ``index``."""
-    diag = convergence_table(idata, [var])
-    cols = {k: np.atleast_1d(np.asarray(diag[k][var].values, dtype=float)).ravel() for k in diag}
-    return pd.DataFrame(cols, index=index)
