@@ -437,14 +437,28 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """bayeshrink's warnings on the command line: one line each, like its errors."""
+    print(f"bayeshrink: warning: {message}", file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
+    import warnings
+
+    from .errors import BayeshrinkWarning
+
     parser = build_parser()
     args = parser.parse_args(argv)
-    try:
-        return args.func(args)
-    except BayeshrinkError as exc:
-        print(f"bayeshrink: error: {exc}", file=sys.stderr)
-        return 2
+    with warnings.catch_warnings():
+        # rows dropped, divergences, chains that did not converge: said in one line, not as a
+        # Python warning with its source line
+        warnings.simplefilter("always", BayeshrinkWarning)
+        warnings.showwarning = _show_warning
+        try:
+            return args.func(args)
+        except BayeshrinkError as exc:
+            print(f"bayeshrink: error: {exc}", file=sys.stderr)
+            return 2
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -676,3 +676,14 @@ def test_cli_corrupt_parquet_gives_one_line(capsys, tmp_path, engine):
 def test_formula_with_unbalanced_parentheses(sleep):
     with pytest.raises(bs.FormulaError, match=r"parentheses do not balance \(2 '\(' and 1 '\)'\)"):
         bs.fit(sleep, formula="Reaction ~ log(Days + (1 | Subject)")
+
+
+def test_cli_warnings_are_one_line_each(capsys, tmp_path):
+    path = tmp_path / "d.csv"
+    pd.DataFrame({"g": list("aabbcc"), "y": [1.0, 2.0, np.nan, 3.0, 5.0, 4.0]}).to_csv(
+        path, index=False
+    )
+    argv = ["fit", str(path), "--y", "y", "--group", "g", "--missing", "drop"]
+    assert main([*argv, "--engine", "pandas"]) == 0
+    err = capsys.readouterr().err
+    assert err.startswith("bayeshrink: warning: left out 1 of 6 rows") and err.count("\n") == 1
