@@ -69,6 +69,7 @@ html_extra_path = ["_generated/extra"]
 
 # Notebooks: show the committed outputs; the test suite executes them.
 nb_execution_mode = "off"
+nb_ipywidgets_js = {}  # no widget manager from a CDN: pages fetch nothing
 nb_render_markdown_format = "myst"  # Markdown outputs (display(Markdown(...))) keep their maths
 myst_enable_extensions = ["dollarmath", "colon_fence"]
 myst_heading_anchors = 3

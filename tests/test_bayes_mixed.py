@@ -49,8 +49,10 @@ def test_plugin_posterior_means_are_coef(sleep_fit, mu):
     # effects the SD that also counts their uncertainty (fit.pred_sd())
     exact = bs.plugin_posterior(fit, mu=mu)
     exact.index = exact.index.set_levels([str(g) for g in exact.index.levels[0]], level=0)
-    ratio = c["plugin_sd"] / exact.loc[c.index, "sd"]
-    assert np.all(np.abs(ratio - 1) < 0.10), ratio.describe()
+    # a sampled SD from ESS effective draws has a relative Monte Carlo SE of about
+    # 1 / sqrt(2 ESS) (normal posterior): the log ratio is judged in those units
+    z_sd = np.log(c["plugin_sd"] / exact.loc[c.index, "sd"]) * np.sqrt(2 * c["plugin_ess_bulk"])
+    assert np.all(np.abs(z_sd) < 4), z_sd.abs().max()
     if mu == "fixed":
         np.testing.assert_allclose(exact.loc[c.index, "sd"], c["cond_sd"], rtol=1e-12)
         # the triplot overlays the sampled marginal posterior of the term
@@ -104,8 +106,8 @@ def test_full_bayes_has_an_lkj_prior_and_stays_near_the_blups(sleep_fit):
 
 def test_marginalized_and_sampled_group_effects_agree(sleep_fit):
     # The same posterior two ways: b_j integrated out of the likelihood and drawn exactly after
-    # sampling, or sampled by NUTS. Posterior means of coef agree within 4 combined MCSE, SDs
-    # within 10%; the marginalized sampler needs far fewer leapfrog steps per draw.
+    # sampling, or sampled by NUTS. Posterior means and SDs of coef agree within 4 combined
+    # Monte Carlo SEs; the marginalized sampler needs far fewer leapfrog steps per draw.
     fit = sleep_fit
     n = draws(500, 1500)
     marg = bs.hierarchical_model(fit)
@@ -115,8 +117,11 @@ def test_marginalized_and_sampled_group_effects_agree(sleep_fit):
     ca, cb = bs.compare(fit, full=a), bs.compare(fit, full=b)
     z = (ca["full_mean"] - cb["full_mean"]) / np.sqrt(ca["full_mcse"] ** 2 + cb["full_mcse"] ** 2)
     assert np.all(np.abs(z) < 4), z.abs().max()
-    ratio = ca["full_sd"] / cb["full_sd"]
-    assert np.all(np.abs(ratio - 1) < 0.10), ratio.describe()
+    # a posterior SD estimated from ESS effective draws has a relative Monte Carlo SE of about
+    # 1 / sqrt(2 ESS) (normal posterior), so log(sd_a / sd_b) is compared in those units
+    log_ratio = np.log(ca["full_sd"] / cb["full_sd"])
+    se = np.sqrt(1 / (2 * ca["full_ess_bulk"]) + 1 / (2 * cb["full_ess_bulk"]))
+    assert np.all(np.abs(log_ratio / se) < 4), (log_ratio / se).abs().max()
     import arviz as az
 
     for var in ("sd_re", "sigma"):

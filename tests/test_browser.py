@@ -157,7 +157,7 @@ def test_set_ratio_matches_closed_form(demo, model, shots):
     s0 = demo.js("window.bayeshrink.setRatio(0)")
     labels, blup, b = groups_of(s0)
     assert labels == [str(x) for x in t.index]
-    np.testing.assert_allclose(blup, t["complete_pooling"], rtol=0, atol=1e-9)
+    np.testing.assert_allclose(blup, fit.complete_pooling, rtol=0, atol=1e-9)
     np.testing.assert_array_equal(b, 1.0)
     assert s0["regime"] == "complete"
     assert "Complete pooling" in demo.page.locator(".bsx-status").inner_text()

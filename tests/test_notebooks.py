@@ -85,3 +85,19 @@ def test_worked_example_notebook_shows_the_published_tables(tmp_path, monkeypatc
     assert fixed_effects == pytest.approx(
         [17.88528, 18.38737, 14.85108, 14.92801, 13.89675], abs=5e-6
     )
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_committed_outputs_need_no_widget_manager(path):
+    # a progress bar saved as a Jupyter widget makes the rendered page (docs, GitHub) load a
+    # widget manager from a CDN and show nothing: committed notebooks carry plain outputs only
+    nb = nbformat.read(path, as_version=4)
+    assert "widgets" not in nb.metadata
+    views = [
+        c.execution_count
+        for c in nb.cells
+        if c.cell_type == "code"
+        for o in c.get("outputs", [])
+        if "application/vnd.jupyter.widget-view+json" in o.get("data", {})
+    ]
+    assert not views, f"cells {views} hold widget outputs: execute with progress bars off"
