@@ -316,6 +316,7 @@ class Standardization:
     Gz: np.ndarray  # (q, q), block diagonal
     beta0: np.ndarray  # (p,) in X_s units
     y_scale: float
+    y_ss: float = np.nan  # sum of squares of y about its mean (about 0 without an intercept)
 
 
 def _centre_scale(col: np.ndarray, centre: bool) -> tuple[float, float]:
@@ -375,14 +376,11 @@ def standardize(
     else:
         beta0 = np.zeros(0)
         r = y
-    _, y_scale = _centre_scale(r, centre=False)
-    if float(np.sqrt(np.mean(r * r))) == 0.0:
-        raise DataError(
-            "the fixed effects explain the response exactly (every residual is 0), so there is "
-            "no residual variance to separate the random effects from. Check that the response "
-            "is not one of the covariates (or a function of them)."
-        )
-    return Xs, Zs, r / y_scale, Standardization(Gx=Gx, Gz=Gz, beta0=beta0, y_scale=y_scale)
+    _, y_scale = _centre_scale(r, centre=False)  # 1 when every residual is 0: see below
+    m_y, _ = _centre_scale(y, centre=intercept is not None)
+    y_ss = float(np.sum((y - m_y) ** 2))
+    tr = Standardization(Gx=Gx, Gz=Gz, beta0=beta0, y_scale=y_scale, y_ss=y_ss)
+    return Xs, Zs, r / y_scale, tr
 
 
 def _shared_columns(X: np.ndarray, Z: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
@@ -633,37 +631,47 @@ def _check_fixed_rank(G: np.ndarray, names: list[str]) -> None:
         )
 
 
+#: A response reproduced to within this many units of rounding (relative to its spread) counts
+#: as reproduced exactly: its residual variance is rounding noise, not data.
+ROUNDING_MULTIPLE = 1e4
+
+
 def _check_residual_variation(stats: MixedStats, response: str) -> None:
     """Refuse a response that the terms reproduce exactly (sigma^2 = 0, no maximum).
 
     The closest the model can come to y is the fit with the fixed effects shared and every
     group's random-effect coefficients free (tau -> infinity): y on [X, Z_j per group]. Its
-    residual sum of squares comes from the cross-products: each group's [X y] block is first
-    reduced by its own Z_j (a Schur complement), the reduced blocks are summed, then reduced by
-    X. When it is rounding (below 1e-10 of y's sum of squares about its mean), sigma^2 = 0.
+    residual sum of squares comes from the standardized cross-products (y there holds the
+    residuals of a least-squares fit on X, so nothing large is subtracted): each group's [X y]
+    block is reduced by its own Z_j (a Schur complement), the reduced blocks are summed, then
+    reduced by X. When what is left is rounding, ``ROUNDING_MULTIPLE`` machine epsilons of y's
+    spread or less, sigma^2 = 0.
     """
-    cross = stats.cross
-    k = stats.y_idx
-    xy = np.append(stats.x_idx, k)
-    z = stats.z_idx
-    n = float(stats.n.sum())
-    total = stats.total
-    tss = float(total[k, k])
-    if stats.intercept_col is not None:
-        tss -= float(total[stats.intercept_col, k]) ** 2 / n
-    if not tss > 0:
+    tr = stats.transform
+    std = stats.std if stats.std is not None else stats
+    if tr is None:
         return
+    if not tr.y_ss > 0:
+        raise DataError(
+            f"the response {response!r} must vary; every value is the same. There is nothing "
+            "to model: check the column (or the filter that produced the data)."
+        )
+    cross = std.cross
+    k = std.y_idx
+    xy = np.append(std.x_idx, k)
+    z = std.z_idx
     Gzz = cross[:, z][:, :, z]
     Gzxy = cross[:, z][:, :, xy]
     reduced = cross[:, xy][:, :, xy] - np.einsum(
         "jza,jzw,jwb->jab", Gzxy, np.linalg.pinv(Gzz, rcond=1e-12, hermitian=True), Gzxy
     )
     R = reduced.sum(axis=0)
-    p = len(stats.x_idx)
+    p = len(std.x_idx)
     rss = float(R[p, p])
     if p:
         rss -= float(R[p, :p] @ np.linalg.pinv(R[:p, :p], rcond=1e-12, hermitian=True) @ R[:p, p])
-    if rss <= 1e-10 * tss:
+    rss *= tr.y_scale**2
+    if rss <= (ROUNDING_MULTIPLE * np.finfo(float).eps) ** 2 * tr.y_ss:
         raise DataError(
             f"the response {response!r} must vary around the model; the formula's terms "
             "reproduce it exactly (e.g. y = 2x + 1), so the residual variance sigma^2 is 0 and "
