@@ -18,7 +18,7 @@ is linear in rows and the rows are never needed again.
 from __future__ import annotations
 
 import difflib
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 
 import numpy as np
@@ -55,6 +55,11 @@ class FormulaSpec:
     fixed: object  # formulae Model with the response and the common terms
     blocks: tuple  # one formulae Model of common terms per parenthesised random block
     variables: frozenset
+
+    def __reduce__(self):
+        # formulae's objects for a call such as log(x) hold modules, which do not pickle: a
+        # spec pickles as its formula and is parsed again
+        return (parse_formula, (self.formula,))
 
     @property
     def intercept_only(self) -> bool:
@@ -424,6 +429,8 @@ class Design:
     labels: pd.Index
     stats: MixedStats
     n_dropped: int = 0
+    # the formula's encoding (levels, stateful transforms) for new rows: fit.predict(newdata)
+    encoder: object = field(default=None, repr=False)
 
     @classmethod
     def from_formula(
@@ -519,7 +526,7 @@ class Design:
             Xdf = dm.common.as_dataframe()
             X = Xdf.to_numpy(dtype=float)
             fixed_names = [str(c) for c in Xdf.columns]
-        Zs, random_names, block_sizes = [], [], []
+        Zs, random_names, block_sizes, block_matrices = [], [], [], []
         for block in spec.blocks:
             try:
                 with quiet():
@@ -527,6 +534,7 @@ class Design:
             except Exception as exc:
                 raise FormulaError(f"a random term could not be evaluated: {exc}") from exc
             Zdf = bm.common.as_dataframe()
+            block_matrices.append(bm.common)
             Zs.append(Zdf.to_numpy(dtype=float))
             random_names.extend(str(c) for c in Zdf.columns)
             block_sizes.append(Zdf.shape[1])
@@ -550,7 +558,17 @@ class Design:
             spec, X, Z, y, codes, labels, fixed_names, random_names, block_sizes, n_dropped
         )
         _check_residual_variation(design.stats, spec.response)
-        return design
+        from .newdata import RowEncoder
+
+        encoder = RowEncoder(
+            dm.common,
+            block_matrices,
+            variables=sorted(spec.variables - {spec.group}),
+            response_vars=_response_variables(spec),
+            fixed_names=fixed_names,
+            random_names=random_names,
+        )
+        return replace(design, encoder=encoder)
 
     @classmethod
     def _build(
@@ -606,6 +624,18 @@ class Design:
             stats=stats,
             n_dropped=n_dropped,
         )
+
+
+def _response_variables(spec: FormulaSpec) -> set[str]:
+    """Variables that appear only in the response (new rows for prediction need not have them)."""
+    from formulae import model_description
+
+    rhs = spec.formula.split("~", 1)[1]
+    try:
+        used = {v for v in model_description("y__ ~ " + rhs).var_names if v} - {"y__"}
+    except Exception:  # pragma: no cover - the full formula parsed, so its right side does
+        return set()
+    return set(spec.variables) - used
 
 
 def _check_fixed_rank(G: np.ndarray, names: list[str]) -> None:
