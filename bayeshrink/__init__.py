@@ -33,6 +33,7 @@ from .errors import (
 )
 from .estimate import VarianceComponents
 from .fitting import fit, fit_stats, fit_summary
+from .inference import RefitWarning, anova
 from .lmm import MixedFit  # formulae is imported on first use of a formula
 from .results import ShrinkageFit
 from .simulate import simulate
@@ -94,7 +95,9 @@ __all__ = [
     "RowsDroppedWarning",
     "SamplerConvergenceWarning",
     "ShrinkageFit",
+    "RefitWarning",
     "VarianceComponents",
+    "anova",
     "demo_fits",
     "describe_dataset",
     "fit",

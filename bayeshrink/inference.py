@@ -300,8 +300,8 @@ def predict(
     [342.162, 298.508]
     >>> m.predict(new, allow_new_levels=True, interval="prediction")[["lo", "hi"]].round(1)
           lo     hi
-    0  289.6  394.7
-    1  222.3  374.7
+    0  289.7  394.6
+    1  207.7  389.3
     """
     from .data import _as_frame
 
@@ -547,6 +547,7 @@ def anova(
     >>> m1 = bs.fit(sleep, formula="Reaction ~ Days + (Days | Subject)", method="ml")
     >>> bs.anova(m0, m1)[["npar", "chisq", "df"]].round(4)
                                         npar    chisq   df
+    model
     Reaction ~ Days + (1 | Subject)        4      NaN  NaN
     Reaction ~ Days + (Days | Subject)     6  42.1393  2.0
     """
@@ -1097,6 +1098,47 @@ def confint(
     return out
 
 
+def refit_from_stats(stats, block_sizes, method: str, theta0: np.ndarray):
+    """Fit the model to cross-products by REML or ML, started at ``theta0`` (the bootstrap's
+    refits: started at the fitted theta they converge in a few steps). Returns beta (on the
+    data's scale), sigma and the random-effects covariance.
+
+    The estimator's criterion is reached only here and in :func:`ml_deviance_function` /
+    :func:`profiled_ml_criterion`."""
+    from .lmm.estimate import _Criterion, theta_layout
+
+    crit = _Criterion(stats, block_sizes, method)
+    diag = theta_layout(block_sizes)[2]
+
+    def f(theta):
+        try:
+            return crit.value_and_grad(theta)
+        except np.linalg.LinAlgError:
+            return 1e300, np.zeros(len(theta))
+
+    bnds = [(0.0, None) if d else (None, None) for d in diag]
+    best = _minimize(f, theta0, bnds, jac=True)
+    for _ in range(2):  # SDs left at 0: restart from inside (the criterion is even there)
+        zero = diag & (best.x <= 1e-6)
+        if not zero.any():
+            break
+        improved = False
+        for v in (0.02, 0.1, 0.5, 1.0):
+            x0 = best.x.copy()
+            x0[zero] = v
+            res = _minimize(f, x0, bnds, jac=True)
+            if res.fun < best.fun - 1e-12 * abs(best.fun):
+                best, improved = res, True
+        if not improved:
+            break
+    L, _, _, _, beta, r2, _ = crit.parts(best.x)
+    beta = beta.copy()
+    if stats.intercept_col is not None:
+        beta[stats.intercept_col] += stats.y_shift
+    sigma = math.sqrt(r2 / crit.dof)
+    return beta, sigma, sigma**2 * L @ L.T
+
+
 def bootstrap(fit, n_boot: int = 500, random_seed: int | None = None) -> pd.DataFrame:
     """Parametric bootstrap of a fit (lme4's ``bootMer``): ``n_boot`` refits to responses drawn
     from the fitted model; one row per replicate, the parameters of :func:`confint` as columns.
@@ -1106,7 +1148,7 @@ def bootstrap(fit, n_boot: int = 500, random_seed: int | None = None) -> pd.Data
     refit to simulated rows would see.
     """
     from .lmm.design import MixedStats
-    from .lmm.estimate import ConvergenceWarning, estimate_lmm
+    from .lmm.estimate import theta_layout
 
     if isinstance(n_boot, bool) or not isinstance(n_boot, (int, np.integer)) or n_boot < 2:
         raise DataError(f"`n_boot` must be an integer >= 2; got {n_boot!r}. E.g. n_boot=500.")
@@ -1127,6 +1169,12 @@ def bootstrap(fit, n_boot: int = 500, random_seed: int | None = None) -> pd.Data
     J = len(s.n)
     q = len(p.random_names)
     chol_re = _chol_psd(p.cov_re)
+    diag = theta_layout(p.block_sizes)[2]
+    theta0 = (
+        np.where(diag, 1.0, 0.0)
+        if chol_re is None
+        else _chol_psd(p.cov_re / p.sigma**2)[theta_layout(p.block_sizes)[:2]]
+    )
     est0 = _estimates(p)
     rows = []
     for _ in range(n_boot):
@@ -1154,10 +1202,8 @@ def bootstrap(fit, n_boot: int = 500, random_seed: int | None = None) -> pd.Data
             y_shift=s.y_shift,
             intercept_col=s.intercept_col,
         )
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ConvergenceWarning)
-            c = estimate_lmm(st, p.block_sizes, p.method)
-        rows.append(np.r_[_phi_from(p, c.cov_re, c.sigma), c.beta])
+        beta, sigma, cov_re = refit_from_stats(st, p.block_sizes, p.method, theta0)
+        rows.append(np.r_[_phi_from(p, cov_re, sigma), beta])
     out = pd.DataFrame(rows, columns=est0.index)
     out.attrs.update(n_boot=n_boot, random_seed=random_seed)
     return out
