@@ -59,6 +59,7 @@ _LAZY = {
     "plot_shrinkage_2d": "plots",
     "explore": "explorer",
     "Explorer": "explorer",
+    "plot_predictions": "plots",
 }
 
 

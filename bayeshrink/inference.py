@@ -1270,3 +1270,64 @@ class InferenceMixin:
         criterion (lme4's ``REMLcrit(m)``, which lme4's deviance() returns there with a warning
         that the use is deprecated). Compare models by ``bs.anova``, which refits by ML."""
         return information(self)["deviance"]
+
+
+# =============================================================================== pooling
+
+
+def pooling_predictions(fit, newdata) -> pd.DataFrame:
+    """Gelman & Hill's three fits for rows of known groups: ``no_pooling`` (each group's own
+    least-squares fit of its random terms, the other fixed effects at their estimates:
+    ``own_fit()``; the group mean for a one-way fit), ``complete_pooling`` (ordinary least
+    squares ignoring the groups, from the fit's X'X and X'y) and ``partial_pooling`` (the BLUP
+    prediction, :func:`predict`). NaN no-pooling where a group's data cannot fit its terms."""
+    from .data import _as_frame
+    from .lmm import MixedFit
+
+    pieces = fit_pieces(fit)
+    _check_long(fit, "pooling predictions")
+    df = _as_frame(newdata)
+    partial = predict(fit, df).to_numpy()
+    X, Z = pieces.encoder(df)
+    pos = _match_groups(pieces.labels, df[pieces.factor])
+    if (pos < 0).any():
+        raise DataError(
+            f"`newdata` must hold levels of {pieces.factor!r} seen in the fit for pooling "
+            "predictions; a new group has no own fit."
+        )
+    if isinstance(fit, MixedFit):
+        s = fit.design.stats
+        ols = np.linalg.solve(s.XtX, s.Xty)
+        if s.intercept_col is not None:
+            ols[s.intercept_col] += s.y_shift
+        own_dev = fit.own_fit().to_numpy() - fit.fixed_of_random @ pieces.beta
+        none = X @ pieces.beta + np.einsum("iq,iq->i", Z, own_dev[pos])
+        complete = X @ ols
+    else:
+        t = fit.table()
+        none = t["no_pooling"].to_numpy()[pos]
+        complete = np.full(len(df), fit.complete_pooling)
+    return pd.DataFrame(
+        {"no_pooling": none, "complete_pooling": complete, "partial_pooling": partial},
+        index=df.index,
+    )
+
+
+def response_values(fit, data) -> np.ndarray:
+    """The response of ``fit`` evaluated on ``data`` (a transformation such as ``log(y)`` as in
+    the formula)."""
+    from .data import _as_frame
+    from .lmm import MixedFit
+
+    df = _as_frame(data)
+    name = fit.response if isinstance(fit, MixedFit) else fit.stats.response
+    if name in df.columns:
+        return df[name].to_numpy(dtype=float)
+    if not isinstance(fit, MixedFit):
+        raise ColumnError(f"`data` must have the response column {name!r}.")
+    from formulae.matrices import DesignMatrices
+
+    from .lmm.newdata import _formula_env
+
+    dm = DesignMatrices(fit.design.spec.fixed, df, _formula_env())
+    return np.asarray(dm.response.design_matrix, dtype=float).reshape(-1)

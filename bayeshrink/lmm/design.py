@@ -560,11 +560,12 @@ class Design:
         _check_residual_variation(design.stats, spec.response)
         from .newdata import RowEncoder
 
+        response_only = _response_variables(spec)
         encoder = RowEncoder(
             dm.common,
             block_matrices,
-            variables=sorted(spec.variables - {spec.group}),
-            response_vars=_response_variables(spec),
+            variables=sorted(spec.variables - {spec.group} - response_only),
+            response_vars=response_only,
             fixed_names=fixed_names,
             random_names=random_names,
         )
