@@ -407,7 +407,8 @@ def information(fit) -> dict[str, float]:
     restricted log-likelihood, as lme4's; they compare only fits with the same fixed effects.
     BIC uses log(number of observations), as lme4. For a fit to group estimates with known
     standard errors (``bs.fit_summary``), the parameters are the fixed effect and tau^2, and
-    the BIC uses log(k) for ML, log(k - 1) for REML, as metafor's ``fitstats``.
+    the BIC uses log(k) for ML, log(k - 1) for REML, as metafor's ``fitstats``; their
+    ``deviance`` is -2 logLik too (metafor's deviance is measured from a saturated model).
     """
     from .lmm import MixedFit
     from .results import ShrinkageFit

@@ -542,3 +542,43 @@ def test_summary_data_cannot_predict_or_profile():
     with pytest.raises(bs.DataTypeError, match="fitted to long data"):
         f.confint(method="profile")
     assert np.isfinite(f.confint().loc["(Intercept)", "lo"])
+
+
+def test_summary_data_information_criteria_match_metafor():
+    schools = bs.load_dataset("eight_schools")
+    ref = load_ref("api_eight_schools_fitstats")
+    for method in ("REML", "ML"):
+        f = bs.fit_summary(schools, estimate="y", se="sigma", group="school", method=method)
+        # R: fitstats(rma(yi = y, sei = sigma, method = method))
+        close(f.loglik, ref[method]["logLik"])
+        assert f.n_params == ref[method]["parms"]
+        close(f.aic, ref[method]["AIC"])
+        close(f.bic, ref[method]["BIC"])
+
+
+def test_categorical_slopes_and_interactions_predict_from_coef():
+    """A categorical random slope and an interaction: predictions on the fitted rows are each
+    row's coefficients times its covariates (two code paths)."""
+    d = sleep()
+    m = bs.fit(d, formula="Reaction ~ phase + (phase | Subject)")
+    coef = m.coef()
+    deprived = [c for c in coef.columns if "deprived" in c]
+    assert len(coef.columns) == 2 and len(deprived) == 1
+    g = d["Subject"].to_numpy()
+    want = (
+        coef.loc[g, "Intercept"].to_numpy()
+        + (d["phase"] == "deprived").to_numpy() * coef.loc[g, deprived[0]].to_numpy()
+    )
+    close(m.predict(d), want, rtol=1e-10)
+    mi = bs.fit(d, formula="Reaction ~ Days * phase + (1 | Subject)")
+    X = np.column_stack(
+        [
+            np.ones(len(d)),
+            d["Days"],
+            d["phase"] == "deprived",
+            d["Days"] * (d["phase"] == "deprived"),
+        ]
+    ).astype(float)
+    fe = mi.fixef.to_numpy()
+    pop = mi.predict(d, random=False).to_numpy()
+    close(pop, X @ fe, rtol=1e-10)

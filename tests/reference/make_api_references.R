@@ -114,3 +114,15 @@ for (REML in c(TRUE, FALSE)) {
   writeLines(enc(x), file.path(out, paste0("api_dyestuff2_", tag, ".json")))
 }
 cat(format(packageVersion("lme4")), "\n")
+
+# Summary data (metafor): fitstats() of rma() on the eight schools, REML and ML
+suppressPackageStartupMessages(library(metafor))
+schools <- read.csv(file.path(ds, "eight_schools.csv"))
+x <- list()
+for (m in c("REML", "ML")) {
+  r <- rma(yi = schools$y, sei = schools$sigma, method = m)
+  fs <- fitstats(r)
+  x[[m]] <- list(logLik = num(fs["logLik:", 1]), AIC = num(fs["AIC:", 1]),
+                 BIC = num(fs["BIC:", 1]), parms = num(r$parms))
+}
+writeLines(enc(x), file.path(out, "api_eight_schools_fitstats.json"))
