@@ -719,7 +719,8 @@ def _chol_psd(T: np.ndarray) -> np.ndarray | None:
     return L
 
 
-def _theta_from_phi(p: FitPieces, phi: np.ndarray) -> np.ndarray | None:
+def _theta_from_phi(p: FitPieces, phi: np.ndarray, Gz: np.ndarray | None = None):
+    """theta (of the columns Z Gz^-1, when Gz is given) from (SDs, correlations, sigma)."""
     rows, cols, diag = _layout(p)
     q = len(p.random_names)
     sigma = phi[-1]
@@ -731,6 +732,8 @@ def _theta_from_phi(p: FitPieces, phi: np.ndarray) -> np.ndarray | None:
         else:
             C[r, c] = C[c, r] = phi[i]
     T = C * np.outer(sd, sd) / sigma**2
+    if Gz is not None:
+        T = Gz @ T @ Gz.T
     L = _chol_psd(T)
     if L is None:
         return None
@@ -743,9 +746,9 @@ def ml_deviance_function(stats, block_sizes):
     The profile and the bootstrap reach the estimator's criterion only through this function:
     with sigma given, the ML deviance is log|M| + r2 / sigma^2 + N log(2 pi sigma^2) (lme4's
     ``devfun2``); with sigma profiled it is log|M| + N (1 + log(2 pi r2 / N))."""
-    from .lmm.estimate import _Criterion
+    from .lmm.estimate import ProfiledCriterion
 
-    crit = _Criterion(stats, block_sizes, "ml")
+    crit = ProfiledCriterion(stats, block_sizes, "ml")
     N = crit.N
 
     def f(theta: np.ndarray) -> tuple[float, float]:
@@ -760,9 +763,9 @@ def ml_deviance_function(stats, block_sizes):
 
 def profiled_ml_criterion(stats, block_sizes):
     """theta -> (ML criterion with beta and sigma profiled out, its gradient in theta)."""
-    from .lmm.estimate import _Criterion
+    from .lmm.estimate import ProfiledCriterion
 
-    vg = _Criterion(stats, block_sizes, "ml").value_and_grad
+    vg = ProfiledCriterion(stats, block_sizes, "ml").value_and_grad
 
     def f(theta: np.ndarray) -> tuple[float, np.ndarray]:
         try:
@@ -773,7 +776,13 @@ def profiled_ml_criterion(stats, block_sizes):
     return f
 
 
-def _minimize(fun, x0, bounds, jac=None):
+def _score(res) -> float:
+    """An optimisation result's value, infinite when it ended infeasible."""
+    ok = (res.success or res.status in (0, 8, 9)) and float(res.fun) < 1e299
+    return float(res.fun) if ok else math.inf
+
+
+def _minimize(fun, x0, bounds, jac=None, constraints=()):
     """A small bounded minimisation (SLSQP: scipy's L-BFGS-B costs milliseconds per call on
     problems of a few variables, and the profile solves hundreds of them)."""
     lo = np.array([-np.inf if b[0] is None else b[0] for b in bounds], float)
@@ -785,8 +794,42 @@ def _minimize(fun, x0, bounds, jac=None):
         jac=jac,
         method="SLSQP",
         bounds=bounds,
+        constraints=constraints,
         options={"ftol": 1e-14, "maxiter": 1000},
     )
+
+
+@dataclass(frozen=True, eq=False)
+class _Scale:
+    """The estimator's centred and scaled cross-products and the map to the data's scale
+    (``MixedStats.std`` / ``.transform``): W = W_s G with X = X_s Gx, Z = Z_s Gz and
+    y = sy y_s + X_s beta0. Profiles and bootstrap refits work on the standardized
+    cross-products, so they are right at any scale of the covariates, as the estimator is."""
+
+    std: object  # MixedStats of the standardized columns
+    Gx: np.ndarray
+    Gz: np.ndarray
+    beta0: np.ndarray
+    sy: float
+
+    @classmethod
+    def of(cls, stats) -> _Scale:
+        tr = getattr(stats, "transform", None)
+        if getattr(stats, "std", None) is not None and tr is not None:
+            return cls(stats.std, tr.Gx, tr.Gz, np.asarray(tr.beta0, float), float(tr.y_scale))
+        beta0 = np.zeros(stats.p)
+        if stats.intercept_col is not None:
+            beta0[stats.intercept_col] = stats.y_shift  # the y column holds y - shift
+        return cls(stats, np.eye(stats.p), np.eye(stats.q), beta0, 1.0)
+
+    def to_std(self, beta, cov_re, sigma):
+        beta_s = (self.Gx @ beta - self.beta0) / self.sy
+        return beta_s, self.Gz @ cov_re @ self.Gz.T / self.sy**2, sigma / self.sy
+
+    def from_std(self, beta_s, cov_s, sigma_s):
+        Gz_inv = np.linalg.inv(self.Gz)
+        beta = np.linalg.solve(self.Gx, self.beta0 + self.sy * beta_s)
+        return beta, self.sy**2 * Gz_inv @ cov_s @ Gz_inv.T, self.sy * sigma_s
 
 
 class _Profile:
@@ -797,30 +840,21 @@ class _Profile:
         p = fit_pieces(self.fit)
         self.p = p
         self.N = float(p.n_obs)
-        self.dev = ml_deviance_function(p.stats, p.block_sizes)
+        self.sc = _Scale.of(p.stats)
+        self.dev = ml_deviance_function(self.sc.std, p.block_sizes)
         self.phi_hat = _phi_from(p, p.cov_re, p.sigma)
-        self.base = -2.0 * p.loglik
         diag = _layout(p)[2]
         self.kind = np.array([*np.where(diag, "sd", "cor"), "sigma"])
         scale = np.where(self.kind == "cor", 1.0, np.abs(self.phi_hat))
         scale[(self.kind != "cor") & (scale == 0)] = p.sigma
         self.scale = scale
-        self.theta_hat = np.asarray(self.fit_theta(), float)
-
-    def fit_theta(self):
-        from .lmm import MixedFit
-
-        if isinstance(self.fit, MixedFit):
-            return self.fit.components.theta
-        return np.array([math.sqrt(self.fit.tau2 / self.fit.sigma2)])
-
-    def deviance_phi(self, phi: np.ndarray) -> float:
-        theta = _theta_from_phi(self.p, phi)
-        sigma = phi[-1]
-        if theta is None or sigma <= 0:
-            return np.inf
-        logdet, r2 = self.dev(theta)
-        return logdet + r2 / sigma**2 + self.N * math.log(2.0 * math.pi * sigma**2)
+        self.rows, self.cols, self.diag = _layout(p)
+        self.q = len(p.random_names)
+        self.Gz_inv = np.linalg.inv(self.sc.Gz)
+        self.theta_hat = _theta_from_phi(self.p, self.phi_hat, self.sc.Gz)
+        # every deviance here is on the standardized scale (a constant apart from the data's),
+        # so the base is too: the ML criterion at the optimum, sigma profiled out
+        self.base = float(profiled_ml_criterion(self.sc.std, p.block_sizes)(self.theta_hat)[0])
 
     def bounds(self, i: int) -> tuple[float, float]:
         k = self.kind[i]
@@ -831,63 +865,115 @@ class _Profile:
         return (0.0, np.inf)
 
     # ---------------------------------------------------------------- variance parameters
+    def _T(self, theta_s: np.ndarray) -> np.ndarray:
+        """The relative covariance Sigma / sigma^2 on the data's scale from standardized theta."""
+        L = np.zeros((self.q, self.q))
+        L[self.rows, self.cols] = theta_s
+        with np.errstate(over="ignore", invalid="ignore"):
+            M = self.Gz_inv @ L
+            return M @ M.T
+
+    def _dev(self, theta_s: np.ndarray, sigma_s: float) -> float:
+        logdet, r2 = self.dev(theta_s)
+        if not np.isfinite(logdet) or sigma_s <= 0:
+            return 1e300
+        return logdet + r2 / sigma_s**2 + self.N * math.log(2.0 * math.pi * sigma_s**2)
+
     def zeta_var(self, i: int, value: float, start: np.ndarray) -> tuple[float, np.ndarray]:
-        free = [k for k in range(len(self.phi_hat)) if k != i]
-        sc = self.scale[free]
+        """Signed root of the deviance rise with (SD, correlation or sigma) ``i`` held at
+        ``value``; the other parameters are re-optimised in the estimator's standardized theta
+        (well conditioned whatever the covariates' units), with sigma eliminated through the
+        constraint (an SD: sigma = value / SD of the relative covariance) or profiled out (a
+        correlation, held by an equality constraint)."""
+        kind = self.kind[i]
+        sy = self.sc.sy
+        bnds = [(0.0, None) if d else (None, None) for d in self.diag]
+        cons = ()
+        jac = None
+        if kind == "sigma":
+            sig_s = value / sy
 
-        def obj(u):
-            phi = np.empty(len(self.phi_hat))
-            phi[i] = value
-            phi[free] = u * sc
-            d = self.deviance_phi(phi)
-            return d if np.isfinite(d) else 1e300
+            def f(theta):
+                return self._dev(theta, sig_s)
 
-        bnds = []
-        for k, s in zip(free, sc, strict=True):
-            lo, hi = self.bounds(k)
-            bnds.append((lo / s, hi / s))
+        elif kind == "sd":
+            r = self.rows[i]
+            v = max(value, 1e-12 * self.scale[i])
+
+            def f(theta):
+                t = self._T(theta)[r, r]
+                if not (0.0 < t < np.inf):
+                    return 1e300
+                return self._dev(theta, v / (sy * math.sqrt(t)))
+
+        else:
+            r, c = self.rows[i], self.cols[i]
+            f = profiled_ml_criterion(self.sc.std, self.p.block_sizes)
+            jac = True
+
+            def gap(theta):
+                T = self._T(theta)
+                den = math.sqrt(max(T[r, r] * T[c, c], 1e-300))
+                g = T[r, c] / den - value
+                return g if np.isfinite(g) else 1e10
+
+            cons = ({"type": "eq", "fun": gap},)
+        starts = [np.asarray(start, float), self.theta_hat]
+        if kind == "sd":  # an SD held above 0 needs its row of Lambda off 0 to start
+            rel = max(value / self.p.sigma, 1e-3)
+            starts = [np.where(self.diag & (x <= 1e-8), rel, x) for x in starts]
         best = None
-        for x0 in (start[free] / sc, self.phi_hat[free] / sc):
-            res = _minimize(obj, x0, bnds)
-            if best is None or res.fun < best.fun:
+        for x0 in starts:
+            res = _minimize(f, x0, bnds, jac=jac, constraints=cons)
+            if best is None or _score(res) < _score(best):
                 best = res
-            if res.success and np.isfinite(res.fun):
+            if np.isfinite(_score(res)):
                 break
-        # the deviance is even in each SD, so its derivative vanishes at SD = 0 whether or not
-        # the optimum is inside: restart SDs left at 0 from inside (as the estimator does)
-        is_sd = self.kind[free] == "sd"
-        zero = is_sd & (best.x <= 1e-6)
-        if zero.any():
-            for v in (0.02, 0.1, 0.5):
+        zero = self.diag & (best.x <= 1e-6)  # restart diagonal entries left at 0 (even there)
+        if zero.any() or not np.isfinite(_score(best)):
+            zero = zero | ~np.isfinite(_score(best))
+            for v0 in (0.02, 0.1, 0.5):
                 x0 = best.x.copy()
-                x0[zero] = v * self.p.sigma / sc[zero]
-                res = _minimize(obj, x0, bnds)
-                if res.fun < best.fun - 1e-12 * abs(best.fun):
+                x0[zero] = v0
+                res = _minimize(f, x0, bnds, jac=jac, constraints=cons)
+                if _score(res) < _score(best) - 1e-12 * abs(best.fun):
                     best = res
-        phi = np.empty(len(self.phi_hat))
-        phi[i] = value
-        phi[free] = np.clip(best.x, [b[0] for b in bnds], [b[1] for b in bnds]) * sc
-        d = max(self.deviance_phi(phi) - self.base, 0.0)
-        return math.copysign(math.sqrt(d), value - self.phi_hat[i]), phi
+        fun = float(best.fun)
+        d = max(fun - self.base, 0.0)
+        return math.copysign(math.sqrt(d), value - self.phi_hat[i]), np.asarray(best.x)
 
     # ---------------------------------------------------------------- fixed effects
     def _fixed_stats(self, j: int, value: float):
-        from dataclasses import replace
+        """Standardized cross-products of the model with beta_j fixed at ``value``: response
+        y - value x_j, fixed columns all but x_j. With x_j = X_s g_j and y = sy y_s + X_s beta0:
+        W' = [W_s (non-y) | X_s Gx[:, -j] | y_s + X_s (beta0 - value g_j) / sy]."""
+        from .lmm.design import MixedStats
 
-        s = self.p.stats
-        col = int(s.x_idx[j])
-        v = value - (s.y_shift if s.intercept_col == j else 0.0)
-        k = s.cross.shape[1]
-        T = np.eye(k)
-        T[col, k - 1] = -v
-        cross = np.einsum("ab,jac,cd->jbd", T, s.cross, T)
-        keep = np.array([x for x in range(len(s.x_idx)) if x != j], dtype=int)
-        return replace(
-            s,
+        st, sc = self.sc.std, self.sc
+        k = st.cross.shape[1] - 1
+        p = len(st.x_idx)
+        keep = np.array([x for x in range(p) if x != j], dtype=int)
+        G = sc.Gx[:, keep]
+        if len(keep):
+            G = G / np.linalg.norm(G, axis=0)  # unit columns: only their span matters
+        # the offset's part in the span of the kept columns is absorbed by their coefficients:
+        # leave it out, so that y'y holds no large cancelling terms (e.g. Days + 1e6)
+        w = (sc.beta0 - value * sc.Gx[:, j]) / sc.sy
+        if len(keep):
+            w = w - G @ np.linalg.lstsq(G, w, rcond=None)[0]
+        T = np.zeros((k + 1, k + len(keep) + 1))
+        T[:k, :k] = np.eye(k)
+        T[st.x_idx, k : k + len(keep)] = G
+        T[k, -1] = 1.0
+        T[st.x_idx, -1] = w
+        cross = np.einsum("ab,jac,cd->jbd", T, st.cross, T)
+        return MixedStats(
             cross=cross,
-            x_idx=s.x_idx[keep],
-            intercept_col=None,
+            n=st.n,
+            x_idx=np.arange(k, k + len(keep)),
+            z_idx=st.z_idx,
             y_shift=0.0,
+            intercept_col=None,
         )
 
     def zeta_fixed(self, j: int, value: float, start: np.ndarray) -> tuple[float, np.ndarray]:
@@ -929,7 +1015,7 @@ class _Profile:
             est = float(self.phi_hat[j])
             step0 = 0.1 * self.scale[j] if self.kind[j] != "cor" else 0.1
             zeta = self.zeta_var
-            start = self.phi_hat
+            start = self.theta_hat
             lo_bound, hi_bound = self.bounds(j)
             if self.kind[j] == "sigma":
                 lo_bound = 0.0
@@ -969,6 +1055,8 @@ class _Profile:
         sa = prev_start
 
         def g(x):
+            if x == est:  # zeta is 0 at the estimate by definition
+                return -z
             return abs(zeta(j, x, sa)[0]) - z
 
         if a == b:
@@ -1101,14 +1189,15 @@ def confint(
 
 def refit_from_stats(stats, block_sizes, method: str, theta0: np.ndarray):
     """Fit the model to cross-products by REML or ML, started at ``theta0`` (the bootstrap's
-    refits: started at the fitted theta they converge in a few steps). Returns beta (on the
-    data's scale), sigma and the random-effects covariance.
+    refits: started at the fitted theta they converge in a few steps). Returns beta, sigma and
+    the random-effects covariance in the units of ``stats`` (its y column as it is: a shift of y
+    is left in the intercept; see :class:`_Scale` for the map to the data's scale).
 
     The estimator's criterion is reached only here and in :func:`ml_deviance_function` /
     :func:`profiled_ml_criterion`."""
-    from .lmm.estimate import _Criterion, theta_layout
+    from .lmm.estimate import ProfiledCriterion, theta_layout
 
-    crit = _Criterion(stats, block_sizes, method)
+    crit = ProfiledCriterion(stats, block_sizes, method)
     diag = theta_layout(block_sizes)[2]
 
     def f(theta):
@@ -1133,9 +1222,6 @@ def refit_from_stats(stats, block_sizes, method: str, theta0: np.ndarray):
         if not improved:
             break
     L, _, _, _, beta, r2, _ = crit.parts(best.x)
-    beta = beta.copy()
-    if stats.intercept_col is not None:
-        beta[stats.intercept_col] += stats.y_shift
     sigma = math.sqrt(r2 / crit.dof)
     return beta, sigma, sigma**2 * L @ L.T
 
@@ -1149,13 +1235,14 @@ def bootstrap(fit, n_boot: int = 500, random_seed: int | None = None) -> pd.Data
     refit to simulated rows would see.
     """
     from .lmm.design import MixedStats
-    from .lmm.estimate import theta_layout
 
     if isinstance(n_boot, bool) or not isinstance(n_boot, (int, np.integer)) or n_boot < 2:
         raise DataError(f"`n_boot` must be an integer >= 2; got {n_boot!r}. E.g. n_boot=500.")
     p = fit_pieces(fit)
     _check_long(fit, "the bootstrap")
-    s: MixedStats = p.stats
+    sc = _Scale.of(p.stats)
+    s: MixedStats = sc.std  # simulate and refit on the estimator's standardized columns
+    beta_s, cov_s, sigma_s = sc.to_std(p.beta, p.cov_re, p.sigma)
     rng = np.random.default_rng(random_seed)
     k = s.cross.shape[1] - 1  # columns of D = [X | Z-only]
     DtD = s.cross[:, :k, :k]
@@ -1164,18 +1251,12 @@ def bootstrap(fit, n_boot: int = 500, random_seed: int | None = None) -> pd.Data
     lam = np.where(lam > tol, lam, 0.0)
     rank = (lam > 0).sum(axis=1)
     root = U * np.sqrt(lam)[:, None, :]  # D'D = root root'
-    beta_s = p.beta.copy()
-    if s.intercept_col is not None:
-        beta_s[s.intercept_col] -= s.y_shift
     J = len(s.n)
     q = len(p.random_names)
-    chol_re = _chol_psd(p.cov_re)
-    diag = theta_layout(p.block_sizes)[2]
-    theta0 = (
-        np.where(diag, 1.0, 0.0)
-        if chol_re is None
-        else _chol_psd(p.cov_re / p.sigma**2)[theta_layout(p.block_sizes)[:2]]
-    )
+    chol_re = _chol_psd(cov_s)
+    theta0 = _theta_from_phi(p, _phi_from(p, p.cov_re, p.sigma), sc.Gz)
+    if chol_re is None or theta0 is None:  # pragma: no cover - cov_re is PSD by construction
+        raise DataError("the fitted random-effects covariance is not positive semi-definite.")
     est0 = _estimates(p)
     rows = []
     for _ in range(n_boot):
@@ -1184,8 +1265,8 @@ def bootstrap(fit, n_boot: int = 500, random_seed: int | None = None) -> pd.Data
         gamma[:, s.x_idx] += beta_s
         np.add.at(gamma, (slice(None), s.z_idx), b)
         u = rng.standard_normal((J, k))
-        De = p.sigma * np.einsum("jab,jb->ja", root, u)  # D'e, e ~ N(0, sigma^2 I)
-        resid = p.sigma**2 * (
+        De = sigma_s * np.einsum("jab,jb->ja", root, u)  # D'e, e ~ N(0, sigma^2 I)
+        resid = sigma_s**2 * (
             np.einsum("ja,ja->j", u, u * (lam > 0))
             + rng.chisquare(np.maximum(s.n - rank, 1e-300)) * (s.n > rank)
         )
@@ -1200,10 +1281,11 @@ def bootstrap(fit, n_boot: int = 500, random_seed: int | None = None) -> pd.Data
             n=s.n,
             x_idx=s.x_idx,
             z_idx=s.z_idx,
-            y_shift=s.y_shift,
+            y_shift=0.0,
             intercept_col=s.intercept_col,
         )
-        beta, sigma, cov_re = refit_from_stats(st, p.block_sizes, p.method, theta0)
+        b_s, sig_s, c_s = refit_from_stats(st, p.block_sizes, p.method, theta0)
+        beta, cov_re, sigma = sc.from_std(b_s, c_s, sig_s)
         rows.append(np.r_[_phi_from(p, cov_re, sigma), beta])
     out = pd.DataFrame(rows, columns=est0.index)
     out.attrs.update(n_boot=n_boot, random_seed=random_seed)

@@ -29,6 +29,7 @@ import bayeshrink as bs
 from bayeshrink.inference import (
     RefitWarning,
     _Profile,
+    _Scale,
     bootstrap,
     fit_pieces,
     refit_from_stats,
@@ -341,7 +342,7 @@ def test_profile_endpoints_solve_zeta_exactly():
     z = stats.norm.ppf(0.975)
     for k in range(4):  # the variance parameters
         for col, sign in (("lo", -1), ("hi", 1)):
-            zeta, _ = prof.zeta_var(k, ci.iloc[k][col], prof.phi_hat)
+            zeta, _ = prof.zeta_var(k, ci.iloc[k][col], prof.theta_hat)
             assert abs(zeta - sign * z) < 1e-7
 
 
@@ -382,7 +383,7 @@ def test_bootstrap_is_reproducible_and_brackets_the_estimates():
 def test_bootstrap_refits_reach_the_optimum():
     """The bootstrap's refits (started at the fitted theta) against the estimator: on each
     simulated data set the REML criterion they reach is no higher than the estimator's."""
-    from bayeshrink.lmm.estimate import _Criterion, estimate_lmm, theta_layout
+    from bayeshrink.lmm.estimate import ProfiledCriterion, estimate_lmm, theta_layout
 
     m = fitted("slopes", "REML")
     p = fit_pieces(m)
@@ -404,7 +405,7 @@ def test_bootstrap_refits_reach_the_optimum():
     for st, theta0 in seen:
         _, sigma, cov = refit_from_stats(st, p.block_sizes, "reml", theta0)
         L = np.linalg.cholesky(cov / sigma**2)
-        ours = _Criterion(st, p.block_sizes, "reml").value(L[rows, cols])
+        ours = ProfiledCriterion(st, p.block_sizes, "reml").value(L[rows, cols])
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             est = estimate_lmm(st, p.block_sizes, "reml")
@@ -425,28 +426,28 @@ def test_simulated_cross_products_have_the_right_moments():
 
     def grab(st, block_sizes, method, theta0):
         got.append(st.cross[:, -1, :].copy())
-        return p.beta, p.sigma, p.cov_re
+        return np.zeros(len(p.beta)), 1.0, np.eye(len(p.random_names))
 
     inf.refit_from_stats = grab
     try:
         bootstrap(m, n_boot=rng_draws, random_seed=5)
     finally:
         inf.refit_from_stats = original
-    draws = np.array(got)  # (draws, J, k+1): D'y and y'y per group
-    k = s.cross.shape[1] - 1
-    beta = p.beta.copy()
-    beta[s.intercept_col] -= s.y_shift
+    draws = np.array(got)  # (draws, J, k+1): D'y and y'y per group, standardized columns
+    sc = _Scale.of(s)
+    std = sc.std
+    beta_s, cov_s, sigma_s = sc.to_std(p.beta, p.cov_re, p.sigma)
+    k = std.cross.shape[1] - 1
     gamma = np.zeros(k)
-    gamma[s.x_idx] = beta
-    DtD = s.cross[:, :k, :k]
+    gamma[std.x_idx] = beta_s
+    DtD = std.cross[:, :k, :k]
     mean_Dy = DtD @ gamma
     z = np.zeros(k)
-    z[s.z_idx] = 1.0  # the random intercept's column
-    tau2 = p.cov_re[0, 0]
+    z[std.z_idx] = 1.0  # the random intercept's column
     mean_yy = (
         np.einsum("a,jab,b->j", gamma, DtD, gamma)
-        + tau2 * np.einsum("a,jab,b->j", z, DtD, z)
-        + p.sigma**2 * s.n
+        + cov_s[0, 0] * np.einsum("a,jab,b->j", z, DtD, z)
+        + sigma_s**2 * std.n
     )
     se_yy = draws[:, :, k].std(axis=0) / math.sqrt(rng_draws)
     assert np.all(np.abs(draws[:, :, k].mean(axis=0) - mean_yy) < 4.5 * se_yy)
@@ -582,3 +583,26 @@ def test_categorical_slopes_and_interactions_predict_from_coef():
     fe = mi.fixef.to_numpy()
     pop = mi.predict(d, random=False).to_numpy()
     close(pop, X @ fe, rtol=1e-10)
+
+
+def test_profile_and_bootstrap_do_not_depend_on_a_covariates_units():
+    """Days + 1e6 (or in thousands of days): the intervals of everything but the intercept are
+    the same, mapped by the change of units (profile and bootstrap run on the estimator's
+    standardized columns)."""
+    d = sleep()
+    m = fitted("slopes", "ML")
+    far = bs.fit(d.assign(Days=d["Days"] + 1e6), formula=FORMULAS["slopes"], method="ml")
+    kilo = bs.fit(d.assign(Days=d["Days"] / 1000), formula=FORMULAS["slopes"], method="ml")
+    same = ["sd_Days|Subject", "sigma", "Days"]
+    ref = m.confint(same, method="profile")
+    close(far.confint(same, method="profile")[["lo", "hi"]], ref[["lo", "hi"]], rtol=1e-6)
+    got = kilo.confint(same, method="profile")[["lo", "hi"]]
+    close(got.loc["sigma"], ref.loc["sigma", ["lo", "hi"]], rtol=1e-6)
+    close(
+        got.loc[["sd_Days|Subject", "Days"]] / 1000,
+        ref.loc[["sd_Days|Subject", "Days"], ["lo", "hi"]],
+        rtol=1e-6,
+    )
+    b0 = m.confint(same, method="bootstrap", n_boot=20, random_seed=2)
+    b1 = far.confint(same, method="bootstrap", n_boot=20, random_seed=2)
+    close(b1[["lo", "hi"]], b0[["lo", "hi"]], rtol=1e-6)
