@@ -795,7 +795,7 @@ def _minimize(fun, x0, bounds, jac=None, constraints=()):
         method="SLSQP",
         bounds=bounds,
         constraints=constraints,
-        options={"ftol": 1e-14, "maxiter": 1000},
+        options={"ftol": 1e-14, "maxiter": 300},
     )
 
 
@@ -856,6 +856,65 @@ class _Profile:
         # so the base is too: the ML criterion at the optimum, sigma profiled out
         self.base = float(profiled_ml_criterion(self.sc.std, p.block_sizes)(self.theta_hat)[0])
 
+    def deviance_phi(self, phi: np.ndarray) -> float:
+        """lme4's devfun2: the ML deviance at (SDs, correlations, sigma), beta profiled out (on
+        the standardized scale, a constant apart from the data's)."""
+        theta = _theta_from_phi(self.p, phi, self.sc.Gz)
+        sigma = phi[-1] / self.sc.sy
+        if theta is None or sigma <= 0:
+            return np.inf
+        return self._dev(theta, sigma)
+
+    def zeta_cor(self, i: int, value: float, start: np.ndarray) -> tuple[float, np.ndarray]:
+        """A correlation held at ``value``, the other SDs, correlations and sigma re-optimised
+        in lme4's own coordinates (bounded, no equality constraint: robust where the fit is
+        singular). ``start`` and the returned state are theta, as for the other parameters."""
+        free = [k for k in range(len(self.phi_hat)) if k != i]
+        sc = self.scale[free]
+        phi_start = self._phi_of_theta(start)
+
+        def obj(u):
+            phi = np.empty(len(self.phi_hat))
+            phi[i] = value
+            phi[free] = u * sc
+            d = self.deviance_phi(phi)
+            return d if np.isfinite(d) else 1e300
+
+        bnds = []
+        for k, s_ in zip(free, sc, strict=True):
+            lo, hi = self.bounds(k)
+            bnds.append((lo / s_, hi / s_))
+        best = None
+        for x0 in (phi_start[free] / sc, self.phi_hat[free] / sc):
+            res = _minimize(obj, x0, bnds)
+            if best is None or _score(res) < _score(best):
+                best = res
+            if np.isfinite(_score(res)):
+                break
+        zero = (self.kind[free] == "sd") & (best.x <= 1e-6)
+        if zero.any():
+            for v0 in (0.02, 0.1, 0.5):
+                x0 = best.x.copy()
+                x0[zero] = v0 * self.p.sigma / sc[zero]
+                res = _minimize(obj, x0, bnds)
+                if _score(res) < _score(best) - 1e-12 * abs(best.fun):
+                    best = res
+        phi = np.empty(len(self.phi_hat))
+        phi[i] = value
+        phi[free] = np.clip(best.x, [b[0] for b in bnds], [b[1] for b in bnds]) * sc
+        d = max(self.deviance_phi(phi) - self.base, 0.0)
+        theta = _theta_from_phi(self.p, phi, self.sc.Gz)
+        return math.copysign(math.sqrt(d), value - self.phi_hat[i]), (
+            theta if theta is not None else self.theta_hat
+        )
+
+    def _phi_of_theta(self, theta_s: np.ndarray) -> np.ndarray:
+        """(SDs, correlations, sigma) from standardized theta, sigma at its profiled value."""
+        T = self._T(theta_s)
+        _, r2 = self.dev(theta_s)
+        sigma = self.sc.sy * math.sqrt(r2 / self.N)
+        return _phi_from(self.p, sigma**2 * T, sigma)
+
     def bounds(self, i: int) -> tuple[float, float]:
         k = self.kind[i]
         if k == "cor":
@@ -880,12 +939,13 @@ class _Profile:
         return logdet + r2 / sigma_s**2 + self.N * math.log(2.0 * math.pi * sigma_s**2)
 
     def zeta_var(self, i: int, value: float, start: np.ndarray) -> tuple[float, np.ndarray]:
-        """Signed root of the deviance rise with (SD, correlation or sigma) ``i`` held at
-        ``value``; the other parameters are re-optimised in the estimator's standardized theta
-        (well conditioned whatever the covariates' units), with sigma eliminated through the
-        constraint (an SD: sigma = value / SD of the relative covariance) or profiled out (a
-        correlation, held by an equality constraint)."""
+        """Signed root of the deviance rise with an SD or sigma (``i``) held at ``value``; the
+        other parameters are re-optimised in the estimator's standardized theta (well
+        conditioned whatever the covariates' units), with sigma fixed or, for an SD, free in
+        log scale with the SD held by an equality constraint. Correlations: :meth:`zeta_cor`."""
         kind = self.kind[i]
+        if kind == "cor":
+            return self.zeta_cor(i, value, start)
         sy = self.sc.sy
         bnds = [(0.0, None) if d else (None, None) for d in self.diag]
         cons = ()
@@ -897,31 +957,27 @@ class _Profile:
                 return self._dev(theta, sig_s)
 
         elif kind == "sd":
+            # variables (theta, log sigma_s), the SD held by an equality constraint
             r = self.rows[i]
-            v = max(value, 1e-12 * self.scale[i])
+            nt = len(self.diag)
 
-            def f(theta):
-                t = self._T(theta)[r, r]
-                if not (0.0 < t < np.inf):
-                    return 1e300
-                return self._dev(theta, v / (sy * math.sqrt(t)))
+            def f(x):
+                return self._dev(x[:nt], math.exp(min(x[nt], 700.0)))
 
-        else:
-            r, c = self.rows[i], self.cols[i]
-            f = profiled_ml_criterion(self.sc.std, self.p.block_sizes)
-            jac = True
-
-            def gap(theta):
-                T = self._T(theta)
-                den = math.sqrt(max(T[r, r] * T[c, c], 1e-300))
-                g = T[r, c] / den - value
-                return g if np.isfinite(g) else 1e10
+            def gap(x):
+                t = self._T(x[:nt])[r, r]
+                g = sy * math.exp(min(x[nt], 700.0)) * math.sqrt(max(t, 0.0)) - value
+                return g / self.scale[i] if np.isfinite(g) else 1e10
 
             cons = ({"type": "eq", "fun": gap},)
-        starts = [np.asarray(start, float), self.theta_hat]
-        if kind == "sd":  # an SD held above 0 needs its row of Lambda off 0 to start
-            rel = max(value / self.p.sigma, 1e-3)
-            starts = [np.where(self.diag & (x <= 1e-8), rel, x) for x in starts]
+            log_sig = math.log(self.phi_hat[-1] / sy)
+            bnds = [*bnds, (log_sig - 30.0, log_sig + 30.0)]
+            start = np.r_[np.asarray(start, float)[:nt], log_sig]
+
+        theta_hat = self.theta_hat
+        if kind == "sd":
+            theta_hat = np.r_[theta_hat, math.log(self.phi_hat[-1] / sy)]
+        starts = [np.asarray(start, float), theta_hat]
         best = None
         for x0 in starts:
             res = _minimize(f, x0, bnds, jac=jac, constraints=cons)
@@ -929,9 +985,10 @@ class _Profile:
                 best = res
             if np.isfinite(_score(res)):
                 break
-        zero = self.diag & (best.x <= 1e-6)  # restart diagonal entries left at 0 (even there)
+        diag = np.r_[self.diag, False] if kind == "sd" else self.diag
+        zero = diag & (best.x <= 1e-6)  # restart diagonal entries left at 0 (even there)
         if zero.any() or not np.isfinite(_score(best)):
-            zero = zero | ~np.isfinite(_score(best))
+            zero = zero | (diag & ~np.isfinite(_score(best)))
             for v0 in (0.02, 0.1, 0.5):
                 x0 = best.x.copy()
                 x0[zero] = v0
@@ -940,7 +997,8 @@ class _Profile:
                     best = res
         fun = float(best.fun)
         d = max(fun - self.base, 0.0)
-        return math.copysign(math.sqrt(d), value - self.phi_hat[i]), np.asarray(best.x)
+        x = np.asarray(best.x)
+        return math.copysign(math.sqrt(d), value - self.phi_hat[i]), x[: len(self.diag)]
 
     # ---------------------------------------------------------------- fixed effects
     def _fixed_stats(self, j: int, value: float):
