@@ -126,3 +126,11 @@ for (m in c("REML", "ML")) {
                  BIC = num(fs["BIC:", 1]), parms = num(r$parms))
 }
 writeLines(enc(x), file.path(out, "api_eight_schools_fitstats.json"))
+
+# A 3 x 3 random-effects covariance (simulated data of make_lmm_references.R): profile intervals
+d3 <- read.csv(file.path(out, "lmm_sim_three_terms.csv"), colClasses = c(g = "character"))
+m3 <- tight(lmer(y ~ x + x2 + (1 + x + x2 | g), data = d3, REML = TRUE, control = ctrl))
+x <- list(confint_profile = ci(confint(m3, method = "profile", oldNames = FALSE)),
+          confint_wald = ci(confint(m3, method = "Wald", oldNames = FALSE)),
+          AIC = num(AIC(m3)), BIC = num(BIC(m3)))
+writeLines(enc(x), file.path(out, "api_sim_three_terms_REML.json"))
