@@ -9,6 +9,10 @@ random-effects layout (for profiles and the parametric bootstrap), and an encode
 new rows with the fit's formula. The one-way fit is the formula ``y ~ 1 + (1 | g)``: its
 cross-products are built from its group sizes, means and within-group sums of squares.
 
+The estimator's criterion is reached only through :func:`ml_deviance_function`,
+:func:`profiled_ml_criterion` and :func:`refit_from_stats`, on the estimator's standardized
+cross-products (``MixedStats.std``, mapped back by :class:`_Scale`).
+
 The Bayesian reading, term by term:
 
 * ``predict(interval="prediction")`` for a row of an observed group j draws from the group's
@@ -1166,6 +1170,8 @@ def confint(
         interval, lme4's ``profile``: for each parameter the signed square root of the rise in
         the ML deviance when it is fixed and all the others are re-optimised, solved for +-z by
         root finding (lme4 interpolates the profile with splines, so the two agree to ~1e-4).
+        The deviance is evaluated on the estimator's centred and scaled columns, so the units
+        of a covariate do not change the intervals.
         As in lme4, the profile is of the likelihood, so a REML fit is refitted by ML for it. An
         SD estimated at 0 gets the lower bound 0 (the interval is one-sided); a correlation
         whose profile stays below z up to +-1 gets the bound +-1. ``"bootstrap"``: the
