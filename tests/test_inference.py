@@ -630,3 +630,11 @@ def test_three_by_three_covariance_matches_lme4():
     assert list(prof.index) == list(ref["confint_profile"])
     for parm, (lo, hi) in ref["confint_profile"].items():
         profile_close(parm, prof.loc[parm, ["lo", "hi"]], [lo, hi])
+
+
+def test_newdata_with_missing_values_or_unseen_categories():
+    m = fitted("phase_log", "REML")
+    with pytest.raises(bs.DataError, match="must be finite on `newdata`"):
+        m.predict(pd.DataFrame({"Subject": ["308"], "Days": [np.nan], "phase": ["baseline"]}))
+    with pytest.raises(bs.DataError, match=r"could not be encoded.*\(recovery\)"):
+        m.predict(pd.DataFrame({"Subject": ["308"], "Days": [1.0], "phase": ["recovery"]}))

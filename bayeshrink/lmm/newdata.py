@@ -146,7 +146,7 @@ class RowEncoder:
                 ]
         except Exception as exc:  # formulae raises ValueError for unseen categorical levels
             raise DataError(
-                f"`newdata` could not be encoded with the fit's formula: {exc}. New rows must "
+                f"`newdata` could not be encoded with the fit's formula: {str(exc).rstrip('.')}. New rows must "
                 "use the categorical levels seen in the fit."
             ) from exc
         X = X.reshape(n, -1)
