@@ -146,8 +146,8 @@ class RowEncoder:
                 ]
         except Exception as exc:  # formulae raises ValueError for unseen categorical levels
             raise DataError(
-                f"`newdata` could not be encoded with the fit's formula: {str(exc).rstrip('.')}. New rows must "
-                "use the categorical levels seen in the fit."
+                f"`newdata` could not be encoded with the fit's formula: {str(exc).rstrip('.')}. "
+                "New rows must use the categorical levels seen in the fit."
             ) from exc
         X = X.reshape(n, -1)
         Z = np.hstack([z.reshape(n, -1) for z in Zs]) if Zs else np.empty((n, 0))
