@@ -28,12 +28,13 @@ from .errors import (
     FormulaError,
     MethodError,
     OutputError,
+    RefitWarning,
     RowsDroppedWarning,
     SamplerConvergenceWarning,
 )
 from .estimate import VarianceComponents
 from .fitting import fit, fit_stats, fit_summary
-from .inference import RefitWarning, anova
+from .inference import anova
 from .lmm import MixedFit  # formulae is imported on first use of a formula
 from .results import ShrinkageFit
 from .simulate import simulate

@@ -41,12 +41,13 @@ import numpy as np
 import pandas as pd
 from scipy import optimize, stats
 
+from .api import FitResult
 from .errors import (
-    BayeshrinkWarning,
     ColumnError,
     DataError,
     DataTypeError,
     MethodError,
+    RefitWarning,
 )
 
 __all__ = [
@@ -60,10 +61,6 @@ __all__ = [
 ]
 
 _LOG2PI = math.log(2.0 * math.pi)
-
-
-class RefitWarning(BayeshrinkWarning):
-    """REML fits were refitted by maximum likelihood to compare them (as lme4's ``anova``)."""
 
 
 # =============================================================================== the hook
@@ -128,8 +125,13 @@ def _oneway_stats(gs):
     )
 
 
+def _is_mixed(fit) -> bool:
+    """A formula fit (MixedFit): it carries its design."""
+    return isinstance(fit, FitResult) and hasattr(fit, "design")
+
+
 def _check_long(fit, what: str) -> None:
-    if getattr(fit, "kind", "long") == "summary":
+    if getattr(fit, "data_kind", "long") == "summary":
         raise DataTypeError(
             f"`fit` must be fitted to long data (one row per observation) for {what}; got a fit "
             "to group estimates with known standard errors (bs.fit_summary). Those have no "
@@ -139,10 +141,7 @@ def _check_long(fit, what: str) -> None:
 
 def fit_pieces(fit) -> FitPieces:
     """The bundle a fit supplies to the functions of this module (the one hook per fit class)."""
-    from .lmm import MixedFit
-    from .results import ShrinkageFit
-
-    if isinstance(fit, MixedFit):
+    if _is_mixed(fit):
         c = fit.components
         d = fit.design
         enc = d.encoder
@@ -154,26 +153,23 @@ def fit_pieces(fit) -> FitPieces:
             labels=fit.groups,
             fixed_names=tuple(fit.fixed_terms),
             random_names=tuple(fit.random_terms),
-            block_sizes=tuple(d.block_sizes),
-            beta=np.asarray(c.beta, float),
-            vcov=np.asarray(c.vcov_beta, float),
-            sigma=float(c.sigma),
-            cov_re=np.asarray(c.cov_re, float),
-            b=np.asarray(c.b, float),
-            S=np.asarray(c.S, float),
+            block_sizes=tuple(fit.block_sizes),
+            beta=fit.fixef.to_numpy(dtype=float),
+            vcov=fit.vcov.to_numpy(dtype=float),
+            sigma=float(fit.sigma),
+            cov_re=fit.cov_re.to_numpy(dtype=float),
+            b=fit.ranef().to_numpy(dtype=float),
+            S=fit.ranef_cov() / fit.sigma**2,
             ZtX=np.asarray(d.stats.B, float),
-            loglik=float(c.loglik),
-            n_obs=int(c.n_obs),
+            loglik=float(fit.loglik),
+            n_obs=int(fit.n_obs),
             n_theta=len(c.theta),
             stats=d.stats,
             encoder=None if enc is None else enc.evaluate,
         )
-    if isinstance(fit, ShrinkageFit):
-        long = fit.kind == "long"
-        n = fit.stats.n.astype(float)
-        sigma = fit.sigma if long else math.nan
+    if isinstance(fit, FitResult):  # the one-way fit
+        long = fit.data_kind == "long"
         labels = fit.groups
-        response = fit.stats.response
 
         def encoder(df: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
             one = np.ones((len(df), 1))
@@ -182,21 +178,23 @@ def fit_pieces(fit) -> FitPieces:
         return FitPieces(
             fit=fit,
             method=fit.method,
-            response=response,
+            response=fit.response,
             factor=str(labels.name) if labels.name is not None else "group",
             labels=labels,
-            fixed_names=("Intercept",),
-            random_names=("Intercept",),
+            fixed_names=tuple(fit.fixed_terms),
+            random_names=tuple(fit.random_terms),
             block_sizes=(1,),
-            beta=np.array([fit.mu]),
-            vcov=np.array([[fit.mu_se**2]]),
-            sigma=sigma,
-            cov_re=np.array([[fit.tau2]]),
-            b=(fit.blup - fit.mu)[:, None],
-            S=(fit.cond_sd**2 / fit.sigma2)[:, None, None] if long else None,
-            ZtX=n[:, None, None],
+            beta=fit.fixef.to_numpy(dtype=float),
+            vcov=fit.vcov.to_numpy(dtype=float),
+            sigma=float(fit.sigma) if long else math.nan,
+            cov_re=fit.cov_re.to_numpy(dtype=float),
+            b=fit.ranef().to_numpy(dtype=float),
+            S=(fit.ranef_sd().to_numpy(dtype=float) ** 2 / fit.sigma**2)[:, :, None]
+            if long
+            else None,
+            ZtX=np.asarray(fit.n, dtype=float)[:, None, None],
             loglik=float(fit.loglik),
-            n_obs=fit.n_obs,
+            n_obs=int(fit.n_obs),
             n_theta=1,
             stats=_oneway_stats(fit.stats) if long else None,
             encoder=encoder,
@@ -209,14 +207,13 @@ def fit_pieces(fit) -> FitPieces:
 
 def _refit(fit, method: str):
     """The same model on the same data by another method ('ml' or 'reml')."""
-    from .fitting import fit_stats
-    from .lmm import MixedFit
+    from .estimate import estimate
     from .lmm.estimate import estimate_lmm
 
-    if isinstance(fit, MixedFit):
+    if _is_mixed(fit):
         d = fit.design
-        return MixedFit(d, estimate_lmm(d.stats, d.block_sizes, method))
-    return fit_stats(fit.stats, method)
+        return type(fit)(d, estimate_lmm(d.stats, d.block_sizes, method))
+    return type(fit)(fit.stats, estimate(fit.stats, method))
 
 
 # =============================================================================== predict
@@ -307,7 +304,7 @@ def predict(
     0  289.7  394.6
     1  207.7  389.3
     """
-    from .data import _as_frame
+    from .frames import as_frame
 
     pieces = fit_pieces(fit)
     _check_long(fit, "predict")
@@ -318,7 +315,7 @@ def predict(
     level = _check_level(level)
     factor = pieces.factor
     if newdata is None:
-        if pieces.encoder is None or type(fit).__name__ == "MixedFit":
+        if pieces.encoder is None or _is_mixed(fit):
             raise DataError(
                 "`newdata` must be given for a formula fit: the fit keeps per-group "
                 "cross-products, not its rows. Pass the data frame you fitted to get lme4's "
@@ -326,13 +323,13 @@ def predict(
             )
         df = pd.DataFrame({factor: pieces.labels}, index=pieces.labels)
     else:
-        df = _as_frame(newdata)
+        df = as_frame(newdata)
     if pieces.encoder is None:
         raise DataError(
             "`fit` must carry its formula's encoding to predict for new rows; this fit was "
             "built without it. Refit it with bs.fit(data, formula=...)."
         )
-    if type(fit).__name__ == "MixedFit":
+    if _is_mixed(fit):
         fit.design.encoder.check_columns(df, extra=(factor,) if random else ())
     elif random and factor not in df.columns:
         raise ColumnError(
@@ -414,16 +411,13 @@ def information(fit) -> dict[str, float]:
     the BIC uses log(k) for ML, log(k - 1) for REML, as metafor's ``fitstats``; their
     ``deviance`` is -2 logLik too (metafor's deviance is measured from a saturated model).
     """
-    from .lmm import MixedFit
-    from .results import ShrinkageFit
-
-    if not isinstance(fit, (MixedFit, ShrinkageFit)):
+    if not isinstance(fit, FitResult):
         raise DataTypeError(
             f"`fit` must be a fitted model (ShrinkageFit or MixedFit from bs.fit); got "
             f"{type(fit).__name__}."
         )
     ll = float(fit.loglik)
-    if isinstance(fit, ShrinkageFit) and fit.kind == "summary":
+    if fit.data_kind == "summary":
         k = 2
         nobs = fit.n_groups - (1 if fit.method == "reml" else 0)
     else:
@@ -443,9 +437,8 @@ def information(fit) -> dict[str, float]:
 
 def _response_moments(fit) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
     """Per group: n, sum of y (None when the design has no intercept column), sum of y^2."""
-    from .lmm import MixedFit
 
-    if isinstance(fit, MixedFit):
+    if _is_mixed(fit):
         s = fit.design.stats
         yy = s.cross[:, s.y_idx, s.y_idx]
         if s.intercept_col is None:
@@ -565,7 +558,7 @@ def anova(
         )
     pieces = [fit_pieces(f) for f in fits]
     for f in fits:
-        if getattr(f, "kind", "long") == "summary":
+        if getattr(f, "data_kind", "long") == "summary":
             raise DataTypeError(
                 "`anova` compares fits to long data; got a fit to group estimates with known "
                 "standard errors (bs.fit_summary)."
@@ -1428,12 +1421,11 @@ def pooling_predictions(fit, newdata) -> pd.DataFrame:
     ``own_fit()``; the group mean for a one-way fit), ``complete_pooling`` (ordinary least
     squares ignoring the groups, from the fit's X'X and X'y) and ``partial_pooling`` (the BLUP
     prediction, :func:`predict`). NaN no-pooling where a group's data cannot fit its terms."""
-    from .data import _as_frame
-    from .lmm import MixedFit
+    from .frames import as_frame
 
     pieces = fit_pieces(fit)
     _check_long(fit, "pooling predictions")
-    df = _as_frame(newdata)
+    df = as_frame(newdata)
     partial = predict(fit, df).to_numpy()
     X, Z = pieces.encoder(df)
     pos = _match_groups(pieces.labels, df[pieces.factor])
@@ -1442,7 +1434,7 @@ def pooling_predictions(fit, newdata) -> pd.DataFrame:
             f"`newdata` must hold levels of {pieces.factor!r} seen in the fit for pooling "
             "predictions; a new group has no own fit."
         )
-    if isinstance(fit, MixedFit):
+    if _is_mixed(fit):
         s = fit.design.stats
         ols = np.linalg.solve(s.XtX, s.Xty)
         if s.intercept_col is not None:
@@ -1463,18 +1455,17 @@ def pooling_predictions(fit, newdata) -> pd.DataFrame:
 def response_values(fit, data) -> np.ndarray:
     """The response of ``fit`` evaluated on ``data`` (a transformation such as ``log(y)`` as in
     the formula)."""
-    from .data import _as_frame
-    from .lmm import MixedFit
+    from .frames import as_frame
 
-    df = _as_frame(data)
-    name = fit.response if isinstance(fit, MixedFit) else fit.stats.response
+    df = as_frame(data)
+    name = fit.response
     if name in df.columns:
         return df[name].to_numpy(dtype=float)
-    if not isinstance(fit, MixedFit):
+    if not _is_mixed(fit):
         raise ColumnError(f"`data` must have the response column {name!r}.")
     from formulae.matrices import DesignMatrices
 
-    from .lmm.newdata import _formula_env
+    from .lmm.newdata import formula_env
 
-    dm = DesignMatrices(fit.design.spec.fixed, df, _formula_env())
+    dm = DesignMatrices(fit.design.spec.fixed, df, formula_env())
     return np.asarray(dm.response.design_matrix, dtype=float).reshape(-1)

@@ -17,6 +17,7 @@ from collections.abc import Mapping, Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
+import pandas as pd
 import xarray as xr
 from arviz_plots import PlotCollection
 from matplotlib.figure import Figure
@@ -787,7 +788,7 @@ def plot_predictions(
         raise DataError(f"`data` must have the grouping column {factor!r}; it does not.")
     labels = list(pieces.labels)
     if groups is None:
-        sizes = np.asarray(fit.n if _is_mixed(fit) else fit.stats.n, dtype=float)
+        sizes = np.asarray(fit.n, dtype=float)
         order = np.argsort(sizes, kind="stable")
         k = min(n_groups, len(labels))
         picks = order[np.unique(np.linspace(0, len(order) - 1, k).round().astype(int))]
@@ -800,7 +801,8 @@ def plot_predictions(
                 f"`groups` must be labels of the fit; got {bad[:5]}, not among "
                 f"{labels[:8]}{' ...' if len(labels) > 8 else ''}."
             )
-    covariates = [] if not _is_mixed(fit) else list(fit.design.encoder.variables)
+    encoder = getattr(getattr(fit, "design", None), "encoder", None)
+    covariates = [] if encoder is None else list(encoder.variables)
     if x is None and covariates:
         numeric = [c for c in covariates if c in df and pd.api.types.is_numeric_dtype(df[c])]
         if len(numeric) != 1:

@@ -26,23 +26,9 @@ import pandas as pd
 
 from ..errors import ColumnError, DataError, DataTypeError, FormulaError, describe_rows
 from ..frames import Missing, as_frame, check_missing, check_missing_option, factorize
+from .newdata import FORMULA_FUNCTIONS, RowEncoder
 
 __all__ = ["Design", "FormulaSpec", "MixedStats", "Standardization", "parse_formula", "standardize"]
-
-
-# Functions a formula may call besides formulae's own (C, center, scale, ...): the names numpy
-# users expect. The caller's namespace is not searched, so a formula means the same everywhere.
-FORMULA_FUNCTIONS = {
-    "np": np,
-    "numpy": np,
-    "log": np.log,
-    "log1p": np.log1p,
-    "log2": np.log2,
-    "log10": np.log10,
-    "exp": np.exp,
-    "sqrt": np.sqrt,
-    "abs": np.abs,
-}
 
 
 @dataclass(frozen=True)
@@ -558,8 +544,6 @@ class Design:
             spec, X, Z, y, codes, labels, fixed_names, random_names, block_sizes, n_dropped
         )
         _check_residual_variation(design.stats, spec.response)
-        from .newdata import RowEncoder
-
         response_only = _response_variables(spec)
         encoder = RowEncoder(
             dm.common,

@@ -18,13 +18,26 @@ import pandas as pd
 
 from ..errors import ColumnError, DataError
 
-__all__ = ["RowEncoder"]
+__all__ = ["FORMULA_FUNCTIONS", "RowEncoder", "formula_env"]
+
+# Functions a formula may call besides formulae's own (C, center, scale, ...): the names numpy
+# users expect. The caller's namespace is not searched, so a formula means the same everywhere.
+FORMULA_FUNCTIONS = {
+    "np": np,
+    "numpy": np,
+    "log": np.log,
+    "log1p": np.log1p,
+    "log2": np.log2,
+    "log10": np.log10,
+    "exp": np.exp,
+    "sqrt": np.sqrt,
+    "abs": np.abs,
+}
 
 
-def _formula_env():
+def formula_env():
+    """The formulae Environment a formula is evaluated in (FORMULA_FUNCTIONS, nothing else)."""
     from formulae.environment import Environment
-
-    from .design import FORMULA_FUNCTIONS
 
     return Environment([dict(FORMULA_FUNCTIONS)])
 
@@ -105,7 +118,7 @@ class RowEncoder:
         state["fixed"] = pickle.loads(state["fixed"])
         state["blocks"] = pickle.loads(state["blocks"])
         self.__dict__.update(state)
-        env = _formula_env()
+        env = formula_env()
         for m in self._matrices():
             m.env = env
             for c in _calls(m):
