@@ -70,8 +70,20 @@ _LOG2PI = math.log(2.0 * math.pi)
 class FitPieces:
     """What every fit supplies to predict / confint / anova (see the module docstring).
 
+    Built by :func:`fit_pieces` from the fit's public accessors (``fixef``, ``vcov``,
+    ``cov_re``, ``sigma``, ``ranef()``, ``ranef_cov()`` / ``ranef_sd()``, ``n``, ``loglik``)
+    plus three things only the fit knows: Z_j'X_j per group (``ZtX``, for the fixed effects'
+    share of a group's prediction error), its cross-products and random-effects layout
+    (``stats``, ``block_sizes``, for profiles and the bootstrap) and ``encoder`` (new rows to
+    X and Z with the fit's formula).
+
     Per grouping factor the random effects are listed in ``factors``: ``{factor: (labels,
-    terms)}``; the arrays below are for the single factor a fit has so far (``factor``).
+    terms)}``; the arrays below are for the single factor a fit has so far (``factor``). With
+    several factors, a row's prediction adds z_f'b_f over the factors of the row, its variance
+    needs the joint conditional covariance of those b_f (crossed factors are correlated a
+    posteriori) and, for a level not in the fit, that factor's block of ``cov_re``; the
+    parameter names gain one ``|factor`` suffix per factor; nesting in ``anova`` compares blocks
+    factor by factor (``_blocks`` is already keyed by factor).
     """
 
     fit: object
