@@ -199,8 +199,9 @@ def test_new_group_prediction_interval_covers_at_the_nominal_rate():
     """Known parameters: y = 2 + b_j + e, tau = sigma = 1, 30 groups of 10. Each replication
     fits the model and draws one new group's observation. The plug-in interval ignores the
     uncertainty of tau and sigma, so coverage may sit a little under 0.95. Measured over 10,000
-    replications (/tmp script in the report): 0.9490 (MCSE 0.0022) counting vcov(beta), 0.9464
-    (MCSE 0.0023) with beta plugged in."""
+    replications: 0.9490 (MCSE 0.0022) counting vcov(beta), 0.9464 (MCSE 0.0023) with beta
+    plugged in. For y ~ x + (x | g) (30 groups of 10, SDs 1 and 0.3, x uniform on [0, 1], a new
+    group at a random x), 1,500 replications: 0.9453 (MCSE 0.0059) and 0.9440 (0.0059)."""
     rng = np.random.default_rng(20261126)
     reps, J, n = 300, 30, 10
     g = np.repeat([f"g{j:02d}" for j in range(J)], n)
