@@ -28,11 +28,13 @@ from .errors import (
     FormulaError,
     MethodError,
     OutputError,
+    RefitWarning,
     RowsDroppedWarning,
     SamplerConvergenceWarning,
 )
 from .estimate import VarianceComponents
 from .fitting import fit, fit_stats, fit_summary
+from .inference import anova
 from .lmm import MixedFit  # formulae is imported on first use of a formula
 from .results import ShrinkageFit
 from .simulate import simulate
@@ -58,6 +60,7 @@ _LAZY = {
     "plot_shrinkage_2d": "plots",
     "explore": "explorer",
     "Explorer": "explorer",
+    "plot_predictions": "plots",
 }
 
 
@@ -94,7 +97,9 @@ __all__ = [
     "RowsDroppedWarning",
     "SamplerConvergenceWarning",
     "ShrinkageFit",
+    "RefitWarning",
     "VarianceComponents",
+    "anova",
     "demo_fits",
     "describe_dataset",
     "fit",

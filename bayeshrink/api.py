@@ -25,7 +25,8 @@ exact one-parameter solver) and ``bs.fit(df, formula="y ~ x + (1 | g)")`` a
 
 plus ``groups``, ``n_groups``, ``n_obs``, ``method``, ``response``, ``group``, ``fixed_terms``,
 ``random_terms``, ``cov_re``, ``sd_re``, ``data_kind`` ("long" or "summary"), ``summary()``,
-``to_dict()`` and ``_repr_html_()``.
+``to_dict()`` and ``_repr_html_()``; and, from :mod:`bayeshrink.inference`, lme4's after-fit
+API: ``predict()``, ``confint()``, ``aic``, ``bic``, ``deviance``, ``n_params``.
 """
 
 from __future__ import annotations

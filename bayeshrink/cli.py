@@ -1,4 +1,5 @@
-"""Command line: ``bayeshrink demo``, ``bayeshrink fit FILE`` and ``bayeshrink explore``."""
+"""Command line: ``bayeshrink demo``, ``bayeshrink fit FILE`` (with ``--predict``,
+``--confint``) and ``bayeshrink explore``."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from pathlib import Path
 import pandas as pd
 
 from .errors import BayeshrinkError, DataError
+from .inference import information
 
 __all__ = ["main"]
 
@@ -224,11 +226,24 @@ def _fit(args: argparse.Namespace) -> int:
         raise
     except _reading_errors() as exc:  # the file itself could not be read: say so in one line
         raise DataError(_reading_message(path, exc)) from exc
+    info = None if result.data_kind == "summary" else information(result)
+    if args.predict is not None or args.confint is not None:
+        _after_fit(result, args)
+        return 0
     if args.json:
-        json.dump(_jsonable(result.to_dict()), sys.stdout, indent=2, allow_nan=False)
+        out = result.to_dict()
+        if info is not None:
+            out.update({k: info[k] for k in ("aic", "bic", "n_params", "deviance")})
+        json.dump(_jsonable(out), sys.stdout, indent=2, allow_nan=False)
         print()
     else:
         print(result.summary())
+        if info is not None:
+            print(
+                f"logLik {info['loglik']:.4f} (df = {info['n_params']})   "
+                f"AIC {info['aic']:.4f}   BIC {info['bic']:.4f}"
+                + ("   (REML: compare fixed effects by ML)" if result.method == "reml" else "")
+            )
     return 0
 
 
@@ -358,6 +373,45 @@ def _jsonable(obj):
     return str(obj)
 
 
+def _after_fit(result, args: argparse.Namespace) -> None:
+    """--predict NEWDATA (to --out or stdout as CSV) and --confint METHOD (printed)."""
+    if args.predict is not None:
+        path = Path(args.predict)
+        if not path.exists():
+            raise DataError(
+                f"`--predict` must name an existing CSV or Parquet file; got {str(path)!r}."
+            )
+        new = (
+            pd.read_parquet(path)
+            if path.suffix.lower() in (".parquet", ".pq")
+            else (pd.read_csv(path))
+        )
+        pred = result.predict(
+            new,
+            random=not args.population,
+            allow_new_levels=args.allow_new_levels,
+            interval=args.interval,
+            level=args.level,
+        )
+        table = new.copy()
+        if isinstance(pred, pd.Series):
+            table["fit"] = pred.to_numpy()
+        else:
+            for col in pred.columns:
+                table[col] = pred[col].to_numpy()
+        if args.out:
+            table.to_csv(args.out, index=False)
+            print(f"wrote {len(table)} predictions to {args.out}", file=sys.stderr)
+        else:
+            table.to_csv(sys.stdout, index=False)
+    if args.confint is not None:
+        ci = result.confint(
+            method=args.confint, level=args.level, n_boot=args.n_boot, random_seed=args.seed
+        )
+        print(f"{args.confint} intervals, level {args.level:g}:")
+        print(ci.to_string())
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="bayeshrink",
@@ -405,6 +459,36 @@ def build_parser() -> argparse.ArgumentParser:
         help="how to read FILE: lazily with polars or DuckDB (auto: whichever is "
         "installed), or eagerly with pandas",
     )
+    f.add_argument(
+        "--predict",
+        metavar="NEWDATA",
+        help="CSV or Parquet file of rows to predict for (covariates and group); writes them "
+        "with a 'fit' column (and sd, lo, hi with --interval) as CSV to --out or stdout",
+    )
+    f.add_argument("--out", help="where --predict writes its CSV (default: stdout)")
+    f.add_argument(
+        "--interval",
+        choices=["prediction", "confidence"],
+        help="add an interval to --predict: for a new observation, or for the row's mean",
+    )
+    f.add_argument("--level", type=float, default=0.95, help="interval level (default 0.95)")
+    f.add_argument(
+        "--allow-new-levels",
+        action="store_true",
+        help="rows of groups not in the fit get the population prediction (else an error)",
+    )
+    f.add_argument(
+        "--population",
+        action="store_true",
+        help="population-level predictions x'beta, ignoring the groups (lme4's re.form = NA)",
+    )
+    f.add_argument(
+        "--confint",
+        choices=["wald", "profile", "bootstrap"],
+        help="print confidence intervals for the fixed effects and variance parameters",
+    )
+    f.add_argument("--n-boot", type=int, default=500, help="bootstrap replications")
+    f.add_argument("--seed", type=int, default=None, help="bootstrap random seed")
     f.set_defaults(func=_fit)
 
     e = sub.add_parser(

@@ -18,6 +18,7 @@ __all__ = [
     "FormulaError",
     "MethodError",
     "OutputError",
+    "RefitWarning",
     "RowsDroppedWarning",
     "SamplerConvergenceWarning",
     "describe_rows",
@@ -70,6 +71,10 @@ class SamplerConvergenceWarning(ConvergenceWarning):
 
 class DivergenceWarning(BayeshrinkWarning):
     """The sampler reported divergent transitions: the posterior may be biased."""
+
+
+class RefitWarning(BayeshrinkWarning):
+    """REML fits were refitted by maximum likelihood to compare them (as lme4's ``anova``)."""
 
 
 class RowsDroppedWarning(BayeshrinkWarning):

@@ -20,12 +20,13 @@ from .api import SINGULAR_TOL, FitResult
 from .data import GroupStats
 from .display import fmt
 from .estimate import VarianceComponents
+from .inference import InferenceMixin
 
 __all__ = ["ShrinkageFit"]
 
 
 @dataclass(frozen=True, eq=False)
-class ShrinkageFit(FitResult):
+class ShrinkageFit(FitResult, InferenceMixin):
     """A fitted one-way hierarchical normal model (see :mod:`bayeshrink.estimate`).
 
     Scalar results are attributes (``mu``, ``mu_se``, ``tau``, ``sigma``, ``boundary``,

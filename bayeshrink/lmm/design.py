@@ -18,7 +18,7 @@ is linear in rows and the rows are never needed again.
 from __future__ import annotations
 
 import difflib
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 
 import numpy as np
@@ -26,23 +26,9 @@ import pandas as pd
 
 from ..errors import ColumnError, DataError, DataTypeError, FormulaError, describe_rows
 from ..frames import Missing, as_frame, check_missing, check_missing_option, factorize
+from .newdata import FORMULA_FUNCTIONS, RowEncoder
 
 __all__ = ["Design", "FormulaSpec", "MixedStats", "Standardization", "parse_formula", "standardize"]
-
-
-# Functions a formula may call besides formulae's own (C, center, scale, ...): the names numpy
-# users expect. The caller's namespace is not searched, so a formula means the same everywhere.
-FORMULA_FUNCTIONS = {
-    "np": np,
-    "numpy": np,
-    "log": np.log,
-    "log1p": np.log1p,
-    "log2": np.log2,
-    "log10": np.log10,
-    "exp": np.exp,
-    "sqrt": np.sqrt,
-    "abs": np.abs,
-}
 
 
 @dataclass(frozen=True)
@@ -55,6 +41,11 @@ class FormulaSpec:
     fixed: object  # formulae Model with the response and the common terms
     blocks: tuple  # one formulae Model of common terms per parenthesised random block
     variables: frozenset
+
+    def __reduce__(self):
+        # formulae's objects for a call such as log(x) hold modules, which do not pickle: a
+        # spec pickles as its formula and is parsed again
+        return (parse_formula, (self.formula,))
 
     @property
     def intercept_only(self) -> bool:
@@ -422,6 +413,8 @@ class Design:
     labels: pd.Index
     stats: MixedStats
     n_dropped: int = 0
+    # the formula's encoding (levels, stateful transforms) for new rows: fit.predict(newdata)
+    encoder: object = field(default=None, repr=False)
 
     @classmethod
     def from_formula(
@@ -517,7 +510,7 @@ class Design:
             Xdf = dm.common.as_dataframe()
             X = Xdf.to_numpy(dtype=float)
             fixed_names = [str(c) for c in Xdf.columns]
-        Zs, random_names, block_sizes = [], [], []
+        Zs, random_names, block_sizes, block_matrices = [], [], [], []
         for block in spec.blocks:
             try:
                 with quiet():
@@ -525,6 +518,7 @@ class Design:
             except Exception as exc:
                 raise FormulaError(f"a random term could not be evaluated: {exc}") from exc
             Zdf = bm.common.as_dataframe()
+            block_matrices.append(bm.common)
             Zs.append(Zdf.to_numpy(dtype=float))
             random_names.extend(str(c) for c in Zdf.columns)
             block_sizes.append(Zdf.shape[1])
@@ -548,7 +542,16 @@ class Design:
             spec, X, Z, y, codes, labels, fixed_names, random_names, block_sizes, n_dropped
         )
         _check_residual_variation(design.stats, spec.response)
-        return design
+        response_only = _response_variables(spec)
+        encoder = RowEncoder(
+            dm.common,
+            block_matrices,
+            variables=sorted(spec.variables - {spec.group} - response_only),
+            response_vars=response_only,
+            fixed_names=fixed_names,
+            random_names=random_names,
+        )
+        return replace(design, encoder=encoder)
 
     @classmethod
     def _build(
@@ -604,6 +607,18 @@ class Design:
             stats=stats,
             n_dropped=n_dropped,
         )
+
+
+def _response_variables(spec: FormulaSpec) -> set[str]:
+    """Variables that appear only in the response (new rows for prediction need not have them)."""
+    from formulae import model_description
+
+    rhs = spec.formula.split("~", 1)[1]
+    try:
+        used = {v for v in model_description("y__ ~ " + rhs).var_names if v} - {"y__"}
+    except Exception:  # pragma: no cover - the full formula parsed, so its right side does
+        return set()
+    return set(spec.variables) - used
 
 
 def _check_fixed_rank(G: np.ndarray, names: list[str]) -> None:

@@ -17,6 +17,7 @@ import pandas as pd
 
 from ..api import FitResult
 from ..display import fmt
+from ..inference import InferenceMixin
 from .design import Design
 from .estimate import LMMComponents
 
@@ -24,7 +25,7 @@ __all__ = ["MixedFit"]
 
 
 @dataclass(frozen=True, eq=False)
-class MixedFit(FitResult):
+class MixedFit(FitResult, InferenceMixin):
     """A linear mixed model fitted by REML or ML, with lme4's names.
 
     Attributes

@@ -1,0 +1,60 @@
+"""bs.plot_predictions: Gelman & Hill's no / complete / partial pooling lines per group."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import bayeshrink as bs
+
+pytestmark = pytest.mark.usefixtures("close_figures")
+
+
+def _lines(ax) -> dict:
+    return {ln.get_gid(): ln for ln in ax.get_lines()}
+
+
+def test_radon_panels_show_three_lines_and_the_data(tmp_path):
+    radon = bs.load_dataset("radon")
+    m = bs.fit(radon, formula="log_radon ~ floor + (1 | county)")
+    groups = ["LAC QUI PARLE", "AITKIN", "STEARNS", "ST LOUIS"]
+    fig = bs.plot_predictions(m, radon, groups=groups)
+    axes = [ax for ax in fig.axes if ax.get_visible()]
+    assert len(axes) == 4
+    table = m.table()
+    for ax, g in zip(axes, groups, strict=True):
+        lines = _lines(ax)
+        assert set(lines) == {"complete_pooling", "no_pooling", "partial_pooling"}
+        pts = next(c for c in ax.collections if c.get_gid() == "data")
+        assert len(pts.get_offsets()) == int((radon["county"] == g).sum())
+        # a random intercept: at floor = 0 the lines sit at the table's values, and the BLUP
+        # lies between the county's own fit and the population line
+        at0 = {k: ln.get_ydata()[0] for k, ln in lines.items()}
+        assert np.isclose(at0["partial_pooling"], table.loc[g, "blup"], rtol=1e-10)
+        assert np.isclose(at0["no_pooling"], table.loc[g, "no_pooling"], rtol=1e-10)
+        lo, hi = sorted([at0["no_pooling"], at0["complete_pooling"]])
+        assert lo <= at0["partial_pooling"] <= hi
+    fig.savefig(tmp_path / "radon_predictions.png")
+
+
+def test_default_groups_and_one_way_fit():
+    sleep = bs.load_dataset("sleepstudy")
+    o = bs.fit(sleep, y="Reaction", group="Subject")
+    fig = bs.plot_predictions(o, sleep, n_groups=3)
+    axes = [ax for ax in fig.axes if ax.get_visible()]
+    assert len(axes) == 3
+    lines = _lines(axes[0])
+    assert np.allclose(lines["complete_pooling"].get_ydata(), o.complete_pooling)
+
+
+def test_bad_input():
+    sleep = bs.load_dataset("sleepstudy")
+    m = bs.fit(sleep, formula="Reaction ~ Days + (Days | Subject)")
+    with pytest.raises(bs.DataError, match="`groups` must be labels of the fit"):
+        bs.plot_predictions(m, sleep, groups=["nobody"])
+    sleep["w"] = np.random.default_rng(1).normal(size=len(sleep))
+    m2 = bs.fit(sleep, formula="Reaction ~ Days + w + (1 | Subject)")
+    with pytest.raises(bs.DataError, match="`x` must name the covariate"):
+        bs.plot_predictions(m2, sleep)
+    with pytest.raises(bs.DataError, match="`at` must give values for the other covariates"):
+        bs.plot_predictions(m2, sleep, x="Days")
