@@ -37,7 +37,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import pandas as pd
 
-from .errors import DataError, MethodError
+from .errors import DataError, DataTypeError, MethodError
 from .intervals import METHODS, OneWayArrays, check_level, interval_arrays
 from .simulate import EFFECTS, draw_effects
 
@@ -90,7 +90,11 @@ class Design:
             raise DataError(f"`groups` must be an integer >= 3; got {self.groups!r}.")
         if int(self.size) != self.size or self.size < 2:
             raise DataError(f"`size` must be an integer >= 2; got {self.size!r}.")
-        if not self.ratio >= 0 or not self.sigma > 0:
+        if not _finite(self.mu):
+            raise DataError(f"`mu` must be a finite number; got {self.mu!r}.")
+        if not (_finite(self.ratio) and self.ratio >= 0) or not (
+            _finite(self.sigma) and self.sigma > 0
+        ):
             raise DataError(
                 f"`ratio` must be >= 0 and `sigma` > 0; got {self.ratio!r} and {self.sigma!r}."
             )
@@ -115,9 +119,22 @@ class Design:
         return f"{self.groups} groups of {self.size}{kind}, ratio {self.ratio:g}, {self.effects}"
 
 
+def _finite(x) -> bool:
+    return (
+        isinstance(x, (int, float, np.integer, np.floating))
+        and not isinstance(x, bool)
+        and math.isfinite(x)
+    )
+
+
 def _as_designs(designs) -> list[Design]:
     if isinstance(designs, (Design, Mapping)):
         designs = [designs]
+    if isinstance(designs, str) or not hasattr(designs, "__iter__"):
+        raise DataTypeError(
+            f"`designs` must be a Design, a dict of Design's fields, or a list of them; got "
+            f"{type(designs).__name__}. E.g. designs=[dict(groups=5, size=5, ratio=0.04)]."
+        )
     out = []
     for d in designs:
         if isinstance(d, Design):
@@ -512,6 +529,11 @@ def simulation_study(
     workers = cores if workers is None else max(1, min(int(workers), cores))
     if chunk_size is None:
         chunk_size = max(10, min(200, math.ceil(R / (2 * workers))))
+    elif isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
+        raise MethodError(
+            f"`chunk_size` must be a whole number of replications, at least 1; got "
+            f"{chunk_size!r}. Leave it out to let the study choose."
+        )
     root = np.random.SeedSequence(random_seed)
     tasks = []
     for d, (design, dseq) in enumerate(zip(design_list, root.spawn(len(design_list)), strict=True)):

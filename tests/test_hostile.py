@@ -687,3 +687,21 @@ def test_cli_warnings_are_one_line_each(capsys, tmp_path):
     assert main([*argv, "--engine", "pandas"]) == 0
     err = capsys.readouterr().err
     assert err.startswith("bayeshrink: warning: left out 1 of 6 rows") and err.count("\n") == 1
+
+
+# ---------------------------------------------------------------- simulation studies
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"designs": 42}, bs.DataTypeError, r"`designs` must be a Design, a dict .*; got int"),
+        ({"chunk_size": 0}, bs.MethodError, r"`chunk_size` must be a whole number .* got 0"),
+        ({"designs": [{"groups": 5, "mu": float("inf")}]}, bs.DataError, r"`mu` must be a finite"),
+        ({"designs": [{"groups": 5, "ratio": "big"}]}, bs.DataError, r"`ratio` must be >= 0"),
+    ],
+)
+def test_simulation_study_refuses_careless_arguments(kwargs, error, match):
+    args = {"designs": [{"groups": 5}], "replications": 2, "progress": False} | kwargs
+    with pytest.raises(error, match=match):
+        bs.simulation_study(**args)
