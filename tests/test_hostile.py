@@ -705,3 +705,11 @@ def test_simulation_study_refuses_careless_arguments(kwargs, error, match):
     args = {"designs": [{"groups": 5}], "replications": 2, "progress": False} | kwargs
     with pytest.raises(error, match=match):
         bs.simulation_study(**args)
+
+
+def test_cli_explore_unreadable_file_gives_one_line(capsys, csv_files, tmp_path):
+    out = tmp_path / "page.html"
+    for name in ("empty", "latin1"):
+        argv = ["explore", str(csv_files[name]), "--y", "y", "--group", "g", "--out", str(out)]
+        err = _cli_error(capsys, argv)
+        assert "`FILE` must" in err
