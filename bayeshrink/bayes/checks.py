@@ -199,7 +199,8 @@ def _diagnosed_vars(idata, model=None) -> list[str]:
     are left to theta/coef, which carry them (theta = mu + tau z): on a boundary fit theta is
     pinned and z is a free variable that nothing depends on."""
     post = idata["posterior"]
-    effects = [v for v in ("theta", "coef") if v in post.data_vars]
+    # theta where there is one (a one-way model's coef holds the same draws), else coef
+    effects = [v for v in ("theta", "coef") if v in post.data_vars][:1]
     names = []
     if model is not None:
         names = [v.name for v in getattr(model, "free_RVs", [])]
