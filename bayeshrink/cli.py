@@ -227,6 +227,23 @@ def _fit(args: argparse.Namespace) -> int:
     except _reading_errors() as exc:  # the file itself could not be read: say so in one line
         raise DataError(_reading_message(path, exc)) from exc
     info = None if result.data_kind == "summary" else information(result)
+    if args.predict is None:
+        unused = [
+            opt
+            for opt, value in (
+                ("--out", args.out),
+                ("--interval", args.interval),
+                ("--allow-new-levels", args.allow_new_levels),
+                ("--population", args.population),
+            )
+            if value
+        ]
+        if unused:
+            raise DataError(
+                f"`{unused[0]}` must come with --predict NEWDATA (it shapes the predictions); "
+                f"got {', '.join(unused)} without --predict. Add --predict FILE, or drop "
+                f"{'it' if len(unused) == 1 else 'them'}."
+            )
     if args.predict is not None or args.confint is not None:
         _after_fit(result, args)
         return 0
@@ -373,6 +390,20 @@ def _jsonable(obj):
     return str(obj)
 
 
+def _check_out_file(out: Path) -> None:
+    """``--out`` of --predict: a file whose folder exists and that can be written."""
+    if out.is_dir():
+        raise DataError(
+            f"`--out` must name a file for the predictions; got {str(out)!r}, which is a "
+            "folder. Add a file name, e.g. predictions.csv."
+        )
+    if not out.parent.is_dir():
+        raise DataError(
+            f"`--out` must be a file in an existing folder; got {str(out)!r}, whose folder "
+            f"{str(out.parent)!r} does not exist. Create it first, or choose another path."
+        )
+
+
 def _after_fit(result, args: argparse.Namespace) -> None:
     """--predict NEWDATA (to --out or stdout as CSV) and --confint METHOD (printed)."""
     if args.predict is not None:
@@ -381,11 +412,25 @@ def _after_fit(result, args: argparse.Namespace) -> None:
             raise DataError(
                 f"`--predict` must name an existing CSV or Parquet file; got {str(path)!r}."
             )
-        new = (
-            pd.read_parquet(path)
-            if path.suffix.lower() in (".parquet", ".pq")
-            else (pd.read_csv(path))
-        )
+        if args.out:
+            _check_out_file(Path(args.out))
+        try:
+            if path.is_dir() or path.stat().st_size == 0:
+                raise pd.errors.EmptyDataError("the file is empty or a folder")
+            new = (
+                pd.read_parquet(path)
+                if path.suffix.lower() in (".parquet", ".pq")
+                else (pd.read_csv(path))
+            )
+        except _reading_errors() as exc:
+            raise DataError(
+                _reading_message(path, exc).replace("`FILE`", "`--predict`", 1)
+            ) from exc
+        if len(new) == 0:
+            raise DataError(
+                f"`--predict` must hold at least one row to predict for; got {str(path)!r} "
+                "with column names only. Add the rows (their covariates and group)."
+            )
         pred = result.predict(
             new,
             random=not args.population,
@@ -400,7 +445,13 @@ def _after_fit(result, args: argparse.Namespace) -> None:
             for col in pred.columns:
                 table[col] = pred[col].to_numpy()
         if args.out:
-            table.to_csv(args.out, index=False)
+            try:
+                table.to_csv(args.out, index=False)
+            except OSError as exc:
+                raise DataError(
+                    f"`--out` must be a writable file; got {args.out!r} "
+                    f"({exc.strerror or exc}). Choose a path you can write to."
+                ) from None
             print(f"wrote {len(table)} predictions to {args.out}", file=sys.stderr)
         else:
             table.to_csv(sys.stdout, index=False)

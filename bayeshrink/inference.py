@@ -357,7 +357,9 @@ def predict(
         unknown = pos < 0
         if unknown.any() and not allow_new_levels:
             vals = pd.unique(df[factor][unknown])
-            shown = ", ".join(repr(v) for v in vals[:5]) + (" ..." if len(vals) > 5 else "")
+            shown = ", ".join(repr(v.item() if hasattr(v, "item") else v) for v in vals[:5]) + (
+                " ..." if len(vals) > 5 else ""
+            )
             raise DataError(
                 f"`newdata` must hold levels of {factor!r} seen in the fit unless "
                 f"allow_new_levels=True; got {len(vals)} new level(s): {shown}. Pass "

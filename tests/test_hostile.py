@@ -759,3 +759,42 @@ def test_vectorized_diagnostics_equal_arviz_stats():
                     equal_nan=True,
                     err_msg=f"{key} {var} {c}x{n}",
                 )
+
+
+@pytest.fixture
+def sleep_csv(tmp_path, sleep):
+    path = tmp_path / "sleep.csv"
+    sleep.to_csv(path, index=False)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("extra", "match"),
+    [
+        (["--out", "x.csv"], r"`--out` must come with --predict NEWDATA"),
+        (["--interval", "prediction"], r"`--interval` must come with --predict NEWDATA"),
+        (["--predict", "{empty}"], r"`--predict` must hold at least one row"),
+        (["--predict", "{latin1}"], r"`--predict` must be UTF-8 text"),
+        (["--predict", "{new}", "--out", "{tmp}"], r"`--out` must name a file .* a folder"),
+        (["--predict", "{new}", "--out", "{tmp}/no/p.csv"], r"`--out` must be a file in an exis"),
+    ],
+)
+def test_cli_predict_careless_options(capsys, tmp_path, sleep, sleep_csv, extra, match):
+    import re
+
+    sleep.head(0).to_csv(tmp_path / "empty.csv", index=False)
+    sleep.head(3).to_csv(tmp_path / "new.csv", index=False)
+    (tmp_path / "latin1.csv").write_bytes("Subject,Days\ncafé,1\n".encode("latin-1"))
+    names = {"empty": "empty.csv", "latin1": "latin1.csv", "new": "new.csv"}
+    extra = [e.format(tmp=tmp_path, **{k: tmp_path / v for k, v in names.items()}) for e in extra]
+    argv = ["fit", str(sleep_csv), "--formula", "Reaction ~ Days + (Days | Subject)", *extra]
+    err = _cli_error(capsys, argv)
+    assert re.search(match, err), err
+
+
+def test_predict_for_no_rows_and_unknown_levels(sleep):
+    m = bs.fit(sleep, formula="Reaction ~ Days + (Days | Subject)")
+    with pytest.raises(bs.DataError, match=r"`newdata` must hold at least one row"):
+        m.predict(sleep.head(0))
+    with pytest.raises(bs.DataError, match=r"got 1 new level\(s\): 999\. Pass"):
+        m.predict(sleep.head(2).assign(Subject=999))

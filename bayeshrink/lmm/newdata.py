@@ -145,6 +145,11 @@ class RowEncoder:
     def evaluate(self, df: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
         self.check_columns(df)
         n = len(df)
+        if n == 0:
+            raise DataError(
+                "`newdata` must hold at least one row to predict for; got an empty table. "
+                "Pass the rows (their covariates and group)."
+            )
         quiet = np.errstate(divide="ignore", invalid="ignore", over="ignore")
         try:
             with quiet:
