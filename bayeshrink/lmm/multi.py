@@ -1,0 +1,542 @@
+"""Formulas with several grouping factors, crossed or nested, and their fit with lme4's names.
+
+``(1 | a) + (1 | b)`` (crossed), ``(1 + x | a) + (1 | b)``, ``(1 | a/b)`` (lme4's
+``(1 | a) + (1 | b:a)``), ``(1 | a:b)`` and several blocks on one factor. The factors are named
+and their levels labelled as lme4 does: the inner factor of ``(1 | school/class)`` is
+``class:school`` and class c1 of school S01 is ``c1:S01``. The estimator is
+:mod:`bayeshrink.lmm.pls`.
+"""
+
+from __future__ import annotations
+
+import difflib
+import warnings
+from dataclasses import dataclass
+from functools import cached_property
+
+import numpy as np
+import pandas as pd
+
+from ..data import Missing, _as_frame, _check_missing, _check_missing_option
+from ..errors import BayeshrinkWarning, ColumnError, DataError, DataTypeError, describe_rows
+from .design import FORMULA_FUNCTIONS, FormulaError, _addends, _is_random_block
+from .pls import FactorData, MultiComponents, fit_pls
+
+__all__ = ["MultiDesign", "MultiFit", "MultiSpec", "fit_multi", "parse_multi"]
+
+
+class RepeatedLabelsWarning(BayeshrinkWarning):
+    """A grouping factor's labels repeat across the levels of another factor in the model."""
+
+
+@dataclass(frozen=True)
+class RandomBlock:
+    """One parenthesised block: its terms and the grouping factor (columns it interacts)."""
+
+    exprs: tuple  # formulae term expressions
+    components: tuple[str, ...]  # columns whose interaction is the factor, in lme4's name order
+
+    @property
+    def factor(self) -> str:
+        return ":".join(self.components)
+
+
+@dataclass(frozen=True)
+class MultiSpec:
+    """A parsed formula with one or more grouping factors."""
+
+    formula: str
+    response: str
+    fixed: object  # formulae Model with the response and the common terms
+    blocks: tuple[RandomBlock, ...]
+    variables: frozenset
+
+    @property
+    def factor_names(self) -> list[str]:
+        return list(dict.fromkeys(b.factor for b in self.blocks))
+
+
+def _grouping(node) -> list[tuple[str, ...]]:
+    """The factors of a grouping expression: ``a`` -> [(a,)], ``a:b`` -> [(a, b)],
+    ``a/b`` -> [(a,), (b, a)] (lme4 names the nested factor ``b:a``)."""
+    from formulae.expr import Binary, Variable
+
+    if isinstance(node, Variable):
+        return [(node.name.lexeme if hasattr(node.name, "lexeme") else str(node.name),)]
+    if isinstance(node, Binary) and node.operator.lexeme == ":":
+        left, right = _grouping(node.left), _grouping(node.right)
+        if len(left) != 1 or len(right) != 1:
+            raise FormulaError(
+                "`formula` must group by a column, an interaction a:b or a nesting a/b; got a "
+                "nesting inside an interaction. Write the factors out, e.g. (1 | a) + (1 | a:b)."
+            )
+        return [left[0] + right[0]]
+    if isinstance(node, Binary) and node.operator.lexeme == "/":
+        outer = _grouping(node.left)
+        inner = _grouping(node.right)
+        if len(inner) != 1:
+            raise FormulaError("`formula` nests as a/b or a/b/c; got a nesting on the right.")
+        return [*outer, inner[0] + outer[-1]]
+    raise FormulaError(
+        f"`formula` must group random effects by a column, a:b or a/b; got {node!r}. Make a "
+        "column holding the grouping (e.g. df['g'] = ...) and write (... | g)."
+    )
+
+
+def parse_multi(formula: str) -> MultiSpec:
+    """Parse an lme4-style formula with any number of grouping factors."""
+    from formulae import model_description
+    from formulae.expr import Binary
+    from formulae.parser import Parser
+    from formulae.resolver import Resolver
+    from formulae.scanner import Scanner
+    from formulae.terms import Model
+    from formulae.terms.terms import GroupSpecificTerm
+
+    if not isinstance(formula, str) or "~" not in formula:
+        raise FormulaError(
+            f"`formula` must be a string such as 'y ~ x + (1 | subj) + (1 | item)'; got "
+            f"{formula!r}."
+        )
+    try:
+        description = model_description(formula)
+        tree = Parser(Scanner(formula).scan()).parse()
+    except Exception as exc:
+        raise FormulaError(f"`formula` could not be parsed: {exc}.") from exc
+    if description.response is None or not isinstance(tree, Binary):
+        raise FormulaError(
+            f"`formula` must have a response on the left of '~'; got {formula!r}. "
+            "Write e.g. 'y ~ x + (1 | g)'."
+        )
+    nodes = [a for a in _addends(tree.right) if _is_random_block(a)]
+    if not nodes:
+        raise FormulaError(
+            f"`formula` must have a random-effects term such as (1 | group); got {formula!r}."
+        )
+    blocks: list[RandomBlock] = []
+    seen: dict[str, set] = {}
+    for node in nodes:
+        resolved = Resolver(node.expression.left).resolve()
+        exprs = tuple(getattr(resolved, "terms", [resolved]))
+        for comps in _grouping(node.expression.right):
+            # formulae resolves (1 + x | g) to terms Intercept, x; keep their expressions
+            blk = RandomBlock(exprs=exprs, components=comps)
+            names = {str(e) for e in exprs}
+            rep = seen.setdefault(blk.factor, set()).intersection(names)
+            if rep:
+                raise FormulaError(
+                    f"`formula` repeats a random term for {blk.factor}: {sorted(rep)}. "
+                    "Each random term may appear in one block only."
+                )
+            seen[blk.factor].update(names)
+            blocks.append(blk)
+    fixed = Model(
+        *[t for t in description.terms if not isinstance(t, GroupSpecificTerm)],
+        response=description.response,
+    )
+    return MultiSpec(
+        formula=formula,
+        response=formula.split("~", 1)[0].strip(),
+        fixed=fixed,
+        blocks=tuple(blocks),
+        variables=frozenset(description.var_names),
+    )
+
+
+def _labels(df: pd.DataFrame, comps: tuple[str, ...]) -> pd.Series:
+    """lme4's level labels of an interaction of columns: values joined by ':'."""
+    out = df[comps[0]].astype(str)
+    for c in comps[1:]:
+        out = out + ":" + df[c].astype(str)
+    return out
+
+
+@dataclass(frozen=True, eq=False)
+class MultiDesign:
+    """The evaluated model: response, fixed-effects matrix and one FactorData per factor."""
+
+    spec: MultiSpec
+    y: np.ndarray
+    X: np.ndarray
+    fixed_names: tuple[str, ...]
+    factors: tuple[FactorData, ...]  # lme4's order: most levels first
+    n_dropped: int = 0
+
+    @classmethod
+    def from_formula(
+        cls, data, formula: str, missing: Missing = "raise", *, spec: MultiSpec | None = None
+    ) -> MultiDesign:
+        from formulae.environment import Environment
+        from formulae.matrices import DesignMatrices
+        from formulae.terms import Model
+
+        _check_missing_option(missing)
+        spec = spec if spec is not None else parse_multi(formula)
+        df = _as_frame(data)
+        if len(df) == 0:
+            raise DataError("`data` must have at least one row; got an empty frame.")
+        absent = sorted(v for v in spec.variables if v not in df.columns)
+        if absent:
+            cols = [str(c) for c in df.columns]
+            hints = []
+            for v in absent:
+                close = difflib.get_close_matches(v, cols, n=1)
+                hints.append(f"{v!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+            raise ColumnError(
+                f"`formula` names variables that are not columns of the data: "
+                f"{', '.join(hints)}. Columns are: {', '.join(map(repr, cols[:20]))}."
+            )
+        used = [c for c in df.columns if c in spec.variables]
+        df = df[used]
+        bad = df.isna().any(axis=1).to_numpy().copy()
+        for c in used:
+            col = df[c]
+            if pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col):
+                bad |= ~np.isfinite(col.to_numpy(dtype=float, na_value=np.nan))
+        keep = _check_missing(
+            df,
+            bad,
+            "the variables of `formula` (grouping factors included)",
+            "NaN, inf or a missing value",
+            missing,
+            "Drop or impute them first",
+        )
+        n_dropped = 0
+        if keep is not None:
+            df = df[keep]
+            n_dropped = int(bad.sum())
+        for comp in dict.fromkeys(c for b in spec.blocks for c in b.components):
+            if pd.api.types.is_float_dtype(df[comp]):
+                raise DataTypeError(
+                    f"the grouping factor {comp!r} must hold labels (strings or integers); got "
+                    f"floats. Convert it, e.g. df[{comp!r}].astype(int).astype(str)."
+                )
+        env = Environment([dict(FORMULA_FUNCTIONS)])
+
+        def quiet():
+            return np.errstate(divide="ignore", invalid="ignore", over="ignore")
+
+        try:
+            with quiet():
+                dm = DesignMatrices(spec.fixed, df, env)
+        except Exception as exc:
+            raise FormulaError(f"`formula` could not be evaluated on the data: {exc}") from exc
+        if dm.response.kind != "numeric":
+            raise DataTypeError(
+                f"the response {spec.response!r} must be numeric; got a {dm.response.kind} "
+                "variable. Convert it (e.g. to 0/1) or model it with a GLM."
+            )
+        y = np.asarray(dm.response.design_matrix, dtype=float).reshape(-1)
+        if dm.common is None:
+            X = np.empty((len(df), 0))
+            fixed_names: list[str] = []
+        else:
+            Xdf = dm.common.as_dataframe()
+            X = Xdf.to_numpy(dtype=float)
+            fixed_names = [str(c) for c in Xdf.columns]
+        # one FactorData per distinct factor; its blocks in the order of the formula
+        per_factor: dict[str, list[tuple[np.ndarray, list[str]]]] = {}
+        comps_of: dict[str, tuple[str, ...]] = {}
+        for blk in spec.blocks:
+            try:
+                with quiet():
+                    bm = DesignMatrices(Model(*blk.exprs), df, env)
+            except Exception as exc:
+                raise FormulaError(f"a random term could not be evaluated: {exc}") from exc
+            Zdf = bm.common.as_dataframe()
+            per_factor.setdefault(blk.factor, []).append(
+                (Zdf.to_numpy(dtype=float), [str(c) for c in Zdf.columns])
+            )
+            comps_of[blk.factor] = blk.components
+        factors = []
+        for name, parts in per_factor.items():
+            labels = _labels(df, comps_of[name])
+            codes, uniques = pd.factorize(labels, sort=True)
+            Z = np.hstack([p[0] for p in parts])
+            terms = [t for p in parts for t in p[1]]
+            if not np.isfinite(Z).all():
+                raise DataError(
+                    f"the random terms for {name} must be finite; evaluated on the data they "
+                    "give NaN or inf. Transform or filter those rows first."
+                )
+            factors.append(
+                FactorData(
+                    name=name,
+                    codes=np.asarray(codes, dtype=np.intp),
+                    labels=pd.Index(uniques, name=name),
+                    Z=Z,
+                    terms=tuple(terms),
+                    block_sizes=tuple(p[0].shape[1] for p in parts),
+                )
+            )
+        # lme4 orders the random-effects terms by number of levels, most first (stable)
+        factors.sort(key=lambda f: -f.n_levels)
+        made = ~(np.isfinite(y) & np.isfinite(X).all(axis=1))
+        if made.any():
+            rows = describe_rows(df.index[made])
+            raise DataError(
+                f"the terms of `formula` must be finite; evaluated on the data they give NaN or "
+                f"inf in {rows} (e.g. log of a value <= 0). Transform or filter those rows first."
+            )
+        design = cls(
+            spec=spec,
+            y=y,
+            X=X,
+            fixed_names=tuple(fixed_names),
+            factors=tuple(factors),
+            n_dropped=n_dropped,
+        )
+        design._check(df)
+        return design
+
+    def _check(self, df: pd.DataFrame) -> None:
+        """Designs lme4 refuses or silently misreads."""
+        N = len(self.y)
+        for f in self.factors:
+            if f.n_levels < 2:
+                raise DataError(
+                    f"the grouping factor {f.name!r} must have at least 2 levels; got "
+                    f"{f.n_levels} ({f.labels[0]!r}). A variance between levels cannot be "
+                    f"estimated from one level: drop (... | {f.name}) from the formula."
+                )
+            if f.n_levels * f.q >= N:
+                raise DataError(
+                    f"there are more random effects for {f.name!r} ({f.q} terms x {f.n_levels} "
+                    f"levels = {f.q * f.n_levels}) than observations ({N}); the variance "
+                    "components cannot be told apart from the residual. Use fewer random terms "
+                    "or a coarser grouping."
+                )
+        # Class labels that repeat across the levels of another factor: (1 | class) treats
+        # class c1 of every school as one class. Data alone cannot tell that from a crossed
+        # design with missing cells, so the warning is for the pattern labels-within-parent
+        # leave: every level of the parent holds the first k labels of the child (c1..ck),
+        # while some parent holds fewer than all of them.
+        singles = [f for f in self.factors if ":" not in f.name]
+        for f in singles:
+            for g in singles:
+                if g is f:
+                    continue
+                if _labels_restart_per_parent(f.codes, g.codes, f.n_levels, g.n_levels):
+                    warnings.warn(
+                        f"the labels of {f.name!r} restart within every level of {g.name!r} "
+                        f"(each {g.name} holds {f.name} {f.labels[0]!r}, {f.labels[1]!r}, ...); "
+                        f"(1 | {f.name}) treats {f.name} {f.labels[0]!r} of every {g.name} as "
+                        f"one level. If {f.name} is nested in {g.name}, write "
+                        f"(1 | {g.name}/{f.name}); if the design is crossed, ignore this warning.",
+                        RepeatedLabelsWarning,
+                        stacklevel=4,
+                    )
+
+
+def _labels_restart_per_parent(child: np.ndarray, parent: np.ndarray, nc: int, npar: int) -> bool:
+    """Does every parent level hold exactly the child levels 0..k-1 (k varying), with some
+    parent holding fewer than all nc? (Child codes follow the sorted labels.)"""
+    if nc < 2 or npar < 2:
+        return False
+    seen = np.zeros((npar, nc), dtype=bool)
+    seen[parent, child] = True
+    k = seen.sum(axis=1)
+    prefix = np.arange(nc)[None, :] < k[:, None]
+    return bool(np.array_equal(seen, prefix) and (k < nc).any() and (k > 1).all())
+
+
+# ---------------------------------------------------------------------------- the fit
+@dataclass(frozen=True, eq=False)
+class MultiFit:
+    """A linear mixed model with one or more grouping factors, with lme4's names.
+
+    ``factors`` lists the grouping factors as lme4 names them (most levels first);
+    ``ranef(factor)``, ``ranef_sd(factor)``, ``coef(factor)`` and ``table(term, factor)`` give one
+    factor's levels; the factor may be left out when there is one.
+    """
+
+    design: MultiDesign
+    components: MultiComponents
+
+    @property
+    def formula(self) -> str:
+        return self.design.spec.formula
+
+    @property
+    def method(self) -> str:
+        return self.components.method
+
+    @property
+    def factors(self) -> list[str]:
+        return [f.name for f in self.components.factors]
+
+    @property
+    def fixed_terms(self) -> list[str]:
+        return list(self.design.fixed_names)
+
+    @property
+    def n_obs(self) -> int:
+        return self.components.n_obs
+
+    @cached_property
+    def fixef(self) -> pd.Series:
+        return pd.Series(self.components.beta, index=self.fixed_terms, name="fixef")
+
+    @cached_property
+    def vcov(self) -> pd.DataFrame:
+        names = self.fixed_terms
+        return pd.DataFrame(self.components.vcov_beta, index=names, columns=names)
+
+    @cached_property
+    def fixef_se(self) -> pd.Series:
+        return pd.Series(np.sqrt(np.diag(self.components.vcov_beta)), index=self.fixed_terms)
+
+    @property
+    def sigma(self) -> float:
+        return self.components.sigma
+
+    @property
+    def theta(self) -> np.ndarray:
+        return self.components.theta.copy()
+
+    @property
+    def loglik(self) -> float:
+        return self.components.loglik
+
+    @property
+    def criterion(self) -> float:
+        return self.components.criterion
+
+    @property
+    def boundary(self) -> bool:
+        """lme4's ``isSingular()``: some factor's covariance is estimated singular."""
+        return self.components.boundary
+
+    def _factor(self, factor: str | None):
+        ests = self.components.factors
+        if factor is None:
+            if len(ests) == 1:
+                return ests[0]
+            raise ColumnError(
+                f"`factor` must name one of the grouping factors {self.factors} when the model "
+                "has several; got None. Pass e.g. factor="
+                f"{self.factors[0]!r}."
+            )
+        for e in ests:
+            if e.name == factor:
+                return e
+        raise ColumnError(
+            f"`factor` must be one of the grouping factors {self.factors}; got {factor!r}."
+        )
+
+    def cov_re(self, factor: str | None = None) -> pd.DataFrame:
+        e = self._factor(factor)
+        return pd.DataFrame(e.cov, index=list(e.terms), columns=list(e.terms))
+
+    def ranef(self, factor: str | None = None) -> pd.DataFrame:
+        """Conditional modes of one factor's random effects: level x term, lme4's ``ranef()``."""
+        e = self._factor(factor)
+        return pd.DataFrame(e.b, index=e.labels, columns=list(e.terms))
+
+    def ranef_sd(self, factor: str | None = None) -> pd.DataFrame:
+        """Conditional SDs (lme4's ``ranef(condVar = TRUE)``): level x term."""
+        e = self._factor(factor)
+        sd = np.sqrt(np.diagonal(e.cond_cov, axis1=1, axis2=2))
+        return pd.DataFrame(sd, index=e.labels, columns=list(e.terms))
+
+    def coef(self, factor: str | None = None) -> pd.DataFrame:
+        """Fixed plus the factor's random effects, lme4's ``coef()``."""
+        e = self._factor(factor)
+        out = pd.DataFrame(
+            np.tile(self.fixef.to_numpy(), (len(e.labels), 1)),
+            index=e.labels,
+            columns=self.fixed_terms,
+        )
+        b = self.ranef(e.name)
+        for t in e.terms:
+            out[t] = (out[t] if t in out else 0.0) + b[t]
+        return out
+
+    def table(self, term: str | None = None, factor: str | None = None) -> pd.DataFrame:
+        """One term of one factor, per level: n, blup (coef), ranef, cond_sd, prior_mean/sd."""
+        e = self._factor(factor)
+        term = e.terms[0] if term is None else term
+        if term not in e.terms:
+            raise ColumnError(
+                f"`term` must be one of the random terms of {e.name} {list(e.terms)}; got {term!r}."
+            )
+        k = e.terms.index(term)
+        prior_mean = float(self.fixef[term]) if term in self.fixef else 0.0
+        return pd.DataFrame(
+            {
+                "n": e.n.astype(int),
+                "ranef": e.b[:, k],
+                "blup": prior_mean + e.b[:, k],
+                "cond_sd": np.sqrt(e.cond_cov[:, k, k]),
+                "prior_mean": prior_mean,
+                "prior_sd": np.sqrt(e.cov[k, k]),
+            },
+            index=e.labels,
+        )
+
+    def varcorr(self) -> pd.DataFrame:
+        """lme4's ``as.data.frame(VarCorr(m))``: grp, var1, var2, vcov, sdcor."""
+        rows = []
+        for e in self.components.factors:
+            start = 0
+            for bi, size in enumerate(e.block_sizes):
+                grp = e.name if bi == 0 else f"{e.name}.{bi}"
+                sl = list(range(start, start + size))
+                for i in sl:
+                    rows.append((grp, e.terms[i], None, e.cov[i, i], np.sqrt(e.cov[i, i])))
+                for ai, i in enumerate(sl):
+                    for j in sl[ai + 1 :]:
+                        c = e.cov[i, j]
+                        d = np.sqrt(e.cov[i, i] * e.cov[j, j])
+                        rows.append((grp, e.terms[i], e.terms[j], c, c / d if d > 0 else np.nan))
+                start += size
+        rows.append(("Residual", None, None, self.sigma**2, self.sigma))
+        return pd.DataFrame(rows, columns=["grp", "var1", "var2", "vcov", "sdcor"])
+
+    def summary(self) -> str:
+        crit = "REML criterion" if self.method == "reml" else "-2 log-likelihood"
+        vc = self.varcorr()
+        fe = pd.DataFrame(
+            {"estimate": self.fixef, "se": self.fixef_se, "t": self.fixef / self.fixef_se}
+        )
+        levels = ", ".join(f"{e.name} {len(e.labels)}" for e in self.components.factors)
+        lines = [
+            f"Linear mixed model fit by {self.method.upper()}: {self.formula}",
+            f"{crit} {self.criterion:.4f}; {self.n_obs} observations; levels: {levels}",
+            "Random effects:",
+            vc.to_string(index=False, float_format=lambda v: f"{v:.5g}"),
+            "Fixed effects:",
+            fe.to_string(float_format=lambda v: f"{v:.5g}"),
+        ]
+        if self.boundary:
+            lines.append("boundary (singular) fit: see help('isSingular') in lme4")
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        return self.summary()
+
+    def __repr__(self) -> str:
+        return (
+            f"MultiFit({self.formula!r}, method={self.method!r}, factors={self.factors}, "
+            f"sigma={self.sigma:.5g}, boundary={self.boundary})"
+        )
+
+
+def fit_multi(data, formula: str, method: str = "reml", *, missing: Missing = "raise") -> MultiFit:
+    """Fit a linear mixed model with one or more grouping factors by REML or ML.
+
+    Examples
+    --------
+    >>> import bayeshrink as bs
+    >>> from bayeshrink.lmm.multi import fit_multi
+    >>> import pandas as pd
+    >>> df = pd.DataFrame({
+    ...     "y": [1.0, 2.1, 2.9, 4.2, 1.2, 2.0, 3.1, 3.9, 0.8, 2.2, 3.0, 4.1],
+    ...     "a": list("pppqqqrrrsss"), "b": list("xyzxyzxyzxyz")})
+    >>> m = fit_multi(df, "y ~ 1 + (1 | a) + (1 | b)")
+    >>> m.factors
+    ['a', 'b']
+    """
+    design = MultiDesign.from_formula(data, formula, missing=missing)
+    comp = fit_pls(design.y, design.X, list(design.factors), method)
+    return MultiFit(design, comp)

@@ -1,0 +1,774 @@
+r"""REML and ML for linear mixed models with several grouping factors, crossed or nested.
+
+The model (lme4's, Bates et al. 2015, J. Stat. Softw. 67(1))::
+
+    y = X beta + Z b + e,   b = Lambda u,   u ~ N(0, sigma^2 I),   e ~ N(0, sigma^2 I)
+
+Z = [Z_1 | ... | Z_F] has one block of columns per grouping factor f (n_f levels, q_f terms per
+level); Lambda is block diagonal with Lambda_f = I_{n_f} (x) T_f, T_f lower triangular (itself
+block diagonal when the formula has several parenthesised blocks on the factor). ``theta`` holds
+the free entries of the T_f, factor by factor in lme4's order, exactly ``getME(m, "theta")``.
+
+Penalised least squares. For fixed theta, u and beta minimise
+``r2 = ||y - X beta - Z Lambda u||^2 + ||u||^2`` and, with M = Lambda' Z'Z Lambda + I,
+
+    ML:    -2 l = log|M| + N (1 + log(2 pi r2 / N))
+    REML:  -2 l = log|M| + log|H| + (N - p)(1 + log(2 pi r2 / (N - p))),  H = X' V^-1 X
+
+(V = I + Z Lambda Lambda' Z', the marginal covariance over sigma^2).
+
+The blocked factor of M. The factors are ordered so that the one with most random effects comes
+first; its block M_11 of M is block diagonal (one q_1 x q_1 block per level, a diagonal when the
+factor has one term) and is factored level by level. Eliminating it leaves the Schur complement
+``S = M_rr - M_r1 M_11^-1 M_1r`` of the remaining factors, which is dense and small (InstEval:
+1,142 x 1,142 for 2,972 students eliminated) and is factored by LAPACK. This is MixedModels.jl's
+blocked Cholesky with its first block diagonal; fill-in is confined to S, whose size is the
+random effects of all factors but the largest.
+
+Numerics that make the answer independent of the data's units:
+
+* X, y and the random-slope columns are centred and scaled internally (only scaled where
+  centring would change the model: no intercept, or a block without an intercept), and every
+  estimate is mapped back exactly. Centring a slope inside an unstructured block with an
+  intercept is a reparametrisation of the same model (Sigma_b maps by a congruence).
+* r2 is computed from the residuals ``y - X beta - Z b`` and ``u``, never as y'y - beta'X'y.
+* The criterion is even in every diagonal entry of T_f, so theta_kk = 0 is always a stationary
+  point. A boundary estimate is accepted only after restarts from inside do not find a lower
+  criterion; the boundary flag is lme4's ``isSingular()`` on the data-scale theta.
+
+Gradient. With P = M^-1 Lambda' Z'Z = (I - M^-1) Lambda^-1 (T_f invertible), the derivative of
+log|M| in T_f is 2 sum_l ((I - Minv_l) T_f^-1)', where Minv_l are the diagonal blocks of M^-1: for
+the first factor M_11,l^-1 + F_l' S^-1 F_l with F = M_r1 M_11^-1 (a sparse product and a trace
+against S^-1), for the others blocks of S^-1. The derivative of r2 is -2 sum_l (Z'r)_l u_l' (the
+envelope theorem), that of log|H| is -2 sum_l Y_l H^-1 U_l' with Y = Z' V^-1 X and
+U = M^-1 Lambda' Z'X. At theta_f = 0 for a one-term factor the derivative is exactly 0 (the
+criterion is even there); only a many-term factor whose T_f is singular is differentiated by
+central differences of the criterion.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import scipy.linalg as sla
+import scipy.sparse as sp
+from scipy import optimize
+
+from ..errors import BayeshrinkWarning, DataError, MethodError
+
+__all__ = ["FactorData", "MultiComponents", "fit_pls"]
+
+#: lme4's isSingular(): a diagonal entry of a relative covariance factor below this is singular.
+SINGULAR_TOL = 1e-4
+#: Largest Schur complement (random effects of all factors but the first) factored densely.
+MAX_DENSE = 12_000
+
+
+class ConvergenceWarning(BayeshrinkWarning):
+    """The optimiser stopped before the gradient of the criterion was small."""
+
+
+@dataclass(frozen=True, eq=False)
+class FactorData:
+    """One grouping factor: the level of every row and the factor's random-effect columns.
+
+    ``name`` and ``labels`` are lme4's (``cask:batch``, ``a:A``); ``Z`` holds the term columns
+    on the data's scale (rows x q); ``block_sizes`` splits the terms into independent blocks.
+    """
+
+    name: str
+    codes: np.ndarray  # (N,) integer level of each row, 0..n_levels-1
+    labels: pd.Index
+    Z: np.ndarray  # (N, q)
+    terms: tuple[str, ...]
+    block_sizes: tuple[int, ...]
+
+    @property
+    def n_levels(self) -> int:
+        return len(self.labels)
+
+    @property
+    def q(self) -> int:
+        return len(self.terms)
+
+
+@dataclass(frozen=True, eq=False)
+class FactorEstimate:
+    """One factor's estimates on the data's scale."""
+
+    name: str
+    labels: pd.Index
+    terms: tuple[str, ...]
+    block_sizes: tuple[int, ...]
+    cov: np.ndarray  # (q, q) covariance of the random effects, lme4's VarCorr block
+    b: np.ndarray  # (n_levels, q) conditional modes
+    cond_cov: np.ndarray  # (n_levels, q, q) conditional covariances, lme4's postVar
+    n: np.ndarray  # (n_levels,) rows per level
+
+
+@dataclass(frozen=True, eq=False)
+class MultiComponents:
+    """The estimates at the optimum. Names follow lme4; arrays are on the data's scale."""
+
+    method: str
+    theta: np.ndarray  # lme4's getME(m, "theta")
+    beta: np.ndarray
+    vcov_beta: np.ndarray
+    sigma: float
+    criterion: float  # REML criterion or -2 log-likelihood, as lme4
+    factors: tuple[FactorEstimate, ...]  # in lme4's order (most levels first)
+    boundary: bool
+    n_obs: int
+    grad_norm: float
+    n_evals: int = 0
+    info: dict = field(default_factory=dict)
+
+    @property
+    def loglik(self) -> float:
+        return -0.5 * self.criterion
+
+
+# ---------------------------------------------------------------------------- scaling
+def _is_const(col: np.ndarray) -> bool:
+    return bool(np.all(col == col[0])) if len(col) else True
+
+
+def _scale_fixed(X: np.ndarray) -> tuple[np.ndarray, np.ndarray, int | None]:
+    """X = Xs @ A with the columns of Xs centred (when X has an intercept) and of unit scale."""
+    p = X.shape[1]
+    icpt = next((j for j in range(p) if np.all(X[:, j] == 1.0)), None)
+    A = np.eye(p)
+    Xs = np.empty_like(X)
+    for j in range(p):
+        col = X[:, j]
+        if j == icpt:
+            Xs[:, j] = 1.0
+            continue
+        c = 0.0
+        if icpt is not None:
+            c = float(col.mean())
+            c = float(c + (col - c).mean())  # second pass removes the rounding of a large mean
+        d = col - c
+        s = float(np.sqrt(np.mean(d * d)))
+        if not np.isfinite(s) or s == 0.0:
+            s = 1.0
+        Xs[:, j] = d / s
+        A[j, j] = s
+        if icpt is not None:
+            A[icpt, j] = c
+    return Xs, A, icpt
+
+
+def _scale_random(Z: np.ndarray, block_sizes) -> tuple[np.ndarray, np.ndarray]:
+    """Z = Zs @ Az, Az block diagonal; a block with an intercept has its other columns centred."""
+    q = Z.shape[1]
+    Az = np.eye(q)
+    Zs = np.empty_like(Z)
+    start = 0
+    for size in block_sizes:
+        idx = list(range(start, start + size))
+        icpt = next((j for j in idx if np.all(Z[:, j] == 1.0)), None)
+        for j in idx:
+            col = Z[:, j]
+            if j == icpt:
+                Zs[:, j] = 1.0
+                continue
+            c = 0.0
+            if icpt is not None:
+                c = float(col.mean())
+                c = float(c + (col - c).mean())
+            d = col - c
+            s = float(np.sqrt(np.mean(d * d)))
+            if not np.isfinite(s) or s == 0.0:
+                s = 1.0
+            Zs[:, j] = d / s
+            Az[j, j] = s
+            if icpt is not None:
+                Az[icpt, j] = c
+        start += size
+    return Zs, Az
+
+
+def _template(block_sizes) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Rows, columns and diagonal flags of a factor's theta entries in lme4's order."""
+    rows, cols, diag = [], [], []
+    start = 0
+    for size in block_sizes:
+        for c in range(size):
+            for r in range(c, size):
+                rows.append(start + r)
+                cols.append(start + c)
+                diag.append(r == c)
+        start += size
+    return np.array(rows, int), np.array(cols, int), np.array(diag, bool)
+
+
+def _psd_chol(S: np.ndarray) -> np.ndarray:
+    """Lower-triangular L with L L' = S for a positive semi-definite S (zero columns where
+    S is singular), as lme4's theta holds it."""
+    q = S.shape[0]
+    L = np.zeros_like(S)
+    scale = max(float(np.max(np.abs(np.diag(S)))), np.finfo(float).tiny)
+    for j in range(q):
+        d = S[j, j] - L[j, :j] @ L[j, :j]
+        if d <= 1e-14 * scale:
+            continue
+        L[j, j] = math.sqrt(d)
+        for i in range(j + 1, q):
+            L[i, j] = (S[i, j] - L[i, :j] @ L[j, :j]) / L[j, j]
+    return L
+
+
+def _block_diag(blocks: np.ndarray) -> sp.csr_matrix:
+    """CSR matrix with the (n, q, q) ``blocks`` on its diagonal (built without a Python loop)."""
+    n, q, _ = blocks.shape
+    cols = (np.arange(n)[:, None, None] * q + np.arange(q)[None, None, :]).repeat(q, axis=1)
+    indptr = np.arange(0, n * q * q + 1, q)
+    return sp.csr_matrix((blocks.reshape(-1), cols.reshape(-1), indptr), shape=(n * q, n * q))
+
+
+# ---------------------------------------------------------------------------- the problem
+class _Problem:
+    """Cross-products on the internal scale and the criterion with its gradient."""
+
+    def __init__(self, y, X, factors: list[FactorData], method: str):
+        self.method = method
+        N = len(y)
+        self.N = N
+        self.p = X.shape[1]
+        # ---- internal scale
+        self.Xs, self.A, self.icpt = _scale_fixed(X)
+        if self.icpt is not None:
+            my = float(y.mean())
+            my = float(my + (y - my).mean())
+        else:
+            my = 0.0
+        yc = y - my
+        sy = float(np.sqrt(np.mean(yc * yc)))
+        if not np.isfinite(sy) or sy == 0.0:
+            sy = 1.0
+        self.my, self.sy = my, sy
+        self.y = yc / sy
+        self.dof = float(N - self.p) if method == "reml" else float(N)
+
+        # ---- factors: lme4's order (most levels first, stable) is the order of theta; the
+        # elimination order puts the factor with most random effects first.
+        self.factors = factors
+        F = len(factors)
+        self.Zs, self.Az = [], []
+        for f in factors:
+            Zs, Az = _scale_random(f.Z, f.block_sizes)
+            self.Zs.append(Zs)
+            self.Az.append(Az)
+        self.tmpl = [_template(f.block_sizes) for f in factors]
+        counts = [len(t[0]) for t in self.tmpl]
+        self.theta_off = np.concatenate([[0], np.cumsum(counts)]).astype(int)
+        self.n_theta = int(self.theta_off[-1])
+        self.diag = np.concatenate([t[2] for t in self.tmpl]) if F else np.zeros(0, bool)
+        dims = [f.n_levels * f.q for f in factors]
+        self.order = sorted(range(F), key=lambda k: -dims[k])  # elimination order
+        first = self.order[0]
+        self.first = first
+        self.rest = self.order[1:]
+        offs = {}
+        o = 0
+        for k in self.order:
+            offs[k] = o
+            o += dims[k]
+        self.off = offs
+        self.qtot = o
+        self.n1q1 = dims[first]
+        self.r = self.qtot - self.n1q1
+        if self.r > MAX_DENSE:
+            raise DataError(
+                f"the grouping factors other than {factors[first].name!r} have {self.r} random "
+                f"effects together; their Schur complement is factored densely, which is limited "
+                f"to {MAX_DENSE}. Fit fewer levels in the smaller factors, or use lme4 for this "
+                "design."
+            )
+
+        # ---- sparse Z (rows x qtot) on the internal scale, columns in elimination order
+        rows, cols, vals = [], [], []
+        ar = np.arange(N)
+        for k in range(F):
+            f = factors[k]
+            for a in range(f.q):
+                rows.append(ar)
+                cols.append(offs[k] + f.codes * f.q + a)
+                vals.append(self.Zs[k][:, a])
+        Z = sp.csr_matrix(
+            (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
+            shape=(N, self.qtot),
+        )
+        self.Z = Z
+        ZtZ = (Z.T @ Z).tocsr()
+        self.ZtZ = ZtZ
+        self.ZtX = np.asarray(Z.T @ self.Xs)
+        self.Zty = np.asarray(Z.T @ self.y)
+        self.XtX = self.Xs.T @ self.Xs
+        self.Xty = self.Xs.T @ self.y
+        f1 = factors[first]
+        q1 = f1.q
+        self.q1 = q1
+        # first factor's per-level blocks of Z'Z
+        Z1 = self.Zs[first]
+        A11 = np.empty((f1.n_levels, q1, q1))
+        for a in range(q1):
+            for b in range(a, q1):
+                s = np.bincount(f1.codes, weights=Z1[:, a] * Z1[:, b], minlength=f1.n_levels)
+                A11[:, a, b] = s
+                A11[:, b, a] = s
+        self.A11 = A11
+        n1 = self.n1q1
+        self.Ar1 = ZtZ[n1:, :n1].tocsr()
+        self.Arr = ZtZ[n1:, n1:].toarray()
+        self.level_n = [np.bincount(f.codes, minlength=f.n_levels) for f in factors]
+
+        # ---- Lambda of the remaining factors as a sparse pattern filled from theta
+        lr, lc, lk = [], [], []
+        for k in self.rest:
+            f = factors[k]
+            rr, cc, _ = self.tmpl[k]
+            base = offs[k] - n1 + np.arange(f.n_levels)[:, None] * f.q
+            lr.append((base + rr[None, :]).ravel())
+            lc.append((base + cc[None, :]).ravel())
+            lk.append(np.broadcast_to(self.theta_off[k] + np.arange(len(rr)), base.shape).ravel())
+        if self.rest:
+            lr, lc, lk = np.concatenate(lr), np.concatenate(lc), np.concatenate(lk)
+            pattern = sp.csr_matrix(
+                (np.arange(1, len(lr) + 1, dtype=float), (lr, lc)), shape=(self.r, self.r)
+            )
+            self.lam_r_pattern = pattern
+            self.lam_r_map = lk[pattern.data.astype(int) - 1]
+        self.n_evals = 0
+
+    # ------------------------------------------------------------------ pieces
+    def T(self, theta, k) -> np.ndarray:
+        f = self.factors[k]
+        rr, cc, _ = self.tmpl[k]
+        Tm = np.zeros((f.q, f.q))
+        Tm[rr, cc] = theta[self.theta_off[k] : self.theta_off[k + 1]]
+        return Tm
+
+    def lam_r(self, theta):
+        if not self.rest:
+            return sp.csr_matrix((0, 0))
+        L = self.lam_r_pattern.copy()
+        L.data = theta[self.lam_r_map].astype(float)
+        return L
+
+    def lam_full(self, theta):
+        """Lambda (qtot x qtot) as a sparse matrix, in elimination order."""
+        T1 = self.T(theta, self.first)
+        n1 = self.factors[self.first].n_levels
+        L1 = _block_diag(np.broadcast_to(T1, (n1, *T1.shape)))
+        return sp.block_diag([L1, self.lam_r(theta)], format="csr")
+
+    def factor(self, theta):
+        """Blocked Cholesky of M = Lambda'Z'Z Lambda + I."""
+        q1 = self.q1
+        T1 = self.T(theta, self.first)
+        M11 = np.einsum("ba,lbc,cd->lad", T1, self.A11, T1) + np.eye(q1)
+        L1 = np.linalg.cholesky(M11)  # (n1, q1, q1)
+        n1 = self.factors[self.first].n_levels
+        eye = np.broadcast_to(np.eye(q1), L1.shape)
+        L1inv = np.linalg.solve(L1, eye)  # (n1, q1, q1)
+        logdet = 2.0 * float(np.log(np.diagonal(L1, axis1=1, axis2=2)).sum())
+        out = {"T1": T1, "L1": L1, "L1inv": L1inv}
+        if self.r:
+            lam_r = self.lam_r(theta)
+            lam1 = _block_diag(np.broadcast_to(T1, (n1, *T1.shape)))
+            Mr1 = (lam_r.T @ self.Ar1 @ lam1).tocsr()
+            L1invT_bd = _block_diag(np.transpose(L1inv, (0, 2, 1)))
+            G = (Mr1 @ L1invT_bd).tocsr()  # Mr1 L1^-T
+            Mrr = np.asarray(lam_r.T @ (lam_r.T @ self.Arr.T).T) + np.eye(self.r)
+            S = Mrr - (G @ G.T).toarray()
+            try:
+                Lr = sla.cholesky(S, lower=True, check_finite=False)
+            except np.linalg.LinAlgError:
+                Lr = sla.cholesky(S + 1e-12 * np.eye(self.r), lower=True, check_finite=False)
+            logdet += 2.0 * float(np.log(np.diag(Lr)).sum())
+            out.update(lam_r=lam_r, lam1=lam1, Mr1=Mr1, G=G, Lr=Lr)
+        out["logdet"] = logdet
+        return out
+
+    def solve(self, fac, B):
+        """M^-1 B for B (qtot x k) with the blocked factor."""
+        q1 = self.q1
+        n1 = self.factors[self.first].n_levels
+        k = B.shape[1]
+        B1 = B[: self.n1q1].reshape(n1, q1, k)
+        y1 = fac["L1inv"] @ B1  # L1^-1 b1
+        if self.r:
+            G, Lr = fac["G"], fac["Lr"]
+            yr = sla.solve_triangular(
+                Lr, B[self.n1q1 :] - G @ y1.reshape(-1, k), lower=True, check_finite=False
+            )
+            xr = sla.solve_triangular(Lr, yr, lower=True, trans="T", check_finite=False)
+            y1 = y1 - (G.T @ xr).reshape(n1, q1, k)
+        else:
+            xr = np.zeros((0, k))
+        x1 = np.transpose(fac["L1inv"], (0, 2, 1)) @ y1
+        return np.vstack([x1.reshape(-1, k), xr])
+
+    def evaluate(self, theta, want_grad: bool = False):
+        self.n_evals += 1
+        p = self.p
+        fac = self.factor(theta)
+        lam = self.lam_full(theta)
+        c = lam.T @ np.column_stack([self.ZtX, self.Zty])  # Lambda'Z'[X y]
+        U = self.solve(fac, c)
+        if p:
+            H = self.XtX - c[:, :p].T @ U[:, :p]
+            H = 0.5 * (H + H.T)
+            Hc = sla.cho_factor(H, lower=True, check_finite=False)
+            beta = sla.cho_solve(Hc, self.Xty - c[:, :p].T @ U[:, p], check_finite=False)
+            logdet_H = 2.0 * float(np.log(np.diag(Hc[0])).sum())
+            u = U[:, p] - U[:, :p] @ beta
+        else:
+            H = np.zeros((0, 0))
+            beta = np.zeros(0)
+            logdet_H = 0.0
+            u = U[:, 0]
+        b = lam @ u
+        resid = self.y - self.Xs @ beta - self.Z @ b
+        r2 = float(resid @ resid + u @ u)
+        r2 = max(r2, np.finfo(float).tiny)
+        crit = fac["logdet"] + self.dof * (1.0 + math.log(2.0 * math.pi * r2 / self.dof))
+        if self.method == "reml":
+            crit += logdet_H
+        state = dict(fac=fac, lam=lam, U=U, H=H, beta=beta, u=u, b=b, r2=r2, resid=resid)
+        if not want_grad:
+            return crit, state
+        return crit, state, self._gradient(theta, state)
+
+    # ------------------------------------------------------------------ gradient
+    def _minv_blocks_sum(self, theta, fac, Sinv):
+        """sum over levels of the diagonal blocks of M^-1, per factor (q_f x q_f)."""
+        out = {}
+        q1 = self.q1
+        L1inv = fac["L1inv"]
+        s1 = np.einsum("lba,lbc->ac", L1inv, L1inv)  # sum_l M11_l^-1
+        if self.r:
+            n1 = self.factors[self.first].n_levels
+            L1inv_bd = _block_diag(L1inv)
+            Fm = (fac["G"] @ L1inv_bd).tocsc()  # Mr1 M11^-1
+            for a in range(q1):
+                Fa = Fm[:, a::q1] if q1 > 1 else Fm
+                for bb in range(a, q1):
+                    Fb = Fm[:, bb::q1] if q1 > 1 else Fm
+                    prod = (Fa @ Fb.T).tocoo()
+                    v = float(np.sum(Sinv[prod.row, prod.col] * prod.data))
+                    s1[a, bb] += v
+                    if bb != a:
+                        s1[bb, a] += v
+            del n1
+        out[self.first] = s1
+        for k in self.rest:
+            f = self.factors[k]
+            o = self.off[k] - self.n1q1
+            blk = np.zeros((f.q, f.q))
+            idx = o + np.arange(f.n_levels) * f.q
+            for a in range(f.q):
+                for bb in range(f.q):
+                    blk[a, bb] = Sinv[idx + a, idx + bb].sum()
+            out[k] = blk
+        return out
+
+    def _gradient(self, theta, st):
+        p = self.p
+        fac, U, u, H = st["fac"], st["U"], st["u"], st["H"]
+        Sinv = None
+        if self.r:
+            Lr = fac["Lr"]
+            inv, _ = sla.lapack.dpotri(Lr, lower=1)
+            Sinv = np.tril(inv) + np.tril(inv, -1).T
+        minv_sum = self._minv_blocks_sum(theta, fac, Sinv)
+        Ztr = np.asarray(self.Z.T @ st["resid"])
+        if p and self.method == "reml":
+            lamUX = st["lam"] @ U[:, :p]
+            Y = self.ZtX - self.ZtZ @ lamUX  # Z'V^-1 X
+            Hinv = np.linalg.inv(H)
+        grad = np.zeros(self.n_theta)
+        fd_factors = []
+        for k, f in enumerate(self.factors):
+            o, q, n = self.off[k], f.q, f.n_levels
+            rr, cc, _ = self.tmpl[k]
+            Tm = self.T(theta, k)
+            ul = u[o : o + n * q].reshape(n, q)
+            zr = Ztr[o : o + n * q].reshape(n, q)
+            gT = -2.0 * (self.dof / st["r2"]) * (zr.T @ ul)  # d r2 term
+            if p and self.method == "reml":
+                Yl = Y[o : o + n * q].reshape(n, q, p)
+                Ul = U[o : o + n * q, :p].reshape(n, q, p)
+                gT -= 2.0 * np.einsum("lai,ij,lbj->ab", Yl, Hinv, Ul)
+            dT = np.diag(Tm)
+            if np.all(dT > 0):
+                Pm = (n * np.eye(q) - minv_sum[k]) @ np.linalg.inv(Tm)
+                gT += 2.0 * Pm.T
+            elif q == 1:
+                gT[:] = 0.0  # the criterion is even in theta_f: its derivative at 0 is 0
+            else:
+                fd_factors.append(k)
+            grad[self.theta_off[k] : self.theta_off[k + 1]] = gT[rr, cc]
+        for k in fd_factors:
+            sl = range(self.theta_off[k], self.theta_off[k + 1])
+            for i in sl:
+                h = 1e-6 * max(1.0, abs(theta[i]))
+                tp, tm = theta.copy(), theta.copy()
+                tp[i] += h
+                tm[i] -= h
+                if self.diag[i] and tm[i] < 0:
+                    tm[i] = theta[i]
+                    grad[i] = (self.evaluate(tp)[0] - self.evaluate(tm)[0]) / h
+                else:
+                    grad[i] = (self.evaluate(tp)[0] - self.evaluate(tm)[0]) / (2 * h)
+        return grad
+
+    def value_and_grad(self, theta):
+        crit, _, g = self.evaluate(np.asarray(theta, float), want_grad=True)
+        return crit, g
+
+    def value(self, theta) -> float:
+        return self.evaluate(np.asarray(theta, float))[0]
+
+    def to_internal(self, theta: np.ndarray) -> np.ndarray:
+        """Data-scale theta (lme4's) to the internal scale: Lambda_s Lambda_s' = Az T T' Az'."""
+        out = []
+        for k, f in enumerate(self.factors):
+            rr, cc, _ = self.tmpl[k]
+            Tm = np.zeros((f.q, f.q))
+            Tm[rr, cc] = theta[self.theta_off[k] : self.theta_off[k + 1]]
+            rel = self.Az[k] @ Tm @ Tm.T @ self.Az[k].T
+            start = 0
+            Ts = np.zeros((f.q, f.q))
+            for size in f.block_sizes:
+                sl = slice(start, start + size)
+                Ts[sl, sl] = _psd_chol(0.5 * (rel[sl, sl] + rel[sl, sl].T))
+                start += size
+            out.append(Ts[rr, cc])
+        return np.concatenate(out) if out else np.zeros(0)
+
+    # ------------------------------------------------------------------ conditional variances
+    def minv_blocks(self, fac):
+        """Per factor, the diagonal blocks of M^-1 for every level: (n_f, q_f, q_f)."""
+        out = {}
+        q1 = self.q1
+        L1inv = fac["L1inv"]
+        blocks1 = np.einsum("lba,lbc->lac", L1inv, L1inv)
+        if self.r:
+            Lr = fac["Lr"]
+            inv, _ = sla.lapack.dpotri(Lr, lower=1)
+            Sinv = np.tril(inv) + np.tril(inv, -1).T
+            L1inv_bd = _block_diag(L1inv)
+            Fm = (fac["G"] @ L1inv_bd).tocsc()  # r x n1q1
+            P = np.asarray(Fm.T @ Sinv)  # n1q1 x r
+            FmT = Fm.T.tocsr()
+            n1 = self.factors[self.first].n_levels
+            for a in range(q1):
+                Pa = P[a::q1]
+                for bb in range(q1):
+                    Fb = FmT[bb::q1]
+                    v = np.asarray(Fb.multiply(Pa).sum(axis=1)).reshape(n1)
+                    blocks1[:, a, bb] += v
+            for k in self.rest:
+                f = self.factors[k]
+                o = self.off[k] - self.n1q1
+                idx = o + np.arange(f.n_levels) * f.q
+                blk = np.empty((f.n_levels, f.q, f.q))
+                for a in range(f.q):
+                    for bb in range(f.q):
+                        blk[:, a, bb] = Sinv[idx + a, idx + bb]
+                out[k] = blk
+        out[self.first] = blocks1
+        return out
+
+
+# ---------------------------------------------------------------------------- optimiser
+def _polish(prob: _Problem, theta: np.ndarray, iters: int = 20) -> np.ndarray:
+    """Newton steps with a finite-difference Hessian of the analytic gradient."""
+    f, g = prob.value_and_grad(theta)
+    for _ in range(iters):
+        active = prob.diag & (theta <= 0.0) & (g >= 0.0)
+        idx = np.flatnonzero(~active)
+        if not len(idx):
+            break
+        gnorm = np.max(np.abs(g[idx]))
+        if gnorm < 1e-12 * max(1.0, abs(f)):
+            break
+        Hs = np.empty((len(idx), len(idx)))
+        for a, i in enumerate(idx):
+            h = 1e-5 * max(1e-2, abs(theta[i]))
+            tp = theta.copy()
+            tp[i] += h
+            Hs[:, a] = (prob.value_and_grad(tp)[1][idx] - g[idx]) / h
+        Hs = 0.5 * (Hs + Hs.T)
+        try:
+            step = -np.linalg.solve(Hs, g[idx])
+        except np.linalg.LinAlgError:
+            step = -np.linalg.lstsq(Hs, g[idx], rcond=1e-12)[0]
+        improved = False
+        for scale in (1.0, 0.5, 0.25, 0.1):
+            trial = theta.copy()
+            trial[idx] += scale * step
+            trial[prob.diag] = np.maximum(trial[prob.diag], 0.0)
+            ft, gt = prob.value_and_grad(trial)
+            act = prob.diag & (trial <= 0.0) & (gt >= 0.0)
+            gt_norm = np.max(np.abs(np.where(act, 0.0, gt)))
+            if gt_norm < gnorm and ft <= f + 1e-10 * max(1.0, abs(f)):
+                improved = True
+                theta, f, g = trial, ft, gt
+                break
+        if not improved or np.max(np.abs(scale * step)) < 1e-13:
+            break
+    return theta
+
+
+def _optimise(prob: _Problem) -> np.ndarray:
+    bounds = [(0.0, None) if d else (None, None) for d in prob.diag]
+
+    def run(x0):
+        res = optimize.minimize(
+            prob.value_and_grad,
+            x0,
+            jac=True,
+            method="L-BFGS-B",
+            bounds=bounds,
+            options={"ftol": 1e-15, "gtol": 1e-10, "maxiter": 1000, "maxcor": 20},
+        )
+        theta = _polish(prob, np.asarray(res.x, float))
+        return theta, prob.value(theta)
+
+    theta, f = run(np.where(prob.diag, 1.0, 0.0))
+    # theta_kk = 0 is stationary whether or not the optimum is inside: accept a zero only when
+    # restarts that move it back inside do not find a lower criterion.
+    tried: set[int] = set()
+    while True:
+        zero = [k for k in np.flatnonzero(prob.diag & (theta < SINGULAR_TOL)) if k not in tried]
+        if not zero:
+            break
+        k = zero[0]
+        tried.add(k)
+        scale = max(1.0, float(np.abs(theta).max()))
+        for v in (0.05, 0.3, 1.0):
+            x0 = theta.copy()
+            x0[k] = v * scale
+            cand, fc = run(x0)
+            if fc < f - 1e-10 * max(1.0, abs(f)):
+                theta, f = cand, fc
+                break
+    # a diagonal entry left at ~1e-10 is a boundary estimate: put it at 0 unless that costs
+    for i in np.flatnonzero(prob.diag & (theta > 0) & (theta < 1e-6)):
+        trial = theta.copy()
+        trial[i] = 0.0
+        if prob.value(trial) <= f + 1e-12 * max(1.0, abs(f)):
+            theta = trial
+            f = prob.value(theta)
+    return theta
+
+
+# ---------------------------------------------------------------------------- entry point
+def fit_pls(
+    y: np.ndarray,
+    X: np.ndarray,
+    factors: list[FactorData],
+    method: str = "reml",
+    *,
+    theta: np.ndarray | None = None,
+) -> MultiComponents:
+    """Fit ``y = X beta + sum_f Z_f b_f + e`` by REML or ML (lme4's profiled criterion).
+
+    ``factors`` in lme4's order (most levels first). Returns the estimates on the data's scale.
+    ``theta`` (data scale, lme4's layout): evaluate everything at this theta instead of
+    optimising, as lme4 does with ``start = theta`` and no optimiser steps.
+    """
+    method = str(method).lower()
+    if method not in ("reml", "ml"):
+        raise MethodError(f"`method` must be 'reml' or 'ml' for a mixed model; got {method!r}.")
+    y = np.asarray(y, dtype=float)
+    X = np.asarray(X, dtype=float).reshape(len(y), -1)
+    prob = _Problem(y, X, list(factors), method)
+    theta_s = _optimise(prob) if theta is None else prob.to_internal(np.asarray(theta, float))
+    crit_s, st, grad = prob.evaluate(theta_s, want_grad=True)
+    projected = np.where(prob.diag & (theta_s <= 0) & (grad >= 0), 0.0, grad)
+    grad_norm = float(np.max(np.abs(projected))) if prob.n_theta else 0.0
+    if grad_norm > 1e-3:
+        warnings.warn(
+            f"the optimiser stopped with a gradient of {grad_norm:.2g} in theta; the estimates "
+            "may not be at the optimum.",
+            ConvergenceWarning,
+            stacklevel=3,
+        )
+    p, sy = prob.p, prob.sy
+    sigma_s = math.sqrt(st["r2"] / prob.dof)
+    sigma = sigma_s * sy
+    # fixed effects back to the data's scale: X = Xs A
+    Ainv = np.linalg.inv(prob.A) if p else np.zeros((0, 0))
+    beta = sy * (Ainv @ st["beta"]) if p else np.zeros(0)
+    if prob.icpt is not None:
+        beta[prob.icpt] += prob.my
+    if p:
+        vcov_s = sigma_s**2 * np.linalg.inv(st["H"])
+        vcov = sy**2 * Ainv @ vcov_s @ Ainv.T
+        vcov = 0.5 * (vcov + vcov.T)
+    else:
+        vcov = np.zeros((0, 0))
+    crit = crit_s + prob.dof * 2.0 * math.log(sy)
+    if method == "reml" and p:
+        crit += 2.0 * float(np.log(np.abs(np.diag(prob.A))).sum())  # det A: triangular-like
+    # random effects back to the data's scale: Z_f = Zs_f Az_f, b = Az^-1 b_s
+    minv = prob.minv_blocks(st["fac"])
+    ests, thetas = [], []
+    for k, f in enumerate(prob.factors):
+        Tm = prob.T(theta_s, k)
+        Azi = np.linalg.inv(prob.Az[k])
+        o, q, n = prob.off[k], f.q, f.n_levels
+        b_s = st["b"][o : o + n * q].reshape(n, q)
+        b = sy * b_s @ Azi.T
+        cc_s = np.einsum("ab,lbc,dc->lad", Tm, minv[k], Tm)
+        cond_cov = sigma**2 * np.einsum("ab,lbc,dc->lad", Azi, cc_s, Azi)
+        rel = Azi @ Tm @ Tm.T @ Azi.T  # Sigma_b / sigma^2 on the data's scale
+        cov = sigma**2 * rel
+        # theta on the data's scale: the Cholesky factor of each block of rel
+        th = []
+        start = 0
+        for size in f.block_sizes:
+            sl = slice(start, start + size)
+            Lb = _psd_chol(0.5 * (rel[sl, sl] + rel[sl, sl].T))
+            for c in range(size):
+                for r in range(c, size):
+                    th.append(Lb[r, c])
+            start += size
+        thetas.extend(th)
+        ests.append(
+            FactorEstimate(
+                name=f.name,
+                labels=f.labels,
+                terms=f.terms,
+                block_sizes=f.block_sizes,
+                cov=cov,
+                b=b,
+                cond_cov=cond_cov,
+                n=prob.level_n[k].astype(float),
+            )
+        )
+    theta = np.asarray(thetas, float)
+    boundary = bool(np.any(theta[prob.diag] < SINGULAR_TOL)) if prob.n_theta else False
+    return MultiComponents(
+        method=method,
+        theta=theta,
+        beta=beta,
+        vcov_beta=vcov,
+        sigma=sigma,
+        criterion=float(crit),
+        factors=tuple(ests),
+        boundary=boundary,
+        n_obs=prob.N,
+        grad_norm=grad_norm,
+        n_evals=prob.n_evals,
+        info={"theta_internal": theta_s, "schur_size": prob.r, "first_factor": prob.first},
+    )
