@@ -116,10 +116,12 @@ def parse_multi(formula: str) -> MultiSpec:
     blocks: list[RandomBlock] = []
     seen: dict[str, set] = {}
     for node in nodes:
-        resolved = Resolver(node.expression.left).resolve()
-        exprs = tuple(getattr(resolved, "terms", [resolved]))
+        # formulae resolves the whole block, adding lme4's implicit intercept ((x | g) is
+        # (1 + x | g)) and dropping it for (0 + x | g); a nesting a/b repeats the terms per factor
+        resolved = Resolver(node).resolve()
+        group_terms = list(getattr(resolved, "group_terms", [resolved]))
+        exprs = tuple({str(t.expr): t.expr for t in group_terms}.values())
         for comps in _grouping(node.expression.right):
-            # formulae resolves (1 + x | g) to terms Intercept, x; keep their expressions
             blk = RandomBlock(exprs=exprs, components=comps)
             names = {str(e) for e in exprs}
             rep = seen.setdefault(blk.factor, set()).intersection(names)
@@ -491,7 +493,11 @@ class MultiFit:
                         rows.append((grp, e.terms[i], e.terms[j], c, c / d if d > 0 else np.nan))
                 start += size
         rows.append(("Residual", None, None, self.sigma**2, self.sigma))
-        return pd.DataFrame(rows, columns=["grp", "var1", "var2", "vcov", "sdcor"])
+        out = pd.DataFrame(rows, columns=["grp", "var1", "var2", "vcov", "sdcor"])
+        # lme4's NA: None in an object column (pandas would turn an all-None column into NaN)
+        for c in ("var1", "var2"):
+            out[c] = pd.Series([r[1 if c == "var1" else 2] for r in rows], dtype=object)
+        return out
 
     def summary(self) -> str:
         crit = "REML criterion" if self.method == "reml" else "-2 log-likelihood"
