@@ -54,8 +54,10 @@ def read(csv: str) -> pd.DataFrame:
 # (reference, data, formula, method); the reference was made by
 #   m <- lmer(<formula>, data = <data>, REML = <method == "reml">)  (then polished, see above)
 CASES = [
-    ("multi_penicillin_REML", "penicillin.csv", "diameter ~ 1 + (1 | plate) + (1 | sample)", "reml"),
-    ("multi_penicillin_ML", "penicillin.csv", "diameter ~ 1 + (1 | plate) + (1 | sample)", "ml"),
+    ("multi_penicillin_REML", "penicillin.csv",
+     "diameter ~ 1 + (1 | plate) + (1 | sample)", "reml"),
+    ("multi_penicillin_ML", "penicillin.csv",
+     "diameter ~ 1 + (1 | plate) + (1 | sample)", "ml"),
     ("multi_pastes_nested_REML", "pastes.csv", "strength ~ 1 + (1 | batch/cask)", "reml"),
     ("multi_pastes_nested_ML", "pastes.csv", "strength ~ 1 + (1 | batch/cask)", "ml"),
     ("multi_pastes_interaction_REML", "pastes.csv",

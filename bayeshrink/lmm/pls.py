@@ -344,6 +344,16 @@ class _Problem:
             )
             self.lam_r_pattern = pattern
             self.lam_r_map = lk[pattern.data.astype(int) - 1]
+        # one term per factor everywhere (the common crossed/nested case): Lambda is diagonal and
+        # every product with it is a scaling of a fixed sparsity pattern
+        self.scalar = all(f.q == 1 for f in factors)
+        if self.scalar:
+            diag_idx = np.empty(self.qtot, dtype=int)
+            for k in range(F):
+                diag_idx[offs[k] : offs[k] + dims[k]] = self.theta_off[k]
+            self.diag_idx = diag_idx
+            if self.r:
+                self.ar1_row = np.repeat(np.arange(self.r), np.diff(self.Ar1.indptr))
         self.n_evals = 0
 
     # ------------------------------------------------------------------ pieces
@@ -354,6 +364,31 @@ class _Problem:
         Tm[rr, cc] = theta[self.theta_off[k] : self.theta_off[k + 1]]
         return Tm
 
+    def start(self) -> np.ndarray:
+        """lme4's start (Lambda = I) except for a factor's intercept, which starts at the one-way
+        ANOVA moment estimate of its SD / sigma from the least-squares residuals (the factor
+        alone), floored at 0.1: InstEval's optimum is (0.28, 0.44, 0.07), far from 1."""
+        theta = np.where(self.diag, 1.0, 0.0)
+        r = self.y
+        if self.p:
+            beta = np.linalg.lstsq(self.Xs, self.y, rcond=None)[0]
+            r = self.y - self.Xs @ beta
+        N = self.N
+        for k, f in enumerate(self.factors):
+            J = f.n_levels
+            if not np.all(self.Zs[k][:, 0] == 1.0) or J < 2 or N <= J:
+                continue
+            n = self.level_n[k].astype(float)
+            means = np.bincount(f.codes, weights=r, minlength=J) / np.maximum(n, 1.0)
+            msw = float(np.sum((r - means[f.codes]) ** 2)) / (N - J)
+            msb = float(np.sum(n * (means - r.mean()) ** 2)) / (J - 1)
+            n0 = (N - float(np.sum(n * n)) / N) / (J - 1)
+            if msw <= 0 or n0 <= 0:
+                continue
+            ratio = max(msb - msw, 0.0) / n0 / msw
+            theta[self.theta_off[k]] = math.sqrt(max(ratio, 0.01))
+        return theta
+
     def lam_r(self, theta):
         if not self.rest:
             return sp.csr_matrix((0, 0))
@@ -363,6 +398,8 @@ class _Problem:
 
     def lam_full(self, theta):
         """Lambda (qtot x qtot) as a sparse matrix, in elimination order."""
+        if self.scalar:
+            return sp.diags(theta[self.diag_idx], format="csr")
         T1 = self.T(theta, self.first)
         n1 = self.factors[self.first].n_levels
         L1 = _block_diag(np.broadcast_to(T1, (n1, *T1.shape)))
@@ -379,7 +416,21 @@ class _Problem:
         L1inv = np.linalg.solve(L1, eye)  # (n1, q1, q1)
         logdet = 2.0 * float(np.log(np.diagonal(L1, axis1=1, axis2=2)).sum())
         out = {"T1": T1, "L1": L1, "L1inv": L1inv}
-        if self.r:
+        if self.r and self.scalar:
+            lr = theta[self.diag_idx[self.n1q1 :]]
+            Ar1 = self.Ar1
+            col_scale = T1[0, 0] / L1[:, 0, 0]
+            G = sp.csr_matrix(
+                (Ar1.data * lr[self.ar1_row] * col_scale[Ar1.indices], Ar1.indices, Ar1.indptr),
+                shape=Ar1.shape,
+            )
+            S = self.Arr * np.outer(lr, lr)
+            S[np.diag_indices(self.r)] += 1.0
+            S -= (G @ G.T).toarray()
+            Lr = self._chol(S)
+            logdet += 2.0 * float(np.log(np.diag(Lr)).sum())
+            out.update(G=G, Lr=Lr)
+        elif self.r:
             lam_r = self.lam_r(theta)
             lam1 = _block_diag(np.broadcast_to(T1, (n1, *T1.shape)))
             Mr1 = (lam_r.T @ self.Ar1 @ lam1).tocsr()
@@ -387,14 +438,20 @@ class _Problem:
             G = (Mr1 @ L1invT_bd).tocsr()  # Mr1 L1^-T
             Mrr = np.asarray(lam_r.T @ (lam_r.T @ self.Arr.T).T) + np.eye(self.r)
             S = Mrr - (G @ G.T).toarray()
-            try:
-                Lr = sla.cholesky(S, lower=True, check_finite=False)
-            except np.linalg.LinAlgError:
-                Lr = sla.cholesky(S + 1e-12 * np.eye(self.r), lower=True, check_finite=False)
+            Lr = self._chol(S)
             logdet += 2.0 * float(np.log(np.diag(Lr)).sum())
-            out.update(lam_r=lam_r, lam1=lam1, Mr1=Mr1, G=G, Lr=Lr)
+            out.update(G=G, Lr=Lr)
         out["logdet"] = logdet
         return out
+
+    def _chol(self, S):
+        """Lower Cholesky factor of the Schur complement (symmetric positive definite: it is a
+        Schur complement of I + Lambda'Z'Z Lambda, whose eigenvalues are >= 1)."""
+        try:
+            return sla.cholesky(S, lower=True, check_finite=False, overwrite_a=True)
+        except np.linalg.LinAlgError:
+            S = 0.5 * (S + S.T) + 1e-12 * np.eye(self.r)
+            return sla.cholesky(S, lower=True, check_finite=False)
 
     def solve(self, fac, B):
         """M^-1 B for B (qtot x k) with the blocked factor."""
@@ -447,6 +504,14 @@ class _Problem:
         return crit, state, self._gradient(theta, state)
 
     # ------------------------------------------------------------------ gradient
+    def _F(self, fac):
+        """F = M_r1 M_11^-1 = G L1^-1 (sparse, r x n1q1)."""
+        G = fac["G"]
+        if self.q1 == 1:
+            d = fac["L1inv"][:, 0, 0]
+            return sp.csr_matrix((G.data * d[G.indices], G.indices, G.indptr), shape=G.shape)
+        return (G @ _block_diag(fac["L1inv"])).tocsr()
+
     def _minv_blocks_sum(self, theta, fac, Sinv):
         """sum over levels of the diagonal blocks of M^-1, per factor (q_f x q_f)."""
         out = {}
@@ -455,14 +520,16 @@ class _Problem:
         s1 = np.einsum("lba,lbc->ac", L1inv, L1inv)  # sum_l M11_l^-1
         if self.r:
             n1 = self.factors[self.first].n_levels
-            L1inv_bd = _block_diag(L1inv)
-            Fm = (fac["G"] @ L1inv_bd).tocsc()  # Mr1 M11^-1
+            Fm = self._F(fac).tocsc()  # Mr1 M11^-1
             for a in range(q1):
                 Fa = Fm[:, a::q1] if q1 > 1 else Fm
                 for bb in range(a, q1):
                     Fb = Fm[:, bb::q1] if q1 > 1 else Fm
                     prod = (Fa @ Fb.T).tocoo()
-                    v = float(np.sum(Sinv[prod.row, prod.col] * prod.data))
+                    # Sinv holds the lower triangle of S^-1 (symmetric): read (i, j) as (max, min)
+                    hi = np.maximum(prod.row, prod.col)
+                    lo = np.minimum(prod.row, prod.col)
+                    v = float(np.sum(Sinv[hi, lo] * prod.data))
                     s1[a, bb] += v
                     if bb != a:
                         s1[bb, a] += v
@@ -475,7 +542,7 @@ class _Problem:
             idx = o + np.arange(f.n_levels) * f.q
             for a in range(f.q):
                 for bb in range(f.q):
-                    blk[a, bb] = Sinv[idx + a, idx + bb].sum()
+                    blk[a, bb] = Sinv[idx + max(a, bb), idx + min(a, bb)].sum()
             out[k] = blk
         return out
 
@@ -485,8 +552,7 @@ class _Problem:
         Sinv = None
         if self.r:
             Lr = fac["Lr"]
-            inv, _ = sla.lapack.dpotri(Lr, lower=1)
-            Sinv = np.tril(inv) + np.tril(inv, -1).T
+            Sinv, _ = sla.lapack.dpotri(Lr, lower=1)  # lower triangle of S^-1 (upper is 0)
         minv_sum = self._minv_blocks_sum(theta, fac, Sinv)
         Ztr = np.asarray(self.Z.T @ st["resid"])
         if p and self.method == "reml":
@@ -564,8 +630,7 @@ class _Problem:
             Lr = fac["Lr"]
             inv, _ = sla.lapack.dpotri(Lr, lower=1)
             Sinv = np.tril(inv) + np.tril(inv, -1).T
-            L1inv_bd = _block_diag(L1inv)
-            Fm = (fac["G"] @ L1inv_bd).tocsc()  # r x n1q1
+            Fm = self._F(fac).tocsc()  # Mr1 M11^-1: r x n1q1
             P = np.asarray(Fm.T @ Sinv)  # n1q1 x r
             FmT = Fm.T.tocsr()
             n1 = self.factors[self.first].n_levels
@@ -643,7 +708,7 @@ def _optimise(prob: _Problem) -> np.ndarray:
         theta = _polish(prob, np.asarray(res.x, float))
         return theta, prob.value(theta)
 
-    theta, f = run(np.where(prob.diag, 1.0, 0.0))
+    theta, f = run(prob.start())
     # theta_kk = 0 is stationary whether or not the optimum is inside: accept a zero only when
     # restarts that move it back inside do not find a lower criterion.
     tried: set[int] = set()
