@@ -41,7 +41,9 @@ def fit(
         lme4 syntax, parsed by the ``formulae`` package: ``(x | g)`` is a correlated block
         (intercept and slope), ``(1 | g) + (0 + x | g)`` two uncorrelated ones; categorical
         covariates get treatment coding (``C(x)`` or string columns); ``log``, ``sqrt``,
-        ``exp``, formulae's ``center``/``scale`` may be called. One grouping factor only.
+        ``exp``, formulae's ``center``/``scale`` may be called. Several grouping factors, crossed
+        (``(1 | a) + (1 | b)``) or nested (``(1 | a/b)``, ``(1 | a:b)``), give a
+        :class:`~bayeshrink.lmm.multi.MultiFit`.
         ``y ~ 1 + (1 | g)`` returns the same one-way fit as ``y=..., group=...``.
     missing : {"raise", "drop"}
         Rows with NaN/inf or missing values in the variables used raise an error by default;
@@ -84,7 +86,10 @@ def fit(
                 f"{formula!r} with y={y!r}, group={group!r}."
             )
         from .lmm import fit_formula, parse_formula  # formulae loads on first use
+        from .lmm.multi import fit_multi, needs_multi
 
+        if needs_multi(formula):  # several grouping factors, a/b or a:b
+            return fit_multi(data, formula, method, missing=missing)
         spec = parse_formula(formula)
         if spec.intercept_only:
             return fit_stats(group_stats(data, spec.response, spec.group, missing=missing), method)

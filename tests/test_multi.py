@@ -182,6 +182,16 @@ def test_one_factor_needs_no_name():
     assert list(fit.varcorr().grp) == ["subj"] * 3 + ["Residual"]
 
 
+def test_bs_fit_routes_several_factors():
+    import bayeshrink as bs
+
+    fit = bs.fit(read("pastes.csv"), formula="strength ~ 1 + (1 | batch) + (1 | batch:cask)")
+    assert isinstance(fit, MultiFit)
+    # names(ranef(lmer(strength ~ 1 + (1 | batch) + (1 | batch:cask), Pastes)))
+    assert fit.factors == ["batch:cask", "batch"]
+    assert "A:a" in fit.ranef("batch:cask").index
+
+
 def test_parse_groupings():
     spec = parse_multi("y ~ x + (1 | a/b) + (x | c:d) + (0 + x | a)")
     assert [b.factor for b in spec.blocks] == ["a", "b:a", "c:d", "a"]

@@ -22,7 +22,7 @@ from ..errors import BayeshrinkWarning, ColumnError, DataError, DataTypeError, d
 from .design import FORMULA_FUNCTIONS, FormulaError, _addends, _is_random_block
 from .pls import FactorData, MultiComponents, fit_pls
 
-__all__ = ["MultiDesign", "MultiFit", "MultiSpec", "fit_multi", "parse_multi"]
+__all__ = ["MultiDesign", "MultiFit", "MultiSpec", "fit_multi", "needs_multi", "parse_multi"]
 
 
 class RepeatedLabelsWarning(BayeshrinkWarning):
@@ -143,6 +143,17 @@ def parse_multi(formula: str) -> MultiSpec:
         blocks=tuple(blocks),
         variables=frozenset(description.var_names),
     )
+
+
+def needs_multi(formula: str) -> bool:
+    """Does ``formula`` group by more than one factor, or by an interaction / nesting? (Those
+    go to this estimator; one plain grouping column keeps the per-group cross-product path.)"""
+    try:
+        spec = parse_multi(formula)
+    except FormulaError:
+        return False  # the one-factor parser gives the error message
+    names = spec.factor_names
+    return len(names) > 1 or any(":" in n for n in names)
 
 
 def _labels(df: pd.DataFrame, comps: tuple[str, ...]) -> pd.Series:

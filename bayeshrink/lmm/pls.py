@@ -223,6 +223,19 @@ def _psd_chol(S: np.ndarray) -> np.ndarray:
     return L
 
 
+def _dense_enough(A) -> bool:
+    """Is a sparse matrix full enough that BLAS on its dense copy beats sparse products?"""
+    return A.nnz > 0.2 * A.shape[0] * A.shape[1]
+
+
+def _gram(G) -> np.ndarray:
+    """G G' as a dense array: a sparse product when G is sparse, BLAS when it is not."""
+    if _dense_enough(G):
+        Gd = G.toarray()
+        return Gd @ Gd.T
+    return (G @ G.T).toarray()
+
+
 def _block_diag(blocks: np.ndarray) -> sp.csr_matrix:
     """CSR matrix with the (n, q, q) ``blocks`` on its diagonal (built without a Python loop)."""
     n, q, _ = blocks.shape
@@ -354,7 +367,43 @@ class _Problem:
             self.diag_idx = diag_idx
             if self.r:
                 self.ar1_row = np.repeat(np.arange(self.r), np.diff(self.Ar1.indptr))
+                self._pairs = self._level_pairs()
         self.n_evals = 0
+
+    def _level_pairs(self):
+        """For a one-term first factor: every pair (i >= j) of remaining effects that share a
+        level l of it, with a_il a_jl. Then M_r1 M_11^-1 M_1r = sum_l w_l a_l a_l' (w_l from
+        theta) is one weighted bincount into the lower triangle, cheaper than a sparse product.
+        None when there are too many pairs (a dense crossing: BLAS on G is used instead)."""
+        C = self.Ar1.tocsc()
+        counts = np.diff(C.indptr)
+        if int(np.sum(counts * (counts + 1) // 2)) > 8_000_000:
+            return None
+        rows_i, rows_j, vals, lev = [], [], [], []
+        for k in np.unique(counts):
+            if k == 0:
+                continue
+            cols = np.flatnonzero(counts == k)
+            starts = C.indptr[cols]
+            idx = starts[:, None] + np.arange(k)[None, :]  # (ncols, k)
+            rr = C.indices[idx]
+            vv = C.data[idx]
+            ii, jj = np.tril_indices(k)
+            rows_i.append(rr[:, ii].ravel())
+            rows_j.append(rr[:, jj].ravel())
+            vals.append((vv[:, ii] * vv[:, jj]).ravel())
+            lev.append(np.repeat(cols, len(ii)))
+        i = np.concatenate(rows_i)
+        j = np.concatenate(rows_j)
+        hi, lo = np.maximum(i, j), np.minimum(i, j)
+        return {
+            "flat": hi * self.r + lo,
+            "hi": hi,
+            "lo": lo,
+            "prod": np.concatenate(vals),
+            "lev": np.concatenate(lev),
+            "mult": np.where(hi == lo, 1.0, 2.0),
+        }
 
     # ------------------------------------------------------------------ pieces
     def T(self, theta, k) -> np.ndarray:
@@ -426,7 +475,14 @@ class _Problem:
             )
             S = self.Arr * np.outer(lr, lr)
             S[np.diag_indices(self.r)] += 1.0
-            S -= (G @ G.T).toarray()
+            pairs = self._pairs
+            if pairs is None:
+                S -= _gram(G)
+            else:  # lower triangle only: the Cholesky reads nothing else
+                w = col_scale**2
+                B = np.bincount(pairs["flat"], pairs["prod"] * w[pairs["lev"]], self.r * self.r)
+                S -= B.reshape(self.r, self.r) * np.outer(lr, lr)
+                S = np.tril(S)
             Lr = self._chol(S)
             logdet += 2.0 * float(np.log(np.diag(Lr)).sum())
             out.update(G=G, Lr=Lr)
@@ -437,7 +493,7 @@ class _Problem:
             L1invT_bd = _block_diag(np.transpose(L1inv, (0, 2, 1)))
             G = (Mr1 @ L1invT_bd).tocsr()  # Mr1 L1^-T
             Mrr = np.asarray(lam_r.T @ (lam_r.T @ self.Arr.T).T) + np.eye(self.r)
-            S = Mrr - (G @ G.T).toarray()
+            S = Mrr - _gram(G)
             Lr = self._chol(S)
             logdet += 2.0 * float(np.log(np.diag(Lr)).sum())
             out.update(G=G, Lr=Lr)
@@ -450,7 +506,7 @@ class _Problem:
         try:
             return sla.cholesky(S, lower=True, check_finite=False, overwrite_a=True)
         except np.linalg.LinAlgError:
-            S = 0.5 * (S + S.T) + 1e-12 * np.eye(self.r)
+            S = np.tril(S) + np.tril(S, -1).T + 1e-12 * np.eye(self.r)
             return sla.cholesky(S, lower=True, check_finite=False)
 
     def solve(self, fac, B):
@@ -518,10 +574,29 @@ class _Problem:
         q1 = self.q1
         L1inv = fac["L1inv"]
         s1 = np.einsum("lba,lbc->ac", L1inv, L1inv)  # sum_l M11_l^-1
-        if self.r:
+        if self.r and self.scalar and self._pairs is not None:
+            # tr(S^-1 F F') with F = M_r1 M_11^-1: (F F')_ij = lr_i lr_j sum_l a_il a_jl w_l
+            pr = self._pairs
+            lr = theta[self.diag_idx[self.n1q1 :]]
+            d = fac["L1inv"][:, 0, 0] ** 2  # 1 / M_11,l
+            w = (self.T(theta, self.first)[0, 0] * d) ** 2
+            terms = pr["prod"] * w[pr["lev"]] * pr["mult"] * lr[pr["hi"]] * lr[pr["lo"]]
+            s1[0, 0] += float(np.dot(Sinv.ravel()[pr["flat"]], terms))
+        elif self.r:
             n1 = self.factors[self.first].n_levels
             Fm = self._F(fac).tocsc()  # Mr1 M11^-1
-            for a in range(q1):
+            if _dense_enough(Fm):
+                Fd = Fm.toarray()
+                Sfull = Sinv + np.tril(Sinv, -1).T
+                for a in range(q1):
+                    SF = Sfull @ Fd[:, a::q1]
+                    for bb in range(a, q1):
+                        v = float(np.sum(SF * Fd[:, bb::q1]))
+                        s1[a, bb] += v
+                        if bb != a:
+                            s1[bb, a] += v
+                Fm = None
+            for a in range(q1 if Fm is not None else 0):
                 Fa = Fm[:, a::q1] if q1 > 1 else Fm
                 for bb in range(a, q1):
                     Fb = Fm[:, bb::q1] if q1 > 1 else Fm
