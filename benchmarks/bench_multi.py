@@ -46,8 +46,8 @@ t <- system.time({
 })
 hwm <- as.numeric(sub("[^0-9]*([0-9]+).*", "\\1",
                       grep("VmHWM", readLines("/proc/self/status"), value = TRUE)))
-cat(t[["elapsed"]], hwm / 1024, fixef(m), as.data.frame(VarCorr(m))$sdcor,
-    as.numeric(logLik(m)), "\n")
+cat(sprintf("%.12g", c(t[["elapsed"]], hwm / 1024, fixef(m), as.data.frame(VarCorr(m))$sdcor,
+                      as.numeric(logLik(m)))), "\n")
 """
 
 R_SIM = r"""
@@ -59,8 +59,8 @@ t <- system.time({
 })
 hwm <- as.numeric(sub("[^0-9]*([0-9]+).*", "\\1",
                       grep("VmHWM", readLines("/proc/self/status"), value = TRUE)))
-cat(t[["elapsed"]], hwm / 1024, fixef(m), as.data.frame(VarCorr(m))$sdcor,
-    as.numeric(logLik(m)), "\n")
+cat(sprintf("%.12g", c(t[["elapsed"]], hwm / 1024, fixef(m), as.data.frame(VarCorr(m))$sdcor,
+                      as.numeric(logLik(m)))), "\n")
 """
 
 CHILD = r"""

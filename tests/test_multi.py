@@ -65,6 +65,10 @@ CASES = [
     ("multi_sim_crossed_REML", "multi_sim_crossed.csv", "y ~ x + (1 + x | subj) + (1 | item)",
      "reml"),
     ("multi_sim_crossed_ML", "multi_sim_crossed.csv", "y ~ x + (1 + x | subj) + (1 | item)", "ml"),
+    ("multi_sim_crossed_item_slopes_REML", "multi_sim_crossed.csv",
+     "y ~ x + (1 | subj) + (1 + x | item)", "reml"),
+    ("multi_sim_crossed_blocks_REML", "multi_sim_crossed.csv",
+     "y ~ x + (1 | subj) + (0 + x | subj) + (1 | item)", "reml"),
     ("multi_sim_nested_REML", "multi_sim_nested.csv", "y ~ x + (1 | school/class)", "reml"),
     ("multi_sim_nested_ML", "multi_sim_nested.csv", "y ~ x + (1 | school/class)", "ml"),
     ("multi_sim_nested_singular_REML", "multi_sim_nested_singular.csv",
@@ -151,6 +155,18 @@ def test_insteval_parity(insteval):
     check_against_lme4(fit, ref)
 
 
+def test_near_boundary_never_worse_than_lme4():
+    """Eight crossed data sets with tau / sigma 0.01-0.1 for every term: the REML criterion at
+    bayeshrink's optimum is never above lme4's (bobyqa, rhoend 2e-12, restarted twice)."""
+    data = read("multi_sim_near_boundary.csv")
+    ref = load_ref("multi_sim_near_boundary")
+    for fit_ref in ref["fits"]:
+        d = data[data["sim"] == fit_ref["sim"]]
+        fit = fit_multi(d, ref["formula"])
+        # REMLcrit(m)
+        assert fit.criterion <= fit_ref["REMLcrit"] + 1e-9 * abs(fit_ref["REMLcrit"])
+
+
 # ---------------------------------------------------------------------------- results API
 @pytest.fixture(scope="module")
 def pastes_fit():
@@ -172,6 +188,17 @@ def test_factor_must_be_named_when_several(pastes_fit):
     close(tab["cond_sd"], pastes_fit.ranef_sd("batch")["Intercept"], rtol=1e-14)
     with pytest.raises(ColumnError, match="`term` must be one of the random terms of batch"):
         pastes_fit.table("x", factor="batch")
+
+
+def test_summary_and_dict(pastes_fit):
+    import json
+
+    text = pastes_fit.summary()
+    assert "cask:batch" in text and "Residual" in text
+    d = json.loads(json.dumps(pastes_fit.to_dict()))
+    assert d["factors"] == ["cask:batch", "batch"]
+    close(d["ranef"]["batch"]["values"]["Intercept"], pastes_fit.ranef("batch")["Intercept"])
+    assert d["varcorr"][-1]["var1"] is None
 
 
 def test_one_factor_needs_no_name():

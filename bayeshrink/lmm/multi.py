@@ -532,6 +532,37 @@ class MultiFit:
     def __str__(self) -> str:
         return self.summary()
 
+    def _repr_html_(self) -> str:
+        from html import escape
+
+        return f"<pre>{escape(self.summary())}</pre>"
+
+    def to_dict(self) -> dict:
+        """Plain Python numbers and lists, for JSON."""
+        return {
+            "formula": self.formula,
+            "method": self.method,
+            "factors": self.factors,
+            "fixef": {k: float(v) for k, v in self.fixef.items()},
+            "fixef_se": {k: float(v) for k, v in self.fixef_se.items()},
+            "sigma": float(self.sigma),
+            "theta": self.theta.tolist(),
+            "varcorr": [
+                {k: (None if isinstance(v, float) and np.isnan(v) else v) for k, v in row.items()}
+                for row in self.varcorr().to_dict("records")
+            ],
+            "boundary": self.boundary,
+            "loglik": float(self.loglik),
+            "ranef": {
+                f: {
+                    "levels": [str(v) for v in self.ranef(f).index],
+                    "values": {k: v.tolist() for k, v in self.ranef(f).items()},
+                    "sd": {k: v.tolist() for k, v in self.ranef_sd(f).items()},
+                }
+                for f in self.factors
+            },
+        }
+
     def __repr__(self) -> str:
         return (
             f"MultiFit({self.formula!r}, method={self.method!r}, factors={self.factors}, "

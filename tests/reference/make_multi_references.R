@@ -185,6 +185,45 @@ crossed <- chr(file.path(out, "multi_sim_crossed.csv"), c("subj", "item"))
 ref("multi_sim_crossed_REML", crossed, y ~ x + (1 + x | subj) + (1 | item))
 ref("multi_sim_crossed_ML", crossed, y ~ x + (1 + x | subj) + (1 | item), REML = FALSE)
 
+# a vector-valued term on a factor that is not eliminated first (40 items < 60 subjects); the
+# simulation has no item slopes, so lme4 puts that block on the boundary
+ref("multi_sim_crossed_item_slopes_REML", crossed, y ~ x + (1 | subj) + (1 + x | item))
+# several blocks on one factor next to a crossed factor
+ref("multi_sim_crossed_blocks_REML", crossed, y ~ x + (1 | subj) + (0 + x | subj) + (1 | item))
+
+# --- Near-boundary crossed simulations: tau / sigma 0.01-0.1 for every term. Only lme4's
+# REML criterion at its optimum is kept; bayeshrink's must never be higher.
+nb <- list()
+nb_crit <- list()
+for (k in 1:8) {
+  set.seed(1000 + k)
+  S <- 30; I <- 20
+  g <- expand.grid(item = sprintf("i%02d", seq_len(I)), subj = sprintf("S%02d", seq_len(S)),
+                   stringsAsFactors = FALSE)
+  g <- g[runif(nrow(g)) < 0.7, c("subj", "item")]
+  n <- nrow(g)
+  ratio <- c(0.01, 0.03, 0.1)[(k - 1) %% 3 + 1]
+  x <- rnorm(n)
+  si <- as.integer(factor(g$subj)); ii <- as.integer(factor(g$item))
+  y <- 2 + 0.5 * x + rnorm(S, 0, ratio)[si] + rnorm(S, 0, ratio)[si] * x +
+    rnorm(I, 0, ratio)[ii] + rnorm(n)
+  d <- data.frame(sim = k, subj = g$subj, item = g$item, x = round(x, 6), y = round(y, 6))
+  nb[[k]] <- d
+}
+nb <- do.call(rbind, nb)
+write.csv(nb, file.path(out, "multi_sim_near_boundary.csv"), row.names = FALSE)
+nb <- chr(file.path(out, "multi_sim_near_boundary.csv"), c("subj", "item"))
+for (k in 1:8) {
+  d <- nb[nb$sim == k, ]
+  m <- lmer(y ~ x + (1 + x | subj) + (1 | item), data = d, control = ctrl)
+  for (i in 1:2) m <- update(m, start = getME(m, "theta"))
+  nb_crit[[k]] <- list(sim = k, REMLcrit = REMLcrit(m), theta = arr(num(getME(m, "theta"))),
+                       singular = isSingular(m))
+}
+writeLines(enc(list(formula = "y ~ x + (1 + x | subj) + (1 | item)", fits = nb_crit)),
+           file.path(out, "multi_sim_near_boundary.json"))
+cat("near-boundary: singular", vapply(nb_crit, function(v) v$singular, TRUE), "\n")
+
 # --- Simulated three-level nesting: pupils in classes in schools ----------------------------
 # Class labels c1..c4 repeat in every school, so (1 | school/class) and (1 | class) differ.
 nest <- function(seed, n_school, sd_school, sd_class) {
@@ -234,7 +273,9 @@ write.csv(scots, file.path(out, "multi_scotssec.csv"), row.names = FALSE)
 scots <- chr(file.path(out, "multi_scotssec.csv"), c("sex", "primary", "second"))
 ref("multi_scotssec_REML", scots, attain ~ verbal + sex + (1 | primary) + (1 | second))
 
-# --- lme4's InstEval: 73,421 ratings, students x lecturers crossed, 14 departments ----------
+# --- lme4's InstEval (SKIP_INSTEVAL=1 leaves its files as they are: the fit takes minutes)
+if (nzchar(Sys.getenv("SKIP_INSTEVAL"))) quit(save = "no")
+# 73,421 ratings, students x lecturers crossed, 14 departments
 data(InstEval, package = "lme4")
 inst <- data.frame(y = InstEval$y, service = as.integer(as.character(InstEval$service)),
                    s = as.character(InstEval$s), d = as.character(InstEval$d),
