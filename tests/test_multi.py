@@ -345,6 +345,13 @@ def test_more_random_effects_than_observations():
         fit_multi(df, "y ~ 1 + (1 | school) + (1 | row)")
 
 
+def test_rank_deficient_fixed_effects():
+    df = nested_frame().assign(x=lambda d: np.arange(len(d)) % 7)
+    df["x2"] = 2.0 * df["x"] + 1.0
+    with pytest.raises(DataError, match=r"fixed effects are rank deficient: 'x2'"):
+        fit_multi(df, "y ~ x + x2 + (1 | school/class)")
+
+
 def test_nan_in_a_factor():
     df = nested_frame()
     df.loc[[4, 9], "class"] = np.nan

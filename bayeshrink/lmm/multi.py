@@ -19,7 +19,13 @@ import pandas as pd
 
 from ..data import Missing, _as_frame, _check_missing, _check_missing_option
 from ..errors import BayeshrinkWarning, ColumnError, DataError, DataTypeError, describe_rows
-from .design import FORMULA_FUNCTIONS, FormulaError, _addends, _is_random_block
+from .design import (
+    FORMULA_FUNCTIONS,
+    FormulaError,
+    _addends,
+    _check_fixed_rank,
+    _is_random_block,
+)
 from .pls import FactorData, MultiComponents, fit_pls
 
 __all__ = ["MultiDesign", "MultiFit", "MultiSpec", "fit_multi", "needs_multi", "parse_multi"]
@@ -305,6 +311,12 @@ class MultiDesign:
     def _check(self, df: pd.DataFrame) -> None:
         """Designs lme4 refuses or silently misreads."""
         N = len(self.y)
+        if self.X.shape[1]:
+            # centred when there is an intercept, so a covariate far from 0 (x + 1e6) is not
+            # mistaken for a multiple of the intercept
+            ones = np.all(self.X == 1.0, axis=0)
+            Xc = self.X - np.where(ones, 0.0, self.X.mean(axis=0)) if ones.any() else self.X
+            _check_fixed_rank(Xc.T @ Xc, list(self.fixed_names))
         for f in self.factors:
             if f.n_levels < 2:
                 raise DataError(
