@@ -490,8 +490,9 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--group", help="grouping column")
     f.add_argument(
         "--formula",
-        help="lme4-style formula with covariates and random slopes on one grouping factor, "
-        "e.g. 'Reaction ~ Days + (Days | Subject)' (instead of --y/--group; the columns it "
+        help="lme4-style formula with covariates and random slopes on one or more grouping "
+        "factors, e.g. 'Reaction ~ Days + (Days | Subject)' or 'y ~ x + (1 | subj) + "
+        "(1 | item)' (instead of --y/--group; the columns it "
         "uses are read into memory)",
     )
     f.add_argument("--se", help="standard-error column: the rows are group estimates")

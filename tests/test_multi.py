@@ -219,6 +219,19 @@ def test_bs_fit_routes_several_factors():
     assert "A:a" in fit.ranef("batch:cask").index
 
 
+def test_cli_fits_several_factors(capsys):
+    import json
+
+    from bayeshrink.cli import main
+
+    path = REFERENCE / "pastes.csv"
+    assert main(["fit", str(path), "--formula", "strength ~ 1 + (1 | batch/cask)", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["factors"] == ["cask:batch", "batch"]
+    # sigma(lmer(strength ~ 1 + (1 | batch/cask), Pastes))
+    close(out["sigma"], load_ref("multi_pastes_nested_REML")["sigma"])
+
+
 def test_parse_groupings():
     spec = parse_multi("y ~ x + (1 | a/b) + (x | c:d) + (0 + x | a)")
     assert [b.factor for b in spec.blocks] == ["a", "b:a", "c:d", "a"]
