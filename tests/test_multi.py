@@ -71,6 +71,8 @@ CASES = [
      "y ~ x + (1 | subj) + (0 + x | subj) + (1 | item)", "reml"),
     ("multi_sim_nested_REML", "multi_sim_nested.csv", "y ~ x + (1 | school/class)", "reml"),
     ("multi_sim_nested_ML", "multi_sim_nested.csv", "y ~ x + (1 | school/class)", "ml"),
+    ("multi_sim_nested_school_slopes_REML", "multi_sim_nested.csv",
+     "y ~ x + (1 | school:class) + (1 + x | school)", "reml"),
     ("multi_sim_nested_singular_REML", "multi_sim_nested_singular.csv",
      "y ~ x + (1 | school/class)", "reml"),
     ("multi_scotssec_REML", "multi_scotssec.csv",

@@ -357,7 +357,8 @@ class _Problem:
             base = offs[k] - n1 + np.arange(f.n_levels)[:, None] * f.q
             lr.append((base + rr[None, :]).ravel())
             lc.append((base + cc[None, :]).ravel())
-            lk.append(np.broadcast_to(self.theta_off[k] + np.arange(len(rr)), base.shape).ravel())
+            shape = (f.n_levels, len(rr))
+            lk.append(np.broadcast_to(self.theta_off[k] + np.arange(len(rr)), shape).ravel())
         if self.rest:
             lr, lc, lk = np.concatenate(lr), np.concatenate(lc), np.concatenate(lk)
             pattern = sp.csr_matrix(

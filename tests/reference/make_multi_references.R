@@ -249,6 +249,9 @@ write.csv(d3, file.path(out, "multi_sim_nested.csv"), row.names = FALSE)
 d3 <- chr(file.path(out, "multi_sim_nested.csv"), c("school", "class"))
 ref("multi_sim_nested_REML", d3, y ~ x + (1 | school/class))
 ref("multi_sim_nested_ML", d3, y ~ x + (1 | school/class), REML = FALSE)
+# a random slope on the outer factor: a vector term on a factor that is not eliminated first
+# (43 classes x 1 term against 15 schools x 2), x centred at 50
+ref("multi_sim_nested_school_slopes_REML", d3, y ~ x + (1 | school:class) + (1 + x | school))
 
 # Singular: the school variance is 0 in truth; the first seed from 1 whose REML fit puts the
 # school's theta at exactly 0 is kept (its seed is recorded in the CSV).
