@@ -23,11 +23,17 @@ import pandas as pd
 import pymc as pm
 import pytensor.tensor as pt
 
-from .bayes import ShrinkageModel
-from .errors import BayeshrinkError
+from .bayes import PriorSpec, ShrinkageModel
+from .errors import BayeshrinkError, MethodError
 from .lmm.multi import MultiFit
 
-__all__ = ["compare_multi", "plugin_model_multi", "plugin_posterior_multi"]
+__all__ = [
+    "compare_multi",
+    "default_priors_multi",
+    "hierarchical_model_multi",
+    "plugin_model_multi",
+    "plugin_posterior_multi",
+]
 
 
 def _dims(factor: str) -> tuple[str, str]:
@@ -135,3 +141,106 @@ def compare_multi(fit: MultiFit, plugin) -> pd.DataFrame:
     with np.errstate(divide="ignore", invalid="ignore"):
         out["plugin_gap"] = (out["plugin_mean"] - out["mean"]) / out["plugin_mcse"]
     return out
+
+
+# --------------------------------------------------------------------------- full Bayes
+def _col_sd(col: np.ndarray) -> float:
+    if np.all(col == col[0]):
+        return 1.0
+    return float(np.std(col, ddof=1))
+
+
+def default_priors_multi(fit: MultiFit) -> dict[str, PriorSpec]:
+    """Data-scaled default priors for :func:`hierarchical_model_multi` (the one-factor mixed
+    model's, per factor): with s_y the SD of y and s_k the SD of column k (1 for an intercept),
+    beta_k ~ Normal(0 or mean y, 2.5 s_y / s_k); every random term's SD ~ HalfNormal(2.5 s_y /
+    s_k); sigma ~ HalfNormal(2.5 s_y); the correlations of a block ~ LKJ(2)."""
+    d = fit.design
+    sd_y = _col_sd(d.y)
+    x_sd = np.array([_col_sd(d.X[:, j]) for j in range(d.X.shape[1])])
+    mu = np.where(np.all(d.X == 1.0, axis=0), float(np.mean(d.y)), 0.0)
+    sd_re = {f.name: 2.5 * sd_y / np.array([_col_sd(f.Z[:, k]) for k in range(f.q)])
+             for f in d.factors}  # fmt: skip
+    return {
+        "beta": PriorSpec(
+            "Normal",
+            {"mu": mu, "sigma": 2.5 * sd_y / x_sd},
+            "weakly informative: 2.5 SDs of y per SD of the covariate",
+        ),
+        "sd_re": PriorSpec("HalfNormal", {"sigma": sd_re}, "random-term SDs, per factor"),
+        "sigma": PriorSpec("HalfNormal", {"sigma": 2.5 * sd_y}, "residual SD on the data's scale"),
+        "eta": PriorSpec("LKJ", {"eta": 2.0}, "LKJ(2): correlations near 0 slightly favoured"),
+    }
+
+
+def hierarchical_model_multi(fit: MultiFit, eta: float = 2.0) -> ShrinkageModel:
+    """Full Bayes with several grouping factors: priors on beta, sigma and every factor's
+    random-effects covariance (HalfNormal SDs; LKJ(eta) correlations within a block), the
+    effects sampled non-centred (b_fl = L_f z_fl) and the likelihood on the rows.
+
+    Variables: ``beta``, ``sigma``, ``sd:<factor>`` (term), ``z:<factor>`` and ``b:<factor>``
+    (level x term). The start of each LKJ factor is diagonal at the REML SDs (nutpie cannot
+    build its default initial point).
+    """
+    if not eta > 0:
+        raise MethodError(f"`eta` must be positive; got {eta}.")
+    d = fit.design
+    pri = default_priors_multi(fit)
+    coords = {"fixed_term": list(fit.fixed_terms)}
+    for e in fit.components.factors:
+        lev, term = _dims(e.name)
+        coords[lev] = [str(v) for v in e.labels]
+        coords[term] = list(e.terms)
+    by_name = {f.name: f for f in d.factors}
+    init: dict[str, np.ndarray] = {}
+    model = ShrinkageModel(coords=coords)
+    with model:
+        pb = pri["beta"].params
+        if d.X.shape[1]:
+            beta_z = pm.Normal("beta_z", 0.0, 1.0, dims="fixed_term")
+            beta = pm.Deterministic("beta", pb["mu"] + pb["sigma"] * beta_z, dims="fixed_term")
+            eta_lin = pt.dot(d.X, beta)
+        else:
+            eta_lin = pt.zeros(len(d.y))
+        sigma = pm.HalfNormal("sigma", sigma=pri["sigma"].params["sigma"])
+        for e in fit.components.factors:
+            f = by_name[e.name]
+            lev, term = _dims(e.name)
+            scale = pri["sd_re"].params["sigma"][e.name]
+            chol = pt.zeros((f.q, f.q))
+            start = 0
+            for k, size in enumerate(f.block_sizes):
+                sl = slice(start, start + size)
+                name = f"{e.name}.{k}" if len(f.block_sizes) > 1 else e.name
+                if size == 1:
+                    sd = pm.HalfNormal(f"sd:{name}", sigma=float(scale[start]))
+                    chol = pt.set_subtensor(chol[start, start], sd)
+                else:
+                    sd0 = np.maximum(np.sqrt(np.diag(e.cov))[sl], 0.1 * scale[sl])
+                    rows, cols = np.tril_indices(size)
+                    init[f"chol:{name}"] = np.where(rows == cols, sd0[rows], 0.0)
+                    block, _, _ = pm.LKJCholeskyCov(
+                        f"chol:{name}",
+                        n=size,
+                        eta=eta,
+                        sd_dist=pm.HalfNormal.dist(sigma=scale[sl], shape=size),
+                        compute_corr=True,
+                    )
+                    chol = pt.set_subtensor(chol[sl, sl], block)
+                start += size
+            z = pm.Normal(f"z:{e.name}", 0.0, 1.0, dims=(lev, term))
+            b = pm.Deterministic(_var(e.name), pt.dot(z, chol.T), dims=(lev, term))
+            eta_lin = eta_lin + (b[f.codes] * f.Z).sum(axis=1)
+        pm.Normal("y", mu=eta_lin, sigma=sigma, observed=d.y)
+    levels = ", ".join(f"{e.name} ({len(e.labels)} levels)" for e in fit.components.factors)
+    model.description = (
+        f"Full hierarchical model for {fit.formula} (non-centred, every effect sampled)\n"
+        f"  the effects of {levels} ~ N(0, Sigma_f); SDs ~ HalfNormal(2.5 SD(y) / SD(column)),"
+        f" correlations ~ LKJ(eta={eta:g}) per block\n"
+        f"  beta ~ Normal(., 2.5 SD(y) / SD(x));  "
+        f"sigma ~ HalfNormal({pri['sigma'].params['sigma']:.4g})\n"
+        "  y_i ~ N(x_i' beta + sum_f z_fi' b_f,l(i), sigma^2), on the rows"
+    )
+    model.kind, model.fit, model.priors = "hierarchical", fit, {"eta": eta}
+    model.start = init
+    return model

@@ -9,7 +9,13 @@ import pytest
 from conftest import REFERENCE, draws, load_ref
 
 import bayeshrink as bs
-from bayeshrink.bayes_multi import compare_multi, plugin_model_multi, plugin_posterior_multi
+from bayeshrink.bayes_multi import (
+    compare_multi,
+    default_priors_multi,
+    hierarchical_model_multi,
+    plugin_model_multi,
+    plugin_posterior_multi,
+)
 from bayeshrink.lmm.multi import fit_multi
 
 
@@ -46,3 +52,52 @@ def test_sampled_plugin_posterior_means_are_the_conditional_modes(penicillin_fit
     ess = (cmp["plugin_sd"] / cmp["plugin_mcse"]) ** 2
     rel = (cmp["plugin_sd"] / cmp["sd"] - 1.0).abs()
     assert (rel < 5.0 / np.sqrt(2.0 * ess)).all()
+
+
+def test_hierarchical_model_log_density(penicillin_fit):
+    """The model's log density at a point equals the sum of its priors and the rows' normal
+    likelihood computed directly (scipy), so the model is the one written in its docstring."""
+    from scipy import stats
+
+    fit = penicillin_fit
+    model = hierarchical_model_multi(fit)
+    pri = default_priors_multi(fit)
+    rng = np.random.default_rng(3)
+    point = {
+        "beta_z": rng.normal(size=1),
+        "sigma_log__": np.log(0.6),
+        "sd:plate_log__": np.log(0.8),
+        "sd:sample_log__": np.log(1.9),
+        "z:plate": rng.normal(size=(24, 1)),
+        "z:sample": rng.normal(size=(6, 1)),
+    }
+    logp = model.compile_logp(jacobian=False, mode="NUMBA")(point)
+    pb = pri["beta"].params
+    beta = pb["mu"] + pb["sigma"] * point["beta_z"]
+    d = fit.design
+    by = {f.name: f for f in d.factors}
+    eta = d.X @ beta
+    expected = stats.norm.logpdf(point["beta_z"]).sum()
+    expected += stats.halfnorm.logpdf(0.6, scale=pri["sigma"].params["sigma"])
+    for name, sd in (("plate", 0.8), ("sample", 1.9)):
+        scale = pri["sd_re"].params["sigma"][name][0]
+        expected += stats.halfnorm.logpdf(sd, scale=scale)
+        z = point[f"z:{name}"]
+        expected += stats.norm.logpdf(z).sum()
+        eta = eta + sd * z[by[name].codes, 0]
+    expected += stats.norm.logpdf(d.y, eta, 0.6).sum()
+    np.testing.assert_allclose(logp, expected, rtol=1e-10)
+    assert "plate (24 levels)" in model.description
+
+
+def test_hierarchical_model_with_a_correlated_block_builds():
+    df = pd.read_csv(REFERENCE / "multi_sim_crossed.csv", dtype={"subj": str, "item": str})
+    fit = fit_multi(df, "y ~ x + (1 + x | subj) + (1 | item)")
+    model = hierarchical_model_multi(fit)
+    assert set(model.start) == {"chol:subj"}
+    names = {v.name for v in model.free_RVs}
+    assert {"beta_z", "sigma", "chol:subj", "sd:item", "z:subj", "z:item"} <= names
+    # the LKJ factor starts diagonal at the REML SDs of (Intercept, x): packed (0,0), (1,0), (1,1)
+    sd = np.sqrt(np.diag(fit.cov_re("subj").to_numpy()))
+    np.testing.assert_allclose(model.start["chol:subj"][[0, 2]], sd, rtol=1e-12)
+    assert model.start["chol:subj"][1] == 0.0
