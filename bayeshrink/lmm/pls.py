@@ -347,6 +347,13 @@ class _Problem:
         n1 = self.n1q1
         self.Ar1 = ZtZ[n1:, :n1].tocsr()
         self.Arr = ZtZ[n1:, n1:].toarray()
+        # a dense crossing (every subject sees most items): M_r1 and G are kept dense and the
+        # products with Lambda and L1 are batched per level (BLAS), not sparse products
+        self.ar1_dense = (
+            self.Ar1.toarray().reshape(self.r, f1.n_levels, q1)
+            if self.r and _dense_enough(self.Ar1)
+            else None
+        )
         self.level_n = [np.bincount(f.codes, minlength=f.n_levels) for f in factors]
 
         # ---- Lambda of the remaining factors as a sparse pattern filled from theta
@@ -495,6 +502,19 @@ class _Problem:
             Lr = self._chol(S)
             logdet += 2.0 * float(np.log(np.diag(Lr)).sum())
             out.update(G=G, Lr=Lr)
+        elif self.r and self.ar1_dense is not None:
+            lam_r = self.lam_r(theta)
+            r = self.r
+            A = np.asarray(lam_r.T @ self.ar1_dense.reshape(r, -1)).reshape(r, n1, q1)
+            Mr1 = A @ T1  # Lambda_r' A_r1 Lambda_1, level by level
+            # Mr1 L1^-T, level by level, as one batched matmul over the levels
+            G = np.matmul(Mr1.transpose(1, 0, 2), L1inv.transpose(0, 2, 1))
+            G = np.ascontiguousarray(G.transpose(1, 0, 2)).reshape(r, n1 * q1)
+            Mrr = np.asarray(lam_r.T @ (lam_r.T @ self.Arr.T).T) + np.eye(r)
+            S = Mrr - G @ G.T
+            Lr = self._chol(S)
+            logdet += 2.0 * float(np.log(np.diag(Lr)).sum())
+            out.update(G=G, Lr=Lr)
         elif self.r:
             lam_r = self.lam_r(theta)
             lam1 = _block_diag(np.broadcast_to(T1, (n1, *T1.shape)))
@@ -586,8 +606,13 @@ class _Problem:
 
     # ------------------------------------------------------------------ gradient
     def _F(self, fac):
-        """F = M_r1 M_11^-1 = G L1^-1 (sparse, r x n1q1)."""
+        """F = M_r1 M_11^-1 = G L1^-1 (r x n1q1; dense when G is)."""
         G = fac["G"]
+        if isinstance(G, np.ndarray):
+            n1, q1 = self.factors[self.first].n_levels, self.q1
+            G3 = G.reshape(self.r, n1, q1)
+            F = np.matmul(G3.transpose(1, 0, 2), fac["L1inv"])  # (n1, r, q1)
+            return np.ascontiguousarray(F.transpose(1, 0, 2)).reshape(self.r, n1 * q1)
         if self.q1 == 1:
             d = fac["L1inv"][:, 0, 0]
             return sp.csr_matrix((G.data * d[G.indices], G.indices, G.indptr), shape=G.shape)
@@ -609,9 +634,9 @@ class _Problem:
             s1[0, 0] += float(np.dot(Sinv.ravel()[pr["flat"]], terms))
         elif self.r:
             n1 = self.factors[self.first].n_levels
-            Fm = self._F(fac).tocsc()  # Mr1 M11^-1
-            if _dense_enough(Fm):
-                Fd = Fm.toarray()
+            Fm = self._F(fac)  # Mr1 M11^-1
+            if isinstance(Fm, np.ndarray) or _dense_enough(Fm):
+                Fd = Fm if isinstance(Fm, np.ndarray) else Fm.toarray()
                 Sfull = Sinv + np.tril(Sinv, -1).T
                 for a in range(q1):
                     SF = Sfull @ Fd[:, a::q1]
@@ -621,6 +646,7 @@ class _Problem:
                         if bb != a:
                             s1[bb, a] += v
                 Fm = None
+            Fm = Fm.tocsc() if Fm is not None else None
             for a in range(q1 if Fm is not None else 0):
                 Fa = Fm[:, a::q1] if q1 > 1 else Fm
                 for bb in range(a, q1):
@@ -730,16 +756,24 @@ class _Problem:
             Lr = fac["Lr"]
             inv, _ = sla.lapack.dpotri(Lr, lower=1)
             Sinv = np.tril(inv) + np.tril(inv, -1).T
-            Fm = self._F(fac).tocsc()  # Mr1 M11^-1: r x n1q1
-            P = np.asarray(Fm.T @ Sinv)  # n1q1 x r
-            FmT = Fm.T.tocsr()
+            Fm = self._F(fac)  # Mr1 M11^-1: r x n1q1
             n1 = self.factors[self.first].n_levels
-            for a in range(q1):
-                Pa = P[a::q1]
-                for bb in range(q1):
-                    Fb = FmT[bb::q1]
-                    v = np.asarray(Fb.multiply(Pa).sum(axis=1)).reshape(n1)
-                    blocks1[:, a, bb] += v
+            if isinstance(Fm, np.ndarray):
+                P = Fm.T @ Sinv  # n1q1 x r
+                FmT = Fm.T
+                for a in range(q1):
+                    for bb in range(q1):
+                        blocks1[:, a, bb] += np.sum(P[a::q1] * FmT[bb::q1], axis=1)
+            else:
+                Fm = Fm.tocsc()
+                P = np.asarray(Fm.T @ Sinv)  # n1q1 x r
+                FmT = Fm.T.tocsr()
+                for a in range(q1):
+                    Pa = P[a::q1]
+                    for bb in range(q1):
+                        Fb = FmT[bb::q1]
+                        v = np.asarray(Fb.multiply(Pa).sum(axis=1)).reshape(n1)
+                        blocks1[:, a, bb] += v
             for k in self.rest:
                 f = self.factors[k]
                 o = self.off[k] - self.n1q1
