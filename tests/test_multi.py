@@ -211,6 +211,16 @@ def test_one_factor_needs_no_name():
     assert list(fit.varcorr().grp) == ["subj"] * 3 + ["Residual"]
 
 
+def test_bundled_penicillin_and_pastes():
+    import bayeshrink as bs
+
+    # lmer(diameter ~ 1 + (1 | plate) + (1 | sample), Penicillin): the bundled copy is the same
+    m = bs.fit(bs.load_dataset("penicillin"), formula="diameter ~ 1 + (1 | plate) + (1 | sample)")
+    check_against_lme4(m, load_ref("multi_penicillin_REML"))
+    nest = bs.fit(bs.load_dataset("pastes"), formula="strength ~ 1 + (1 | batch/cask)")
+    check_against_lme4(nest, load_ref("multi_pastes_nested_REML"))
+
+
 def test_bs_fit_routes_several_factors():
     import bayeshrink as bs
 

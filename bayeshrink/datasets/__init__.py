@@ -99,6 +99,26 @@ _REGISTRY: dict[str, DatasetInfo] = {
             "Table 5.1.4; lme4's Dyestuff2.",
             {"Batch": str},
         ),
+        DatasetInfo(
+            "penicillin",
+            "penicillin.csv",
+            "Diameters (mm) of the zone of inhibited growth for 6 penicillin samples, each on "
+            "each of 24 agar plates: `diameter`, `plate` (a..x), `sample` (A..F). Two crossed "
+            "grouping factors: y ~ 1 + (1 | plate) + (1 | sample).",
+            "Davies, O. L. and Goldsmith, P. L. (1972). Statistical Methods in Research and "
+            "Production, 4th ed., section 6.6; lme4's Penicillin.",
+            {"plate": str, "sample": str},
+        ),
+        DatasetInfo(
+            "pastes",
+            "pastes.csv",
+            "Strength of a chemical paste: 2 assays of each of 3 casks from each of 10 delivery "
+            "batches: `strength`, `batch` (A..J), `cask` (a..c, the same labels in every batch), "
+            "`sample` (batch:cask). Casks are nested in batches: y ~ 1 + (1 | batch/cask).",
+            "Davies, O. L. and Goldsmith, P. L. (1972). Statistical Methods in Research and "
+            "Production, 4th ed., section 6.5; lme4's Pastes.",
+            {"batch": str, "cask": str, "sample": str},
+        ),
     ]
 }
 
