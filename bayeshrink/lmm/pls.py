@@ -412,12 +412,13 @@ class _Problem:
         i = np.concatenate(rows_i)
         j = np.concatenate(rows_j)
         hi, lo = np.maximum(i, j), np.minimum(i, j)
+        small = np.int32 if self.r * self.r < 2**31 else np.int64  # halves the index memory
         return {
-            "flat": hi * self.r + lo,
-            "hi": hi,
-            "lo": lo,
+            "flat": (hi * self.r + lo).astype(small),
+            "hi": hi.astype(small),
+            "lo": lo.astype(small),
             "prod": np.concatenate(vals),
-            "lev": np.concatenate(lev),
+            "lev": np.concatenate(lev).astype(small),
             "mult": np.where(hi == lo, 1.0, 2.0),
         }
 
