@@ -31,6 +31,7 @@ def test_all_notebooks_are_found():
         "04_radon.ipynb",
         "05_simulation_study.ipynb",
         "06_random_slopes.ipynb",
+        "07_crossed_nested.ipynb",
     ]
 
 
