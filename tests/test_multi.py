@@ -185,11 +185,43 @@ def test_factor_must_be_named_when_several(pastes_fit):
     # rownames(ranef(m)$`cask:batch`)[1:2]: cask a of batch A is "a:A"
     assert {"a:A", "b:A"} <= set(pastes_fit.ranef("cask:batch").index)
     tab = pastes_fit.table(factor="batch")
-    assert list(tab.columns) == ["n", "ranef", "blup", "cond_sd", "prior_mean", "prior_sd"]
+    assert list(tab.columns) == [
+        "n", "no_pooling", "se", "shrinkage", "blup", "cond_sd", "pred_sd", "prior_mean",
+        "prior_sd",
+    ]  # fmt: skip
     close(tab["blup"], pastes_fit.coef("batch")["Intercept"], rtol=1e-14)
     close(tab["cond_sd"], pastes_fit.ranef_sd("batch")["Intercept"], rtol=1e-14)
     with pytest.raises(ColumnError, match="`term` must be one of the random terms of batch"):
         pastes_fit.table("x", factor="batch")
+
+
+@pytest.mark.parametrize("factor", ["cask:batch", "batch"])
+def test_table_shrinkage_identity(pastes_fit, factor):
+    """Given the other factor's BLUPs, each level's BLUP is its own fit shrunk toward the prior
+    mean: blup = prior_mean + (1 - shrinkage) (no_pooling - prior_mean), exactly."""
+    t = pastes_fit.table(factor=factor)
+    close(
+        t["blup"],
+        t["prior_mean"] + (1 - t["shrinkage"]) * (t["no_pooling"] - t["prior_mean"]),
+        rtol=1e-10,
+    )
+    assert ((t["shrinkage"] > 0) & (t["shrinkage"] < 1)).all()
+    # counting the intercept's uncertainty widens every interval
+    assert (t["pred_sd"] > t["cond_sd"]).all()
+
+
+def test_pred_sd_own_fit_and_shrinkage_are_the_one_factor_paths():
+    """One factor: pred_sd, own_fit, own_se and shrinkage equal the per-group estimator's."""
+    import bayeshrink as bs
+    from bayeshrink.lmm import fit_formula
+
+    sleep = bs.load_dataset("sleepstudy")
+    f = "Reaction ~ Days + (Days | Subject)"
+    one, multi = fit_formula(sleep, f), fit_multi(sleep, f)
+    idx = multi.ranef().index
+    for name in ("pred_sd", "own_fit", "own_se", "shrinkage"):
+        a, b = getattr(multi, name)(), getattr(one, name)().loc[idx]
+        close(a, b, rtol=1e-7, atol=1e-9 * np.abs(b.to_numpy()).max())
 
 
 def test_summary_and_dict(pastes_fit):

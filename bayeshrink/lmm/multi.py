@@ -477,8 +477,102 @@ class MultiFit:
             out[t] = (out[t] if t in out else 0.0) + b[t]
         return out
 
+    def _E(self, e) -> np.ndarray:
+        """E (terms x fixed terms): 1 where a random term has a fixed effect of the same name."""
+        E = np.zeros((len(e.terms), len(self.fixed_terms)))
+        for k, t in enumerate(e.terms):
+            if t in self.fixed_terms:
+                E[k, self.fixed_terms.index(t)] = 1.0
+        return E
+
+    def _frame(self, e, values) -> pd.DataFrame:
+        return pd.DataFrame(values, index=e.labels, columns=list(e.terms))
+
+    @cached_property
+    def _own(self) -> dict:
+        """Per factor: each level's own least-squares fit of its terms given the fixed effects
+        and the other factors' BLUPs, its covariance / sigma^2 (NaN where the level's data
+        cannot estimate its terms), and the shrinkage weights 1 - diag(S_l Z_l'Z_l), with
+        S_l = T (T'Z_l'Z_l T + I)^-1 T' the level's conditional covariance / sigma^2 given the
+        other factors. The BLUP is then S_l Z_l'r_l: own fit shrunk toward the prior mean."""
+        from .pls import _psd_chol
+
+        d = self.design
+        comps = {e.name: e for e in self.components.factors}
+        fitted = d.X @ self.components.beta if d.X.shape[1] else np.zeros(len(d.y))
+        parts = {}
+        for f in d.factors:
+            parts[f.name] = (f.Z * comps[f.name].b[f.codes]).sum(axis=1)
+        resid = d.y - fitted - sum(parts.values())
+        out = {}
+        for f in d.factors:
+            e = comps[f.name]
+            r = resid + parts[f.name]
+            n, q = f.n_levels, f.q
+            A = np.empty((n, q, q))
+            c = np.empty((n, q))
+            for a in range(q):
+                c[:, a] = np.bincount(f.codes, weights=f.Z[:, a] * r, minlength=n)
+                for b in range(a, q):
+                    v = np.bincount(f.codes, weights=f.Z[:, a] * f.Z[:, b], minlength=n)
+                    A[:, a, b] = A[:, b, a] = v
+            sv = np.linalg.svd(A, compute_uv=False)
+            ok = sv[:, -1] > sv[:, 0] * 1e-10 * q
+            own = np.full((n, q), np.nan)
+            cov = np.full((n, q, q), np.nan)
+            if ok.any():
+                inv = np.linalg.inv(A[ok])
+                cov[ok] = inv
+                own[ok] = np.einsum("lab,lb->la", inv, c[ok])
+            rel = e.cov / self.sigma**2 if self.sigma > 0 else np.zeros_like(e.cov)
+            T = np.zeros_like(rel)
+            start = 0
+            for size in f.block_sizes:
+                sl = slice(start, start + size)
+                T[sl, sl] = _psd_chol(0.5 * (rel[sl, sl] + rel[sl, sl].T))
+                start += size
+            inner = np.linalg.inv(T.T @ A @ T + np.eye(q))
+            S = T @ inner @ T.T
+            shrink = 1.0 - np.diagonal(S @ A, axis1=1, axis2=2)
+            out[f.name] = {"own": own, "cov": cov, "shrink": shrink}
+        return out
+
+    def own_fit(self, factor: str | None = None) -> pd.DataFrame:
+        """No pooling: each level's own least-squares coefficients (fixed effect of the term
+        plus the level's own deviation), the other factors held at their BLUPs. NaN for a level
+        whose data cannot estimate all its terms."""
+        e = self._factor(factor)
+        beta_z = self._E(e) @ self.components.beta
+        return self._frame(e, beta_z[None, :] + self._own[e.name]["own"])
+
+    def own_se(self, factor: str | None = None) -> pd.DataFrame:
+        """Standard errors of ``own_fit()``: sigma sqrt(diag((Z_l'Z_l)^-1))."""
+        e = self._factor(factor)
+        cov = self._own[e.name]["cov"]
+        return self._frame(e, self.sigma * np.sqrt(np.diagonal(cov, axis1=1, axis2=2)))
+
+    def shrinkage(self, factor: str | None = None) -> pd.DataFrame:
+        """Per level and term, the weight on the prior mean: 1 - (S_l Z_l'Z_l)_kk, S_l the level's
+        conditional covariance / sigma^2 given the other factors. With one term,
+        blup = prior_mean + (1 - shrinkage) (no_pooling - prior_mean) exactly."""
+        e = self._factor(factor)
+        return self._frame(e, self._own[e.name]["shrink"])
+
+    def pred_sd(self, factor: str | None = None) -> pd.DataFrame:
+        """SDs of ``coef()`` counting the uncertainty of the fixed effects too (Henderson's
+        prediction-error variance of E beta + b): Var = E V_beta E' + Var(b_hat - b) + E C + C'E',
+        C = Cov(beta_hat, b_hat - b)."""
+        e = self._factor(factor)
+        E = self._E(e)
+        V = e.err_cov + E @ self.components.vcov_beta @ E.T
+        EC = E[None, :, :] @ e.beta_err_cov  # (n, q, q)
+        V = V + EC + np.transpose(EC, (0, 2, 1))
+        return self._frame(e, np.sqrt(np.diagonal(V, axis1=1, axis2=2)))
+
     def table(self, term: str | None = None, factor: str | None = None) -> pd.DataFrame:
-        """One term of one factor, per level: n, blup (coef), ranef, cond_sd, prior_mean/sd."""
+        """One term of one factor, per level, with the columns of every fit's ``table()``:
+        n, no_pooling (own fit given the other factors), se, shrinkage, blup (coef), cond_sd,
+        pred_sd, prior_mean, prior_sd."""
         e = self._factor(factor)
         term = e.terms[0] if term is None else term
         if term not in e.terms:
@@ -490,9 +584,12 @@ class MultiFit:
         return pd.DataFrame(
             {
                 "n": e.n.astype(int),
-                "ranef": e.b[:, k],
+                "no_pooling": self.own_fit(e.name)[term].to_numpy(),
+                "se": self.own_se(e.name)[term].to_numpy(),
+                "shrinkage": self.shrinkage(e.name)[term].to_numpy(),
                 "blup": prior_mean + e.b[:, k],
                 "cond_sd": np.sqrt(e.cond_cov[:, k, k]),
+                "pred_sd": self.pred_sd(e.name)[term].to_numpy(),
                 "prior_mean": prior_mean,
                 "prior_sd": np.sqrt(e.cov[k, k]),
             },

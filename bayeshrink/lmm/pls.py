@@ -108,6 +108,10 @@ class FactorEstimate:
     b: np.ndarray  # (n_levels, q) conditional modes
     cond_cov: np.ndarray  # (n_levels, q, q) conditional covariances, lme4's postVar
     n: np.ndarray  # (n_levels,) rows per level
+    # prediction-error covariance of b counting the fixed effects' uncertainty (Henderson):
+    # Var(b_hat - b) per level (n, q, q) and Cov(beta_hat, b_hat - b) per level (n, p, q)
+    err_cov: np.ndarray | None = None
+    beta_err_cov: np.ndarray | None = None
 
 
 @dataclass(frozen=True, eq=False)
@@ -940,6 +944,10 @@ def fit_pls(
         crit += 2.0 * float(np.log(np.abs(np.diag(prob.A))).sum())  # det A: triangular-like
     # random effects back to the data's scale: Z_f = Zs_f Az_f, b = Az^-1 b_s
     minv = prob.minv_blocks(st["fac"])
+    # Henderson: with W_l = T_f (M^-1 Lambda'Z'X)_l, Var(b_hat_l - b_l) = sigma^2 (T Minv_l T' +
+    # W_l H^-1 W_l') and Cov(beta_hat, b_hat_l - b_l) = -sigma^2 H^-1 W_l' (internal scale)
+    Hinv_s = np.linalg.inv(st["H"]) if p else np.zeros((0, 0))
+    UX = st["U"][:, :p]
     ests, thetas = [], []
     for k, f in enumerate(prob.factors):
         Tm = prob.T(theta_s, k)
@@ -949,6 +957,14 @@ def fit_pls(
         b = sy * b_s @ Azi.T
         cc_s = np.einsum("ab,lbc,dc->lad", Tm, minv[k], Tm)
         cond_cov = sigma**2 * np.einsum("ab,lbc,dc->lad", Azi, cc_s, Azi)
+        if p:
+            W = Tm[None, :, :] @ UX[o : o + n * q].reshape(n, q, p)  # (n, q, p)
+            err_s = cc_s + W @ Hinv_s @ np.transpose(W, (0, 2, 1))
+            err_cov = sigma**2 * np.einsum("ab,lbc,dc->lad", Azi, err_s, Azi)
+            cross_s = -(Hinv_s @ np.transpose(W, (0, 2, 1)))  # (n, p, q)
+            beta_err_cov = sigma**2 * (Ainv @ cross_s @ Azi.T)
+        else:
+            err_cov, beta_err_cov = cond_cov, np.zeros((n, 0, q))
         rel = Azi @ Tm @ Tm.T @ Azi.T  # Sigma_b / sigma^2 on the data's scale
         cov = sigma**2 * rel
         # theta on the data's scale: the Cholesky factor of each block of rel
@@ -972,6 +988,8 @@ def fit_pls(
                 b=b,
                 cond_cov=cond_cov,
                 n=prob.level_n[k].astype(float),
+                err_cov=err_cov,
+                beta_err_cov=beta_err_cov,
             )
         )
     theta = np.asarray(thetas, float)
