@@ -29,6 +29,7 @@ from .errors import (
     MethodError,
     OutputError,
     RefitWarning,
+    RepeatedLabelsWarning,
     RowsDroppedWarning,
     SamplerConvergenceWarning,
 )
@@ -94,6 +95,7 @@ __all__ = [
     "MethodError",
     "MixedFit",
     "OutputError",
+    "RepeatedLabelsWarning",
     "RowsDroppedWarning",
     "SamplerConvergenceWarning",
     "ShrinkageFit",

@@ -19,6 +19,7 @@ __all__ = [
     "MethodError",
     "OutputError",
     "RefitWarning",
+    "RepeatedLabelsWarning",
     "RowsDroppedWarning",
     "SamplerConvergenceWarning",
     "describe_rows",
@@ -75,6 +76,11 @@ class DivergenceWarning(BayeshrinkWarning):
 
 class RefitWarning(BayeshrinkWarning):
     """REML fits were refitted by maximum likelihood to compare them (as lme4's ``anova``)."""
+
+
+class RepeatedLabelsWarning(BayeshrinkWarning):
+    """A grouping factor's labels restart within every level of another factor of the formula
+    (class c1 in every school): lme4 would treat them as one level each."""
 
 
 class RowsDroppedWarning(BayeshrinkWarning):

@@ -9,7 +9,7 @@ import pytest
 from conftest import REFERENCE, draws, load_ref
 
 import bayeshrink as bs
-from bayeshrink.bayes_multi import (
+from bayeshrink.bayes.multi import (
     compare_multi,
     default_priors_multi,
     hierarchical_model_multi,
@@ -101,3 +101,26 @@ def test_hierarchical_model_with_a_correlated_block_builds():
     sd = np.sqrt(np.diag(fit.cov_re("subj").to_numpy()))
     np.testing.assert_allclose(model.start["chol:subj"][[0, 2]], sd, rtol=1e-12)
     assert model.start["chol:subj"][1] == 0.0
+
+
+def test_bs_functions_dispatch_on_several_factors(penicillin_fit):
+    from bayeshrink.errors import MethodError
+
+    exact = bs.plugin_posterior(penicillin_fit)
+    pd.testing.assert_frame_equal(exact, plugin_posterior_multi(penicillin_fit))
+    flat = bs.plugin_posterior(penicillin_fit, mu="flat")
+    # coef() and pred_sd(): the intercept's uncertainty widens every SD
+    assert (flat["sd"] > exact["sd"]).all()
+    np.testing.assert_allclose(
+        flat.loc["plate"]["mean"].to_numpy(),
+        penicillin_fit.coef("plate")["Intercept"].to_numpy(),
+    )
+    assert bs.plugin_model(penicillin_fit).kind == "plugin"
+    assert bs.hierarchical_model(penicillin_fit).kind == "hierarchical"
+    with pytest.raises(MethodError, match="`mu` must be 'fixed' for a fit with several"):
+        bs.plugin_model(penicillin_fit, mu="flat")
+    hyp = bs.hyperparameters(penicillin_fit)
+    # as.data.frame(VarCorr(m))$sdcor
+    ref = load_ref("multi_penicillin_REML")
+    np.testing.assert_allclose(hyp["estimate"], [r["sdcor"] for r in ref["varcorr"]], rtol=1e-6)
+    assert list(hyp.index) == ["sd:plate:Intercept", "sd:sample:Intercept", "sigma"]

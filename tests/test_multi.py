@@ -21,14 +21,8 @@ import pandas as pd
 import pytest
 from conftest import REFERENCE, load_ref
 
-from bayeshrink.errors import ColumnError, DataError
-from bayeshrink.lmm.multi import (
-    MultiDesign,
-    MultiFit,
-    RepeatedLabelsWarning,
-    fit_multi,
-    parse_multi,
-)
+from bayeshrink.errors import ColumnError, DataError, RepeatedLabelsWarning
+from bayeshrink.lmm.multi import MultiDesign, MultiFit, fit_multi, parse_multi
 from bayeshrink.lmm.pls import fit_pls
 
 RTOL = 1e-6

@@ -42,6 +42,7 @@ import pandas as pd
 
 from ..errors import DataTypeError, DivergenceWarning
 from ..lmm import MixedFit
+from ..lmm.multi import MultiFit
 from ..posterior import (
     FIXED_DIM,
     GROUP_DIM,
@@ -51,7 +52,7 @@ from ..posterior import (
     term_posterior_table,
 )
 from ..results import ShrinkageFit
-from . import mixed, oneway
+from . import mixed, multi, oneway
 from .model import PriorSpec, ShrinkageModel
 from .sampling import default_sampler, sample
 
@@ -155,6 +156,7 @@ for _name in (
 ):
     globals()[_name].register(ShrinkageFit, getattr(oneway, _name))
     globals()[_name].register(MixedFit, getattr(mixed, _name))
+    globals()[_name].register(MultiFit, getattr(multi, _name))
 
 
 def add_effects(model, idata, random_seed=None):

@@ -60,13 +60,13 @@ class FormulaSpec:
         return plain and one_block and [type(t) for t in fixed_terms] == [Intercept]
 
 
-def _addends(node):
+def formula_addends(node):
     from formulae.expr import Binary, Unary
 
     if isinstance(node, Binary) and node.operator.lexeme == "+":
-        return _addends(node.left) + _addends(node.right)
+        return formula_addends(node.left) + formula_addends(node.right)
     if isinstance(node, Unary) and node.operator.lexeme == "+":  # 'x + + (1 | g)', as R reads it
-        return _addends(node.right)
+        return formula_addends(node.right)
     return [node]
 
 
@@ -91,7 +91,7 @@ def _callees(node) -> list[str]:
 FORMULAE_FUNCTIONS = ("C", "I", "center", "scale", "standardize", "poly", "bs", "offset")
 
 
-def _is_random_block(node) -> bool:
+def is_random_block(node) -> bool:
     from formulae.expr import Binary, Grouping
 
     return (
@@ -155,7 +155,7 @@ def parse_formula(formula: str) -> FormulaSpec:
             f"in {formula!r}. Known: {', '.join(sorted(known - {'np', 'numpy'}))} and np.<name>; "
             "or compute the column first, e.g. df['fx'] = f(df['x'])."
         )
-    block_nodes = [a for a in _addends(tree.right) if _is_random_block(a)]
+    block_nodes = [a for a in formula_addends(tree.right) if is_random_block(a)]
     if not block_nodes:
         raise FormulaError(
             f"`formula` must have a random-effects term such as (1 | group); got {formula!r}. "
@@ -596,7 +596,7 @@ class Design:
             std=std,
             transform=tr,
         )
-        _check_fixed_rank(std.XtX, fixed_names)
+        check_fixed_rank(std.XtX, fixed_names)
         _check_random_support(stats, n_obs, J, random_names, spec.group)
         return cls(
             spec=spec,
@@ -621,7 +621,7 @@ def _response_variables(spec: FormulaSpec) -> set[str]:
     return set(spec.variables) - used
 
 
-def _check_fixed_rank(G: np.ndarray, names: list[str]) -> None:
+def check_fixed_rank(G: np.ndarray, names: list[str]) -> None:
     """Rank-deficient fixed effects: say which columns are aliased with earlier ones.
 
     ``G`` is X'X (the cross-products already hold it)."""

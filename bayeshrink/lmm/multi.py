@@ -17,22 +17,19 @@ from functools import cached_property
 import numpy as np
 import pandas as pd
 
-from ..data import Missing, _as_frame, _check_missing, _check_missing_option
-from ..errors import BayeshrinkWarning, ColumnError, DataError, DataTypeError, describe_rows
-from .design import (
-    FORMULA_FUNCTIONS,
+from ..errors import (
+    ColumnError,
+    DataError,
+    DataTypeError,
     FormulaError,
-    _addends,
-    _check_fixed_rank,
-    _is_random_block,
+    RepeatedLabelsWarning,
+    describe_rows,
 )
+from ..frames import Missing, as_frame, check_missing, check_missing_option
+from .design import FORMULA_FUNCTIONS, check_fixed_rank, formula_addends, is_random_block
 from .pls import FactorData, MultiComponents, fit_pls
 
 __all__ = ["MultiDesign", "MultiFit", "MultiSpec", "fit_multi", "needs_multi", "parse_multi"]
-
-
-class RepeatedLabelsWarning(BayeshrinkWarning):
-    """A grouping factor's labels repeat across the levels of another factor in the model."""
 
 
 @dataclass(frozen=True)
@@ -114,7 +111,7 @@ def parse_multi(formula: str) -> MultiSpec:
             f"`formula` must have a response on the left of '~'; got {formula!r}. "
             "Write e.g. 'y ~ x + (1 | g)'."
         )
-    nodes = [a for a in _addends(tree.right) if _is_random_block(a)]
+    nodes = [a for a in formula_addends(tree.right) if is_random_block(a)]
     if not nodes:
         raise FormulaError(
             f"`formula` must have a random-effects term such as (1 | group); got {formula!r}."
@@ -189,9 +186,9 @@ class MultiDesign:
         from formulae.matrices import DesignMatrices
         from formulae.terms import Model
 
-        _check_missing_option(missing)
+        check_missing_option(missing)
         spec = spec if spec is not None else parse_multi(formula)
-        df = _as_frame(data)
+        df = as_frame(data)
         if len(df) == 0:
             raise DataError("`data` must have at least one row; got an empty frame.")
         absent = sorted(v for v in spec.variables if v not in df.columns)
@@ -212,7 +209,7 @@ class MultiDesign:
             col = df[c]
             if pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col):
                 bad |= ~np.isfinite(col.to_numpy(dtype=float, na_value=np.nan))
-        keep = _check_missing(
+        keep = check_missing(
             df,
             bad,
             "the variables of `formula` (grouping factors included)",
@@ -316,7 +313,7 @@ class MultiDesign:
             # mistaken for a multiple of the intercept
             ones = np.all(self.X == 1.0, axis=0)
             Xc = self.X - np.where(ones, 0.0, self.X.mean(axis=0)) if ones.any() else self.X
-            _check_fixed_rank(Xc.T @ Xc, list(self.fixed_names))
+            check_fixed_rank(Xc.T @ Xc, list(self.fixed_names))
         for f in self.factors:
             if f.n_levels < 2:
                 raise DataError(
@@ -393,6 +390,12 @@ class MultiFit:
     @property
     def fixed_terms(self) -> list[str]:
         return list(self.design.fixed_names)
+
+    @property
+    def n_groups(self) -> int:
+        """Levels of the factor with fewest levels: the one whose variance the data pin down
+        least (what a sampler's step size has to respect)."""
+        return min(len(e.labels) for e in self.components.factors)
 
     @property
     def n_obs(self) -> int:
@@ -495,7 +498,7 @@ class MultiFit:
         cannot estimate its terms), and the shrinkage weights 1 - diag(S_l Z_l'Z_l), with
         S_l = T (T'Z_l'Z_l T + I)^-1 T' the level's conditional covariance / sigma^2 given the
         other factors. The BLUP is then S_l Z_l'r_l: own fit shrunk toward the prior mean."""
-        from .pls import _psd_chol
+        from .pls import psd_cholesky
 
         d = self.design
         comps = {e.name: e for e in self.components.factors}
@@ -529,7 +532,7 @@ class MultiFit:
             start = 0
             for size in f.block_sizes:
                 sl = slice(start, start + size)
-                T[sl, sl] = _psd_chol(0.5 * (rel[sl, sl] + rel[sl, sl].T))
+                T[sl, sl] = psd_cholesky(0.5 * (rel[sl, sl] + rel[sl, sl].T))
                 start += size
             inner = np.linalg.inv(T.T @ A @ T + np.eye(q))
             S = T @ inner @ T.T

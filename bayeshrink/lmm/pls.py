@@ -58,7 +58,7 @@ import scipy.linalg as sla
 import scipy.sparse as sp
 from scipy import optimize
 
-from ..errors import BayeshrinkWarning, DataError, MethodError
+from ..errors import ConvergenceWarning, DataError, MethodError
 
 __all__ = ["FactorData", "MultiComponents", "fit_pls"]
 
@@ -66,10 +66,6 @@ __all__ = ["FactorData", "MultiComponents", "fit_pls"]
 SINGULAR_TOL = 1e-4
 #: Largest Schur complement (random effects of all factors but the first) factored densely.
 MAX_DENSE = 12_000
-
-
-class ConvergenceWarning(BayeshrinkWarning):
-    """The optimiser stopped before the gradient of the criterion was small."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -211,7 +207,7 @@ def _template(block_sizes) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return np.array(rows, int), np.array(cols, int), np.array(diag, bool)
 
 
-def _psd_chol(S: np.ndarray) -> np.ndarray:
+def psd_cholesky(S: np.ndarray) -> np.ndarray:
     """Lower-triangular L with L L' = S for a positive semi-definite S (zero columns where
     S is singular), as lme4's theta holds it."""
     q = S.shape[0]
@@ -745,7 +741,7 @@ class _Problem:
             Ts = np.zeros((f.q, f.q))
             for size in f.block_sizes:
                 sl = slice(start, start + size)
-                Ts[sl, sl] = _psd_chol(0.5 * (rel[sl, sl] + rel[sl, sl].T))
+                Ts[sl, sl] = psd_cholesky(0.5 * (rel[sl, sl] + rel[sl, sl].T))
                 start += size
             out.append(Ts[rr, cc])
         return np.concatenate(out) if out else np.zeros(0)
@@ -972,7 +968,7 @@ def fit_pls(
         start = 0
         for size in f.block_sizes:
             sl = slice(start, start + size)
-            Lb = _psd_chol(0.5 * (rel[sl, sl] + rel[sl, sl].T))
+            Lb = psd_cholesky(0.5 * (rel[sl, sl] + rel[sl, sl].T))
             for c in range(size):
                 for r in range(c, size):
                     th.append(Lb[r, c])

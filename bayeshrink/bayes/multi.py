@@ -23,15 +23,22 @@ import pandas as pd
 import pymc as pm
 import pytensor.tensor as pt
 
-from .bayes import PriorSpec, ShrinkageModel
-from .errors import BayeshrinkError, MethodError
-from .lmm.multi import MultiFit
+from ..errors import BayeshrinkError, MethodError
+from ..lmm.multi import MultiFit
+from ..lmm.pls import psd_cholesky
+from .model import PriorSpec, ShrinkageModel
 
 __all__ = [
+    "compare",
     "compare_multi",
+    "default_priors",
     "default_priors_multi",
+    "hierarchical_model",
     "hierarchical_model_multi",
+    "hyperparameters",
+    "plugin_model",
     "plugin_model_multi",
+    "plugin_posterior",
     "plugin_posterior_multi",
 ]
 
@@ -83,9 +90,7 @@ def plugin_model_multi(fit: MultiFit) -> ShrinkageModel:
 
 
 def _chol_psd(S: np.ndarray) -> np.ndarray:
-    from .lmm.pls import _psd_chol
-
-    return _psd_chol(0.5 * (S + S.T))
+    return psd_cholesky(0.5 * (S + S.T))
 
 
 def plugin_posterior_multi(fit: MultiFit) -> pd.DataFrame:
@@ -244,3 +249,102 @@ def hierarchical_model_multi(fit: MultiFit, eta: float = 2.0) -> ShrinkageModel:
     model.kind, model.fit, model.priors = "hierarchical", fit, {"eta": eta}
     model.start = init
     return model
+
+
+# --------------------------------------------------------------------------- bs.* dispatch
+def _fixed_only(mu) -> None:
+    if mu != "fixed":
+        raise MethodError(
+            f"`mu` must be 'fixed' for a fit with several grouping factors (the fixed effects "
+            f"plugged in); got {mu!r}. A flat prior on them is written for one factor only."
+        )
+
+
+def plugin_model(fit: MultiFit, mu: str = "fixed") -> ShrinkageModel:
+    """``bs.plugin_model`` for several grouping factors: :func:`plugin_model_multi`."""
+    _fixed_only(mu)
+    return plugin_model_multi(fit)
+
+
+def plugin_posterior(fit: MultiFit, mu: str = "fixed") -> pd.DataFrame:
+    """``bs.plugin_posterior``: one row per (factor, level, term), mean = ranef, SD = ranef_sd;
+    ``mu="flat"`` gives the SD counting the fixed effects' uncertainty (``pred_sd``) and the
+    mean of ``coef()``."""
+    if mu == "fixed":
+        return plugin_posterior_multi(fit)
+    if mu != "flat":
+        raise MethodError(f"`mu` must be 'fixed' or 'flat'; got {mu!r}.")
+    out = plugin_posterior_multi(fit)
+    for f in fit.factors:
+        coef, sd = fit.coef(f), fit.pred_sd(f)
+        for term in sd.columns:
+            for level in sd.index:
+                key = (f, str(level), term)
+                out.loc[key, "mean"] = coef.loc[level, term]
+                out.loc[key, "sd"] = sd.loc[level, term]
+    return out
+
+
+def default_priors(fit: MultiFit) -> dict[str, PriorSpec]:
+    """``bs.default_priors``: :func:`default_priors_multi`."""
+    return default_priors_multi(fit)
+
+
+def hierarchical_model(
+    fit: MultiFit, priors=None, parametrization: str = "noncentered", marginalize=None, *, eta=None
+) -> ShrinkageModel:
+    """``bs.hierarchical_model`` for several grouping factors: :func:`hierarchical_model_multi`
+    (non-centred, effects sampled; crossed effects cannot be integrated out level by level)."""
+    if priors:
+        raise MethodError(
+            "`priors` must be None for a fit with several grouping factors (the data-scaled "
+            f"defaults of default_priors_multi are used); got {sorted(priors)}."
+        )
+    if parametrization != "noncentered" or marginalize:
+        raise MethodError(
+            "a fit with several grouping factors is sampled non-centred with every effect "
+            f"sampled; got parametrization={parametrization!r}, marginalize={marginalize!r}."
+        )
+    return hierarchical_model_multi(fit, eta=2.0 if eta is None else float(eta))
+
+
+def hyperparameters(fit: MultiFit, full=None, prob: float = 0.94) -> pd.DataFrame:
+    """Every SD of ``varcorr()`` (and sigma), with the full-Bayes posterior of the SDs when
+    ``full`` (from :func:`hierarchical_model_multi`) is given: mean, lo, hi."""
+    vc = fit.varcorr()
+    rows = vc[vc["var2"].isna()]
+    names = [
+        f"sd:{g}:{v}" if v else "sigma" for g, v in zip(rows["grp"], rows["var1"], strict=True)
+    ]
+    out = pd.DataFrame({"estimate": rows["sdcor"].to_numpy()}, index=names)
+    if full is not None:
+        post = full["posterior"]
+        lo_q, hi_q = (1 - prob) / 2, 1 - (1 - prob) / 2
+        means, los, his = [], [], []
+        for name in out.index:
+            var = "sigma" if name == "sigma" else name.rsplit(":", 1)[0]
+            if var in post and post[var].ndim == 2:
+                v = post[var].values.ravel()
+                means.append(v.mean())
+                los.append(np.quantile(v, lo_q))
+                his.append(np.quantile(v, hi_q))
+            else:
+                means.append(np.nan)
+                los.append(np.nan)
+                his.append(np.nan)
+        out["full_mean"], out["full_lo"], out["full_hi"] = means, los, his
+    return out
+
+
+def compare(fit: MultiFit, plugin=None, full=None, prob: float = 0.94) -> pd.DataFrame:
+    """``bs.compare`` for several grouping factors: one row per (factor, level, term), the
+    exact plug-in posterior (mean, sd) and, with ``plugin``, the sampled one (plugin_mean,
+    plugin_sd, plugin_mcse, plugin_gap in Monte Carlo SEs); with ``full``, the full-Bayes
+    posterior of the same effects (full_mean, full_sd, full_mcse)."""
+    out = plugin_posterior_multi(fit) if plugin is None else compare_multi(fit, plugin)
+    if full is not None:
+        tagged = compare_multi(fit, full)
+        for c in ("plugin_mean", "plugin_sd", "plugin_mcse"):
+            out[c.replace("plugin", "full")] = tagged[c]
+    out.attrs["prob"] = prob
+    return out
