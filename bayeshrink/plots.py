@@ -24,7 +24,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
 from .api import FitResult
-from .errors import DataError, DataTypeError
+from .errors import DataError, DataTypeError, MethodError
 from .posterior import GROUP_DIM, TERM_DIM, term_posterior_table
 
 __all__ = [
@@ -47,6 +47,27 @@ def _check_fit(fit) -> FitResult:
             f"{type(fit).__name__}. Plot functions never fit: fit first, then plot."
         )
     return fit
+
+
+def _one_factor(fit, factor):
+    """A fit with several grouping factors, reduced to one of them (``factor=``): its
+    ``factor_fit(factor)`` answers the one result API as a one-factor fit would."""
+    if hasattr(fit, "factor_fit"):
+        return fit.factor_fit(factor)
+    if factor is not None and factor != getattr(fit, "group", None):
+        raise MethodError(
+            f"`factor` names a grouping factor of a fit with several; this fit has one "
+            f"({getattr(fit, 'group', None)!r}); got {factor!r}. Leave `factor` out."
+        )
+    return fit
+
+
+def _no_draws_for_factors(fit, *idatas) -> None:
+    if hasattr(fit, "factor_fit") and any(i is not None for i in idatas):
+        raise MethodError(
+            "posterior draws can be drawn for one grouping factor only so far; got a fit with "
+            "several. Compare them with bs.compare(fit, plugin=...) instead."
+        )
 
 
 class _Term:
@@ -234,6 +255,7 @@ def plot_triplot(
     term: str | None = None,
     col_wrap: int | None = None,
     n_points: int = 400,
+    factor: str | None = None,
 ) -> PlotCollection:
     """Prior, likelihood and posterior of every group: the Bayesian reading of the BLUP.
 
@@ -256,13 +278,17 @@ def plot_triplot(
         Which random term (default the first, usually the intercept). With several terms its
         panels show the marginal prior N(fixef_k, cov_re_kk), the marginal likelihood of the
         group's own fit, and the marginal posterior N(coef, ranef_sd^2).
+    factor : str, optional
+        With several grouping factors, which one (lme4's name, e.g. ``"cask:batch"``); its
+        levels' likelihoods hold the other factors at their BLUPs.
 
     Returns
     -------
     arviz_plots.PlotCollection
         ``pc.viz["figure"]`` is the matplotlib Figure; ``pc.viz["plot"]`` the panels by level.
     """
-    fit = _Term(fit, term)
+    _no_draws_for_factors(fit, idata)
+    fit = _Term(_one_factor(fit, factor), term)
     mixed = fit.general
     param = fit.term if mixed else "theta"
     _check_triplot_args(col_wrap, n_points, idata)
@@ -426,15 +452,19 @@ def _as_term_dict(fits, term=None) -> dict[str, _Term]:
     )
 
 
-def plot_shrinkage(fits, *, sharex: bool = True, term: str | None = None) -> Figure:
+def plot_shrinkage(
+    fits, *, sharex: bool = True, term: str | None = None, factor: str | None = None
+) -> Figure:
     """The partial-pooling picture: an arrow per group from its own estimate to its BLUP.
 
     ``fits`` is one fit or a dict of named fits (e.g. the worked example's four scenarios),
     drawn one above the other on a shared axis. Marker area grows with n_j (or 1/se_j^2); the
     dashed line is mu_hat. For a :class:`~bayeshrink.lmm.MixedFit` there is one panel per random
     term (each group's own fit -> its coef), or only ``term``; :func:`plot_shrinkage_2d` shows
-    two terms at once.
+    two terms at once. With several grouping factors ``factor`` picks one.
     """
+    if not isinstance(fits, dict):
+        fits = _one_factor(fits, factor)
     if isinstance(fits, FitResult) and term is None and len(fits.random_terms) > 1:
         # one panel per random term, each on its own axis
         fits = {t: _Term(fits, t) for t in fits.random_terms}
@@ -584,15 +614,22 @@ def plot_shrinkage_curve(
 
 
 def plot_forest(
-    fit: FitResult, plugin=None, full=None, prob: float = 0.94, *, term: str | None = None
+    fit: FitResult,
+    plugin=None,
+    full=None,
+    prob: float = 0.94,
+    *,
+    term: str | None = None,
+    factor: str | None = None,
 ) -> Figure:
     """Per-group intervals: no pooling (+-2 se), BLUP (+-2 pred_sd) and, when given, posteriors.
 
     ``plugin`` and ``full`` are DataTrees from the plug-in and full models; their central
     ``prob`` intervals (94% by default) are drawn from the draws of ``coef`` for ``term``
-    (default the first random term).
+    (default the first random term). With several grouping factors ``factor`` picks one.
     """
-    fit = _Term(fit, term)
+    _no_draws_for_factors(fit, plugin, full)
+    fit = _Term(_one_factor(fit, factor), term)
     t = fit.table
     rows = [
         (

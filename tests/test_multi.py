@@ -204,6 +204,23 @@ def test_table_shrinkage_identity(pastes_fit, factor):
     assert (t["pred_sd"] > t["cond_sd"]).all()
 
 
+def test_own_fit_of_an_outer_factor_integrates_the_inner_one_out(pastes_fit):
+    """Pastes is balanced (3 casks x 2 assays per batch): a batch's data, the casks integrated
+    out, say mean(batch) ~ N(mu + b, sd_cask^2 / 3 + sigma^2 / 6), which is what no_pooling and
+    se must be (closed form)."""
+    import bayeshrink as bs
+
+    df = bs.load_dataset("pastes")
+    t = pastes_fit.table(factor="batch")
+    means = df.groupby("batch")["strength"].mean()
+    close(t["no_pooling"], means.loc[t.index], rtol=1e-9)
+    var_cask = pastes_fit.cov_re("cask:batch").iloc[0, 0]
+    close(t["se"], np.sqrt(var_cask / 3 + pastes_fit.sigma**2 / 6), rtol=1e-9)
+    # and the shrinkage is the one-way model's se^2 / (se^2 + tau^2)
+    tau2 = pastes_fit.cov_re("batch").iloc[0, 0]
+    close(t["shrinkage"], t["se"] ** 2 / (t["se"] ** 2 + tau2), rtol=1e-9)
+
+
 def test_pred_sd_own_fit_and_shrinkage_are_the_one_factor_paths():
     """One factor: pred_sd, own_fit, own_se and shrinkage equal the per-group estimator's."""
     import bayeshrink as bs

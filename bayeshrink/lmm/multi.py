@@ -17,6 +17,8 @@ from functools import cached_property
 import numpy as np
 import pandas as pd
 
+from ..api import FitResult
+from ..display import fmt
 from ..errors import (
     ColumnError,
     DataError,
@@ -29,7 +31,15 @@ from ..frames import Missing, as_frame, check_missing, check_missing_option
 from .design import FORMULA_FUNCTIONS, check_fixed_rank, formula_addends, is_random_block
 from .pls import FactorData, MultiComponents, fit_pls
 
-__all__ = ["MultiDesign", "MultiFit", "MultiSpec", "fit_multi", "needs_multi", "parse_multi"]
+__all__ = [
+    "FactorFit",
+    "MultiDesign",
+    "MultiFit",
+    "MultiSpec",
+    "fit_multi",
+    "needs_multi",
+    "parse_multi",
+]
 
 
 @dataclass(frozen=True)
@@ -362,6 +372,81 @@ def _labels_restart_per_parent(child: np.ndarray, parent: np.ndarray, nc: int, n
     return bool(np.array_equal(seen, prefix) and (k < nc).any() and (k > 1).all())
 
 
+# ---------------------------------------------------------------------------- one factor's view
+class FactorFit(FitResult):
+    """One grouping factor of a :class:`MultiFit`, answering the one result API
+    (:class:`~bayeshrink.api.FitResult`) as a one-factor fit would: ``groups`` are the factor's
+    levels, ``random_terms`` its terms, ``table(term)``, ``coef()``, ``ranef()`` ... its rows;
+    ``varcorr()`` its rows and the residual. The fixed effects, sigma, log-likelihood and
+    boundary flag are the whole fit's. What the plots and the CLI read, for one factor."""
+
+    def __init__(self, parent: MultiFit, factor: str):
+        self._parent = parent
+        self._e = parent._factor(factor)
+
+    formula = property(lambda self: self._parent.formula)
+    method = property(lambda self: self._parent.method)
+    response = property(lambda self: self._parent.response)
+    group = property(lambda self: self._e.name)
+    fixed_terms = property(lambda self: self._parent.fixed_terms)
+    random_terms = property(lambda self: list(self._e.terms))
+    groups = property(lambda self: pd.Index(self._e.labels, name=self._e.name))
+    n = property(lambda self: self._e.n.astype(int))
+    block_sizes = property(lambda self: tuple(self._e.block_sizes))
+    n_groups = property(lambda self: len(self._e.labels))
+    n_obs = property(lambda self: self._parent.n_obs)
+    fixef = property(lambda self: self._parent.fixef)
+    vcov = property(lambda self: self._parent.vcov)
+    sigma = property(lambda self: self._parent.sigma)
+    boundary = property(lambda self: self._parent.boundary)
+    loglik = property(lambda self: self._parent.loglik)
+    cov_re = property(lambda self: self._parent.cov_re(self._e.name))
+
+    def ranef(self) -> pd.DataFrame:
+        return self._parent.ranef(self._e.name)
+
+    def ranef_sd(self) -> pd.DataFrame:
+        return self._parent.ranef_sd(self._e.name)
+
+    def coef(self) -> pd.DataFrame:
+        return self._parent.coef(self._e.name)
+
+    def own_fit(self) -> pd.DataFrame:
+        return self._parent.own_fit(self._e.name)
+
+    def own_se(self) -> pd.DataFrame:
+        return self._parent.own_se(self._e.name)
+
+    def shrinkage(self) -> pd.DataFrame:
+        return self._parent.shrinkage(self._e.name)
+
+    def pred_sd(self) -> pd.DataFrame:
+        return self._parent.pred_sd(self._e.name)
+
+    def summary(self) -> str:
+        return f"Grouping factor {self._e.name} of:\n{self._parent.summary()}"
+
+    def __repr__(self) -> str:
+        return f"FactorFit({self._e.name!r} of {self._parent!r})"
+
+    def _html_parts(self):
+        lines = [
+            ("factor", f"{self._e.name} ({self.n_groups} levels)"),
+            ("method", self.method.upper()),
+            ("observations", str(self.n_obs)),
+            *((f"SD {k}", fmt(v)) for k, v in self.sd_re.items()),
+            ("sigma", fmt(self.sigma)),
+            ("boundary", "yes (singular fit)" if self.boundary else "no"),
+        ]
+        return (
+            f"Grouping factor {self._e.name} of {self.formula}",
+            lines,
+            "no_pooling is the likelihood each level's data imply once the other factors are "
+            "integrated out, so prior x likelihood = posterior level by level.",
+            self.table().drop(columns=["prior_mean", "prior_sd"]),
+        )
+
+
 # ---------------------------------------------------------------------------- the fit
 @dataclass(frozen=True, eq=False)
 class MultiFit:
@@ -390,6 +475,14 @@ class MultiFit:
     @property
     def fixed_terms(self) -> list[str]:
         return list(self.design.fixed_names)
+
+    @property
+    def response(self) -> str:
+        return self.design.spec.response
+
+    def factor_fit(self, factor: str | None = None) -> FactorFit:
+        """One factor as a one-factor fit (the one result API): what plots read."""
+        return FactorFit(self, self._factor(factor).name)
 
     @property
     def n_groups(self) -> int:
@@ -493,11 +586,21 @@ class MultiFit:
 
     @cached_property
     def _own(self) -> dict:
-        """Per factor: each level's own least-squares fit of its terms given the fixed effects
-        and the other factors' BLUPs, its covariance / sigma^2 (NaN where the level's data
-        cannot estimate its terms), and the shrinkage weights 1 - diag(S_l Z_l'Z_l), with
-        S_l = T (T'Z_l'Z_l T + I)^-1 T' the level's conditional covariance / sigma^2 given the
-        other factors. The BLUP is then S_l Z_l'r_l: own fit shrunk toward the prior mean."""
+        """Per factor and level: the level's own estimate of its terms (no pooling), its
+        covariance / sigma^2, and the shrinkage weights.
+
+        The own estimate is the likelihood of b_l implied by the fit: the normal whose product
+        with the prior N(0, cov_re) is the level's conditional distribution N(ranef, ranef_cov),
+        precision ranef_cov^-1 - cov_re^-1. Prior x likelihood = posterior then holds exactly for
+        every level, and with one factor it is the level's own least-squares fit given the fixed
+        effects (the one-factor fit's own_fit). With several factors it counts the other
+        factors' uncertainty (a batch of casks: its mean, with the casks' variance in its SE).
+        The shrinkage weights are diag(ranef_cov cov_re^-1).
+
+        Where cov_re is singular (a boundary fit) there is no such likelihood; the own estimate
+        is then the level's least-squares fit with the other factors held at their BLUPs, and
+        the weights 1 - diag(S_l Z_l'Z_l), S_l = T (T'Z_l'Z_l T + I)^-1 T'. Either way
+        blup = prior_mean + (1 - shrinkage)(no_pooling - prior_mean) for a one-term factor."""
         from .pls import psd_cholesky
 
         d = self.design
@@ -537,27 +640,43 @@ class MultiFit:
             inner = np.linalg.inv(T.T @ A @ T + np.eye(q))
             S = T @ inner @ T.T
             shrink = 1.0 - np.diagonal(S @ A, axis1=1, axis2=2)
+            ev = np.linalg.eigvalsh(e.cov) if q else np.zeros(0)
+            if q and ev[0] > 1e-10 * max(ev[-1], np.finfo(float).tiny):
+                # the likelihood implied by prior x likelihood = posterior, level by level
+                Cinv = np.linalg.inv(e.cond_cov)
+                Sinv = np.linalg.inv(e.cov)
+                Lk = Cinv - Sinv[None, :, :]
+                Lk = 0.5 * (Lk + np.transpose(Lk, (0, 2, 1)))
+                lev = np.linalg.eigvalsh(Lk)
+                ok = lev[:, 0] > 1e-10 * np.abs(lev).max(axis=1)
+                own = np.full((n, q), np.nan)
+                cov = np.full((n, q, q), np.nan)
+                if ok.any():
+                    Lk_inv = np.linalg.inv(Lk[ok])
+                    own[ok] = np.einsum("lab,lbc,lc->la", Lk_inv, Cinv[ok], e.b[ok])
+                    cov[ok] = Lk_inv / self.sigma**2
+                shrink = np.diagonal(e.cond_cov @ Sinv, axis1=1, axis2=2)
             out[f.name] = {"own": own, "cov": cov, "shrink": shrink}
         return out
 
     def own_fit(self, factor: str | None = None) -> pd.DataFrame:
-        """No pooling: each level's own least-squares coefficients (fixed effect of the term
-        plus the level's own deviation), the other factors held at their BLUPs. NaN for a level
-        whose data cannot estimate all its terms."""
+        """No pooling: each level's own estimate of its coefficients (the term's fixed effect
+        plus the deviation the level's data imply; see ``_own``). NaN for a level whose data
+        cannot estimate all its terms."""
         e = self._factor(factor)
         beta_z = self._E(e) @ self.components.beta
         return self._frame(e, beta_z[None, :] + self._own[e.name]["own"])
 
     def own_se(self, factor: str | None = None) -> pd.DataFrame:
-        """Standard errors of ``own_fit()``: sigma sqrt(diag((Z_l'Z_l)^-1))."""
+        """Standard errors of ``own_fit()`` (the implied likelihood's SDs)."""
         e = self._factor(factor)
         cov = self._own[e.name]["cov"]
         return self._frame(e, self.sigma * np.sqrt(np.diagonal(cov, axis1=1, axis2=2)))
 
     def shrinkage(self, factor: str | None = None) -> pd.DataFrame:
-        """Per level and term, the weight on the prior mean: 1 - (S_l Z_l'Z_l)_kk, S_l the level's
-        conditional covariance / sigma^2 given the other factors. With one term,
-        blup = prior_mean + (1 - shrinkage) (no_pooling - prior_mean) exactly."""
+        """Per level and term, the weight on the prior mean, diag(ranef_cov cov_re^-1) (see
+        ``_own``). With one term, blup = prior_mean + (1 - shrinkage)(no_pooling - prior_mean)
+        exactly."""
         e = self._factor(factor)
         return self._frame(e, self._own[e.name]["shrink"])
 
