@@ -420,6 +420,13 @@ def test_rank_deficient_fixed_effects():
         fit_multi(df, "y ~ x + x2 + (1 | school/class)")
 
 
+def test_unknown_function_in_a_formula_with_several_factors():
+    from bayeshrink.errors import FormulaError
+
+    with pytest.raises(FormulaError, match=r"may call only known functions; got shady\(\)"):
+        fit_multi(nested_frame(), "y ~ shady(y) + (1 | school/class)")
+
+
 def test_nan_in_a_factor():
     df = nested_frame()
     df.loc[[4, 9], "class"] = np.nan

@@ -97,7 +97,8 @@ def check_model(model) -> None:
 
 
 def _fit_kind(fit) -> str:
-    return "one-way" if type(fit).__name__ == "ShrinkageFit" else "mixed"
+    name = type(fit).__name__
+    return {"ShrinkageFit": "one-way", "MultiFit": "several-factor"}.get(name, "mixed")
 
 
 def fingerprint(fit, estimates: bool = True) -> str:
@@ -124,6 +125,19 @@ def fingerprint(fit, estimates: bool = True) -> str:
                 add(np.asarray(arr, dtype=float))
         if estimates:
             add((fit.method, fit.mu, fit.tau2, fit.sigma2))
+    elif _fit_kind(fit) == "several-factor":
+        d = fit.design
+        add(fit.formula)
+        add(np.asarray(d.y, dtype=float))
+        add(np.asarray(d.X, dtype=float))
+        for f in d.factors:
+            add((f.name, [str(g) for g in f.labels]))
+            add(np.asarray(f.codes, dtype=float))
+            add(np.asarray(f.Z, dtype=float))
+        if estimates:
+            add((fit.method, float(fit.sigma)))
+            add(np.asarray(fit.fixef, dtype=float))
+            add(np.asarray(fit.theta, dtype=float))
     else:
         add(fit.formula)
         add([str(g) for g in fit.groups])

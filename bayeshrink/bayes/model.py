@@ -30,6 +30,8 @@ class ShrinkageModel(pm.Model):
     start: dict | None = None
     #: draws the integrated-out group effects: f(model, idata, random_seed) -> idata
     effect_sampler = None
+    #: extra keyword arguments for nutpie, used by :func:`sample` when nutpie samples
+    nutpie_kwargs: dict | None = None
 
     def __str__(self) -> str:
         return f"{self.description}\n\n{self.str_repr()}"

@@ -85,6 +85,10 @@ def sample(
         target_accept = 0.99 if model.fit.n_groups < 20 else 0.95
     if target_accept is not None:
         kwargs["target_accept"] = target_accept
+    hints = getattr(model, "nutpie_kwargs", None)
+    if sampler == "nutpie" and hints:
+        # a model's own tuning hints (several crossed factors: a low-rank mass matrix)
+        kwargs["nuts"] = {**hints, **kwargs.get("nuts", {})}
     with warnings.catch_warnings():
         # PyMC's own chatter about small sample sizes is for its users' defaults, not ours
         warnings.filterwarnings("ignore", message=".*number of samples is too small.*")

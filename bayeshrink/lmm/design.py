@@ -91,6 +91,20 @@ def _callees(node) -> list[str]:
 FORMULAE_FUNCTIONS = ("C", "I", "center", "scale", "standardize", "poly", "bs", "offset")
 
 
+def check_formula_functions(tree, formula: str) -> None:
+    """A formula may call only the functions it is evaluated with (and formulae's own)."""
+    known = set(FORMULA_FUNCTIONS) | set(FORMULAE_FUNCTIONS)
+    unknown = [
+        c for c in dict.fromkeys(_callees(tree)) if c not in known and not c.startswith("np.")
+    ]
+    if unknown:
+        raise FormulaError(
+            f"`formula` may call only known functions; got {', '.join(f'{u}()' for u in unknown)} "
+            f"in {formula!r}. Known: {', '.join(sorted(known - {'np', 'numpy'}))} and np.<name>; "
+            "or compute the column first, e.g. df['fx'] = f(df['x'])."
+        )
+
+
 def is_random_block(node) -> bool:
     from formulae.expr import Binary, Grouping
 
@@ -145,16 +159,7 @@ def parse_formula(formula: str) -> FormulaSpec:
     if not isinstance(tree, Binary) or tree.operator.lexeme != "~":
         raise FormulaError(f"`formula` must be of the form 'y ~ terms'; got {formula!r}.")
 
-    known = set(FORMULA_FUNCTIONS) | set(FORMULAE_FUNCTIONS)
-    unknown = [
-        c for c in dict.fromkeys(_callees(tree)) if c not in known and not c.startswith("np.")
-    ]
-    if unknown:
-        raise FormulaError(
-            f"`formula` may call only known functions; got {', '.join(f'{u}()' for u in unknown)} "
-            f"in {formula!r}. Known: {', '.join(sorted(known - {'np', 'numpy'}))} and np.<name>; "
-            "or compute the column first, e.g. df['fx'] = f(df['x'])."
-        )
+    check_formula_functions(tree, formula)
     block_nodes = [a for a in formula_addends(tree.right) if is_random_block(a)]
     if not block_nodes:
         raise FormulaError(

@@ -28,7 +28,13 @@ from ..errors import (
     describe_rows,
 )
 from ..frames import Missing, as_frame, check_missing, check_missing_option
-from .design import FORMULA_FUNCTIONS, check_fixed_rank, formula_addends, is_random_block
+from .design import (
+    FORMULA_FUNCTIONS,
+    check_fixed_rank,
+    check_formula_functions,
+    formula_addends,
+    is_random_block,
+)
 from .pls import FactorData, MultiComponents, fit_pls
 
 __all__ = [
@@ -121,6 +127,7 @@ def parse_multi(formula: str) -> MultiSpec:
             f"`formula` must have a response on the left of '~'; got {formula!r}. "
             "Write e.g. 'y ~ x + (1 | g)'."
         )
+    check_formula_functions(tree, formula)
     nodes = [a for a in formula_addends(tree.right) if is_random_block(a)]
     if not nodes:
         raise FormulaError(
