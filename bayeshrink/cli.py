@@ -226,7 +226,12 @@ def _fit(args: argparse.Namespace) -> int:
         raise
     except _reading_errors() as exc:  # the file itself could not be read: say so in one line
         raise DataError(_reading_message(path, exc)) from exc
-    info = None if result.data_kind == "summary" else information(result)
+    if result.data_kind == "summary":
+        info = None
+    elif hasattr(result, "information"):  # several grouping factors
+        info = result.information()
+    else:
+        info = information(result)
     if args.predict is None:
         unused = [
             opt

@@ -283,6 +283,11 @@ def test_cli_fits_several_factors(capsys):
     assert main(["fit", str(path), "--formula", "strength ~ 1 + (1 | batch/cask)", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["factors"] == ["cask:batch", "batch"]
+    # AIC(m), BIC(m): lme4's with df = 1 fixed effect + 2 theta + sigma
+    ref = load_ref("multi_pastes_nested_REML")
+    close(out["aic"], -2 * ref["logLik"] + 2 * 4, rtol=1e-9)
+    close(out["bic"], -2 * ref["logLik"] + 4 * np.log(60), rtol=1e-9)
+    assert out["n_params"] == 4
     # sigma(lmer(strength ~ 1 + (1 | batch/cask), Pastes))
     close(out["sigma"], load_ref("multi_pastes_nested_REML")["sigma"])
 

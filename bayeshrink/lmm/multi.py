@@ -535,6 +535,25 @@ class MultiFit:
         """lme4's ``isSingular()``: some factor's covariance is estimated singular."""
         return self.components.boundary
 
+    data_kind = "long"
+
+    @property
+    def n_params(self) -> int:
+        """lme4's ``attr(logLik(m), "df")``: fixed effects + theta + sigma."""
+        return len(self.fixed_terms) + len(self.theta) + 1
+
+    def information(self) -> dict[str, float]:
+        """lme4's ``logLik``, ``AIC``, ``BIC`` (log of the number of observations) and
+        ``deviance`` (``REMLcrit`` for a REML fit)."""
+        ll, k = float(self.loglik), self.n_params
+        return {
+            "loglik": ll,
+            "n_params": k,
+            "aic": -2.0 * ll + 2.0 * k,
+            "bic": -2.0 * ll + k * np.log(self.n_obs),
+            "deviance": float(self.criterion),
+        }
+
     def _factor(self, factor: str | None):
         ests = self.components.factors
         if factor is None:
