@@ -413,13 +413,15 @@ class _Problem:
         j = np.concatenate(rows_j)
         hi, lo = np.maximum(i, j), np.minimum(i, j)
         small = np.int32 if self.r * self.r < 2**31 else np.int64  # halves the index memory
+        prod = np.concatenate(vals)
         return {
-            "flat": (hi * self.r + lo).astype(small),
+            "flat": (hi * self.r + lo).astype(small),  # (hi, lo) in a C-ordered r x r array
+            "flat_f": (lo * self.r + hi).astype(small),  # the same entry, Fortran order
             "hi": hi.astype(small),
             "lo": lo.astype(small),
-            "prod": np.concatenate(vals),
+            "prod": prod,
+            "prod2": prod * np.where(hi == lo, 1.0, 2.0),  # off-diagonal pairs count twice
             "lev": np.concatenate(lev).astype(small),
-            "mult": np.where(hi == lo, 1.0, 2.0),
         }
 
     # ------------------------------------------------------------------ pieces
@@ -498,8 +500,7 @@ class _Problem:
             else:  # lower triangle only: the Cholesky reads nothing else
                 w = col_scale**2
                 B = np.bincount(pairs["flat"], pairs["prod"] * w[pairs["lev"]], self.r * self.r)
-                S -= B.reshape(self.r, self.r) * np.outer(lr, lr)
-                S = np.tril(S)
+                S -= B.reshape(self.r, self.r) * np.outer(lr, lr)  # upper triangle unused
             Lr = self._chol(S)
             logdet += 2.0 * float(np.log(np.diag(Lr)).sum())
             out.update(G=G, Lr=Lr)
@@ -631,8 +632,12 @@ class _Problem:
             lr = theta[self.diag_idx[self.n1q1 :]]
             d = fac["L1inv"][:, 0, 0] ** 2  # 1 / M_11,l
             w = (self.T(theta, self.first)[0, 0] * d) ** 2
-            terms = pr["prod"] * w[pr["lev"]] * pr["mult"] * lr[pr["hi"]] * lr[pr["lo"]]
-            s1[0, 0] += float(np.dot(Sinv.ravel()[pr["flat"]], terms))
+            terms = pr["prod2"] * w[pr["lev"]] * lr[pr["hi"]] * lr[pr["lo"]]
+            if Sinv.flags.f_contiguous:  # LAPACK's own layout: no copy of S^-1
+                picked = Sinv.ravel(order="F")[pr["flat_f"]]
+            else:
+                picked = Sinv.ravel()[pr["flat"]]
+            s1[0, 0] += float(np.dot(picked, terms))
         elif self.r:
             n1 = self.factors[self.first].n_levels
             Fm = self._F(fac)  # Mr1 M11^-1
