@@ -37,6 +37,7 @@ from .estimate import VarianceComponents
 from .fitting import fit, fit_stats, fit_summary
 from .inference import anova
 from .lmm import MixedFit  # formulae is imported on first use of a formula
+from .lmm.multi import FactorFit, MultiFit
 from .results import ShrinkageFit
 from .simulate import simulate
 from .study import Design, simulation_study
@@ -94,6 +95,8 @@ __all__ = [
     "GroupStats",
     "MethodError",
     "MixedFit",
+    "MultiFit",
+    "FactorFit",
     "OutputError",
     "RepeatedLabelsWarning",
     "RowsDroppedWarning",
