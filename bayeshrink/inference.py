@@ -152,7 +152,11 @@ def _check_long(fit, what: str) -> None:
 
 
 def fit_pieces(fit) -> FitPieces:
-    """The bundle a fit supplies to the functions of this module (the one hook per fit class)."""
+    """The bundle a fit supplies to the functions of this module (the one hook per fit class).
+
+    A fit with several grouping factors (``MultiFit``) gives a :class:`MultiPieces`."""
+    if _is_multi(fit):
+        return _multi_pieces(fit)
     if _is_mixed(fit):
         c = fit.components
         d = fit.design
@@ -222,6 +226,11 @@ def _refit(fit, method: str):
     from .estimate import estimate
     from .lmm.estimate import estimate_lmm
 
+    if _is_multi(fit):
+        from .lmm.pls import fit_pls
+
+        d = fit.design
+        return type(fit)(d, fit_pls(d.y, d.X, list(d.factors), method))
     if _is_mixed(fit):
         d = fit.design
         return type(fit)(d, estimate_lmm(d.stats, d.block_sizes, method))
@@ -325,6 +334,17 @@ def predict(
             f"`interval` must be None, 'prediction' or 'confidence'; got {interval!r}."
         )
     level = _check_level(level)
+    if isinstance(pieces, MultiPieces):
+        if newdata is None:
+            raise DataError(
+                "`newdata` must be given for a formula fit: the fit keeps its design matrices, "
+                "not its data frame. Pass the data frame you fitted to get lme4's fitted values, "
+                "or new rows."
+            )
+        return _predict_multi(
+            fit, as_frame(newdata), pieces, random, allow_new_levels, interval, level,
+            fixef_uncertainty,
+        )
     factor = pieces.factor
     if newdata is None:
         if pieces.encoder is None or _is_mixed(fit):
@@ -425,7 +445,7 @@ def information(fit) -> dict[str, float]:
     the BIC uses log(k) for ML, log(k - 1) for REML, as metafor's ``fitstats``; their
     ``deviance`` is -2 logLik too (metafor's deviance is measured from a saturated model).
     """
-    if not isinstance(fit, FitResult):
+    if not isinstance(fit, FitResult) and not _is_multi(fit):
         raise DataTypeError(
             f"`fit` must be a fitted model (ShrinkageFit or MixedFit from bs.fit); got "
             f"{type(fit).__name__}."
@@ -464,7 +484,43 @@ def _response_moments(fit) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
     return gs.n.astype(float), gs.n * gs.mean, gs.ssw + gs.n * gs.mean**2
 
 
+def _same_data_multi(fits, names) -> None:
+    """As _same_data when some fit has several factors: the same number of rows, response and
+    response values (row by row between two several-factor fits, by sum and sum of squares
+    against a one-factor fit, which keeps per-group sums only)."""
+
+    def moments(f):
+        if _is_multi(f):
+            y = f.design.y
+            return len(y), float(y.sum()), float(y @ y), y
+        n, s, q = _response_moments(f)
+        return int(n.sum()), None if s is None else float(s.sum()), float(q.sum()), None
+
+    n0, s0, q0, y0 = moments(fits[0])
+    r0 = fits[0].response
+    for f, name in zip(fits[1:], names[1:], strict=True):
+        n, s, q, y = moments(f)
+        why = None
+        if n != n0:
+            why = f"{n0} and {n} observations"
+        elif f.response != r0:
+            why = f"responses {r0!r} and {f.response!r}"
+        elif (y is not None and y0 is not None and not np.allclose(y, y0, rtol=1e-12, atol=0)) or (
+            not math.isclose(q, q0, rel_tol=1e-9)
+            or (s is not None and s0 is not None and not math.isclose(s, s0, rel_tol=1e-9))
+        ):
+            why = "different response values"
+        if why is not None:
+            raise DataError(
+                f"the models compared by `anova` must be fitted to the same rows and response; "
+                f"{names[0]} and {name} have {why}. Fit every model to the same data frame "
+                "(with the same missing-value handling)."
+            )
+
+
 def _same_data(fits, names) -> None:
+    if any(_is_multi(f) for f in fits):
+        return _same_data_multi(fits, names)
     p0 = fit_pieces(fits[0])
     n0, s0, q0 = _response_moments(fits[0])
     for f, name in zip(fits[1:], names[1:], strict=True):
@@ -489,7 +545,16 @@ def _same_data(fits, names) -> None:
             )
 
 
-def _blocks(p: FitPieces) -> list[tuple[str, frozenset]]:
+def _blocks(p) -> list[tuple[str, frozenset]]:
+    """(factor, terms) of every random block: nesting is judged factor by factor."""
+    if isinstance(p, MultiPieces):
+        out = []
+        for f in p.multi:
+            start = 0
+            for size in f.block_sizes:
+                out.append((f.name, frozenset(f.terms[start : start + size])))
+                start += size
+        return out
     out, start = [], 0
     for size in p.block_sizes:
         out.append((p.factor, frozenset(p.random_names[start : start + size])))
@@ -632,7 +697,7 @@ def anova(
     if boundary_correction:
         for a in range(1, len(fits)):
             small, big = pieces[a - 1], pieces[a]
-            added = set(big.random_names) - set(small.random_names)
+            added = _random_set(big) - _random_set(small)
             same_fixed = small.fixed_names == big.fixed_names
             if not same_fixed or len(added) != 1:
                 change = "" if same_fixed else " and changes the fixed effects"
@@ -660,6 +725,10 @@ def anova(
     out.attrs["refitted"] = refitted
     out.attrs["boundary_correction"] = boundary_correction
     return out
+
+
+def _random_set(p) -> set[tuple[str, str]]:
+    return {(factor, t) for factor, terms in _blocks(p) for t in terms}
 
 
 def _oneway_formula(p: FitPieces) -> str:
@@ -1144,7 +1213,12 @@ def _check_method(method) -> str:
     return "bootstrap" if m == "boot" else m
 
 
-def _estimates(p: FitPieces) -> pd.Series:
+def _estimates(p) -> pd.Series:
+    if isinstance(p, MultiPieces):
+        vn = _multi_variance_names(p)
+        fn = [_lme4_term(t) for t in p.fixed_names]
+        phi = _multi_phi(p, [f.cov_re for f in p.multi], p.sigma)
+        return pd.Series(np.r_[phi, p.beta], index=vn + fn)
     vn = variance_parameter_names(p)
     fn = [_lme4_term(t) for t in p.fixed_names]
     return pd.Series(np.r_[_phi_from(p, p.cov_re, p.sigma), p.beta], index=vn + fn)
@@ -1239,7 +1313,7 @@ def confint(
         hi.iloc[n_var:] = p.beta + z * se
     elif method == "profile":
         _check_long(fit, "profile intervals")
-        prof = _Profile(fit)
+        prof = _MultiProfile(fit) if isinstance(p, MultiPieces) else _Profile(fit)
         for name in chosen:
             k = names.index(name)
             if k < n_var:
@@ -1249,6 +1323,11 @@ def confint(
             lo[name], hi[name] = a, b
     else:
         _check_long(fit, "bootstrap intervals")
+        if isinstance(p, MultiPieces):
+            raise MethodError(
+                "`method='bootstrap'` is available for one grouping factor only; got a model "
+                f"with the factors {[f.name for f in p.multi]}. Use method='profile' or 'wald'."
+            )
         draws = bootstrap(fit, n_boot=n_boot, random_seed=random_seed)
         q = draws.quantile([0.5 - level / 2.0, 0.5 + level / 2.0])
         lo[:] = q.iloc[0].to_numpy()
@@ -1483,3 +1562,498 @@ def response_values(fit, data) -> np.ndarray:
 
     dm = DesignMatrices(fit.design.spec.fixed, df, formula_env())
     return np.asarray(dm.response.design_matrix, dtype=float).reshape(-1)
+
+
+# =============================================================================== several factors
+
+
+def _is_multi(fit) -> bool:
+    """A fit with one or more grouping factors from the blocked estimator (``MultiFit``)."""
+    from .lmm.multi import MultiFit
+
+    return isinstance(fit, MultiFit)
+
+
+@dataclass(frozen=True, eq=False)
+class FactorPieces:
+    """One grouping factor of a several-factor fit: what predict and confint need of it."""
+
+    name: str
+    components: tuple[str, ...]  # the data columns whose interaction is the factor
+    labels: pd.Index
+    terms: tuple[str, ...]
+    block_sizes: tuple[int, ...]
+    cov_re: np.ndarray  # (q, q)
+    b: np.ndarray  # (n_levels, q) conditional modes
+    cond_cov: np.ndarray  # (n_levels, q, q) lme4's postVar (diagonal blocks of Var(b | y))
+    widths: tuple[int, ...]  # columns of each of the factor's blocks in the encoder's Z
+
+
+@dataclass(frozen=True, eq=False)
+class MultiPieces:
+    """:class:`FitPieces` for a fit with several grouping factors (``MultiFit``).
+
+    The factors are in lme4's order (most levels first); the random effects are stacked factor by
+    factor, level by level, term by term (lme4's ``getME(m, "b")`` order), and ``T`` holds each
+    factor's relative covariance factor (T T' = cov_re / sigma^2), so Lambda = blockdiag(I (x) T).
+    """
+
+    fit: object
+    method: str
+    response: str
+    fixed_names: tuple[str, ...]
+    multi: tuple[FactorPieces, ...]
+    block_order: tuple[tuple[str, int], ...]  # the encoder's blocks: (factor, width), in order
+    beta: np.ndarray
+    vcov: np.ndarray
+    sigma: float
+    loglik: float
+    n_obs: int
+    n_theta: int
+    encoder: object
+
+    @property
+    def factors(self) -> dict[str, tuple[pd.Index, tuple[str, ...]]]:
+        return {f.name: (f.labels, f.terms) for f in self.multi}
+
+    @property
+    def n_params(self) -> int:
+        return len(self.beta) + self.n_theta + 1
+
+    @property
+    def random_names(self) -> tuple[str, ...]:
+        return tuple(f"{t}|{f.name}" for f in self.multi for t in f.terms)
+
+
+def _multi_pieces(fit) -> MultiPieces:
+    from .lmm.pls import _template
+
+    d = fit.design
+    comps = {}
+    for blk in d.spec.blocks:
+        comps.setdefault(blk.factor, blk.components)
+    block_order = []
+    seen: dict[str, int] = {}
+    data = {f.name: f for f in d.factors}
+    for blk in d.spec.blocks:
+        k = seen.get(blk.factor, 0)
+        block_order.append((blk.factor, data[blk.factor].block_sizes[k]))
+        seen[blk.factor] = k + 1
+    multi = tuple(
+        FactorPieces(
+            name=e.name,
+            components=tuple(comps[e.name]),
+            labels=e.labels,
+            terms=tuple(e.terms),
+            block_sizes=tuple(e.block_sizes),
+            cov_re=np.asarray(e.cov, float),
+            b=np.asarray(e.b, float),
+            cond_cov=np.asarray(e.cond_cov, float),
+            widths=tuple(e.block_sizes),
+        )
+        for e in fit.components.factors
+    )
+    n_theta = sum(len(_template(f.block_sizes)[0]) for f in multi)
+    return MultiPieces(
+        fit=fit,
+        method=fit.method,
+        response=fit.response,
+        fixed_names=tuple(fit.fixed_terms),
+        multi=multi,
+        block_order=tuple(block_order),
+        beta=fit.fixef.to_numpy(dtype=float),
+        vcov=fit.vcov.to_numpy(dtype=float),
+        sigma=float(fit.sigma),
+        loglik=float(fit.loglik),
+        n_obs=int(fit.n_obs),
+        n_theta=n_theta,
+        encoder=d.encoder,
+    )
+
+
+def _rel_factor(cov: np.ndarray, sigma: float) -> np.ndarray:
+    """T with T T' = cov / sigma^2 (lower triangular, zero columns where cov is singular)."""
+    from .lmm.pls import psd_cholesky
+
+    rel = cov / sigma**2
+    return psd_cholesky(0.5 * (rel + rel.T))
+
+
+class _MultiSystem:
+    """lme4's penalised least squares for a several-factor fit, on the data's scale.
+
+    With A = Z Lambda (N x q, sparse) and M = A'A + I, for a given Lambda the conditional
+    modes u and beta solve the mixed model equations; Var(u | y, beta) = sigma^2 M^-1 and,
+    counting the fixed effects' uncertainty (Henderson), the prediction error covariance of
+    (beta, u) is sigma^2 [[X'X, X'A], [A'X, M]]^-1. Used for the exact joint (cross-factor)
+    posterior covariance of a row's random effects and for the profiled ML deviance.
+    """
+
+    def __init__(self, fit, y=None, X=None):
+        import scipy.sparse as sp
+
+        d = fit.design
+        self.factors = list(d.factors)
+        self.y = np.asarray(d.y if y is None else y, float)
+        self.X = np.asarray(d.X if X is None else X, float).reshape(len(self.y), -1)
+        self.N = len(self.y)
+        self.off, q = [], 0
+        for f in self.factors:
+            self.off.append(q)
+            q += f.n_levels * f.q
+        self.q = q
+        rows, cols, vals = [], [], []
+        for f, o in zip(self.factors, self.off, strict=True):
+            for t in range(f.q):
+                rows.append(np.arange(self.N))
+                cols.append(o + f.codes * f.q + t)
+                vals.append(f.Z[:, t])
+        self.Z = sp.csr_matrix(
+            (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
+            shape=(self.N, q),
+        )
+        self.sp = sp
+
+    def lam(self, Ts) -> object:
+        """Lambda = blockdiag over factors of I_{n_f} (x) T_f (sparse)."""
+        sp = self.sp
+        return sp.block_diag(
+            [sp.kron(sp.identity(f.n_levels), sp.csr_matrix(T)) for f, T in zip(self.factors, Ts)],
+            format="csc",
+        )
+
+    def z_new(self, Zf: dict[str, np.ndarray], pos: dict[str, np.ndarray]):
+        """Rows' Z in the fit's random-effects order; a row with an unknown level (pos -1) of a
+        factor gets no column for it."""
+        sp = self.sp
+        rows, cols, vals = [], [], []
+        for f, o in zip(self.factors, self.off, strict=True):
+            z, ps = Zf[f.name], pos[f.name]
+            ok = np.flatnonzero(ps >= 0)
+            for t in range(f.q):
+                rows.append(ok)
+                cols.append(o + ps[ok] * f.q + t)
+                vals.append(z[ok, t])
+        n = len(next(iter(pos.values())))
+        return sp.csr_matrix(
+            (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
+            shape=(n, self.q),
+        )
+
+    def solve(self, Ts):
+        """Factor M = Lambda'Z'Z Lambda + I at the T_f's and solve the PLS problem."""
+        from scipy.sparse.linalg import splu
+
+        sp = self.sp
+        L = self.lam(Ts)
+        A = (self.Z @ L).tocsc()
+        M = (A.T @ A + sp.identity(self.q, format="csc")).tocsc()
+        lu = splu(M, permc_spec="MMD_AT_PLUS_A", diag_pivot_thresh=0.0)
+        logdet = float(np.sum(np.log(np.abs(lu.U.diagonal()))))
+        X, y = self.X, self.y
+        AtX = np.asarray((A.T @ X)) if X.shape[1] else np.zeros((self.q, 0))
+        Aty = np.asarray(A.T @ y).reshape(-1)
+        RZX = lu.solve(AtX) if X.shape[1] else np.zeros((self.q, 0))
+        cu = lu.solve(Aty)
+        H = X.T @ X - AtX.T @ RZX
+        beta = np.linalg.solve(H, X.T @ y - AtX.T @ cu) if X.shape[1] else np.zeros(0)
+        u = cu - RZX @ beta
+        r = y - X @ beta - A @ u
+        r2 = float(r @ r + u @ u)
+        return {"L": L, "A": A, "lu": lu, "logdet": logdet, "H": H, "RZX": RZX, "beta": beta,
+                "u": u, "r2": r2}
+
+    def ml_deviance(self, Ts, sigma: float | None = None) -> float:
+        """-2 log L (ML) at the relative factors ``Ts``: beta profiled out, sigma given or
+        profiled (sigma^2 = r2 / N)."""
+        st = self.solve(Ts)
+        if sigma is None:
+            return st["logdet"] + self.N * (1.0 + math.log(2.0 * math.pi * st["r2"] / self.N))
+        s2 = sigma * sigma
+        return st["logdet"] + st["r2"] / s2 + self.N * math.log(2.0 * math.pi * s2)
+
+
+def _split_z(p: MultiPieces, Z: np.ndarray) -> dict[str, np.ndarray]:
+    """The encoder's Z (every block in the formula's order) as one matrix per factor, with its
+    columns in the factor's term order."""
+    parts: dict[str, list[np.ndarray]] = {}
+    start = 0
+    for name, width in p.block_order:
+        parts.setdefault(name, []).append(Z[:, start : start + width])
+        start += width
+    return {k: np.hstack(v) for k, v in parts.items()}
+
+
+def _factor_labels(df: pd.DataFrame, comps: tuple[str, ...]) -> pd.Series:
+    """A factor's level of each new row, labelled as the fit labels it (``c1:S01``)."""
+    from .lmm.multi import _labels
+
+    return _labels(df, comps)
+
+
+def _predict_multi(fit, df, p: MultiPieces, random, allow_new_levels, interval, level, fixef_unc):
+    comps = [c for f in p.multi for c in f.components] if random else []
+    p.encoder.check_columns(df, extra=tuple(dict.fromkeys(comps)))
+    X, Zall = p.encoder.evaluate(df)
+    Zf = _split_z(p, Zall)
+    n = len(df)
+    mean = X @ p.beta
+    pos: dict[str, np.ndarray] = {}
+    for f in p.multi:
+        if not random:
+            pos[f.name] = np.full(n, -1)
+            continue
+        vals = _factor_labels(df, f.components)
+        ps = _match_groups(f.labels, vals)
+        unknown = ps < 0
+        if unknown.any() and not allow_new_levels:
+            new = pd.unique(vals[unknown])
+            shown = ", ".join(repr(v) for v in new[:5]) + (" ..." if len(new) > 5 else "")
+            raise DataError(
+                f"`newdata` must hold levels of the grouping factor {f.name!r} seen in the fit "
+                f"unless allow_new_levels=True; got {len(new)} new level(s) of {f.name!r}: "
+                f"{shown}. Pass allow_new_levels=True to give those rows 0 for {f.name!r}'s "
+                "effects (lme4's allow.new.levels = TRUE) and, with an interval, its prior "
+                "variance."
+            )
+        pos[f.name] = ps
+        k = ~unknown
+        mean[k] += np.einsum("iq,iq->i", Zf[f.name][k], f.b[ps[k]])
+    out = pd.Series(mean, index=df.index, name="fit")
+    if interval is None:
+        return out
+    sigma2 = p.sigma**2
+    var = np.zeros(n)
+    # unknown levels (every factor when random=False): the plug-in prior of that factor
+    for f in p.multi:
+        new = pos[f.name] < 0
+        if random or interval == "prediction":
+            z = Zf[f.name][new]
+            var[new] += np.einsum("iq,qr,ir->i", z, f.cov_re, z)
+    k = X.copy()
+    if random and any((pos[f.name] >= 0).any() for f in p.multi):
+        # the observed levels' joint posterior, cross-factor covariances included (exact)
+        system = _MultiSystem(fit)
+        st = system.solve([_rel_factor(f.cov_re, p.sigma) for f in p.multi])
+        w = (system.z_new(Zf, pos) @ st["L"]).toarray()  # rows' (Lambda'z)'
+        Mw = st["lu"].solve(w.T)  # q x n
+        var += sigma2 * np.einsum("iq,qi->i", w, Mw)
+        if X.shape[1]:
+            k -= (st["RZX"].T @ w.T).T
+    if not random and interval == "confidence":
+        var[:] = 0.0
+    if fixef_unc:
+        var += np.einsum("ip,pr,ir->i", k, p.vcov, k)
+    if interval == "prediction":
+        var += sigma2
+    sd = np.sqrt(var)
+    zq = stats.norm.ppf(0.5 + level / 2.0)
+    res = pd.DataFrame(
+        {"fit": mean, "sd": sd, "lo": mean - zq * sd, "hi": mean + zq * sd}, index=df.index
+    )
+    res.attrs.update(interval=interval, level=level, fixef_uncertainty=fixef_unc)
+    return res
+
+
+def _multi_variance_names(p: MultiPieces) -> list[str]:
+    names = []
+    for f in p.multi:
+        start = 0
+        for size in f.block_sizes:
+            terms = [_lme4_term(t) for t in f.terms[start : start + size]]
+            for c in range(size):
+                names.append(f"sd_{terms[c]}|{f.name}")
+                for r in range(c + 1, size):
+                    names.append(f"cor_{terms[r]}.{terms[c]}|{f.name}")
+            start += size
+    return [*names, "sigma"]
+
+
+def _multi_phi(p: MultiPieces, covs, sigma: float) -> np.ndarray:
+    """(sd, cor, ..., sigma) in lme4's order from each factor's covariance and sigma."""
+    out = []
+    for f, cov in zip(p.multi, covs, strict=True):
+        sd = np.sqrt(np.clip(np.diag(cov), 0, None))
+        start = 0
+        for size in f.block_sizes:
+            for c in range(start, start + size):
+                out.append(sd[c])
+                for r in range(c + 1, start + size):
+                    den = sd[r] * sd[c]
+                    out.append(cov[r, c] / den if den > 0 else math.nan)
+            start += size
+    return np.array([*out, sigma])
+
+
+def _multi_covs(p: MultiPieces, phi: np.ndarray) -> list[np.ndarray]:
+    """Each factor's covariance from (sd, cor, ...) in lme4's order (inverse of _multi_phi)."""
+    covs, i = [], 0
+    for f in p.multi:
+        q = len(f.terms)
+        sd = np.zeros(q)
+        cor = np.eye(q)
+        start = 0
+        for size in f.block_sizes:
+            for c in range(start, start + size):
+                sd[c] = phi[i]
+                i += 1
+                for r in range(c + 1, start + size):
+                    cor[r, c] = cor[c, r] = phi[i]
+                    i += 1
+            start += size
+        covs.append(cor * np.outer(sd, sd))
+    return covs
+
+
+class _MultiProfile:
+    """lme4's ``profile`` of a several-factor fit: the signed root of the rise in the ML deviance
+    when one parameter is held fixed and every other one re-optimised, solved for +-z.
+
+    The deviance is evaluated by :class:`_MultiSystem` on the data's scale. The free parameters
+    are optimised on an unbounded scale (log for SDs and sigma, atanh for correlations); for a
+    fixed effect, sigma is profiled out in closed form and the others are the relative SDs and
+    correlations. An SD estimated at 0 gets the lower bound 0 (one-sided, as lme4).
+    """
+
+    def __init__(self, fit):
+        if fit.method != "ml":
+            fit = _refit(fit, "ml")
+        self.fit = fit
+        self.p = _multi_pieces(fit)
+        self.system = _MultiSystem(fit)
+        p = self.p
+        self.phi = _multi_phi(p, [f.cov_re for f in p.multi], p.sigma)
+        self.n_var = len(self.phi)
+        self.is_cor = np.array(
+            [n.startswith("cor_") for n in _multi_variance_names(p)], dtype=bool
+        )
+        self.d_min = self._dev_phi(self.phi)
+
+    def _to_x(self, phi, idx):
+        cor = self.is_cor[idx]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(cor, np.arctanh(np.clip(phi, -1 + 1e-12, 1 - 1e-12)), np.log(phi))
+
+    def _to_phi(self, x, idx):
+        return np.where(self.is_cor[idx], np.tanh(x), np.exp(x))
+
+    def _dev_phi(self, phi) -> float:
+        covs = _multi_covs(self.p, phi)
+        sigma = float(phi[-1])
+        try:
+            return self.system.ml_deviance([_rel_factor(c, sigma) for c in covs], sigma)
+        except (np.linalg.LinAlgError, RuntimeError, ValueError):
+            return 1e300
+
+    @staticmethod
+    def _min(f, x0):
+        if len(x0) == 0:
+            return f(x0), x0
+        res = optimize.minimize(
+            f, x0, method="BFGS", options={"gtol": 1e-10, "maxiter": 2000, "xrtol": 1e-12}
+        )
+        best = res
+        res2 = optimize.minimize(f, res.x, method="Nelder-Mead",
+                                 options={"xatol": 1e-10, "fatol": 1e-12, "maxiter": 4000})
+        if res2.fun < best.fun:
+            best = res2
+        return float(best.fun), best.x
+
+    def zeta_var(self, i: int, value: float, start):
+        free = [k for k in range(self.n_var) if k != i and np.isfinite(self.phi[k])]
+        free = [k for k in free if self.is_cor[k] or self.phi[k] > 0]
+
+        def f(x):
+            phi = self.phi.copy()
+            phi[i] = value
+            phi[free] = self._to_phi(x, free)
+            return self._dev_phi(phi)
+
+        x0 = self._to_x(self.phi[free], free) if start is None else start
+        d, x = self._min(f, x0)
+        return d, x
+
+    def zeta_fixed(self, j: int, value: float, start):
+        X = self.system.X
+        keep = [c for c in range(X.shape[1]) if c != j]
+        sysj = _MultiSystem(self.fit, y=self.system.y - X[:, j] * value, X=X[:, keep])
+        p = self.p
+        sig = self.phi[-1]
+        rel = self.phi[:-1].copy()
+        rel[~self.is_cor[:-1]] /= sig
+        free = [k for k in range(len(rel)) if self.is_cor[k] or rel[k] > 0]
+
+        def f(x):
+            r = rel.copy()
+            r[free] = np.where(self.is_cor[free], np.tanh(x), np.exp(x))
+            covs = _multi_covs(p, np.r_[r, 1.0])
+            try:
+                return sysj.ml_deviance([_rel_factor(c, 1.0) for c in covs])
+            except (np.linalg.LinAlgError, RuntimeError, ValueError):
+                return 1e300
+
+        if start is None:
+            start = np.where(self.is_cor[free], np.arctanh(rel[free]), np.log(rel[free]))
+        return self._min(f, start)
+
+    def interval(self, k: int, kind: str, z: float) -> tuple[float, float]:
+        if kind == "var":
+            est = float(self.phi[k])
+            if self.is_cor[k]:
+                lo_b, hi_b = -1.0, 1.0
+            else:
+                lo_b, hi_b = 0.0, math.inf
+            zeta = self.zeta_var
+        else:
+            est = float(self.p.beta[k])
+            lo_b, hi_b = -math.inf, math.inf
+            zeta = self.zeta_fixed
+        out = []
+        for sign in (-1.0, 1.0):
+            bound = lo_b if sign < 0 else hi_b
+            if kind == "var" and not self.is_cor[k] and est == 0.0 and sign < 0:
+                out.append(0.0)
+                continue
+            out.append(self._side(zeta, k, est, sign, bound, z, kind))
+        return out[0], out[1]
+
+    def _side(self, zeta, k, est, sign, bound, z, kind) -> float:
+        state = {"x": None}
+
+        def zf(v):
+            d, x = zeta(k, v, state["x"])
+            state["x"] = x
+            return sign * math.sqrt(max(d - self.d_min, 0.0)) * (1 if v >= est else -1) * sign
+
+        if kind == "var" and not self.is_cor[k]:
+            # multiplicative steps on an SD
+            def at(t):
+                return est * math.exp(sign * t)
+        else:
+            scale = (
+                math.sqrt(self.p.vcov[k, k]) if kind == "fixed" else 0.1 * (1 - est * est)
+            )
+
+            def at(t):
+                return est + sign * t * scale
+
+        t_prev, t = 0.0, 0.25 if kind == "var" else 0.5 * z
+        for _ in range(60):
+            v = at(t)
+            if math.isfinite(bound) and sign * (v - bound) >= 0:
+                v_b = bound - sign * 1e-9
+                if abs(zf(v_b)) < z:
+                    return bound
+                v = v_b
+                t = None
+            val = abs(zf(v))
+            if val >= z:
+                a = at(t_prev)
+                b = v
+                g = lambda u: abs(zf(u)) - z  # noqa: E731
+                return float(optimize.brentq(g, a, b, xtol=1e-12 * max(abs(est), 1.0),
+                                             rtol=1e-12))
+            if t is None:
+                return bound
+            t_prev, t = t, t * 1.6
+        return bound

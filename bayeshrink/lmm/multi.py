@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import difflib
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 
 import numpy as np
@@ -28,13 +28,16 @@ from ..errors import (
     describe_rows,
 )
 from ..frames import Missing, as_frame, check_missing, check_missing_option
+from ..inference import InferenceMixin
 from .design import (
     FORMULA_FUNCTIONS,
+    _response_variables,
     check_fixed_rank,
     check_formula_functions,
     formula_addends,
     is_random_block,
 )
+from .newdata import RowEncoder
 from .pls import FactorData, MultiComponents, fit_pls
 
 __all__ = [
@@ -194,6 +197,8 @@ class MultiDesign:
     fixed_names: tuple[str, ...]
     factors: tuple[FactorData, ...]  # lme4's order: most levels first
     n_dropped: int = 0
+    # new rows -> (X, Z of every block in the formula's order): lmm.newdata.RowEncoder
+    encoder: object = field(default=None, repr=False)
 
     @classmethod
     def from_formula(
@@ -269,6 +274,7 @@ class MultiDesign:
             fixed_names = [str(c) for c in Xdf.columns]
         # one FactorData per distinct factor; its blocks in the order of the formula
         per_factor: dict[str, list[tuple[np.ndarray, list[str]]]] = {}
+        block_matrices = []
         comps_of: dict[str, tuple[str, ...]] = {}
         for blk in spec.blocks:
             try:
@@ -277,6 +283,7 @@ class MultiDesign:
             except Exception as exc:
                 raise FormulaError(f"a random term could not be evaluated: {exc}") from exc
             Zdf = bm.common.as_dataframe()
+            block_matrices.append(bm.common)
             per_factor.setdefault(blk.factor, []).append(
                 (Zdf.to_numpy(dtype=float), [str(c) for c in Zdf.columns])
             )
@@ -318,6 +325,18 @@ class MultiDesign:
             fixed_names=tuple(fixed_names),
             factors=tuple(factors),
             n_dropped=n_dropped,
+            encoder=RowEncoder(
+                None if dm.common is None else dm.common,
+                block_matrices,
+                variables=sorted(
+                    spec.variables
+                    - {c for b in spec.blocks for c in b.components}
+                    - _response_variables(spec)
+                ),
+                response_vars=_response_variables(spec),
+                fixed_names=fixed_names,
+                random_names=[t for f in factors for t in f.terms],
+            ),
         )
         design._check(df)
         return design
@@ -456,7 +475,7 @@ class FactorFit(FitResult):
 
 # ---------------------------------------------------------------------------- the fit
 @dataclass(frozen=True, eq=False)
-class MultiFit:
+class MultiFit(InferenceMixin):
     """A linear mixed model with one or more grouping factors, with lme4's names.
 
     ``factors`` lists the grouping factors as lme4 names them (most levels first);
