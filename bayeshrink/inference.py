@@ -1949,14 +1949,7 @@ class _MultiProfile:
     def _min(f, x0):
         if len(x0) == 0:
             return f(x0), x0
-        res = optimize.minimize(
-            f, x0, method="BFGS", options={"gtol": 1e-10, "maxiter": 2000, "xrtol": 1e-12}
-        )
-        best = res
-        res2 = optimize.minimize(f, res.x, method="Nelder-Mead",
-                                 options={"xatol": 1e-10, "fatol": 1e-12, "maxiter": 4000})
-        if res2.fun < best.fun:
-            best = res2
+        best = optimize.minimize(f, x0, method="BFGS", options={"gtol": 1e-7, "maxiter": 500})
         return float(best.fun), best.x
 
     def zeta_var(self, i: int, value: float, start):
@@ -1993,7 +1986,8 @@ class _MultiProfile:
                 return 1e300
 
         if start is None:
-            start = np.where(self.is_cor[free], np.arctanh(rel[free]), np.log(rel[free]))
+            with np.errstate(divide="ignore", invalid="ignore"):
+                start = np.where(self.is_cor[free], np.arctanh(rel[free]), np.log(rel[free]))
         return self._min(f, start)
 
     def interval(self, k: int, kind: str, z: float) -> tuple[float, float]:
