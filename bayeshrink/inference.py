@@ -342,7 +342,13 @@ def predict(
                 "or new rows."
             )
         return _predict_multi(
-            fit, as_frame(newdata), pieces, random, allow_new_levels, interval, level,
+            fit,
+            as_frame(newdata),
+            pieces,
+            random,
+            allow_new_levels,
+            interval,
+            level,
             fixef_uncertainty,
         )
     factor = pieces.factor
@@ -1718,7 +1724,10 @@ class _MultiSystem:
         """Lambda = blockdiag over factors of I_{n_f} (x) T_f (sparse)."""
         sp = self.sp
         return sp.block_diag(
-            [sp.kron(sp.identity(f.n_levels), sp.csr_matrix(T)) for f, T in zip(self.factors, Ts)],
+            [
+                sp.kron(sp.identity(f.n_levels), sp.csr_matrix(T))
+                for f, T in zip(self.factors, Ts, strict=True)
+            ],
             format="csc",
         )
 
@@ -1751,7 +1760,7 @@ class _MultiSystem:
         lu = splu(M, permc_spec="MMD_AT_PLUS_A", diag_pivot_thresh=0.0)
         logdet = float(np.sum(np.log(np.abs(lu.U.diagonal()))))
         X, y = self.X, self.y
-        AtX = np.asarray((A.T @ X)) if X.shape[1] else np.zeros((self.q, 0))
+        AtX = np.asarray(A.T @ X) if X.shape[1] else np.zeros((self.q, 0))
         Aty = np.asarray(A.T @ y).reshape(-1)
         RZX = lu.solve(AtX) if X.shape[1] else np.zeros((self.q, 0))
         cu = lu.solve(Aty)
@@ -1760,8 +1769,17 @@ class _MultiSystem:
         u = cu - RZX @ beta
         r = y - X @ beta - A @ u
         r2 = float(r @ r + u @ u)
-        return {"L": L, "A": A, "lu": lu, "logdet": logdet, "H": H, "RZX": RZX, "beta": beta,
-                "u": u, "r2": r2}
+        return {
+            "L": L,
+            "A": A,
+            "lu": lu,
+            "logdet": logdet,
+            "H": H,
+            "RZX": RZX,
+            "beta": beta,
+            "u": u,
+            "r2": r2,
+        }
 
     def ml_deviance(self, Ts, sigma: float | None = None) -> float:
         """-2 log L (ML) at the relative factors ``Ts``: beta profiled out, sigma given or
@@ -1924,9 +1942,7 @@ class _MultiProfile:
         p = self.p
         self.phi = _multi_phi(p, [f.cov_re for f in p.multi], p.sigma)
         self.n_var = len(self.phi)
-        self.is_cor = np.array(
-            [n.startswith("cor_") for n in _multi_variance_names(p)], dtype=bool
-        )
+        self.is_cor = np.array([n.startswith("cor_") for n in _multi_variance_names(p)], dtype=bool)
         self.d_min = self._dev_phi(self.phi)
 
     def _to_x(self, phi, idx):
@@ -2024,9 +2040,7 @@ class _MultiProfile:
             def at(t):
                 return est * math.exp(sign * t)
         else:
-            scale = (
-                math.sqrt(self.p.vcov[k, k]) if kind == "fixed" else 0.1 * (1 - est * est)
-            )
+            scale = math.sqrt(self.p.vcov[k, k]) if kind == "fixed" else 0.1 * (1 - est * est)
 
             def at(t):
                 return est + sign * t * scale
@@ -2045,8 +2059,7 @@ class _MultiProfile:
                 a = at(t_prev)
                 b = v
                 g = lambda u: abs(zf(u)) - z  # noqa: E731
-                return float(optimize.brentq(g, a, b, xtol=1e-12 * max(abs(est), 1.0),
-                                             rtol=1e-12))
+                return float(optimize.brentq(g, a, b, xtol=1e-12 * max(abs(est), 1.0), rtol=1e-12))
             if t is None:
                 return bound
             t_prev, t = t, t * 1.6
