@@ -78,12 +78,13 @@ class FitPieces:
     X and Z with the fit's formula).
 
     Per grouping factor the random effects are listed in ``factors``: ``{factor: (labels,
-    terms)}``; the arrays below are for the single factor a fit has so far (``factor``). With
-    several factors, a row's prediction adds z_f'b_f over the factors of the row, its variance
-    needs the joint conditional covariance of those b_f (crossed factors are correlated a
-    posteriori) and, for a level not in the fit, that factor's block of ``cov_re``; the
-    parameter names gain one ``|factor`` suffix per factor; nesting in ``anova`` compares blocks
-    factor by factor (``_blocks`` is already keyed by factor).
+    terms)}``; the arrays below are for the single factor of a one-factor fit (``factor``). A
+    fit with several grouping factors (``MultiFit``) gives a :class:`MultiPieces` instead: a
+    row's prediction adds z_f'b_f over the factors, its variance uses the joint conditional
+    covariance of those b_f from the fit's sparse mixed-model equations (:class:`_MultiSystem`;
+    crossed factors are correlated a posteriori) and, for a level not in the fit, that factor's
+    ``cov_re``; the parameter names carry a ``|factor`` suffix per factor; nesting in ``anova``
+    compares blocks factor by factor (``_blocks``).
     """
 
     fit: object
@@ -278,7 +279,7 @@ def predict(
 
     Parameters
     ----------
-    fit : ShrinkageFit or MixedFit
+    fit : ShrinkageFit, MixedFit or MultiFit
     newdata : DataFrame or dict of columns, optional
         Rows to predict for: the covariates of the formula and the grouping column (the response
         is not needed). The formula is evaluated with the fit's encoding: categorical levels,
@@ -289,15 +290,23 @@ def predict(
         ``True`` (default): x'beta + z'b_j with group j's BLUPs. ``False``: the population-level
         prediction x'beta (lme4's ``re.form = NA``).
     allow_new_levels : bool
-        A row whose group is not in the fit raises :class:`~bayeshrink.errors.DataError` unless
-        this is ``True``; such rows then get the population prediction x'beta, as lme4's
-        ``allow.new.levels = TRUE``.
+        A row whose group is not in the fit raises :class:`~bayeshrink.errors.DataError` (naming
+        the grouping factor) unless this is ``True``; such rows then get the population
+        prediction x'beta, as lme4's ``allow.new.levels = TRUE`` (with several factors, 0 for
+        the effects of each factor whose level is new).
     interval : {None, "prediction", "confidence"}
         ``"prediction"``: an interval for a new observation of the row. For an observed group
         from its posterior N(BLUP_j, Var(b_j | y)) plus sigma^2; for a new group (or with
         ``random=False``) from the plug-in prior N(fixef, cov_re) plus sigma^2.
         ``"confidence"``: the same without sigma^2, an interval for the row's mean (for
         ``random=False``, for x'beta alone). lme4's ``predict`` gives no intervals.
+        With several grouping factors (crossed or nested) each factor is treated so: an
+        observed level adds its conditional mode z_f'b_f, a new level (with
+        ``allow_new_levels=True``) adds 0 and, to the variance, its prior z_f' cov_re_f z_f.
+        The observed levels' effects are taken from their *joint* posterior, the covariance
+        between the levels of different factors included (computed exactly from the sparse
+        factor of the fit's mixed-model equations at the estimates; nothing is approximated
+        beyond plugging in the variance components, as for one factor).
     level : float
         Coverage of the intervals, in (0, 1).
     fixef_uncertainty : bool
@@ -1259,13 +1268,17 @@ def confint(
         root finding (lme4 interpolates the profile with splines, so the two agree to ~1e-4).
         The deviance is evaluated on the estimator's centred and scaled columns, so the units
         of a covariate do not change the intervals.
+        With several grouping factors the deviance is that of the sparse mixed-model equations
+        on the data's scale (:class:`_MultiProfile`), optimised over the free parameters by
+        BFGS (log SDs, atanh correlations).
         As in lme4, the profile is of the likelihood, so a REML fit is refitted by ML for it. An
         SD estimated at 0 gets the lower bound 0 (the interval is one-sided); a correlation
         whose profile stays below z up to +-1 gets the bound +-1. ``"bootstrap"``: the
         parametric bootstrap (lme4's ``bootMer``), percentile intervals from ``n_boot`` fits to
         responses simulated from the fitted model, reproducible with ``random_seed``. The
         simulation draws each group's cross-products exactly from their distribution, so it
-        costs O(groups) per draw, not O(rows).
+        costs O(groups) per draw, not O(rows). Not available yet with several grouping
+        factors (a :class:`~bayeshrink.errors.MethodError` says so).
     n_boot : int
         Bootstrap replications (method="bootstrap").
     random_seed : int, optional
@@ -2028,12 +2041,14 @@ class _MultiProfile:
         return out[0], out[1]
 
     def _side(self, zeta, k, est, sign, bound, z, kind) -> float:
+        """The value on one side of ``est`` where |zeta| = z (``bound`` if it is not reached);
+        each profile optimisation starts where the previous one ended."""
         state = {"x": None}
 
         def zf(v):
             d, x = zeta(k, v, state["x"])
             state["x"] = x
-            return sign * math.sqrt(max(d - self.d_min, 0.0)) * (1 if v >= est else -1) * sign
+            return math.sqrt(max(d - self.d_min, 0.0))
 
         if kind == "var" and not self.is_cor[k]:
             # multiplicative steps on an SD
@@ -2050,15 +2065,15 @@ class _MultiProfile:
             v = at(t)
             if math.isfinite(bound) and sign * (v - bound) >= 0:
                 v_b = bound - sign * 1e-9
-                if abs(zf(v_b)) < z:
+                if zf(v_b) < z:
                     return bound
                 v = v_b
                 t = None
-            val = abs(zf(v))
+            val = zf(v)
             if val >= z:
                 a = at(t_prev)
                 b = v
-                g = lambda u: abs(zf(u)) - z  # noqa: E731
+                g = lambda u: zf(u) - z  # noqa: E731
                 return float(optimize.brentq(g, a, b, xtol=1e-12 * max(abs(est), 1.0), rtol=1e-12))
             if t is None:
                 return bound

@@ -98,6 +98,8 @@ for (REML in c(TRUE, FALSE)) {
   m <- tight(lmer(g1, data = crossed, REML = REML, control = ctrl))
   m0 <- tight(lmer(g0, data = crossed, REML = REML, control = ctrl))
   x <- basic(m, "sim_crossed", g1, REML, cr_new)
+  # profile intervals for an unstructured 2 x 2 block next to a crossed factor (REML fit only)
+  if (REML) x$confint_profile <- ci(confint(m, method = "profile", oldNames = FALSE))
   x$anova <- av(m0, m)
   writeLines(enc(x), file.path(out, paste0("api_multi_sim_crossed_", tag, ".json")))
   cat("sim_crossed", tag, "done\n")
