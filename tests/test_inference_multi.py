@@ -20,7 +20,8 @@ there), and lme4's bobyqa stops with theta 2e-7 (relative) from the optimum that
 make_multi_references.R's Newton polish finds (bayeshrink's theta agrees with the polished one
 to 1e-9), which moves predictions by up to 2e-7 absolute. Profile intervals 1e-4 relative
 (lme4 interpolates its profile with splines; the measured gap is <= 4e-5, on the lower bound of
-the sample SD, which has 6 levels).
+Penicillin's sample SD, which has 6 levels; <= 1.2e-5 on the crossed simulation, on the lower
+bound of the correlation).
 """
 
 from __future__ import annotations
@@ -154,6 +155,18 @@ def test_profile_intervals_match_lme4(tag):
     for parm, (lo, hi) in ref.items():
         close(ci.loc[parm, ["lo", "hi"]], [lo, hi], rtol=PROFILE_RTOL)
         assert ci.loc[parm, "lo"] < ci.loc[parm, "estimate"] < ci.loc[parm, "hi"]
+
+
+def test_profile_intervals_crossed_with_a_correlation():
+    # confint(g, method = "profile", oldNames = FALSE) for the REML fit of
+    # y ~ x + (1 + x | subj) + (1 | item): the correlation of the 2 x 2 block and the crossed
+    # factor's SD (the other five parameters agree to 2e-6 too; left out to keep the suite quick)
+    ref = load_ref("api_multi_sim_crossed_REML")["confint_profile"]
+    m, _ = fitted("sim_crossed", "REML")
+    parms = ["cor_x.(Intercept)|subj", "sd_(Intercept)|item"]
+    ci = m.confint(parms, method="profile")
+    for parm in parms:
+        close(ci.loc[parm, ["lo", "hi"]], ref[parm], rtol=PROFILE_RTOL)
 
 
 def test_profile_minimum_is_the_ml_deviance():
