@@ -169,6 +169,26 @@ def test_profile_intervals_crossed_with_a_correlation():
         close(ci.loc[parm, ["lo", "hi"]], ref[parm], rtol=PROFILE_RTOL)
 
 
+def test_predict_nested_factors_from_lme4_modes():
+    # Pastes, lmer(strength ~ 1 + (1 | batch/cask)) (multi_pastes_nested_REML.json of
+    # make_multi_references.R): predict(m) = fixef + ranef(m)$batch + ranef(m)$`cask:batch`;
+    # a new cask in an observed batch keeps the batch's effect (allow.new.levels = TRUE)
+    ref = load_ref("multi_pastes_nested_REML")
+    d = pd.read_csv(REFERENCE / "pastes.csv", dtype={"batch": str, "cask": str, "sample": str})
+    m = bs.fit(d, formula="strength ~ 1 + (1 | batch/cask)")
+    modes = {
+        f: dict(zip(v["levels"], v["values"]["(Intercept)"], strict=True))
+        for f, v in ref["ranef"].items()
+    }
+    rb, rc = modes["batch"], modes["cask:batch"]
+    mu = ref["fixef"]["(Intercept)"]
+    close(m.predict(d), mu + d["batch"].map(rb) + (d["cask"] + ":" + d["batch"]).map(rc))
+    nd = pd.DataFrame({"batch": ["A", "A", "Z"], "cask": ["a", "q", "a"]})
+    close(m.predict(nd, allow_new_levels=True), [mu + rb["A"] + rc["a:A"], mu + rb["A"], mu])
+    with pytest.raises(DataError, match=r"factor 'cask:batch'.*'q:A'"):
+        m.predict(nd.iloc[:2])
+
+
 def test_profile_minimum_is_the_ml_deviance():
     # the profile's deviance at the ML estimates is the ML fit's -2 logLik (two code paths)
     m, _ = fitted("sim_crossed", "ML")
