@@ -326,7 +326,7 @@ class MultiDesign:
             factors=tuple(factors),
             n_dropped=n_dropped,
             encoder=RowEncoder(
-                None if dm.common is None else dm.common,
+                dm.common,
                 block_matrices,
                 variables=sorted(
                     spec.variables
