@@ -249,3 +249,12 @@ def check_missing_option(missing) -> None:
             f"`missing` must be 'raise' or 'drop'; got {missing!r}. The default 'raise' refuses "
             "rows with NaN; 'drop' leaves them out with a warning."
         )
+
+
+def interaction_labels(df: pd.DataFrame, columns) -> pd.Series:
+    """lme4's level labels of an interaction of columns: the values joined by ':' (``c1:S01``)."""
+    columns = list(columns)
+    out = df[columns[0]].astype(str)
+    for c in columns[1:]:
+        out = out + ":" + df[c].astype(str)
+    return out

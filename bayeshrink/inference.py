@@ -1587,10 +1587,10 @@ def response_values(fit, data) -> np.ndarray:
 
 
 def _is_multi(fit) -> bool:
-    """A fit with one or more grouping factors from the blocked estimator (``MultiFit``)."""
-    from .lmm.multi import MultiFit
-
-    return isinstance(fit, MultiFit)
+    """A fit with one or more grouping factors from the blocked estimator (``MultiFit``): the
+    fit that gives one-factor views (``factor_fit``). Judged by that method, not by importing
+    the class, which imports this module."""
+    return callable(getattr(fit, "factor_fit", None)) and not isinstance(fit, FitResult)
 
 
 @dataclass(frozen=True, eq=False)
@@ -1645,7 +1645,7 @@ class MultiPieces:
 
 
 def _multi_pieces(fit) -> MultiPieces:
-    from .lmm.pls import _template
+    from .lmm.estimate import theta_layout
 
     d = fit.design
     comps = {}
@@ -1672,7 +1672,7 @@ def _multi_pieces(fit) -> MultiPieces:
         )
         for e in fit.components.factors
     )
-    n_theta = sum(len(_template(f.block_sizes)[0]) for f in multi)
+    n_theta = sum(len(theta_layout(f.block_sizes)[0]) for f in multi)
     return MultiPieces(
         fit=fit,
         method=fit.method,
@@ -1817,9 +1817,9 @@ def _split_z(p: MultiPieces, Z: np.ndarray) -> dict[str, np.ndarray]:
 
 def _factor_labels(df: pd.DataFrame, comps: tuple[str, ...]) -> pd.Series:
     """A factor's level of each new row, labelled as the fit labels it (``c1:S01``)."""
-    from .lmm.multi import _labels
+    from .frames import interaction_labels
 
-    return _labels(df, comps)
+    return interaction_labels(df, comps)
 
 
 def _predict_multi(fit, df, p: MultiPieces, random, allow_new_levels, interval, level, fixef_unc):

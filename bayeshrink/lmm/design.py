@@ -547,7 +547,7 @@ class Design:
             spec, X, Z, y, codes, labels, fixed_names, random_names, block_sizes, n_dropped
         )
         _check_residual_variation(design.stats, spec.response)
-        response_only = _response_variables(spec)
+        response_only = response_variables(spec)
         encoder = RowEncoder(
             dm.common,
             block_matrices,
@@ -614,7 +614,7 @@ class Design:
         )
 
 
-def _response_variables(spec: FormulaSpec) -> set[str]:
+def response_variables(spec: FormulaSpec) -> set[str]:
     """Variables that appear only in the response (new rows for prediction need not have them)."""
     from formulae import model_description
 

@@ -27,15 +27,15 @@ from ..errors import (
     RepeatedLabelsWarning,
     describe_rows,
 )
-from ..frames import Missing, as_frame, check_missing, check_missing_option
+from ..frames import Missing, as_frame, check_missing, check_missing_option, interaction_labels
 from ..inference import InferenceMixin
 from .design import (
     FORMULA_FUNCTIONS,
-    _response_variables,
     check_fixed_rank,
     check_formula_functions,
     formula_addends,
     is_random_block,
+    response_variables,
 )
 from .newdata import RowEncoder
 from .pls import FactorData, MultiComponents, fit_pls
@@ -179,14 +179,6 @@ def needs_multi(formula: str) -> bool:
     return len(names) > 1 or any(":" in n for n in names)
 
 
-def _labels(df: pd.DataFrame, comps: tuple[str, ...]) -> pd.Series:
-    """lme4's level labels of an interaction of columns: values joined by ':'."""
-    out = df[comps[0]].astype(str)
-    for c in comps[1:]:
-        out = out + ":" + df[c].astype(str)
-    return out
-
-
 @dataclass(frozen=True, eq=False)
 class MultiDesign:
     """The evaluated model: response, fixed-effects matrix and one FactorData per factor."""
@@ -290,7 +282,7 @@ class MultiDesign:
             comps_of[blk.factor] = blk.components
         factors = []
         for name, parts in per_factor.items():
-            labels = _labels(df, comps_of[name])
+            labels = interaction_labels(df, comps_of[name])
             codes, uniques = pd.factorize(labels, sort=True)
             Z = np.hstack([p[0] for p in parts])
             terms = [t for p in parts for t in p[1]]
@@ -331,9 +323,9 @@ class MultiDesign:
                 variables=sorted(
                     spec.variables
                     - {c for b in spec.blocks for c in b.components}
-                    - _response_variables(spec)
+                    - response_variables(spec)
                 ),
-                response_vars=_response_variables(spec),
+                response_vars=response_variables(spec),
                 fixed_names=fixed_names,
                 random_names=[t for f in factors for t in f.terms],
             ),

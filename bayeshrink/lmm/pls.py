@@ -59,6 +59,7 @@ import scipy.sparse as sp
 from scipy import optimize
 
 from ..errors import ConvergenceWarning, DataError, MethodError
+from .estimate import theta_layout
 
 __all__ = ["FactorData", "MultiComponents", "fit_pls"]
 
@@ -193,20 +194,6 @@ def _scale_random(Z: np.ndarray, block_sizes) -> tuple[np.ndarray, np.ndarray]:
     return Zs, Az
 
 
-def _template(block_sizes) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Rows, columns and diagonal flags of a factor's theta entries in lme4's order."""
-    rows, cols, diag = [], [], []
-    start = 0
-    for size in block_sizes:
-        for c in range(size):
-            for r in range(c, size):
-                rows.append(start + r)
-                cols.append(start + c)
-                diag.append(r == c)
-        start += size
-    return np.array(rows, int), np.array(cols, int), np.array(diag, bool)
-
-
 def psd_cholesky(S: np.ndarray) -> np.ndarray:
     """Lower-triangular L with L L' = S for a positive semi-definite S (zero columns where
     S is singular), as lme4's theta holds it."""
@@ -277,7 +264,7 @@ class _Problem:
             Zs, Az = _scale_random(f.Z, f.block_sizes)
             self.Zs.append(Zs)
             self.Az.append(Az)
-        self.tmpl = [_template(f.block_sizes) for f in factors]
+        self.tmpl = [theta_layout(f.block_sizes) for f in factors]
         counts = [len(t[0]) for t in self.tmpl]
         self.theta_off = np.concatenate([[0], np.cumsum(counts)]).astype(int)
         self.n_theta = int(self.theta_off[-1])
