@@ -38,6 +38,7 @@ from .fitting import fit, fit_stats, fit_summary
 from .inference import anova
 from .lmm import MixedFit  # formulae is imported on first use of a formula
 from .lmm.multi import FactorFit, MultiFit
+from .notebook import NotebookSettings, notebook_setup
 from .results import ShrinkageFit
 from .simulate import simulate
 from .study import Design, simulation_study
@@ -97,6 +98,7 @@ __all__ = [
     "MixedFit",
     "MultiFit",
     "FactorFit",
+    "NotebookSettings",
     "OutputError",
     "RepeatedLabelsWarning",
     "RowsDroppedWarning",
@@ -113,6 +115,7 @@ __all__ = [
     "group_stats",
     "list_datasets",
     "load_dataset",
+    "notebook_setup",
     "simulate",
     "simulation_study",
     "summary_stats",

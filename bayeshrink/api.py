@@ -138,6 +138,18 @@ class FitResult:
         raw unrounded numbers indexed by the group labels: n, no_pooling (the group's own
         estimate), se (its standard error), shrinkage, blup (``coef()``), cond_sd
         (``ranef_sd()``), pred_sd, and the plug-in prior's mean and SD (prior_mean, prior_sd).
+
+        With one random term, blup = prior_mean + (1 - shrinkage) (no_pooling - prior_mean):
+        each group moves the fraction B_j = se_j^2 / (se_j^2 + tau^2) of the way to the
+        population value. With several correlated terms (e.g. intercept and slope) that is no
+        longer true per term. The BLUP vector is fixef + (I - B_j)(own_j - fixef) with a matrix
+        B_j; ``shrinkage`` is its diagonal, the fraction a term would move if the group's other
+        terms sat at their population values. The off-diagonal part lets a term borrow from the
+        others: when a group's own intercept and slope estimates are correlated (an uncentred
+        covariate), pulling the intercept in moves the slope too, sometimes *away* from its
+        population value (lme4's sleepstudy: subjects 309 and 310). Centring the covariate
+        removes most of that correlation; :func:`bayeshrink.plot_shrinkage_2d` draws the 2-D
+        move.
         """
         term = self._term(term)
         k = list(self.random_terms).index(term)

@@ -136,19 +136,19 @@ def _pymc_check(fits, draws: int, seed: int) -> None:
     for name, fit in fits.items():
         idata = sample(plugin_model(fit), draws=draws, tune=draws, chains=4, random_seed=seed)
         c = compare(fit, plugin=idata)
-        shown = c[["blup", "plugin_mean", "plugin_mcse", "plugin_gap"]].rename(
+        shown = c[["blup", "plugin_mean", "plugin_mcse", "plugin_gap_mcse"]].rename(
             columns={
                 "plugin_mean": "posterior mean",
                 "plugin_mcse": "MCSE",
-                "plugin_gap": "gap (MCSE)",
+                "plugin_gap_mcse": "gap (MCSE)",
             }
         )
         print(
             f"\nModel {name}" + (" (boundary fit: theta pinned at mu_hat)" if fit.boundary else "")
         )
         print(shown.to_string(float_format=lambda v: f"{v:.5f}"))
-        worst = c["plugin_gap"].abs().idxmax()
-        print(f"largest gap: {abs(c.loc[worst, 'plugin_gap']):.2f} Monte Carlo SEs ({worst})")
+        worst = c["plugin_gap_mcse"].abs().idxmax()
+        print(f"largest gap: {abs(c.loc[worst, 'plugin_gap_mcse']):.2f} Monte Carlo SEs ({worst})")
 
 
 def _read_table(path: Path, engine: str = "auto"):

@@ -95,14 +95,34 @@ class _Term:
         self.shrinkage = self.table["shrinkage"].to_numpy()
         # the marginal prior is a point mass (a boundary fit of a single term)
         self.boundary = self.tau == 0.0 or (fit.boundary and len(fit.random_terms) == 1)
-        several = len(fit.random_terms) > 1
-        self.response = f"{fit.response}: {self.term}" if several else str(fit.response)
+        self.several = len(fit.random_terms) > 1
+        self.response = f"{fit.response}: {self.term}" if self.several else str(fit.response)
 
     @property
     def ratio_text(self) -> str:
+        """The spread of the prior, unit-free where it can be: tau^2/sigma^2 for one random
+        term on long data; the term's own SD (in its units) when there are several terms, since
+        a slope's variance over the residual variance depends on the covariate's units."""
         if self.summary_data:
-            return f"tau = {self.tau:.3g}"
-        return f"tau^2/sigma^2 = {self.tau**2 / self.sigma**2:.3g}"
+            return rf"$\hat\tau$ = {self.tau:.3g}"
+        if self.several:
+            return f"SD of {self.term} across groups = {self.tau:.3g}"
+        return rf"$\hat\tau^2/\hat\sigma^2$ = {self.tau**2 / self.sigma**2:.3g}"
+
+    @property
+    def centre_label(self) -> str:
+        """The population value the groups shrink toward: fixef with covariates, else mu_hat."""
+        if self.general:
+            return f"fixef[{self.term!r}]" if self.several else "fixef (intercept)"
+        return r"$\hat\mu$"
+
+    @property
+    def axis_label(self) -> str:
+        return (
+            f"{self.response} (group coefficient)"
+            if self.general
+            else (f"{self.response} (group effect)")
+        )
 
     def weights(self) -> np.ndarray:
         """Marker weights: n_j, or 1 / se_j^2 for summary data."""
@@ -459,9 +479,16 @@ def plot_shrinkage(
 
     ``fits`` is one fit or a dict of named fits (e.g. the worked example's four scenarios),
     drawn one above the other on a shared axis. Marker area grows with n_j (or 1/se_j^2); the
-    dashed line is mu_hat. For a :class:`~bayeshrink.lmm.MixedFit` there is one panel per random
-    term (each group's own fit -> its coef), or only ``term``; :func:`plot_shrinkage_2d` shows
-    two terms at once. With several grouping factors ``factor`` picks one.
+    dashed line is mu_hat (fixef for a model with covariates). For a
+    :class:`~bayeshrink.lmm.MixedFit` there is one panel per random term (each group's own fit
+    -> its coef), each on its own axis and labelled with its term, or only ``term``.
+
+    With several correlated terms a panel is a projection of a 2-D move: a group's coef for one
+    term is pulled toward fixef *and* shifted by what its other terms borrow through the prior
+    correlation, so an arrow can point away from fixef, and the panel's B (the diagonal of the
+    shrinkage matrix, "other terms held fixed") is not the fraction moved.
+    :func:`plot_shrinkage_2d` shows the two terms at once. With several grouping factors ``factor``
+    picks one.
     """
     if not isinstance(fits, dict):
         fits = _one_factor(fits, factor)
@@ -511,25 +538,42 @@ def plot_shrinkage(
             edgecolor="white",
             label="partial pooling (BLUP)",
         )
-        ax.axvline(fit.mu, color=PRIOR, ls="--", lw=1.2, label="mu_hat")
+        ax.axvline(fit.mu, color=PRIOR, ls="--", lw=1.2, label=fit.centre_label)
         ax.set_yticks([0, 1], ["BLUP", "own estimate"], fontsize=9)
         ax.set_ylim(-0.35, 1.35)
         ratio = fit.ratio_text
-        state = (
-            "boundary fit: all pooled to mu_hat"
-            if fit.boundary
-            else (f"mean shrinkage B = {fit.shrinkage.mean():.3f}")
-        )
+        if fit.boundary:
+            state = "boundary fit: all pooled to the population value"
+        elif fit.several:
+            # with correlated terms the move of one term is not "the fraction B": it also
+            # borrows from the group's other terms (see FitResult.table)
+            state = f"diagonal shrinkage B = {fit.shrinkage.mean():.3f} (other terms held fixed)"
+        else:
+            state = f"mean shrinkage B = {fit.shrinkage.mean():.3f}"
         ax.set_title(f"{name + ':  ' if name else ''}{ratio};  {state}", fontsize=10, loc="left")
         for side in ("top", "right"):
             ax.spines[side].set_visible(False)
-    axes[-1, 0].set_xlabel(f"{fits[next(iter(fits))].response} (group effect)")
-    handles, labels = axes[0, 0].get_legend_handles_labels()
+        if not sharex:  # each panel on its own axis, in its own units
+            ax.set_xlabel(fit.axis_label)
+    if sharex:
+        axes[-1, 0].set_xlabel(fits[next(iter(fits))].axis_label)
+    handles, labels = [], []
+    for ax in axes[:, 0]:  # the centre line is named per panel (mu_hat, or fixef per term)
+        for h, lab in zip(*ax.get_legend_handles_labels(), strict=True):
+            if lab not in labels:
+                handles.append(h)
+                labels.append(lab)
     fig.legend(
-        handles, labels, loc="lower center", ncol=3, fontsize=8.5, frameon=False, markerscale=0.6
+        handles,
+        labels,
+        loc="lower center",
+        ncol=min(len(labels), 4),
+        fontsize=8.5,
+        frameon=False,
+        markerscale=0.6,
     )
     fig.suptitle("Shrinkage: from each group's own estimate to its BLUP", fontsize=11)
-    fig.tight_layout(rect=(0, 0.05 if k > 1 else 0.1, 1, 0.97))
+    fig.tight_layout(rect=(0, 0.06 if k > 1 else 0.1, 1, 0.97), h_pad=1.6)
     return fig
 
 
@@ -537,12 +581,15 @@ def plot_shrinkage_curve(
     fit: FitResult,
     ratios: Sequence[float] | None = None,
     taus: Sequence[float] | None = None,
+    *,
+    n_max: float | None = None,
 ) -> Figure:
     """Shrinkage factor B against group size (long data) or standard error (summary data).
 
     Long data: B(n) = 1 / (1 + n tau^2/sigma^2) for the fitted variance ratio, with the groups
-    marked, and dashed curves for other variance ratios given in ``ratios``. Summary data:
-    B(se) = se^2 / (se^2 + tau^2), with other between-group SDs in ``taus``.
+    marked, and dashed curves for other variance ratios given in ``ratios``; ``n_max`` extends
+    the n axis (default five times the largest group). Summary data: B(se) = se^2 / (se^2 +
+    tau^2), with other between-group SDs in ``taus``.
     """
     if len(_check_fit(fit).random_terms) > 1:
         raise DataTypeError(
@@ -551,6 +598,7 @@ def plot_shrinkage_curve(
             "take `term=` (plot_triplot, plot_shrinkage, plot_forest) or fit.table(term)."
         )
     fit = _Term(fit)
+    n_max_arg = None if n_max is None else _check_curve_values(n_max, "n_max", "a group size")[0]
     fig, ax = plt.subplots(figsize=(7, 4.2))
     if not fit.summary_data:
         if taus is not None:
@@ -558,14 +606,15 @@ def plot_shrinkage_curve(
                 "`taus` is for summary data; for long data give `ratios` (tau^2/sigma^2 values)."
             )
         n_max = max(float(fit.table["n"].max()), 1.0)
-        x = np.geomspace(1, max(100.0, n_max * 5), 300)
+        upper = max(100.0, n_max * 5) if n_max_arg is None else max(float(n_max_arg), 2.0)
+        x = np.geomspace(1, upper, 300)
         curve = lambda lam: 1.0 / (1.0 + x * lam)  # noqa: E731
         fitted = fit.tau**2 / fit.sigma**2
         ax.set_xscale("log")
         ax.set_xlabel("group size n")
-        label = f"fitted tau^2/sigma^2 = {fitted:.3g}"
+        label = rf"fitted $\hat\tau^2/\hat\sigma^2$ = {fitted:.3g}"
         others = [] if ratios is None else _check_curve_values(ratios, "ratios", "tau^2/sigma^2")
-        other_label = "tau^2/sigma^2 = {:.3g}"
+        other_label = r"$\tau^2/\sigma^2$ = {:.3g}"
         xs = fit.table["n"].to_numpy()
     else:
         if ratios is not None:
@@ -575,19 +624,20 @@ def plot_shrinkage_curve(
         x = np.linspace(0, float(fit.table["se"].max()) * 1.5, 300)
         curve = lambda tau: x**2 / (x**2 + tau**2) if tau > 0 else np.ones_like(x)  # noqa: E731
         fitted = fit.tau
-        ax.set_xlabel("standard error se_j")
-        label = f"fitted tau = {fitted:.3g}"
+        ax.set_xlabel(r"standard error $se_j$")
+        label = rf"fitted $\hat\tau$ = {fitted:.3g}"
         others = [] if taus is None else _check_curve_values(taus, "taus", "between-group SDs")
-        other_label = "tau = {:.3g}"
+        other_label = r"$\tau$ = {:.3g}"
         xs = fit.table["se"].to_numpy()
     ax.plot(x, curve(fitted), color=POSTERIOR, lw=2.2, label=label, gid="curve-fitted")
+    styles = ["--", ":", "-.", (0, (5, 1, 1, 1, 1, 1))]
     for i, value in enumerate(others):
         ax.plot(
             x,
             curve(value),
             color=f"C{i + 4}",
-            lw=1.2,
-            ls="--",
+            lw=1.4,
+            ls=styles[i % len(styles)],
             label=other_label.format(value),
             gid="curve-other",
         )
@@ -602,10 +652,10 @@ def plot_shrinkage_curve(
         gid="groups",
     )
     ax.set_ylim(-0.03, 1.05)
-    ax.set_ylabel("shrinkage factor B (1 = complete pooling)")
+    ax.set_ylabel(r"shrinkage factor $B$ (1 = complete pooling)")
     title = "How shrinkage depends on the amount of data per group"
     if fit.boundary:
-        title += "\n(boundary fit: tau_hat = 0, so B = 1 for every group)"
+        title += "\n" + r"(boundary fit: $\hat\tau = 0$, so $B = 1$ for every group)"
     ax.set_title(title, fontsize=11)
     ax.legend(fontsize=8.5, frameon=False)
     ax.grid(alpha=0.3)
@@ -622,30 +672,39 @@ def plot_forest(
     term: str | None = None,
     factor: str | None = None,
 ) -> Figure:
-    """Per-group intervals: no pooling (+-2 se), BLUP (+-2 pred_sd) and, when given, posteriors.
+    """Per-group central ``prob`` intervals, one level for every row of the figure.
 
-    ``plugin`` and ``full`` are DataTrees from the plug-in and full models; their central
-    ``prob`` intervals (94% by default) are drawn from the draws of ``coef`` for ``term``
-    (default the first random term). With several grouping factors ``factor`` picks one.
+    No pooling: own estimate +- z se_j; partial pooling: BLUP +- z pred_sd (the prediction
+    error counting the uncertainty of mu_hat, but not of tau_hat and sigma_hat); and, when
+    given, the central ``prob`` intervals of the draws of ``coef`` for ``term`` (default the
+    first random term) from the plug-in (``plugin``) and full (``full``) models. z is the
+    normal quantile of ``prob`` (1.88 for the default 94%, ArviZ's default level). With several
+    grouping factors ``factor`` picks one.
     """
+    from scipy.stats import norm
+
     _no_draws_for_factors(fit, plugin, full)
     fit = _Term(_one_factor(fit, factor), term)
     t = fit.table
+    if not 0 < prob < 1:
+        raise DataError(f"`prob` must be between 0 and 1; got {prob!r}. For example 0.95.")
+    z = float(norm.ppf(0.5 + prob / 2))
+    level = f"{prob:.0%}"
     rows = [
         (
-            "no pooling +-2 se",
+            f"no pooling: own estimate $\\pm$ {z:.2f} $se_j$ ({level})",
             t["no_pooling"],
-            t["no_pooling"] - 2 * t["se"],
-            t["no_pooling"] + 2 * t["se"],
+            t["no_pooling"] - z * t["se"],
+            t["no_pooling"] + z * t["se"],
             LIKELIHOOD,
         )
     ]
     rows.append(
         (
-            "BLUP +-2 pred_sd",
+            f"partial pooling: BLUP $\\pm$ {z:.2f} pred_sd ({level})",
             t["blup"],
-            t["blup"] - 2 * t["pred_sd"],
-            t["blup"] + 2 * t["pred_sd"],
+            t["blup"] - z * t["pred_sd"],
+            t["blup"] + z * t["pred_sd"],
             POSTERIOR,
         )
     )
@@ -654,7 +713,7 @@ def plot_forest(
             post = term_posterior_table(idata, "coef", prob, term=fit.term)
             rows.append(
                 (
-                    f"{label} {prob:.0%}",
+                    f"{label}: central {level}",
                     post["mean"].to_numpy(),
                     post["lo"].to_numpy(),
                     post["hi"].to_numpy(),
@@ -679,17 +738,19 @@ def plot_forest(
             label=label,
             gid="interval",
         )
-    ax.axvline(fit.mu, color=PRIOR, ls="--", lw=1.0, label="mu_hat")
+    ax.axvline(fit.mu, color=PRIOR, ls="--", lw=1.0, label=fit.centre_label)
     ax.set_yticks(y, [str(g) for g in fit.groups], fontsize=9)
-    ax.set_xlabel(f"{fit.response} (group effect)")
+    ax.set_xlabel(fit.axis_label)
     ax.legend(
         fontsize=8,
         frameon=False,
         loc="upper center",
         bbox_to_anchor=(0.5, -0.12 if k > 6 else -0.2),
-        ncol=3,
+        ncol=2,
     )
-    ax.set_title("No pooling, partial pooling and Bayesian posteriors", fontsize=11)
+    ax.set_title(
+        f"No pooling, partial pooling and Bayesian posteriors: {level} intervals", fontsize=11
+    )
     fig.tight_layout()
     return fig
 
@@ -699,7 +760,9 @@ def plot_shrinkage_2d(fit, terms: Sequence[str] | None = None, *, ax=None) -> Fi
 
     For a :class:`~bayeshrink.lmm.MixedFit` with correlated terms (e.g. intercept and slope):
     an arrow per group from ``own_fit()`` (orange) to ``coef()`` (green), the population value
-    ``fixef`` (blue cross) and the plug-in prior N(fixef, cov_re) as its 1- and 2-SD ellipses.
+    ``fixef`` (blue cross) and the plug-in prior N(fixef, cov_re) as the ellipses holding 50%
+    and 95% of its probability (radius sqrt(chi2_2 quantile) = 1.18 and 2.45 SDs; the 1- and
+    2-SD ellipses of a 2-D normal hold only 39% and 86%).
     Groups move toward the centre along the prior's shape, not straight at it: with a
     correlation, pulling the slope in also moves the intercept. Groups whose data cannot fit
     both terms on their own have only the BLUP, and the title says how many.
@@ -733,9 +796,10 @@ def plot_shrinkage_2d(fit, terms: Sequence[str] | None = None, *, ax=None) -> Fi
     circle = np.stack(
         [np.cos(np.linspace(0, 2 * np.pi, 200)), np.sin(np.linspace(0, 2 * np.pi, 200))]
     )
-    for k, alpha in ((1, 0.9), (2, 0.5)):
-        pts = centre[:, None] + k * root @ circle
-        ax.plot(*pts, color=PRIOR, lw=1.2, alpha=alpha, gid=f"prior-ellipse-{k}sd")
+    for prob, ls in ((0.5, "-"), (0.95, "--")):
+        radius = math.sqrt(-2.0 * math.log(1.0 - prob))  # chi-square(2) quantile, square root
+        pts = centre[:, None] + radius * root @ circle
+        ax.plot(*pts, color=PRIOR, lw=1.2, ls=ls, gid=f"prior-ellipse-{prob:.0%}")
     ok = np.isfinite(own.to_numpy()).all(axis=1)
     for o, c in zip(own.to_numpy()[ok], coef.to_numpy()[ok], strict=True):
         ax.annotate(
@@ -767,7 +831,8 @@ def plot_shrinkage_2d(fit, terms: Sequence[str] | None = None, *, ax=None) -> Fi
     ax.plot(
         *centre, "P", color=PRIOR, ms=12, mec="white", zorder=5, label="fixef", gid="population"
     )
-    ax.plot([], [], color=PRIOR, lw=1.2, label="prior N(fixef, cov_re): 1 and 2 SD")
+    ax.plot([], [], color=PRIOR, lw=1.2, label="prior N(fixef, cov_re): 50% region")
+    ax.plot([], [], color=PRIOR, lw=1.2, ls="--", label="prior N(fixef, cov_re): 95% region")
     ax.set_xlabel(terms[0])
     ax.set_ylabel(terms[1])
     corr = fit.corr_re.loc[terms[0], terms[1]]

@@ -301,6 +301,6 @@ def add_posterior_columns(out: pd.DataFrame, tag: str, post: pd.DataFrame) -> No
         diff = post["mean"] - out["blup"]
         with np.errstate(divide="ignore", invalid="ignore"):
             # a pinned theta has no Monte Carlo error: its gap is 0 or infinite
-            out["plugin_gap"] = np.where(
+            out["plugin_gap_mcse"] = np.where(
                 post["mcse"] > 0, diff / post["mcse"], np.where(diff == 0, 0.0, np.inf)
             )

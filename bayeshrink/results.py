@@ -207,8 +207,9 @@ class ShrinkageFit(FitResult, InferenceMixin):
         if self.boundary:
             return (
                 "Boundary (singular) fit: tau is estimated as exactly 0. The group estimates vary "
-                "no more than their sampling noise explains, so there is no evidence of "
-                "between-group variation; the plug-in prior N(mu, tau^2) is a point mass at mu "
+                "no more than their sampling noise explains: the data are consistent with tau = 0 "
+                "(which is not evidence that tau = 0; a small tau > 0 fits almost as well). The "
+                "plug-in prior N(mu, tau^2) is then a point mass at mu "
                 "and every group is pooled completely to mu (shrinkage 1, BLUP = mu). A full "
                 "Bayesian model, which averages over tau instead of fixing it at 0, keeps some "
                 "partial pooling."

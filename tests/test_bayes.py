@@ -64,7 +64,7 @@ def test_sampled_plugin_means_are_the_blups(demo_fits, model, mu):
     fit = demo_fits[model]
     idata = run(bs.plugin_model(fit, mu=mu))
     c = bs.compare(fit, plugin=idata)
-    assert np.all(np.abs(c["plugin_gap"]) < 4), c["plugin_gap"]
+    assert np.all(np.abs(c["plugin_gap_mcse"]) < 4), c["plugin_gap_mcse"]
     target = c["cond_sd"] if mu == "fixed" else c["pred_sd"]  # Henderson's equivalence for flat
     np.testing.assert_allclose(c["plugin_sd"], target, rtol=0.10)
     assert c.attrs["divergences"] == {"plugin": 0}
@@ -78,7 +78,7 @@ def test_plugin_model_on_a_boundary_fit_pins_theta(demo_fits):
     theta = idata["posterior"]["theta"].values
     assert np.all(theta == fit.mu) and not np.isnan(theta).any()
     c = bs.compare(fit, plugin=idata)
-    assert np.all(c["plugin_gap"] == 0) and np.all(c["plugin_sd"] == 0)
+    assert np.all(c["plugin_gap_mcse"] == 0) and np.all(c["plugin_sd"] == 0)
 
 
 def test_plugin_model_flat_mu_on_boundary_fit_has_pred_sd(demo_fits):
@@ -108,7 +108,7 @@ def test_plugin_model_for_summary_data():
     )
     idata = run(bs.plugin_model(fit))
     c = bs.compare(fit, plugin=idata)
-    assert np.all(np.abs(c["plugin_gap"]) < 4)
+    assert np.all(np.abs(c["plugin_gap_mcse"]) < 4)
     np.testing.assert_allclose(c["plugin_sd"], c["cond_sd"], rtol=0.10)
 
 
@@ -277,7 +277,7 @@ def test_pymc_nuts_fallback_and_divergence_report(demo_fits):
     idata = run(bs.plugin_model(fit), n=200, sampler="pymc")
     assert idata["sample_stats"].attrs["inference_library"] == "pymc"
     c = bs.compare(fit, plugin=idata)
-    assert np.all(np.abs(c["plugin_gap"]) < 4)
+    assert np.all(np.abs(c["plugin_gap_mcse"]) < 4)
     # a centered model of 5-group data with a huge step size target diverges; it is reported
     model = bs.hierarchical_model(demo_fits["1"], parametrization="centered", marginalize=False)
     with pytest.warns(DivergenceWarning, match=r"\d+ divergent transitions"):

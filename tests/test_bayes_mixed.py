@@ -54,7 +54,7 @@ def test_plugin_posterior_means_are_coef(sleep_fit, mu):
     assert len(c) == 2 * fit.n_groups
     assert c.attrs["divergences"] == {"plugin": 0}
     # posterior mean of each group's (intercept, slope) = lme4's coef(), within 4 MCSE
-    assert np.all(np.abs(c["plugin_gap"]) < 4), c.loc[np.abs(c["plugin_gap"]) >= 4]
+    assert np.all(np.abs(c["plugin_gap_mcse"]) < 4), c.loc[np.abs(c["plugin_gap_mcse"]) >= 4]
     # posterior SD = the conditional SD (lme4's condVar), or with a flat prior on the fixed
     # effects the SD that also counts their uncertainty (fit.pred_sd()) ...
     exact = bs.plugin_posterior(fit, mu=mu)
@@ -87,7 +87,7 @@ def test_plugin_on_a_singular_covariance_keeps_groups_on_a_line():
     L = fit.components.Lambda
     np.testing.assert_allclose(b1, L[1, 0] / L[0, 0] * b0, rtol=1e-9, atol=1e-12)
     c = bs.compare(fit, plugin=idata)
-    assert np.all(np.abs(c["plugin_gap"]) < 4)
+    assert np.all(np.abs(c["plugin_gap_mcse"]) < 4)
 
 
 def test_full_bayes_has_an_lkj_prior_and_stays_near_the_blups(sleep_fit):

@@ -606,7 +606,7 @@ def test_draws_of_another_fits_model_are_refused_even_with_equal_labels(seed_fit
     with pytest.raises(bs.DataError, match=r"`full` must be sampled from a model of this fit"):
         bs.compare(seed_fits["3"], full=runs["full2"])
     ok = bs.compare(seed_fits["3"], plugin=runs["plugin3"])  # its own draws are fine
-    assert np.all(np.abs(ok["plugin_gap"]) < 5)
+    assert np.all(np.abs(ok["plugin_gap_mcse"]) < 5)
 
 
 def test_draws_of_the_wrong_model_kind_are_refused(seed_fits, runs):

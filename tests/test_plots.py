@@ -160,23 +160,31 @@ def test_shrinkage_curve(fits, tmp_path):
 
 
 def test_forest(fits, tmp_path):
+    from scipy.stats import norm
+
     fit = fits["2"]
     fig = bs.plot_forest(fit)
     ax = fig.axes[0]
     labels = [t.get_text() for t in ax.get_yticklabels()]
     assert labels == ["g1", "g2", "g3", "g4", "g5"]
+    # one interval level for every row: z = 1.88 for the default 94%
     assert {t.get_text() for t in ax.get_legend().get_texts()} == {
-        "no pooling +-2 se",
-        "BLUP +-2 pred_sd",
-        "mu_hat",
+        r"no pooling: own estimate $\pm$ 1.88 $se_j$ (94%)",
+        r"partial pooling: BLUP $\pm$ 1.88 pred_sd (94%)",
+        r"$\hat\mu$",
     }
+    lo, hi = ax.containers[0].lines[2][0].get_segments()[0][:, 0]
+    t = fit.table()
+    np.testing.assert_allclose(
+        [lo, hi], t["no_pooling"].iloc[0] + np.array([-1, 1]) * norm.ppf(0.97) * t["se"].iloc[0]
+    )
     bars = [c for c in ax.containers]
     np.testing.assert_allclose(bars[1].lines[0].get_xdata(), fit.table()["blup"])
     fig.savefig(tmp_path / "forest.png", dpi=60)
     full = synthetic_posterior(fit, draws=2000, seed=2, mu="flat")
     fig = bs.plot_forest(fit, full=full)
     ax = fig.axes[0]
-    assert any("full Bayes 94%" in t.get_text() for t in ax.get_legend().get_texts())
+    assert any("full Bayes: central 94%" in t.get_text() for t in ax.get_legend().get_texts())
     # the full-Bayes interval is the draws' central 94%: about blup +- 1.88 pred_sd here
     lo, hi = ax.containers[2].lines[2][0].get_segments()[0][:, 0]
     t = fit.table()

@@ -84,6 +84,36 @@ def test_shrinkage_plot_has_a_panel_per_term(sleep_fit, tmp_path):
     assert len([ax for ax in one.axes if ax.get_title(loc="left")]) == 1
 
 
+def test_shrinkage_plot_labels_each_term_in_its_own_units(sleep_fit):
+    # each panel's axis names its own term; the slope's spread is its SD (a slope variance over
+    # the residual variance would change with the units of Days); the centre line is fixef
+    fig = bs.plot_shrinkage(sleep_fit)
+    axes = [ax for ax in fig.axes if ax.get_title(loc="left")]
+    assert [ax.get_xlabel() for ax in axes] == [
+        "Reaction: Intercept (group coefficient)",
+        "Reaction: Days (group coefficient)",
+    ]
+    titles = [ax.get_title(loc="left") for ax in axes]
+    assert not any("sigma" in t for t in titles), titles
+    assert titles[1].startswith(f"Days:  SD of Days across groups = {sleep_fit.sd_re['Days']:.3g}")
+    assert "other terms held fixed" in titles[1]
+    legend = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert "fixef['Intercept']" in legend and "fixef['Days']" in legend
+    assert not any("mu" in t for t in legend), legend
+    for ax, term in zip(axes, ["Intercept", "Days"], strict=True):
+        (line,) = [ln for ln in ax.lines if ln.get_label() == f"fixef[{term!r}]"]
+        assert line.get_xdata()[0] == pytest.approx(sleep_fit.fixef[term])
+
+
+def test_one_way_shrinkage_plot_keeps_mu_hat_and_the_ratio(tmp_path):
+    fit = bs.demo_fits()["2"]
+    fig = bs.plot_shrinkage(fit)
+    (ax,) = [ax for ax in fig.axes if ax.get_title(loc="left")]
+    assert ax.get_xlabel() == "y (group effect)"
+    assert r"$\hat\tau^2/\hat\sigma^2$" in ax.get_title(loc="left")
+    assert r"$\hat\mu$" in [t.get_text() for t in fig.legends[0].get_texts()]
+
+
 def test_shrinkage_2d_arrows_go_from_own_fit_to_coef(radon_fit, tmp_path):
     fig = bs.plot_shrinkage_2d(radon_fit)
     ax = fig.axes[0]
@@ -97,8 +127,17 @@ def test_shrinkage_2d_arrows_go_from_own_fit_to_coef(radon_fit, tmp_path):
     np.testing.assert_allclose(starts, own[ok].to_numpy())
     np.testing.assert_allclose(ends, coef[ok].to_numpy())
     gids = {ln.get_gid() for ln in ax.lines}
-    assert {"prior-ellipse-1sd", "prior-ellipse-2sd", "population"} <= gids
+    assert {"prior-ellipse-50%", "prior-ellipse-95%", "population"} <= gids
     assert f"{int((~ok).sum())} groups cannot fit both terms alone" in ax.get_title()
+    # the ellipses hold 50% and 95% of the prior: Mahalanobis radius^2 = chi2_2 quantile
+    # = -2 log(1 - p) (1.386 and 5.991), not the 1- and 2-SD ellipses (39% and 86%)
+    cov_inv = np.linalg.inv(radon_fit.cov_re.loc[["Intercept", "floor"], ["Intercept", "floor"]])
+    centre = radon_fit.fixef[["Intercept", "floor"]].to_numpy()
+    for prob in (0.5, 0.95):
+        (ln,) = [ln for ln in ax.lines if ln.get_gid() == f"prior-ellipse-{prob:.0%}"]
+        d = np.column_stack([ln.get_xdata(), ln.get_ydata()]) - centre
+        r2 = np.einsum("ij,jk,ik->i", d, cov_inv, d)
+        np.testing.assert_allclose(r2, -2 * np.log(1 - prob), rtol=1e-9)
     fig.savefig(tmp_path / "shrinkage_2d_radon.png")
 
 
@@ -109,7 +148,7 @@ def test_shrinkage_2d_on_a_singular_covariance_draws_a_segment(tmp_path):
     fit = bs.fit(pd.read_csv(REFERENCE / "lmm_sim_corr_one.csv"), formula="y ~ x + (x | g)")
     fig = bs.plot_shrinkage_2d(fit)
     ax = fig.axes[0]
-    (ellipse,) = [ln for ln in ax.lines if ln.get_gid() == "prior-ellipse-1sd"]
+    (ellipse,) = [ln for ln in ax.lines if ln.get_gid() == "prior-ellipse-50%"]
     pts = np.column_stack([ellipse.get_xdata(), ellipse.get_ydata()])
     # all points on one line through fixef: rank-1 prior
     centred = pts - fit.fixef[["Intercept", "x"]].to_numpy()

@@ -139,7 +139,7 @@ def compare(fit, plugin=None, full=None, prob: float = 0.94) -> pd.DataFrame:
     """One row per group (and term): the fit, the plug-in and the full-Bayes posteriors.
 
     Columns n, no_pooling, blup, cond_sd (and pred_sd for one-way fits); with ``plugin``
-    plugin_mean, plugin_sd, plugin_mcse, plugin_gap (= (plugin_mean - blup) / plugin_mcse);
+    plugin_mean, plugin_sd, plugin_mcse, plugin_gap_mcse (= (plugin_mean - blup) / plugin_mcse);
     with ``full`` full_mean, full_sd, full_lo, full_hi, full_mcse. ``attrs`` holds
     "hyperparameters", "divergences" and "prob".
     """

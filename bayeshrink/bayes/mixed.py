@@ -254,8 +254,9 @@ def default_priors(fit: MixedFit) -> dict[str, PriorSpec]:
 
     * beta: Intercept ~ Normal(mean y, 2.5 s_y); slope k ~ Normal(0, 2.5 s_y / s_k), bambi's and
       rstanarm's autoscaling;
-    * sd_re (the SDs of the random terms): HalfNormal(2.5 s_y / s_k), mass near 0 so a
-      boundary-like term still gets partial pooling;
+    * sd_re (the SDs of the random terms): HalfNormal(2.5 s_y / s_k); its mode at 0
+      leans toward more pooling, and a boundary-like term still gets partial pooling because
+      the posterior averages over SDs > 0 instead of fixing one at 0;
     * sigma ~ HalfNormal(2.5 s_y);
     * corr_re: LKJ(eta = 2), gently favouring small correlations over +-1.
     """
@@ -444,7 +445,7 @@ def hyperparameters(fit: MixedFit, full=None, prob: float = 0.94) -> pd.DataFram
 def compare(fit: MixedFit, plugin=None, full=None, prob: float = 0.94) -> pd.DataFrame:
     """One row per (group, term): own fit, coef (BLUP), cond_sd, and the posteriors of coef.
 
-    Columns as :func:`bayeshrink.compare`: plugin_mean, plugin_sd, plugin_mcse, plugin_gap (in
+    Columns as :func:`bayeshrink.compare`: plugin_mean, plugin_sd, plugin_mcse, plugin_gap_mcse (in
     Monte Carlo SEs), full_mean, full_sd, full_lo, full_hi, full_mcse.
     """
     prob = check_prob(prob)

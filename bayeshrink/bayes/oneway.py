@@ -174,8 +174,9 @@ def default_priors(fit: ShrinkageFit) -> dict[str, PriorSpec]:
     * mu ~ Normal(m, 2.5 s): weakly informative, centred where the data are, wide enough that
       the likelihood dominates (the autoscaling rstanarm and bambi use);
     * tau ~ HalfNormal(2.5 s): allows between-group SDs several times the data's spread but
-      not absurdly large ones, and puts mass near 0, so that a boundary-like data set still
-      gets partial (not complete) pooling;
+      not absurdly large ones. Its density is highest at 0, so it favours small tau, i.e. more
+      pooling, not less; a boundary-like data set still gets partial pooling from full Bayes
+      because the posterior averages over tau > 0 instead of fixing tau_hat = 0;
     * sigma ~ HalfNormal(2.5 s) (long data only): the same weak scale for the residual SD.
     """
     centre, spread = _data_scale(fit)
@@ -188,7 +189,7 @@ def default_priors(fit: ShrinkageFit) -> dict[str, PriorSpec]:
         "tau": PriorSpec(
             "HalfNormal",
             {"sigma": 2.5 * spread},
-            "between-group SD up to a few data SDs; mass near 0 keeps partial pooling",
+            "between-group SD up to a few data SDs; the mode at 0 leans toward more pooling",
         ),
     }
     if fit.data_kind == "long":
@@ -421,7 +422,7 @@ def compare(
     """One row per group: the fit, the plug-in posterior and the full-Bayes posterior.
 
     Columns: n, no_pooling, blup, cond_sd, pred_sd; with ``plugin`` (a DataTree from the plug-in
-    model) plugin_mean, plugin_sd, plugin_mcse and plugin_gap (= (plugin_mean - blup) /
+    model) plugin_mean, plugin_sd, plugin_mcse and plugin_gap_mcse (= (plugin_mean - blup) /
     plugin_mcse, in Monte Carlo SEs); with ``full`` full_mean, full_sd, full_lo, full_hi (the
     central ``prob`` interval, 94% by default) and full_mcse. Beside each MCSE, R-hat and bulk
     and tail ESS (``plugin_rhat``, ``plugin_ess_bulk``, ...): an MCSE means something only when

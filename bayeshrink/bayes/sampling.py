@@ -21,6 +21,8 @@ __all__ = ["default_sampler", "sample"]
 def _interactive() -> bool:
     if "PYTEST_CURRENT_TEST" in os.environ or os.environ.get("CI"):
         return False
+    if os.environ.get("BAYESHRINK_PROGRESSBAR") == "0":  # set by bs.notebook_setup()
+        return False
     if "ipykernel" in sys.modules:  # PyMC's notebook progress bar needs ipywidgets
         return importlib.util.find_spec("ipywidgets") is not None
     return bool(getattr(sys.stdout, "isatty", lambda: False)())
