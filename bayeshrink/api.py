@@ -145,11 +145,11 @@ class FitResult:
         longer true per term. The BLUP vector is fixef + (I - B_j)(own_j - fixef) with a matrix
         B_j; ``shrinkage`` is its diagonal, the fraction a term would move if the group's other
         terms sat at their population values. The off-diagonal part lets a term borrow from the
-        others: when a group's own intercept and slope estimates are correlated (an uncentred
-        covariate), pulling the intercept in moves the slope too, sometimes *away* from its
-        population value (lme4's sleepstudy: subjects 309 and 310). Centring the covariate
-        removes most of that correlation; :func:`bayeshrink.plot_shrinkage_2d` draws the 2-D
-        move.
+        others, through the correlation of the group's own estimates (an uncentred covariate)
+        or the prior correlation, so a slope can move *away* from its population value (lme4's
+        sleepstudy: subjects 309 and 310). Centring the covariate changes how the move splits
+        into these two parts, and the diagonal, but not the BLUPs: the model is the same.
+        :func:`bayeshrink.plot_shrinkage_2d` draws the 2-D move.
         """
         term = self._term(term)
         k = list(self.random_terms).index(term)
