@@ -61,7 +61,7 @@ def _demo(args: argparse.Namespace) -> int:
         shown = pd.DataFrame(
             {
                 "n": t["n"],
-                "fixed effects (group mean)": t["no_pooling"],
+                "no pooling (group mean)": t["no_pooling"],
                 "BLUP": t["blup"],
                 "shrinkage": t["shrinkage"],
             }

@@ -3,7 +3,7 @@
 The data (bundled as ``seed_demo``) were drawn around a population mean of 16 with
 
 ========  =========  =========  ============  ==========================
-scenario  sigma_g    sigma_e    n per group   true tau^2 / sigma^2
+scenario  tau        sigma      n per group   true tau^2 / sigma^2
 ========  =========  =========  ============  ==========================
 1         1          5          5             1/25
 2         5          5          5             1

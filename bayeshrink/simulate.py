@@ -1,7 +1,8 @@
 """Simulated one-way data: the worked example's generator, generalized.
 
-The worked example draws J groups with true effects theta_j ~ N(mu, sigma_g^2) and n_j
-observations y_ij ~ N(theta_j, sigma_e^2). :func:`simulate` does the same for any number of groups,
+The worked example draws J groups with true effects theta_j ~ N(mu, tau^2) and n_j
+observations y_ij ~ N(theta_j, sigma^2) (tau the between-group SD, sigma the within-group SD).
+:func:`simulate` does the same for any number of groups,
 any group sizes (equal or given per group) and any variance ratio, and returns the true effects
 beside the data so that estimators can be scored against them.
 """

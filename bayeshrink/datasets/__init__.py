@@ -36,7 +36,7 @@ _REGISTRY: dict[str, DatasetInfo] = {
             "seed_demo.csv",
             "The worked example: columns `model` ('1', '2', '3', '1b'), `group` (g1..g5), `y`. "
             "Models 1-3 have 5 groups x 5 observations around a population mean of 16 with "
-            "between/within SD ratios sigma_g/sigma_e = 1/5, 5/5 and 5/1; model 1b repeats the "
+            "between/within SD ratios tau/sigma = 1/5, 5/5 and 5/1; model 1b repeats the "
             "1/5 ratio with 5 groups x 500 observations. Drawn in R after set.seed(1673).",
             "bayeshrink worked example (R rnorm draws after set.seed(1673)).",
             {"model": str, "group": str},
