@@ -310,7 +310,7 @@ def plot_triplot(
     _no_draws_for_factors(fit, idata)
     fit = _Term(_one_factor(fit, factor), term)
     mixed = fit.general
-    param = fit.term if mixed else "theta"
+    param = fit.term if mixed else r"$\theta_j$"
     _check_triplot_args(col_wrap, n_points, idata)
     chosen, note = _select_groups(fit, groups)
     data = _density_dataset(fit, chosen, n_points)
@@ -393,7 +393,7 @@ def plot_triplot(
         n_txt = f"n={int(row['n'])}, " if np.isfinite(row["n"]) else f"se={row['se']:.3g}, "
         title = f"{g}:  {n_txt}B={row['shrinkage']:.3f}"
         if fit.boundary:
-            title += "\nprior = point mass (tau_hat = 0)"
+            title += "\n" + r"prior = point mass ($\hat\tau = 0$)"
         ax.set_title(title, fontsize=10)
         ax.set_yticks([])
         ax.tick_params(axis="x", labelsize=8)
@@ -405,9 +405,11 @@ def plot_triplot(
             [],
             color=PRIOR,
             lw=1.8,
-            label=("prior N(fixef, cov_re) (marginal)" if mixed else "prior N(mu_hat, tau_hat^2)")
+            label=(
+                "prior N(fixef, cov_re) (marginal)" if mixed else r"prior $N(\hat\mu, \hat\tau^2)$"
+            )
             if not fit.boundary
-            else "prior: point mass at mu_hat (wide arrow)",
+            else r"prior: point mass at $\hat\mu$ (wide arrow)",
         ),
         Line2D(
             [],
@@ -415,14 +417,18 @@ def plot_triplot(
             color=LIKELIHOOD,
             lw=1.6,
             ls="--",
-            label="likelihood: own fit, N(no_pooling, se^2)",
+            label=r"likelihood: own fit, $N(\mathrm{no\ pooling}, se_j^2)$",
         ),
         Line2D(
             [],
             [],
             color=POSTERIOR,
             lw=2.6,
-            label=("posterior N(coef, ranef_sd^2)" if mixed else "posterior N(BLUP, cond_sd^2)")
+            label=(
+                r"posterior $N(\mathrm{coef}, \mathrm{ranef\_sd}^2)$"
+                if mixed
+                else r"posterior $N(\mathrm{BLUP}, \mathrm{cond\_sd}^2)$"
+            )
             if not fit.boundary
             else "posterior: the same point mass",
         ),
@@ -435,7 +441,7 @@ def plot_triplot(
             ms=12,
             mew=2,
             ls="",
-            label="fixef" if mixed else "mu_hat",
+            label="fixef" if mixed else r"$\hat\mu$",
         ),
         Line2D([], [], color=POSTERIOR, marker="o", ls="", label="BLUP"),
     ]
@@ -445,7 +451,10 @@ def plot_triplot(
         handles=handles, loc="lower center", ncol=min(len(handles), 4), fontsize=8.5, frameon=False
     )
     ratio = fit.ratio_text
-    head = f"Prior x likelihood = posterior ({fit.method.upper()}: mu_hat = {fit.mu:.4g}, {ratio})"
+    head = (
+        f"Prior × likelihood = posterior ({fit.method.upper()}: "
+        rf"$\hat\mu$ = {fit.mu:.4g}, {ratio})"
+    )
     if mixed:
         head = (
             f"{fit.fit.formula}: term {fit.term!r}, marginals of prior N({fit.mu:.4g}, "
@@ -543,7 +552,9 @@ def plot_shrinkage(
         ax.set_ylim(-0.35, 1.35)
         ratio = fit.ratio_text
         if fit.boundary:
-            state = "boundary fit: all pooled to the population value"
+            state = "boundary fit: all pooled to " + (
+                "the population value" if fit.general else r"$\hat\mu$"
+            )
         elif fit.several:
             # with correlated terms the move of one term is not "the fraction B": it also
             # borrows from the group's other terms (see FitResult.table)
