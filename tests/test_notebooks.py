@@ -103,3 +103,27 @@ def test_committed_outputs_need_no_widget_manager(path):
         if "application/vnd.jupyter.widget-view+json" in o.get("data", {})
     ]
     assert not views, f"cells {views} hold widget outputs: execute with progress bars off"
+
+
+def test_notebook_setup_sets_dpi_fast_mode_and_turns_progress_bars_off(monkeypatch):
+    import logging
+
+    import matplotlib
+
+    import bayeshrink as bs
+    from bayeshrink.bayes.sampling import _interactive
+
+    monkeypatch.setenv("BAYESHRINK_NOTEBOOK_FAST", "1")
+    monkeypatch.setenv("BAYESHRINK_PROGRESSBAR", "1")  # restored by monkeypatch afterwards
+    with matplotlib.rc_context():
+        s = bs.notebook_setup(draws=1000, fast_draws=50, seed=7, dpi=120)
+        assert matplotlib.rcParams["figure.dpi"] == 120
+    assert (s.fast, s.draws, s.seed) == (True, 50, 7)
+    assert logging.getLogger("pymc").level == logging.WARNING
+    # outside pytest (no PYTEST_CURRENT_TEST) a notebook would show a widget progress bar
+    monkeypatch.delenv("PYTEST_CURRENT_TEST", raising=False)
+    monkeypatch.delenv("CI", raising=False)
+    assert not _interactive()
+    monkeypatch.setenv("BAYESHRINK_NOTEBOOK_FAST", "0")
+    with matplotlib.rc_context():
+        assert bs.notebook_setup(draws=1000, fast_draws=50).draws == 1000

@@ -159,6 +159,26 @@ def test_shrinkage_curve(fits, tmp_path):
         bs.plot_shrinkage_curve(summary, ratios=[1.0])
 
 
+def test_shrinkage_curve_reaches_n_max(fits):
+    # the worked example's model 1b has 500 per group: its curve must reach past n = 500
+    fig = bs.plot_shrinkage_curve(fits["2"], ratios=[0.04], n_max=2000)
+    ax = fig.axes[0]
+    for ln in ax.lines:
+        assert ln.get_xdata().max() == pytest.approx(2000)
+    lam = fits["2"].var_ratio
+    fitted = next(ln for ln in ax.lines if ln.get_gid() == "curve-fitted")
+    assert fitted.get_ydata()[-1] == pytest.approx(1 / (1 + 2000 * lam))
+    # one line style per extra curve, so they stay apart in greyscale
+    others = [
+        ln
+        for ln in bs.plot_shrinkage_curve(fits["2"], ratios=[0.04, 1, 25]).axes[0].lines
+        if ln.get_gid() == "curve-other"
+    ]
+    assert len({str(ln.get_linestyle()) for ln in others}) == 3
+    with pytest.raises(bs.DataError, match="`n_max` must be finite and >= 0"):
+        bs.plot_shrinkage_curve(fits["2"], n_max=-1)
+
+
 def test_forest(fits, tmp_path):
     from scipy.stats import norm
 
