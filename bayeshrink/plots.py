@@ -774,8 +774,11 @@ def plot_shrinkage_2d(fit, terms: Sequence[str] | None = None, *, ax=None) -> Fi
     ``fixef`` (blue cross) and the plug-in prior N(fixef, cov_re) as the ellipses holding 50%
     and 95% of its probability (radius sqrt(chi2_2 quantile) = 1.18 and 2.45 SDs; the 1- and
     2-SD ellipses of a 2-D normal hold only 39% and 86%).
-    Groups move toward the centre along the prior's shape, not straight at it: with a
-    correlation, pulling the slope in also moves the intercept. Groups whose data cannot fit
+    Groups move toward the centre along the prior's shape and the shape of their own
+    estimates' uncertainty, not straight at it: with a correlation (in the prior, or between a
+    group's own intercept and slope when the covariate is not centred) pulling one term in moves
+    the other, so a term's coordinate can move *away* from its population value (see
+    :meth:`FitResult.table`). Groups whose data cannot fit
     both terms on their own have only the BLUP, and the title says how many.
     """
     if not isinstance(fit, FitResult) or len(fit.random_terms) < 2:
