@@ -240,7 +240,8 @@ class MixedFit(FitResult, InferenceMixin):
             return (
                 "Boundary (singular) fit: the estimated random-effects covariance is singular "
                 "(a variance at 0 or a correlation at +-1). Along that direction every group "
-                "is pulled all the way to the population value; a full Bayesian model "
+                "is pulled all the way to the population value. The data are consistent with "
+                "such a covariance, which is not evidence for it; a full Bayesian model "
                 "(bs.hierarchical_model) keeps partial pooling there."
             )
         return (
