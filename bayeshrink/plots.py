@@ -391,7 +391,10 @@ def plot_triplot(
         ax.plot([fit.mu], [mark_y], "|", color=PRIOR, ms=14, mew=2.2, gid="marker-mu")
         ax.plot([row["blup"]], [mark_y], "o", color=POSTERIOR, ms=6, gid="marker-blup")
         n_txt = f"n={int(row['n'])}, " if np.isfinite(row["n"]) else f"se={row['se']:.3g}, "
-        title = f"{g}:  {n_txt}B={row['shrinkage']:.3f}"
+        # with several correlated terms B is the diagonal of the shrinkage matrix, not the
+        # fraction moved (see FitResult.table)
+        b_name = "diagonal B" if fit.several else "B"
+        title = f"{g}:  {n_txt}{b_name}={row['shrinkage']:.3f}"
         if fit.boundary:
             title += "\n" + r"prior = point mass ($\hat\tau = 0$)"
         ax.set_title(title, fontsize=10)
