@@ -123,7 +123,7 @@ def plugin_posterior_multi(fit: MultiFit) -> pd.DataFrame:
 def compare_multi(fit: MultiFit, plugin) -> pd.DataFrame:
     """The exact plug-in posterior beside a sampled one, per (factor, level, term).
 
-    Columns: mean, sd (exact); plugin_mean, plugin_sd, plugin_mcse and plugin_gap, the gap of
+    Columns: mean, sd (exact); plugin_mean, plugin_sd, plugin_mcse and plugin_gap_mcse, the gap of
     the sampled mean from the exact one in Monte Carlo SEs.
     """
     import arviz as az
@@ -152,7 +152,7 @@ def compare_multi(fit: MultiFit, plugin) -> pd.DataFrame:
     for c, v in cols.items():
         out[c] = v
     with np.errstate(divide="ignore", invalid="ignore"):
-        out["plugin_gap"] = (out["plugin_mean"] - out["mean"]) / out["plugin_mcse"]
+        out["plugin_gap_mcse"] = (out["plugin_mean"] - out["mean"]) / out["plugin_mcse"]
     return out
 
 
@@ -348,7 +348,7 @@ def hyperparameters(fit: MultiFit, full=None, prob: float = 0.94) -> pd.DataFram
 def compare(fit: MultiFit, plugin=None, full=None, prob: float = 0.94) -> pd.DataFrame:
     """``bs.compare`` for several grouping factors: one row per (factor, level, term), the
     exact plug-in posterior (mean, sd) and, with ``plugin``, the sampled one (plugin_mean,
-    plugin_sd, plugin_mcse, plugin_gap in Monte Carlo SEs); with ``full``, the full-Bayes
+    plugin_sd, plugin_mcse, plugin_gap_mcse in Monte Carlo SEs); with ``full``, the full-Bayes
     posterior of the same effects (full_mean, full_sd, full_mcse)."""
     out = plugin_posterior_multi(fit) if plugin is None else compare_multi(fit, plugin)
     if full is not None:
