@@ -4,8 +4,9 @@ The BLUPs of a one-way mixed model are posterior means under an empirical-Bayes 
 N(mu_hat, tau_hat^2). bayeshrink fits the model exactly as lme4 / metafor do, shows the
 shrinkage, and builds the same models in PyMC.
 
-Models with covariates and correlated random slopes on one grouping factor come from an
-lme4-style formula: ``bs.fit(df, formula="y ~ x + (x | g)")`` (see :mod:`bayeshrink.lmm`).
+Models with covariates, correlated random slopes and several grouping factors (crossed or
+nested) come from an lme4-style formula: ``bs.fit(df, formula="y ~ x + (x | g)")``,
+``bs.fit(df, formula="y ~ x + (1 | subj) + (1 | item)")`` (see :mod:`bayeshrink.lmm`).
 
 The public API is re-exported here; importing bayeshrink imports neither PyMC nor matplotlib.
 """

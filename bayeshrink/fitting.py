@@ -24,8 +24,9 @@ def fit(
     """Fit a linear mixed model by REML or ML, exactly as lme4 does.
 
     Either ``y`` and ``group`` for the one-way model ``y ~ 1 + (1 | group)``, or an lme4-style
-    ``formula`` with fixed covariates and correlated random terms on one grouping factor,
-    e.g. ``"Reaction ~ Days + (Days | Subject)"``.
+    ``formula`` with fixed covariates and correlated random terms on one or more grouping
+    factors, crossed or nested, e.g. ``"Reaction ~ Days + (Days | Subject)"`` or
+    ``"diameter ~ 1 + (1 | plate) + (1 | sample)"``.
 
     Parameters
     ----------
