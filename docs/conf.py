@@ -28,6 +28,10 @@ def _copy_if_changed(src: Path, dst: Path) -> None:
 # (docs/notebooks/ is generated and ignored by git).
 for nb in sorted((ROOT / "notebooks").glob("*.ipynb")):
     _copy_if_changed(nb, DOCS / "notebooks" / nb.name)
+# a copy of a notebook that was renamed or removed would be a page outside every toctree
+for stale in (DOCS / "notebooks").glob("*.ipynb"):
+    if not (ROOT / "notebooks" / stale.name).exists():
+        stale.unlink()
 for fig in sorted((ROOT / "notebooks" / "figures").glob("*.png")):
     _copy_if_changed(fig, DOCS / "notebooks" / "figures" / fig.name)
 
