@@ -424,16 +424,37 @@ def predict(
         # a new group (or the population prediction of a new observation): the plug-in prior
         zn = Z[new]
         var[new] = np.einsum("iq,qr,ir->i", zn, pieces.cov_re, zn)
+    return _interval_frame(
+        mean,
+        var,
+        k,
+        pieces.vcov,
+        sigma2,
+        df.index,
+        random=random,
+        interval=interval,
+        level=level,
+        fixef_uncertainty=fixef_uncertainty,
+    )
+
+
+def _interval_frame(
+    mean, var, k, vcov, sigma2, index, *, random, interval, level, fixef_uncertainty
+) -> pd.DataFrame:
+    """Predictions with their SDs and intervals, from the random part's variance ``var``.
+
+    Adds the fixed effects' uncertainty (``k`` the rows' loadings on beta) when asked, and
+    sigma^2 for a prediction interval; a population confidence interval has no random part."""
     if not random and interval == "confidence":
         var[:] = 0.0
     if fixef_uncertainty:
-        var += np.einsum("ip,pr,ir->i", k, pieces.vcov, k)
+        var += np.einsum("ip,pr,ir->i", k, vcov, k)
     if interval == "prediction":
         var += sigma2
     sd = np.sqrt(var)
     zq = stats.norm.ppf(0.5 + level / 2.0)
     res = pd.DataFrame(
-        {"fit": mean, "sd": sd, "lo": mean - zq * sd, "hi": mean + zq * sd}, index=df.index
+        {"fit": mean, "sd": sd, "lo": mean - zq * sd, "hi": mean + zq * sd}, index=index
     )
     res.attrs.update(interval=interval, level=level, fixef_uncertainty=fixef_uncertainty)
     return res
@@ -1871,19 +1892,18 @@ def _predict_multi(fit, df, p: MultiPieces, random, allow_new_levels, interval, 
         var += sigma2 * np.einsum("iq,qi->i", w, Mw)
         if X.shape[1]:
             k -= (st["RZX"].T @ w.T).T
-    if not random and interval == "confidence":
-        var[:] = 0.0
-    if fixef_unc:
-        var += np.einsum("ip,pr,ir->i", k, p.vcov, k)
-    if interval == "prediction":
-        var += sigma2
-    sd = np.sqrt(var)
-    zq = stats.norm.ppf(0.5 + level / 2.0)
-    res = pd.DataFrame(
-        {"fit": mean, "sd": sd, "lo": mean - zq * sd, "hi": mean + zq * sd}, index=df.index
+    return _interval_frame(
+        mean,
+        var,
+        k,
+        p.vcov,
+        sigma2,
+        df.index,
+        random=random,
+        interval=interval,
+        level=level,
+        fixef_uncertainty=fixef_unc,
     )
-    res.attrs.update(interval=interval, level=level, fixef_uncertainty=fixef_unc)
-    return res
 
 
 def _multi_variance_names(p: MultiPieces) -> list[str]:
