@@ -197,8 +197,29 @@ def _read_table(path: Path, engine: str = "auto"):
     return pd.read_parquet(path) if parquet else pd.read_csv(path)
 
 
-def _fit(args: argparse.Namespace) -> int:
+def _fit_file(args: argparse.Namespace, formula: str | None = None):
+    """Read FILE (one clear line when it cannot be read) and fit it: the formula, summary data
+    (--se) or the one-way model (--y, --group)."""
     from .fitting import fit, fit_summary
+
+    path = Path(args.file)
+    try:
+        df = _read_table(path, args.engine)
+        _check_separator(df, path)
+        if formula is not None:
+            return fit(df, formula=formula, method=args.method, missing=args.missing)
+        if args.se is not None:
+            return fit_summary(
+                df, estimate=args.y, se=args.se, group=args.group, method=args.method
+            )
+        return fit(df, y=args.y, group=args.group, method=args.method, missing=args.missing)
+    except BayeshrinkError:
+        raise
+    except _reading_errors() as exc:  # the file itself could not be read: say so in one line
+        raise DataError(_reading_message(path, exc)) from exc
+
+
+def _fit(args: argparse.Namespace) -> int:
 
     if args.formula is not None:
         if args.y is not None or args.group is not None or args.se is not None:
@@ -210,22 +231,7 @@ def _fit(args: argparse.Namespace) -> int:
             "`fit` needs --y and --group (the one-way model), or --formula, e.g. "
             "--formula 'Reaction ~ Days + (Days | Subject)'."
         )
-    path = Path(args.file)
-    try:
-        df = _read_table(path, args.engine)
-        _check_separator(df, path)
-        if args.formula is not None:
-            result = fit(df, formula=args.formula, method=args.method, missing=args.missing)
-        elif args.se is not None:
-            result = fit_summary(
-                df, estimate=args.y, se=args.se, group=args.group, method=args.method
-            )
-        else:
-            result = fit(df, y=args.y, group=args.group, method=args.method, missing=args.missing)
-    except BayeshrinkError:
-        raise
-    except _reading_errors() as exc:  # the file itself could not be read: say so in one line
-        raise DataError(_reading_message(path, exc)) from exc
+    result = _fit_file(args, getattr(args, "formula", None))
     if result.data_kind == "summary":
         info = None
     elif hasattr(result, "information"):  # several grouping factors
@@ -292,22 +298,8 @@ def _explore(args: argparse.Namespace) -> int:
                 "`explore` needs FILE, --y and --group (with --se for estimates with known "
                 "standard errors), or --demo for the worked example."
             )
-        from .fitting import fit, fit_summary
 
-        path = Path(args.file)
-        try:
-            df = _read_table(path, args.engine)
-            _check_separator(df, path)
-            if args.se is not None:
-                fits = fit_summary(
-                    df, estimate=args.y, se=args.se, group=args.group, method=args.method
-                )
-            else:
-                fits = fit(df, y=args.y, group=args.group, method=args.method, missing=args.missing)
-        except BayeshrinkError:
-            raise
-        except _reading_errors() as exc:  # the file itself could not be read: one line
-            raise DataError(_reading_message(path, exc)) from exc
+        fits = _fit_file(args)
         title = args.title
     path = write_page(fits, args.out, title=title)
     print(f"wrote {path}")
