@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from ..api import FitResult
-from ..display import fmt
+from ..display import fmt, group_tables, group_tables_text
 from ..errors import (
     ColumnError,
     DataError,
@@ -442,7 +442,16 @@ class FactorFit(FitResult):
         return self._parent.pred_sd(self._e.name)
 
     def summary(self) -> str:
-        return f"Grouping factor {self._e.name} of:\n{self._parent.summary()}"
+        """The whole fit's components, then this factor's per-level tables (bounded)."""
+        tables = group_tables(self)  # this view's table() has no factor argument
+        return "\n".join(
+            [
+                f"Grouping factor {self._e.name} of:",
+                *self._parent._summary_head(),
+                "",
+                group_tables_text(tables, "levels"),
+            ]
+        )
 
     def __repr__(self) -> str:
         return f"FactorFit({self._e.name!r} of {self._parent!r})"
@@ -461,7 +470,8 @@ class FactorFit(FitResult):
             lines,
             "no_pooling is the likelihood each level's data imply once the other factors are "
             "integrated out, so prior x likelihood = posterior level by level.",
-            self.table().drop(columns=["prior_mean", "prior_sd"]),
+            group_tables(self),
+            "levels",
         )
 
 
@@ -779,6 +789,15 @@ class MultiFit(InferenceMixin):
         return out
 
     def summary(self) -> str:
+        """Variance components and fixed effects as lme4 prints them, then each factor's
+        per-level tables (bounded like a pandas repr; ``table(factor=...)`` has every row)."""
+        tables = [
+            group_tables_text(group_tables(self.factor_fit(f), factor=f), "levels")
+            for f in self.factors
+        ]
+        return "\n".join([*self._summary_head(), "", *tables])
+
+    def _summary_head(self) -> list[str]:
         crit = "REML criterion" if self.method == "reml" else "-2 log-likelihood"
         vc = self.varcorr()
         fe = pd.DataFrame(
@@ -795,7 +814,7 @@ class MultiFit(InferenceMixin):
         ]
         if self.boundary:
             lines.append("boundary (singular) fit: see help('isSingular') in lme4")
-        return "\n".join(lines)
+        return lines
 
     def __str__(self) -> str:
         return self.summary()
