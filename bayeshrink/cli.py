@@ -279,9 +279,10 @@ def _explore(args: argparse.Namespace) -> int:
     from .explorer import write_page
 
     if args.demo:
-        if args.file is not None or args.y is not None or args.group is not None or args.se:
+        if args.file is not None or args.y or args.group or args.se or args.formula:
             raise DataError(
-                "`--demo` explores the bundled worked example; drop FILE, --y, --group and --se."
+                "`--demo` explores the bundled worked example; drop FILE, --y, --group, --se and "
+                "--formula."
             )
         from .demo import SCENARIOS, demo_fits
 
@@ -293,13 +294,18 @@ def _explore(args: argparse.Namespace) -> int:
         fits = {SCENARIOS[k].title: f for k, f in demo_fits(args.method).items()}
         title = args.title or "Shrinkage explorer: the worked example (bundled seed_demo)"
     else:
-        if args.file is None or args.y is None or args.group is None:
+        if args.formula is not None and (args.y or args.group or args.se):
+            raise DataError(
+                "`--formula` names the response and the group itself; drop --y, --group and --se."
+            )
+        if args.file is None or (args.formula is None and (args.y is None or args.group is None)):
             raise DataError(
                 "`explore` needs FILE, --y and --group (with --se for estimates with known "
-                "standard errors), or --demo for the worked example."
+                "standard errors) or FILE and --formula (one random intercept, e.g. "
+                "'y ~ x + (1 | g)'), or --demo for the worked example."
             )
 
-        fits = _fit_file(args)
+        fits = _fit_file(args, args.formula)
         title = args.title
     path = write_page(fits, args.out, title=title)
     print(f"wrote {path}")
@@ -548,6 +554,12 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--y", help="response column (or the estimate, with --se)")
     e.add_argument("--group", help="grouping column")
     e.add_argument("--se", help="standard-error column: the rows are group estimates")
+    e.add_argument(
+        "--formula",
+        help="lme4-style formula whose only random term is one intercept, e.g. "
+        "'log_radon ~ floor + (1 | county)' (instead of --y/--group); the other fixed effects "
+        "are held at their estimates",
+    )
     e.add_argument("--method", default="reml", help="reml (default) or ml; dl with --se")
     e.add_argument(
         "--demo", action="store_true", help="the bundled worked example, with its four models"
