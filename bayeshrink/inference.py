@@ -39,7 +39,6 @@ from typing import Literal
 
 import numpy as np
 import pandas as pd
-from scipy import optimize, stats
 
 from .api import FitResult
 from .errors import (
@@ -445,6 +444,8 @@ def _interval_frame(
 
     Adds the fixed effects' uncertainty (``k`` the rows' loadings on beta) when asked, and
     sigma^2 for a prediction interval; a population confidence interval has no random part."""
+    from scipy import stats
+
     if not random and interval == "confidence":
         var[:] = 0.0
     if fixef_uncertainty:
@@ -664,6 +665,8 @@ def anova(
     Reaction ~ Days + (1 | Subject)        4      NaN  NaN
     Reaction ~ Days + (Days | Subject)     6  42.1393  2.0
     """
+    from scipy import stats
+
     if len(fits) == 1 and isinstance(fits[0], (list, tuple)):
         fits = tuple(fits[0])
     if len(fits) < 2:
@@ -901,6 +904,8 @@ def _score(res) -> float:
 def _minimize(fun, x0, bounds, jac=None, constraints=()):
     """A small bounded minimisation (SLSQP: scipy's L-BFGS-B costs milliseconds per call on
     problems of a few variables, and the profile solves hundreds of them)."""
+    from scipy import optimize
+
     lo = np.array([-np.inf if b[0] is None else b[0] for b in bounds], float)
     hi = np.array([np.inf if b[1] is None else b[1] for b in bounds], float)
     x0 = np.clip(np.asarray(x0, float), lo, hi)
@@ -1200,6 +1205,8 @@ class _Profile:
 
     def _side(self, zeta, j, est, sign, step, bound, z, start) -> float:
         """The value on one side of est where |zeta| = z (bound if it is not reached)."""
+        from scipy import optimize
+
         if sign < 0 and est <= bound:
             return float(bound)  # e.g. an SD estimated at 0: a one-sided interval
         prev_v, prev_z, prev_start = est, 0.0, start
@@ -1325,6 +1332,8 @@ def confint(
     (Intercept)                   238.029  264.781
     Days                            7.438   13.497
     """
+    from scipy import stats
+
     method = _check_method(method)
     level = _check_level(level)
     p = fit_pieces(fit)
@@ -1996,6 +2005,8 @@ class _MultiProfile:
 
     @staticmethod
     def _min(f, x0):
+        from scipy import optimize
+
         if len(x0) == 0:
             return f(x0), x0
         best = optimize.minimize(f, x0, method="BFGS", options={"gtol": 1e-7, "maxiter": 500})
@@ -2063,6 +2074,8 @@ class _MultiProfile:
     def _side(self, zeta, k, est, sign, bound, z, kind) -> float:
         """The value on one side of ``est`` where |zeta| = z (``bound`` if it is not reached);
         each profile optimisation starts where the previous one ended."""
+        from scipy import optimize
+
         state = {"x": None}
 
         def zf(v):
