@@ -592,6 +592,14 @@ def main(argv: list[str] | None = None) -> int:
         except BayeshrinkError as exc:
             print(f"bayeshrink: error: {exc}", file=sys.stderr)
             return 2
+        except BrokenPipeError:
+            # the reader closed the pipe (`bayeshrink fit ... | head`): it has what it wanted.
+            # Point stdout at devnull so that the interpreter's final flush does not fail again.
+            import os
+
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            return 0
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -166,3 +166,40 @@ def test_fit_formula_argument_errors(tmp_path, capsys):
     assert "drop --y, --group and --se" in capsys.readouterr().err
     assert main(["fit", str(path), "--formula", "Reaction ~ Dayz + (1 | Subject)"]) == 2
     assert "did you mean 'Days'" in capsys.readouterr().err
+
+
+def _env_importing_this_checkout() -> dict[str, str]:
+    """The environment for a subprocess that imports the bayeshrink under test."""
+    import os
+    from pathlib import Path
+
+    root = str(Path(bs.__file__).resolve().parents[1])
+    return {**os.environ, "PYTHONPATH": os.pathsep.join([root, os.environ.get("PYTHONPATH", "")])}
+
+
+def test_output_into_a_pipe_closed_early_ends_quietly(tmp_path):
+    # `bayeshrink fit ... --predict new.csv | head -n 2`: the reader leaves after two lines
+    rng = np.random.default_rng(3)
+    g = np.repeat([f"s{i}" for i in range(30)], 10)
+    data = pd.DataFrame({"g": g, "y": rng.normal(size=g.size) + np.repeat(rng.normal(size=30), 10)})
+    data.to_csv(tmp_path / "d.csv", index=False)
+    # 200,000 rows of predictions: far more than a pipe's buffer holds
+    pd.DataFrame({"g": np.resize(data["g"].unique(), 200_000)}).to_csv(
+        tmp_path / "new.csv", index=False
+    )
+    cmd = [sys.executable, "-m", "bayeshrink.cli", "fit", "d.csv", "--y", "y", "--group", "g"]
+    proc = subprocess.Popen(
+        [*cmd, "--predict", "new.csv", "--engine", "pandas"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=tmp_path,
+        env=_env_importing_this_checkout(),
+    )
+    assert proc.stdout.readline().decode().strip() == "g,fit"
+    proc.stdout.readline()
+    proc.stdout.close()  # as `head` does once it has its lines
+    err = proc.stderr.read().decode()
+    proc.stderr.close()
+    proc.wait(timeout=120)
+    assert "Traceback" not in err and "BrokenPipeError" not in err, err
+    assert proc.returncode == 0
