@@ -33,7 +33,8 @@ def fit(
     data : pandas.DataFrame or dict of columns
         Long data, one row per observation.
     y : str
-        Numeric response column (one-way model).
+        Numeric response column (one-way model). A formula passed here (a string holding
+        ``~``, as in ``bs.fit(df, "y ~ x + (1 | g)")``) is read as ``formula``.
     group : str
         Grouping column; any hashable labels. Groups are sorted by label where possible.
     method : {"reml", "ml"}
@@ -80,6 +81,14 @@ def fit(
     308         253.66  19.67
     309         211.01   1.85
     """
+    if formula is None and isinstance(y, str) and "~" in y:  # bs.fit(df, "y ~ x + (1 | g)")
+        if group is not None:
+            raise MethodError(
+                f"a formula passed as the second argument must come alone; got {y!r} followed "
+                f"by {group!r}. Pass the other options by keyword, e.g. "
+                f"bs.fit(df, {y!r}, method='ml')."
+            )
+        formula, y = y, None
     if formula is not None:
         if y is not None or group is not None:
             raise MethodError(

@@ -804,3 +804,29 @@ def test_group_intervals_of_a_formula_fit_are_refused_clearly(sleep):
     m = bs.fit(sleep, formula="Reaction ~ Days + (Days | Subject)")
     with pytest.raises(bs.MethodError, match=r"`intervals` must be called on a one-way fit"):
         m.intervals()
+
+
+# ---------------------------------------------------------------- what a new user writes
+
+
+def test_formula_passed_positionally_is_read_as_the_formula():
+    # bambi's and statsmodels' habit: bs.fit(df, "y ~ x + (1 | g)")
+    pastes = bs.load_dataset("pastes")
+    sleep = bs.load_dataset("sleepstudy")
+    for data, formula in (
+        (sleep, "Reaction ~ Days + (Days | Subject)"),
+        (sleep, "Reaction ~ 1 + (1 | Subject)"),  # the one-way fast path
+        (pastes, "strength ~ 1 + (1 | batch) + (1 | batch:cask)"),  # several factors
+    ):
+        by_position = bs.fit(data, formula)
+        by_keyword = bs.fit(data, formula=formula)
+        assert type(by_position) is type(by_keyword)
+        np.testing.assert_allclose(by_position.fixef, by_keyword.fixef, rtol=1e-12)
+        assert by_position.loglik == pytest.approx(by_keyword.loglik, rel=1e-12)
+    # lme4: fixef(lmer(Reaction ~ Days + (Days | Subject), sleepstudy, REML = FALSE))
+    ml = bs.fit(sleep, "Reaction ~ Days + (Days | Subject)", method="ml")
+    np.testing.assert_allclose(ml.fixef, [251.405105, 10.467286], rtol=1e-6)
+    with pytest.raises(bs.MethodError, match=r"formula passed as the second argument must come "):
+        bs.fit(sleep, "Reaction ~ Days + (Days | Subject)", "ml")
+    with pytest.raises(bs.MethodError, match=r"either `formula` or `y` and `group`"):
+        bs.fit(sleep, "Reaction ~ Days + (1 | Subject)", formula="Reaction ~ 1 + (1 | Subject)")
