@@ -830,3 +830,31 @@ def test_formula_passed_positionally_is_read_as_the_formula():
         bs.fit(sleep, "Reaction ~ Days + (Days | Subject)", "ml")
     with pytest.raises(bs.MethodError, match=r"either `formula` or `y` and `group`"):
         bs.fit(sleep, "Reaction ~ Days + (1 | Subject)", formula="Reaction ~ 1 + (1 | Subject)")
+
+
+def test_anova_of_reml_fits_says_why_it_refits():
+    sleep = bs.load_dataset("sleepstudy")
+    sleep = sleep.assign(w=np.random.default_rng(1).normal(size=len(sleep)))
+    same = [
+        bs.fit(sleep, formula="Reaction ~ Days + w + (1 | Subject)"),
+        # the same fixed effects, written in another order
+        bs.fit(sleep, formula="Reaction ~ w + Days + (Days | Subject)"),
+    ]
+    with pytest.warns(bs.RefitWarning) as record:
+        bs.anova(*same)
+    (message,) = [str(w.message) for w in record]
+    assert "not comparable" not in message
+    assert "same fixed effects" in message and "refit=False" in message
+    # and refit=False accepts them: chisq = 2 (REML logLik_1 - REML logLik_0)
+    kept = bs.anova(*same, refit=False)
+    assert kept["chisq"].iloc[1] == pytest.approx(2 * (same[1].loglik - same[0].loglik), rel=1e-12)
+    different = [
+        bs.fit(sleep, formula="Reaction ~ Days + (1 | Subject)"),
+        bs.fit(sleep, formula="Reaction ~ Days + w + (Days | Subject)"),
+    ]
+    with pytest.warns(
+        bs.RefitWarning, match=r"REML likelihoods of models with different fixed effects are not"
+    ):
+        bs.anova(*different)
+    with pytest.raises(bs.MethodError, match=r"only valid for models with the same fixed effects"):
+        bs.anova(*different, refit=False)
