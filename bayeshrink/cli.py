@@ -182,12 +182,31 @@ def _read_table(path: Path, engine: str = "auto"):
 
         found = [e for e in ("polars", "duckdb") if importlib.util.find_spec(e) is not None]
         engine, fallback = (found[0], False) if found else ("pandas", True)
+    # R's write.table/write.csv(row.names = TRUE) without the blank header field: every row
+    # has one field more than the header, the first being the row's name. R and pandas read
+    # that field as the row names; polars and DuckDB would shift the column names by one.
+    names = None if parquet else _r_row_names_header(path)
     if engine == "polars":
         pl = require_engine("polars")
-        return pl.scan_parquet(path) if parquet else pl.scan_csv(path)
+        if parquet:
+            return pl.scan_parquet(path)
+        if names is None:
+            return pl.scan_csv(path, null_values=_NA_STRINGS)
+        rn = _unused_name(names)
+        return pl.scan_csv(
+            path, has_header=False, skip_rows=1, new_columns=[rn, *names], null_values=_NA_STRINGS
+        ).drop(rn)
     if engine == "duckdb":
         duckdb = require_engine("duckdb")
-        return duckdb.read_parquet(str(path)) if parquet else duckdb.read_csv(str(path))
+        if parquet:
+            return duckdb.read_parquet(str(path))
+        if names is None:
+            return duckdb.read_csv(str(path), na_values=_NA_STRINGS)
+        rn = _unused_name(names)
+        rel = duckdb.read_csv(
+            str(path), header=False, skiprows=1, names=[rn, *names], na_values=_NA_STRINGS
+        )
+        return rel.project(f'* EXCLUDE ("{rn}")')
     if fallback:
         print(
             "bayeshrink: note: reading the whole file with pandas; install bayeshrink[polars] or "
@@ -195,6 +214,37 @@ def _read_table(path: Path, engine: str = "auto"):
             file=sys.stderr,
         )
     return pd.read_parquet(path) if parquet else pd.read_csv(path)
+
+
+#: What pandas and R read as missing in a CSV by default that polars and DuckDB do not ("NA" is
+#: how R writes a missing value); the empty field stays missing.
+_NA_STRINGS = ["NA", ""]
+
+
+def _r_row_names_header(path: Path, rows: int = 5) -> list[str] | None:
+    """The header of a CSV whose rows each have one field more than it (R's row names), else
+    None. The first few rows decide, as pandas' reader does."""
+    import csv
+    import itertools
+
+    try:
+        with open(path, newline="", encoding="utf-8") as fh:
+            head = list(itertools.islice(csv.reader(fh), rows + 1))
+    except (UnicodeDecodeError, csv.Error):
+        return None  # the reader itself says what is wrong with the file
+    if len(head) < 2 or not head[0]:
+        return None
+    header, body = head[0], head[1:]
+    if all(len(r) == len(header) + 1 for r in body):
+        return header
+    return None
+
+
+def _unused_name(names: list[str]) -> str:
+    name = "__row_names"
+    while name in names:
+        name += "_"
+    return name
 
 
 def _fit_file(args: argparse.Namespace, formula: str | None = None):

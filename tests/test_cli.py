@@ -203,3 +203,73 @@ def test_output_into_a_pipe_closed_early_ends_quietly(tmp_path):
     proc.wait(timeout=120)
     assert "Traceback" not in err and "BrokenPipeError" not in err, err
     assert proc.returncode == 0
+
+
+def _write_r_style(df: pd.DataFrame, path) -> None:
+    """A CSV as R's write.table(df, sep = ",") writes it: quoted names, no header field over
+    the row names, every row starting with its quoted row name, NA for missing values."""
+    lines = [",".join(f'"{c}"' for c in df.columns)]
+    for i, row in enumerate(df.itertuples(index=False), start=1):
+        fields = [f'"{i}"']
+        for v in row:
+            if isinstance(v, str):
+                fields.append(f'"{v}"')
+            elif pd.isna(v):
+                fields.append("NA")
+            else:
+                fields.append(repr(v.item() if hasattr(v, "item") else v))
+        lines.append(",".join(fields))
+    path.write_text("\n".join(lines) + "\n")
+
+
+@pytest.mark.parametrize("engine", ["pandas", "polars", "duckdb"])
+def test_r_exported_csv_with_row_names_is_read_as_r_reads_it(tmp_path, capsys, engine):
+    # R: write.table(transform(sleepstudy, Subject = paste0("s", Subject)), "sleep.csv", sep = ",")
+    # writes a header one field shorter than its rows; read.csv takes the first field as row
+    # names. Read shifted, Days would become the group and Reaction the row names.
+    sleep = bs.load_dataset("sleepstudy")
+    sleep = sleep.assign(Subject="s" + sleep["Subject"].astype(str))
+    sleep.loc[3, "Reaction"] = np.nan  # R writes NA
+    path = tmp_path / "sleep.csv"
+    _write_r_style(sleep[["Reaction", "Days", "Subject"]], path)
+    assert path.read_text().splitlines()[:2] == [
+        '"Reaction","Days","Subject"',
+        f'"1",{float(sleep["Reaction"][0])!r},0,"s308"',
+    ]
+    kept = sleep.drop(index=3)
+    for argv, expected in (
+        (["--y", "Reaction", "--group", "Subject"], bs.fit(kept, y="Reaction", group="Subject")),
+        (
+            ["--formula", "Reaction ~ Days + (Days | Subject)"],
+            bs.fit(kept, formula="Reaction ~ Days + (Days | Subject)"),
+        ),
+    ):
+        code = main(["fit", str(path), *argv, "--engine", engine, "--json", "--missing", "drop"])
+        captured = capsys.readouterr()
+        assert code == 0, captured.err
+        assert "left out 1 of 180 rows" in captured.err
+        out = json.loads(captured.out)
+        assert out["n_groups"] == 18 and out["n_obs"] == 179
+        np.testing.assert_allclose(list(out["fixef"].values()), expected.fixef, rtol=1e-10)
+        np.testing.assert_allclose(out["loglik"], expected.loglik, rtol=1e-10)
+        np.testing.assert_allclose(out["sigma"], expected.sigma, rtol=1e-10)
+
+
+def test_statsmodels_dietox_csv_has_72_pigs(capsys):
+    # statsmodels ships dietox.csv as R wrote it (row names, NA); 72 pigs, 861 weighings
+    statsmodels = pytest.importorskip("statsmodels")
+    from pathlib import Path
+
+    path = Path(statsmodels.__file__).parent / "regression/tests/results/dietox.csv"
+    if not path.exists():
+        pytest.skip("this statsmodels does not ship dietox.csv")
+    expected = bs.fit(pd.read_csv(path), formula="Weight ~ Time + (Time | Pig)")
+    assert expected.n_groups == 72
+    for engine in ("pandas", "polars", "duckdb"):
+        argv = ["fit", str(path), "--engine", engine, "--json"]
+        assert main([*argv, "--y", "Weight", "--group", "Pig"]) == 0
+        out = json.loads(capsys.readouterr().out)
+        assert (out["n_groups"], out["n_obs"]) == (72, 861)
+        assert main([*argv, "--formula", "Weight ~ Time + (Time | Pig)"]) == 0
+        out = json.loads(capsys.readouterr().out)
+        np.testing.assert_allclose(list(out["fixef"].values()), expected.fixef, rtol=1e-10)
