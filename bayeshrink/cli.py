@@ -176,6 +176,8 @@ def _read_table(path: Path, engine: str = "auto"):
             "Convert it to one of those."
         )
     parquet = suffix in (".parquet", ".pq")
+    if not parquet:
+        _check_text(path, "`FILE`")
     fallback = False
     if engine == "auto":
         import importlib.util
@@ -216,9 +218,52 @@ def _read_table(path: Path, engine: str = "auto"):
     return pd.read_parquet(path) if parquet else pd.read_csv(path)
 
 
-#: What pandas and R read as missing in a CSV by default that polars and DuckDB do not ("NA" is
-#: how R writes a missing value); the empty field stays missing.
-_NA_STRINGS = ["NA", ""]
+_BINARY_KINDS = (
+    (b"PAR1", "a Parquet file: rename it to end in .parquet"),
+    (b"\x1f\x8b", "compressed with gzip: uncompress it first (gunzip)"),
+    (b"PK\x03\x04", "a ZIP archive or a spreadsheet (.xlsx): export the sheet as CSV"),
+)
+
+
+def _check_text(path: Path, role: str) -> None:
+    """A .csv that is binary (NUL bytes in its first 8 KiB) gets one clear line, not a guess
+    at its separator."""
+    with open(path, "rb") as fh:
+        head = fh.read(8192)
+    if b"\x00" not in head:
+        return
+    kind = next(
+        (what for magic, what in _BINARY_KINDS if head.startswith(magic)),
+        "binary data, not text: export the data as CSV (or Parquet) first",
+    )
+    raise DataError(
+        f"{role} must be a text table (comma-separated values); got {str(path)!r}, which is {kind}."
+    )
+
+
+#: What pandas reads as missing in a CSV by default (R writes "NA"), given to polars and DuckDB
+#: too, so that every engine reads a file's missing values alike.
+_NA_STRINGS = [
+    "",
+    "#N/A",
+    "#N/A N/A",
+    "#NA",
+    "-1.#IND",
+    "-1.#QNAN",
+    "-NaN",
+    "-nan",
+    "1.#IND",
+    "1.#QNAN",
+    "<NA>",
+    "N/A",
+    "NA",
+    "NULL",
+    "NaN",
+    "None",
+    "n/a",
+    "nan",
+    "null",
+]
 
 
 def _r_row_names_header(path: Path, rows: int = 5) -> list[str] | None:
@@ -310,6 +355,9 @@ def _fit(args: argparse.Namespace) -> int:
         return 0
     if args.json:
         out = result.to_dict()
+        out.setdefault("n_obs", int(result.n_obs))
+        if hasattr(result, "factors"):  # several grouping factors: levels of each
+            out["n_groups"] = {f: len(result.factor_fit(f).groups) for f in result.factors}
         if info is not None:
             out.update({k: info[k] for k in ("aic", "bic", "n_params", "deviance")})
         json.dump(_jsonable(out), sys.stdout, indent=2, allow_nan=False)
@@ -461,6 +509,8 @@ def _after_fit(result, args: argparse.Namespace) -> None:
             )
         if args.out:
             _check_out_file(Path(args.out))
+        if path.is_file() and path.suffix.lower() not in (".parquet", ".pq"):
+            _check_text(path, "`--predict`")
         try:
             if path.is_dir() or path.stat().st_size == 0:
                 raise pd.errors.EmptyDataError("the file is empty or a folder")
@@ -513,7 +563,12 @@ def _after_fit(result, args: argparse.Namespace) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="bayeshrink",
-        description="Shrinkage, BLUPs and their Bayesian reading for one-way mixed models.",
+        description="Linear mixed models fitted exactly as lme4 does (REML or ML), with their "
+        "BLUPs, shrinkage and Bayesian reading: the one-way model (--y, --group), lme4-style "
+        "formulas with covariates, random slopes and several crossed or nested grouping factors "
+        "(--formula), and group estimates with known standard errors (--se). `fit` also "
+        "predicts (--predict) and gives confidence intervals (--confint); `explore` writes an "
+        "interactive page; `demo` runs the worked example.",
     )
     sub = parser.add_subparsers(dest="command", required=True)
     demo = sub.add_parser("demo", help="fit the bundled worked example and explain the shrinkage")
@@ -620,9 +675,42 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: The Python names in bayeshrink's messages and the command line's words for them. A message
+#: keeps one wording for both, and the command line translates it here.
+_CLI_WORDS: tuple[tuple[str, str], ...] = (
+    (r"pass `missing='drop'`", "pass `--missing drop`"),
+    (r"unless `?allow_new_levels=True`?", "unless `--allow-new-levels` is given"),
+    (r"`?allow_new_levels=True`?", "`--allow-new-levels`"),
+    (r"pass `?random=False`?", "pass `--population`"),
+    (r"`newdata`", "`--predict` NEWDATA"),
+    (r"E\.g\. n_boot=(\d+)", r"E.g. --n-boot \1"),
+    (r"`bs\.fit_summary\([^`]*\)`|`bs\.fit_summary`", "--se (the rows are group estimates)"),
+    (
+        r"`(y|group|se|method|level|interval|formula|n_boot)`",
+        lambda m: f"`--{m[1]}`".replace("_", "-"),
+    ),
+    (r"`estimate`", "`--y`"),
+    # the engines' and pandas' conversion snippets: on the command line the reader found text
+    (
+        r"(Cast it in [\w.\[\]-]+ first, e\.g\. `[^`]*`|Convert it, e\.g\. `df\[[^`]*`)\.",
+        "The file holds text in that column: fix its values that are not numbers (a missing "
+        "value is an empty field or NA).",
+    ),
+)
+
+
+def cli_words(message: str) -> str:
+    """A bayeshrink message with its Python keywords replaced by the command line's flags."""
+    import re
+
+    for pattern, repl in _CLI_WORDS:
+        message = re.sub(pattern, repl, message)
+    return message
+
+
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
     """bayeshrink's warnings on the command line: one line each, like its errors."""
-    print(f"bayeshrink: warning: {message}", file=sys.stderr)
+    print(f"bayeshrink: warning: {cli_words(str(message))}", file=sys.stderr)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -640,7 +728,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             return args.func(args)
         except BayeshrinkError as exc:
-            print(f"bayeshrink: error: {exc}", file=sys.stderr)
+            print(f"bayeshrink: error: {cli_words(str(exc))}", file=sys.stderr)
             return 2
         except BrokenPipeError:
             # the reader closed the pipe (`bayeshrink fit ... | head`): it has what it wanted.

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 
@@ -134,7 +135,7 @@ def test_fit_errors_are_reported_not_raised(tmp_path, capsys):
     pd.DataFrame({"g": ["a", "b"], "y": [1.0, 2.0]}).to_csv(path, index=False)
     assert main(["fit", str(path), "--y", "score", "--group", "g"]) == 2
     err = capsys.readouterr().err
-    assert "bayeshrink: error: `y` must name a column" in err
+    assert "bayeshrink: error: `--y` must name a column" in err
     assert main(["fit", str(tmp_path / "nope.csv"), "--y", "y", "--group", "g"]) == 2
     assert "must exist" in capsys.readouterr().err
     (tmp_path / "d.xlsx").write_text("x")
@@ -273,3 +274,99 @@ def test_statsmodels_dietox_csv_has_72_pigs(capsys):
         assert main([*argv, "--formula", "Weight ~ Time + (Time | Pig)"]) == 0
         out = json.loads(capsys.readouterr().out)
         np.testing.assert_allclose(list(out["fixef"].values()), expected.fixef, rtol=1e-10)
+
+
+def test_errors_name_the_command_line_flags(tmp_path, capsys):
+    sleep = bs.load_dataset("sleepstudy")
+    gaps = sleep.copy()
+    gaps.loc[5, "Reaction"] = np.nan
+    gaps.to_csv(tmp_path / "gaps.csv", index=False)
+    text = sleep.astype({"Reaction": str})
+    text.loc[7, "Reaction"] = "about 300"
+    text.to_csv(tmp_path / "text.csv", index=False)
+    sleep.to_csv(tmp_path / "sleep.csv", index=False)
+    pd.DataFrame({"Days": [1, 2], "Subject": [999, 308]}).to_csv(tmp_path / "new.csv", index=False)
+    pd.DataFrame({"Days": [1, 2]}).to_csv(tmp_path / "nogroup.csv", index=False)
+    sleep_csv, new_csv, nogroup_csv = (tmp_path / f"{f}.csv" for f in ("sleep", "new", "nogroup"))
+
+    boot = ("--n-boot", "1")
+
+    def error(*argv):
+        assert main(["fit", *map(str, argv)]) == 2
+        return capsys.readouterr().err
+
+    python_words = ("missing='drop'", "allow_new_levels", "random=False", "pl.col", "CAST(")
+    cases = [
+        ((tmp_path / "gaps.csv", "--y", "Reaction", "--group", "Subject"), "`--missing drop`"),
+        ((tmp_path / "gaps.csv", "--formula", "Reaction ~ Days + (1 | Subject)"), "--missing drop"),
+        *[
+            (
+                (tmp_path / "text.csv", "--y", "Reaction", "--group", "Subject", "--engine", e),
+                "`--y` column 'Reaction' must be numeric; got dtype .*The file holds text in that",
+            )
+            for e in ("polars", "duckdb", "pandas")
+        ],
+        (
+            (sleep_csv, "--formula", "Reaction ~ Days + (Days | Subject)", "--predict", new_csv),
+            "unless `--allow-new-levels` is given; got 1 new level.*Pass `--allow-new-levels`",
+        ),
+        (
+            (sleep_csv, "--y", "Reaction", "--group", "Subject", "--predict", nogroup_csv),
+            "`--predict` NEWDATA must have the grouping column 'Subject'.*pass `--population`",
+        ),
+        (
+            (sleep_csv, "--y", "Reaction", "--group", "Subject", "--confint", "bootstrap", *boot),
+            r"`--n-boot` must be an integer >= 2; got 1\. E\.g\. --n-boot 500\.",
+        ),
+    ]
+    for argv, expected in cases:
+        err = error(*argv)
+        assert re.search(expected, err), err
+        assert not any(w in err for w in python_words), err
+    # the same messages from Python keep Python's words
+    with pytest.raises(bs.DataError, match=r"pass `missing='drop'`"):
+        bs.fit(gaps, y="Reaction", group="Subject")
+
+
+def test_binary_file_is_not_a_text_table(tmp_path, capsys):
+    rng = np.random.default_rng(11)
+    (tmp_path / "noise.csv").write_bytes(rng.bytes(4000))
+    sleep = bs.load_dataset("sleepstudy")
+    sleep.to_parquet(tmp_path / "sleep.parquet")
+    (tmp_path / "named.csv").write_bytes((tmp_path / "sleep.parquet").read_bytes())
+    for name, kind in (("noise.csv", "binary data, not text"), ("named.csv", "a Parquet file")):
+        for engine in ("polars", "duckdb", "pandas"):
+            argv = ["fit", str(tmp_path / name), "--y", "Reaction", "--group", "Subject"]
+            assert main([*argv, "--engine", engine]) == 2
+            err = capsys.readouterr().err
+            assert "`FILE` must be a text table (comma-separated values)" in err, err
+            assert kind in err and "separated by" not in err
+    sleep.to_csv(tmp_path / "sleep.csv", index=False)
+    argv = ["fit", str(tmp_path / "sleep.csv"), "--y", "Reaction", "--group", "Subject"]
+    assert main([*argv, "--predict", str(tmp_path / "noise.csv")]) == 2
+    assert "`--predict` must be a text table" in capsys.readouterr().err
+
+
+def test_json_of_formula_fits_counts_observations_and_groups(tmp_path, capsys):
+    # lme4: ngrps(lmer(strength ~ 1 + (1 | batch/cask), Pastes)) is cask:batch 30, batch 10;
+    # nobs() is 60
+    path = tmp_path / "pastes.csv"
+    bs.load_dataset("pastes").to_csv(path, index=False)
+    assert main(["fit", str(path), "--formula", "strength ~ 1 + (1 | batch/cask)", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["n_obs"] == 60 and out["n_groups"] == {"cask:batch": 30, "batch": 10}
+    path = tmp_path / "sleep.csv"
+    bs.load_dataset("sleepstudy").to_csv(path, index=False)
+    formula = "Reaction ~ Days + (Days | Subject)"
+    assert main(["fit", str(path), "--formula", formula, "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["n_obs"] == 180 and out["n_groups"] == 18
+
+
+def test_top_level_help_describes_what_the_cli_fits(capsys):
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "one-way models only" not in text and "for one-way mixed models" not in text
+    for phrase in ("covariates", "random slopes", "several crossed or nested", "--formula", "--se"):
+        assert phrase in text
