@@ -177,8 +177,10 @@ def test_integers_beyond_float64_resolution_are_refused_not_called_identical():
     y = (2**62 + rng.integers(0, 5, g.size)).astype(np.int64)
     with pytest.raises(bs.DataError, match=r"integers that float64 represents exactly.*baseline"):
         bs.fit(pd.DataFrame({"g": g, "y": y}), y="y", group="g")
-    # minus the baseline, as the message says: an ordinary fit
-    fit = bs.fit(pd.DataFrame({"g": g, "y": y - y.min()}), y="y", group="g")
+    # minus the baseline, as the message says: an ordinary fit (of what are now small whole
+    # numbers from 0, which the normal family's check reads as counts)
+    with pytest.warns(bs.FamilyWarning, match="looks like counts"):
+        fit = bs.fit(pd.DataFrame({"g": g, "y": y - y.min()}), y="y", group="g")
     assert np.isfinite(fit.sigma) and fit.sigma > 0
 
 
@@ -858,3 +860,91 @@ def test_anova_of_reml_fits_says_why_it_refits():
         bs.anova(*different)
     with pytest.raises(bs.MethodError, match=r"only valid for models with the same fixed effects"):
         bs.anova(*different, refit=False)
+
+
+# ------------------------------------------------- responses the normal family fits badly
+
+
+def _sleep_responses():
+    sleep = bs.load_dataset("sleepstudy")
+    rng = np.random.default_rng(5)
+    return sleep.assign(
+        slow=(sleep["Reaction"] > 300).astype(int),  # 0/1
+        slow_bool=sleep["Reaction"] > 300,
+        lapses=rng.poisson(np.exp(0.15 * sleep["Days"])),  # counts, zeros among them
+        lapses_float=lambda d: d["lapses"].astype(float),
+        answer=np.where(sleep["Reaction"] > 300, "yes", "no"),
+        rounded=sleep["Reaction"].round(),  # whole numbers in the hundreds: not counts
+        likert=1 + (sleep["Reaction"].rank(pct=True) * 4.999).astype(int),  # 1..5, no zero
+    )
+
+
+def _engines(df: pd.DataFrame) -> dict:
+    import duckdb
+    import polars as pl
+
+    return {"pandas": df, "polars": pl.from_pandas(df), "duckdb": duckdb.from_df(df)}
+
+
+def _fits(data, col: str):
+    """The response through each normal-family path: one-way, formula, several factors."""
+    return [
+        lambda: bs.fit(data, y=col, group="Subject"),
+        lambda: bs.fit(data, formula=f"{col} ~ Days + (1 | Subject)"),
+        lambda: bs.fit(data, formula=f"{col} ~ 1 + (1 | Subject) + (1 | Days)"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("col", "match"),
+    [
+        ("slow", r"'slow' holds only 0 and 1 \(a binary response\).*family=\"binomial\""),
+        ("slow_bool", r"'slow_bool' is boolean \(a binary response\).*family=\"binomial\""),
+        ("lapses", r"'lapses' looks like counts \(whole numbers from 0 to \d+\).*\"poisson\""),
+        ("lapses_float", r"'lapses_float' looks like counts.*family=\"poisson\""),
+    ],
+)
+def test_binary_and_count_responses_warn_naming_their_family(col, match):
+    d = _sleep_responses()
+    for data in _engines(d).values():
+        for fit in _fits(data, col):
+            with pytest.warns(bs.FamilyWarning, match=match):
+                fit()
+
+
+def test_boolean_response_is_fitted_as_its_0_1_coding():
+    d = _sleep_responses()
+    with pytest.warns(bs.FamilyWarning):
+        as_bool = bs.fit(d, y="slow_bool", group="Subject")
+    with pytest.warns(bs.FamilyWarning):
+        as_int = bs.fit(d, y="slow", group="Subject")
+    assert as_bool.tau == pytest.approx(as_int.tau, rel=1e-10)
+    assert as_bool.mu == pytest.approx(as_int.mu, rel=1e-10)
+
+
+def test_yes_no_response_points_to_the_binomial_family():
+    d = _sleep_responses()
+    for data in _engines(d).values():
+        for fit in _fits(data, "answer"):
+            with pytest.raises(
+                bs.DataTypeError,
+                match=r"the response 'answer' must be numeric for the normal family; got the two "
+                r"levels 'no' and 'yes' \(a binary response\)\. Fit it with family=\"binomial\"",
+            ):
+                fit()
+    # three or more text levels are not a binary response: the usual type error
+    with pytest.raises(bs.DataTypeError, match=r"`y` column 'Subject2' must be numeric"):
+        bs.fit(d.assign(Subject2=d["Subject"].astype(str)), y="Subject2", group="Days")
+
+
+@pytest.mark.parametrize("col", ["rounded", "likert", "Reaction"])
+def test_whole_numbers_without_zeros_are_not_called_counts(col):
+    import warnings
+
+    d = _sleep_responses()
+    assert (d[col] == d[col].round()).all() or col == "Reaction"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", bs.FamilyWarning)
+        for data in _engines(d).values():
+            for fit in _fits(data, col):
+                fit()
