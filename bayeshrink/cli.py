@@ -690,6 +690,10 @@ _CLI_WORDS: tuple[tuple[str, str], ...] = (
         lambda m: f"`--{m[1]}`".replace("_", "-"),
     ),
     (r"`estimate`", "`--y`"),
+    (
+        r"silence this warning with warnings\.filterwarnings\([^)]*\)\.",
+        "read this warning as a note.",
+    ),
     # the engines' and pandas' conversion snippets: on the command line the reader found text
     (
         r"(Cast it in [\w.\[\]-]+ first, e\.g\. `[^`]*`|Convert it, e\.g\. `df\[[^`]*`)\.",

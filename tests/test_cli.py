@@ -370,3 +370,13 @@ def test_top_level_help_describes_what_the_cli_fits(capsys):
     assert "one-way models only" not in text and "for one-way mixed models" not in text
     for phrase in ("covariates", "random slopes", "several crossed or nested", "--formula", "--se"):
         assert phrase in text
+
+
+def test_count_response_warns_on_the_command_line(tmp_path, capsys):
+    sleep = bs.load_dataset("sleepstudy")
+    lapses = np.random.default_rng(2).poisson(np.exp(0.15 * sleep["Days"]))
+    sleep.assign(lapses=lapses).to_csv(tmp_path / "d.csv", index=False)
+    assert main(["fit", str(tmp_path / "d.csv"), "--formula", "lapses ~ Days + (1 | Subject)"]) == 0
+    err = capsys.readouterr().err
+    assert "bayeshrink: warning: the response 'lapses' looks like counts" in err
+    assert 'family="poisson"' in err and "filterwarnings" not in err
