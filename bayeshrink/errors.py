@@ -15,6 +15,7 @@ __all__ = [
     "DataError",
     "DataTypeError",
     "DivergenceWarning",
+    "FamilyWarning",
     "FormulaError",
     "MethodError",
     "OutputError",
@@ -72,6 +73,11 @@ class SamplerConvergenceWarning(ConvergenceWarning):
 
 class DivergenceWarning(BayeshrinkWarning):
     """The sampler reported divergent transitions: the posterior may be biased."""
+
+
+class FamilyWarning(BayeshrinkWarning):
+    """The response looks binary or like counts, and the normal family is fitting it: the
+    warning names the family that models it (``family="binomial"`` or ``"poisson"``)."""
 
 
 class RefitWarning(BayeshrinkWarning):

@@ -705,13 +705,20 @@ def anova(
                 f"{names[a + 1]}: {why}. A likelihood-ratio test needs the smaller model to be "
                 "a special case of the larger (compare non-nested models by AIC/BIC)."
             )
+    # the same fixed-effects columns, whatever the order the formulas wrote them in
+    same_fixed = len({frozenset(p.fixed_names) for p in pieces}) == 1
     refitted = []
     if refit and any(f.method == "reml" for f in fits):
         refitted = [nm for f, nm in zip(fits, names, strict=True) if f.method == "reml"]
+        why = (
+            "; these models have the same fixed effects, so their REML criteria are comparable "
+            "as they are: pass refit=False to compare them without refitting."
+            if same_fixed
+            else " (REML likelihoods of models with different fixed effects are not comparable)."
+        )
         warnings.warn(
             f"refitting {len(refitted)} REML fit(s) by ML for the likelihood-ratio test, as "
-            "lme4's anova does (REML likelihoods of models with different fixed effects are not "
-            "comparable).",
+            f"lme4's anova does{why}",
             RefitWarning,
             stacklevel=2,
         )
@@ -722,7 +729,7 @@ def anova(
                 "`refit=False` needs every model fitted by the same method; got both REML and "
                 "ML fits. Leave refit=True, or refit them by one method."
             )
-        if fits[0].method == "reml" and len({p.fixed_names for p in pieces}) > 1:
+        if fits[0].method == "reml" and not same_fixed:
             raise MethodError(
                 "`refit=False` compares REML criteria, which is only valid for models with the "
                 "same fixed effects; these differ. Leave refit=True (ML refits)."
@@ -737,9 +744,9 @@ def anova(
         for a in range(1, len(fits)):
             small, big = pieces[a - 1], pieces[a]
             added = _random_set(big) - _random_set(small)
-            same_fixed = small.fixed_names == big.fixed_names
-            if not same_fixed or len(added) != 1:
-                change = "" if same_fixed else " and changes the fixed effects"
+            same_pair = set(small.fixed_names) == set(big.fixed_names)
+            if not same_pair or len(added) != 1:
+                change = "" if same_pair else " and changes the fixed effects"
                 raise MethodError(
                     "`boundary_correction=True` applies when the larger model adds exactly one "
                     f"random term and keeps the fixed effects; {names[a]} against {names[a - 1]} "

@@ -250,7 +250,7 @@ def test_cli_explore_file(tmp_path, capsys, seed_demo):
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--y", "nope", "--group", "group"], r"`y` .*nope"),
+        (["--y", "nope", "--group", "group"], r"`--y` .*nope"),
         (["--y", "y", "--group", "group", "--out-of-folder"], r"`out` must be a file"),
         (["--y", "y"], r"`explore` needs FILE, --y and --group .* or FILE and --formula"),
         (["--demo", "--y", "y"], r"`--demo` explores the bundled worked example"),
