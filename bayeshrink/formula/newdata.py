@@ -1,4 +1,4 @@
-"""Evaluate a fitted formula on new rows, encoded exactly as the fit's rows were.
+"""One encoder for new data: a fitted formula evaluated on new rows as the fit's rows were.
 
 A fit keeps per-group cross-products, never its rows, so predicting for new rows needs the
 formula's *encoding*: the levels of each categorical covariate and its reference level, and the
@@ -7,6 +7,12 @@ data, not of the new rows). formulae keeps that state in its evaluated terms;
 :class:`RowEncoder` holds them (without their data) and evaluates new rows with
 ``evaluate_new_data``, so ``log(x)``, ``C(x)`` or ``center(x)`` mean on new rows what they meant in
 the fit.
+
+New rows flow through :meth:`RowEncoder.evaluate` (the fixed-effects columns X and the random
+blocks' columns Z, in the fit's order) and :meth:`RowEncoder.offset` (the summed ``offset()``
+terms, which a prediction adds with coefficient 1). A datetime covariate is turned into days
+since the fit's earliest date, as the evaluator (:mod:`bayeshrink.formula.evaluate`) did for the
+fit's rows. The encoder pickles (formulae's environments, which hold modules, are rebuilt).
 """
 
 from __future__ import annotations
@@ -18,28 +24,20 @@ import pandas as pd
 
 from ..errors import ColumnError, DataError
 
-__all__ = ["FORMULA_FUNCTIONS", "RowEncoder", "formula_env"]
-
-# Functions a formula may call besides formulae's own (C, center, scale, ...): the names numpy
-# users expect. The caller's namespace is not searched, so a formula means the same everywhere.
-FORMULA_FUNCTIONS = {
-    "np": np,
-    "numpy": np,
-    "log": np.log,
-    "log1p": np.log1p,
-    "log2": np.log2,
-    "log10": np.log10,
-    "exp": np.exp,
-    "sqrt": np.sqrt,
-    "abs": np.abs,
-}
+__all__ = ["RowEncoder", "time_to_days"]
 
 
-def formula_env():
-    """The formulae Environment a formula is evaluated in (FORMULA_FUNCTIONS, nothing else)."""
-    from formulae.environment import Environment
+def time_to_days(col: pd.Series, origin) -> pd.Series:
+    """A datetime column as days since ``origin``, a timedelta column (origin None) as days."""
+    base = col if origin is None else col - origin
+    return pd.Series(base / pd.Timedelta(days=1), index=col.index, name=col.name, dtype=float)
 
-    return Environment([dict(FORMULA_FUNCTIONS)])
+
+class _Kind:
+    """What formulae's offset() needs of its evaluated argument on new rows: its kind."""
+
+    def __init__(self, kind: str):
+        self.kind = kind
 
 
 def _calls(matrix):
@@ -63,28 +61,49 @@ def _strip(matrix) -> None:
             if hasattr(comp, "value"):
                 comp.value = None
             if hasattr(comp, "_intermediate_data"):
-                comp._intermediate_data = None
+                # an offset() keeps what it was (a variable or a constant), not its values
+                kind = getattr(comp._intermediate_data, "kind", None)
+                comp._intermediate_data = None if kind is None else _Kind(kind)
 
 
 class RowEncoder:
-    """The fixed part and the random blocks of a fitted formula, ready for new rows.
+    """The fixed part, the offsets and the random blocks of a fitted formula, ready for new rows.
 
     ``evaluate(df)`` returns ``(X, Z)``: the fixed-effects and random-effects columns of the new
-    rows, in the fit's column order (``Design.fixed_names``, ``Design.random_names``).
+    rows, in the fit's column order (``fixed_names``, ``random_names``); ``offset(df)`` the
+    summed offsets (zeros without any).
     """
 
-    def __init__(self, fixed, blocks, variables, response_vars, fixed_names, random_names):
+    def __init__(
+        self,
+        fixed,
+        blocks,
+        variables,
+        response_vars,
+        fixed_names,
+        random_names,
+        offsets=None,
+        offset_variables=(),
+        times=None,
+        levels=None,
+    ):
         self.fixed = fixed  # formulae CommonEffectsMatrix or None (no fixed effects)
         self.blocks = list(blocks)  # one CommonEffectsMatrix per random block
+        self.offsets = offsets  # a CommonEffectsMatrix of the offset() terms, or None
         self.variables = tuple(variables)  # the covariates new rows must have
+        self.offset_variables = tuple(offset_variables)
         self.response_vars = frozenset(response_vars)
         self.fixed_names = tuple(fixed_names)
         self.random_names = tuple(random_names)
+        self.times = dict(times or {})  # datetime / timedelta covariates: {column: origin}
+        self.levels = dict(levels or {})  # the formula's levels=[...] lists, by bound name
         for m in self._matrices():
             _strip(m)
 
     def _matrices(self):
-        return ([self.fixed] if self.fixed is not None else []) + self.blocks
+        fixed = [self.fixed] if self.fixed is not None else []
+        offsets = [self.offsets] if self.offsets is not None else []
+        return fixed + self.blocks + offsets
 
     # formulae's terms hold an Environment with modules (numpy), which do not pickle: it is
     # left out of the pickle and rebuilt from the formula functions on unpickling.
@@ -100,6 +119,7 @@ class RowEncoder:
             state = self.__dict__.copy()
             state["fixed"] = pickle.dumps(self.fixed)
             state["blocks"] = pickle.dumps(self.blocks)
+            state["offsets"] = pickle.dumps(self.offsets)
         finally:
             for m, env, calls in saved:
                 m.env = env
@@ -114,11 +134,14 @@ class RowEncoder:
         from formulae.environment import Environment
         from formulae.transforms import TRANSFORMS
 
+        from .parse import formula_env
+
         state = dict(state)
         state["fixed"] = pickle.loads(state["fixed"])
         state["blocks"] = pickle.loads(state["blocks"])
+        state["offsets"] = pickle.loads(state["offsets"])
         self.__dict__.update(state)
-        env = formula_env()
+        env = formula_env(self.levels)
         for m in self._matrices():
             m.env = env
             for c in _calls(m):
@@ -136,40 +159,63 @@ class RowEncoder:
             for v in absent:
                 close = difflib.get_close_matches(v, cols, n=1)
                 hints.append(f"{v!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+            off = [v for v in absent if v in self.offset_variables]
+            why = (
+                f" The offset needs {', '.join(map(repr, off))}: a prediction includes the "
+                "offset, as the fit did."
+                if off
+                else ""
+            )
             raise ColumnError(
                 f"`newdata` must have the columns the formula uses; missing {', '.join(hints)}. "
                 f"Columns are: {', '.join(map(repr, cols[:20]))}. Add them (the response is not "
-                "needed)."
+                f"needed).{why}"
             )
 
-    def evaluate(self, df: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    def prepare(self, df: pd.DataFrame) -> pd.DataFrame:
+        """New rows with the fit's time conversions applied."""
+        if not self.times:
+            return df
+        out = {}
+        for c, origin in self.times.items():
+            if c not in df.columns:
+                continue
+            col = df[c]
+            want = "datetime" if origin is not None else "timedelta"
+            ok = (
+                pd.api.types.is_datetime64_any_dtype(col)
+                if origin is not None
+                else pd.api.types.is_timedelta64_dtype(col)
+            )
+            if not ok:
+                raise DataError(
+                    f"`newdata` column {c!r} must hold {want} values, as in the fit; got dtype "
+                    f"{col.dtype}. Convert it, e.g. pd.to_{want}(newdata[{c!r}])."
+                )
+            out[str(c)] = time_to_days(col, origin)
+        return df.assign(**out)
+
+    def _check_rows(self, df: pd.DataFrame) -> pd.DataFrame:
         self.check_columns(df)
-        n = len(df)
-        if n == 0:
+        if len(df) == 0:
             raise DataError(
                 "`newdata` must hold at least one row to predict for; got an empty table. "
                 "Pass the rows (their covariates and group)."
             )
+        return self.prepare(df)
+
+    def _encode(self, fn):
         quiet = np.errstate(divide="ignore", invalid="ignore", over="ignore")
         try:
             with quiet:
-                X = (
-                    np.empty((n, 0))
-                    if self.fixed is None
-                    else np.asarray(self.fixed.evaluate_new_data(df).design_matrix, dtype=float)
-                )
-                Zs = [
-                    np.asarray(b.evaluate_new_data(df).design_matrix, dtype=float)
-                    for b in self.blocks
-                ]
+                return fn()
         except Exception as exc:  # formulae raises ValueError for unseen categorical levels
             raise DataError(
                 f"`newdata` could not be encoded with the fit's formula: {str(exc).rstrip('.')}. "
                 "New rows must use the categorical levels seen in the fit."
             ) from exc
-        X = X.reshape(n, -1)
-        Z = np.hstack([z.reshape(n, -1) for z in Zs]) if Zs else np.empty((n, 0))
-        bad = ~(np.isfinite(X).all(axis=1) & np.isfinite(Z).all(axis=1))
+
+    def _finite(self, df: pd.DataFrame, bad: np.ndarray) -> None:
         if bad.any():
             from ..errors import describe_rows
 
@@ -178,4 +224,39 @@ class RowEncoder:
                 f"{describe_rows(df.index[bad])} (a missing value, or e.g. log of a value <= 0). "
                 "Fix or drop those rows first."
             )
+
+    def evaluate(self, df: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        """The fixed-effects columns X and the random blocks' columns Z of new rows."""
+        rows = self._check_rows(df)
+        n = len(rows)
+
+        def encode():
+            X = (
+                np.empty((n, 0))
+                if self.fixed is None
+                else np.asarray(self.fixed.evaluate_new_data(rows).design_matrix, dtype=float)
+            )
+            Zs = [
+                np.asarray(b.evaluate_new_data(rows).design_matrix, dtype=float)
+                for b in self.blocks
+            ]
+            return X, Zs
+
+        X, Zs = self._encode(encode)
+        X = X.reshape(n, -1)
+        Z = np.hstack([z.reshape(n, -1) for z in Zs]) if Zs else np.empty((n, 0))
+        self._finite(df, ~(np.isfinite(X).all(axis=1) & np.isfinite(Z).all(axis=1)))
         return X, Z
+
+    def offset(self, df: pd.DataFrame) -> np.ndarray:
+        """The summed ``offset()`` terms of new rows (zeros when the formula has none)."""
+        if self.offsets is None:
+            return np.zeros(len(df))
+        rows = self._check_rows(df)
+        n = len(rows)
+        m = self._encode(
+            lambda: np.asarray(self.offsets.evaluate_new_data(rows).design_matrix, dtype=float)
+        )
+        off = m.reshape(n, -1).sum(axis=1)
+        self._finite(df, ~np.isfinite(off))
+        return off
