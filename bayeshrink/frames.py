@@ -217,6 +217,10 @@ def factorize(groups: pd.Series) -> tuple[np.ndarray, pd.Index]:
     return np.asarray(codes, dtype=np.intp), labels
 
 
+def _type_name(v) -> str:
+    return type(v).__name__
+
+
 def _check_label_types(labels: pd.Index, name) -> None:
     """Labels of different types that print alike (308 and "308") would be two groups that no
     table can tell apart: refuse them."""
@@ -225,7 +229,7 @@ def _check_label_types(labels: pd.Index, name) -> None:
         return
     dup = text[text.duplicated(keep=False)]
     first = dup[0]
-    clash = [v for v, t in zip(labels, text, strict=True) if t == first]
+    clash = sorted((v for v, t in zip(labels, text, strict=True) if t == first), key=_type_name)
     shown = " and ".join(f"{v!r} ({type(v).__name__})" for v in clash)
     n = int(text.duplicated().sum())
     raise DataTypeError(

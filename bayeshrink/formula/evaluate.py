@@ -185,6 +185,23 @@ def _prepare_covariates(df: pd.DataFrame, spec: FormulaSpec) -> tuple[pd.DataFra
             # formulae sorts an unordered Categorical's levels and keeps an ordered one's order:
             # the same categories, marked ordered, keep the user's order (unused ones dropped)
             out[c] = col.cat.remove_unused_categories().cat.as_ordered()
+    for derived, (var, levels, written) in spec.levels.items():
+        values = out.get(var, df[var])
+        present = list(pd.unique(values))
+        absent = [v for v in present if v not in levels]
+        unused = [v for v in levels if v not in present]
+        if absent or unused:
+            what = (
+                f"the data hold {', '.join(map(repr, absent[:5]))}, which the list leaves out"
+                if absent
+                else f"{', '.join(map(repr, unused[:5]))} {'is' if len(unused) == 1 else 'are'} "
+                "not in the data"
+            )
+            raise FormulaError(
+                f"`formula` must list in {written} the levels of {var!r} in the data, each once; "
+                f"{what}. List exactly the levels present (after missing rows are left out)."
+            )
+        out[derived] = pd.Categorical(values, categories=levels, ordered=True)
     if out:
         df = df.assign(**{str(k): v for k, v in out.items()})
     return df, times

@@ -96,7 +96,8 @@ class RowEncoder:
         self.fixed_names = tuple(fixed_names)
         self.random_names = tuple(random_names)
         self.times = dict(times or {})  # datetime / timedelta covariates: {column: origin}
-        self.levels = dict(levels or {})  # the formula's levels=[...] lists, by bound name
+        # C(x, levels=[...]): {derived column: (column, levels, call)}; new rows copy the column
+        self.levels = dict(levels or {})
         for m in self._matrices():
             _strip(m)
 
@@ -141,7 +142,7 @@ class RowEncoder:
         state["blocks"] = pickle.loads(state["blocks"])
         state["offsets"] = pickle.loads(state["offsets"])
         self.__dict__.update(state)
-        env = formula_env(self.levels)
+        env = formula_env()
         for m in self._matrices():
             m.env = env
             for c in _calls(m):
@@ -173,10 +174,12 @@ class RowEncoder:
             )
 
     def prepare(self, df: pd.DataFrame) -> pd.DataFrame:
-        """New rows with the fit's time conversions applied."""
-        if not self.times:
+        """New rows with the fit's time conversions applied (and C(x, levels=[...])'s column)."""
+        if not self.times and not self.levels:
             return df
-        out = {}
+        out = {
+            derived: df[var] for derived, (var, _, _) in self.levels.items() if var in df.columns
+        }
         for c, origin in self.times.items():
             if c not in df.columns:
                 continue

@@ -69,10 +69,14 @@ FORMULAE_FUNCTIONS = (
     *CONTRASTS,
 )
 
-#: ``levels=[...]`` inside a call: formulae reads the levels from a name, so the list is bound to
-#: one (``__levels0``) in the formula's environment
-_LEVELS = re.compile(r"levels\s*=\s*(\[[^\[\]]*\])")
-_LEVELS_NAME = "__levels{}"
+#: ``C(x, levels=[...])`` and ``C(x, Sum, levels=[...])``: formulae reads levels from a name and,
+#: on new rows, requires every level to be present, so the call is read as ``C(x__bslv0)`` (or
+#: ``C(x__bslv0, Sum)``) on a column that holds x as a Categorical in the listed order
+_LEVELS = re.compile(
+    r"\bC\(\s*(?P<var>[A-Za-z][\w.]*)\s*(?P<rest>,\s*[A-Za-z]\w*(?:\([^()]*\))?)?\s*,"
+    r"\s*levels\s*=\s*(?P<levels>\[[^\[\]]*\])\s*\)"
+)
+_LEVELS_NAME = "{}__bslv{}"
 
 
 @dataclass(frozen=True)
@@ -94,8 +98,8 @@ class FormulaSpec:
     ``fixed`` is a formulae ``Model`` of the response and the fixed terms (offsets left out);
     ``offsets`` the formulae terms ``offset(...)``; ``blocks`` one :class:`RandomBlock` per
     parenthesised block, a nesting ``a/b`` giving one block per factor; ``variables`` the
-    columns the formula reads; ``levels`` the lists written as ``C(x, levels=[...])``, by the
-    name they are bound to when evaluated.
+    columns the formula reads; ``levels`` the lists written as ``C(x, levels=[...])``:
+    ``{derived column: (column, levels, call as written)}``.
     """
 
     formula: str
@@ -144,15 +148,14 @@ class FormulaSpec:
 
     def env(self):
         """The formulae Environment the formula is evaluated in."""
-        return formula_env(self.levels)
+        return formula_env()
 
 
-def formula_env(extra: dict | None = None):
-    """The formulae Environment a formula is evaluated in: FORMULA_FUNCTIONS and the formula's
-    own ``levels=[...]`` lists, nothing else."""
+def formula_env():
+    """The formulae Environment a formula is evaluated in (FORMULA_FUNCTIONS, nothing else)."""
     from formulae.environment import Environment
 
-    return Environment([{**FORMULA_FUNCTIONS, **(extra or {})}])
+    return Environment([dict(FORMULA_FUNCTIONS)])
 
 
 def formula_addends(node):
@@ -236,28 +239,48 @@ def _grouping(node) -> list[tuple[str, ...]]:
 
 
 def _bind_levels(formula: str) -> tuple[str, dict]:
-    """``C(x, levels=['b', 'a'])`` -> ``C(x, levels=__levels0)`` and {'__levels0': ['b', 'a']}."""
-    bound: dict[str, list] = {}
+    """``C(x, levels=['b', 'a'])`` -> ``C(x__bslv0)`` and
+    ``{"x__bslv0": ("x", ["b", "a"], "C(x, levels=['b', 'a'])")}``."""
+    bound: dict[str, tuple] = {}
 
     def repl(m: re.Match) -> str:
         try:
-            value = ast.literal_eval(m.group(1))
+            value = ast.literal_eval(m.group("levels"))
         except (ValueError, SyntaxError) as exc:
             raise FormulaError(
                 f"`formula` must give levels=[...] as a list of literal labels; got "
-                f"{m.group(1)!r}. Write e.g. C(x, levels=['low', 'mid', 'high'])."
+                f"{m.group('levels')!r}. Write e.g. C(x, levels=['low', 'mid', 'high'])."
             ) from exc
-        name = _LEVELS_NAME.format(len(bound))
-        bound[name] = list(value)
-        return f"levels={name}"
+        if len(set(value)) != len(value) or len(value) < 2:
+            raise FormulaError(
+                f"`formula` must list each level once in levels=[...], at least two; got "
+                f"{m.group('levels')}. Name every level of {m.group('var')!r} once."
+            )
+        name = _LEVELS_NAME.format(m.group("var"), len(bound))
+        bound[name] = (m.group("var"), list(value), m.group(0))
+        return f"C({name}{m.group('rest') or ''})"
 
-    return _LEVELS.sub(repl, formula), bound
+    text = _LEVELS.sub(repl, formula)
+    if re.search(r"\blevels\s*=", text):
+        raise FormulaError(
+            f"`formula` may give levels=[...] as the last argument of C(x, levels=[...]) or "
+            f"C(x, Sum, levels=[...]), with x a column; got {formula!r}. Write it in that form."
+        )
+    return text, bound
 
 
 def restore_levels(name: str, levels: dict) -> str:
-    """A column name as the formula wrote it (``__levels0`` back to its list)."""
-    for key, value in levels.items():
-        name = name.replace(key, repr(value))
+    """A column name as the formula wrote it: ``C(x__bslv0)[b]`` -> ``C(x, levels=[...])[b]``."""
+    for key, (_, _, written) in levels.items():
+        start = name.find(f"C({key}")
+        if start < 0:
+            continue
+        depth, end = 0, start
+        for end in range(start, len(name)):
+            depth += {"(": 1, ")": -1}.get(name[end], 0)
+            if depth == 0 and name[end] == ")":
+                break
+        name = name[:start] + written + name[end + 1 :]
     return name
 
 
@@ -364,15 +387,16 @@ def parse_formula(formula: str) -> FormulaSpec:
                 )
             offsets.append(t)
     fixed = Model(*[t for t in common if not _is_offset(t)], response=description.response)
-    # formulae lists a literal (the 2 of I(x**2)) as the variable '', a contrast (C(x, Sum)) by
-    # its name and a levels list by the name it is bound to
+    # formulae lists a literal (the 2 of I(x**2)) as the variable '' and a contrast (C(x, Sum))
+    # by its name; a levels list reads its column through a derived one
     not_columns = {"", *CONTRASTS, *levels}
+    read = {v for v in description.var_names if v not in not_columns}
     return FormulaSpec(
         formula=formula,
         response=formula.split("~", 1)[0].strip(),
         fixed=fixed,
         blocks=tuple(blocks),
-        variables=frozenset(v for v in description.var_names if v not in not_columns),
+        variables=frozenset(read | {var for var, _, _ in levels.values()}),
         offsets=tuple(offsets),
         levels=levels,
     )
@@ -387,4 +411,5 @@ def response_variables(spec: FormulaSpec) -> set[str]:
         used = {v for v in model_description("y__ ~ " + rhs).var_names if v} - {"y__"}
     except Exception:  # pragma: no cover - the full formula parsed, so its right side does
         return set()
+    used |= {var for var, _, _ in spec.levels.values()}
     return set(spec.variables) - used
