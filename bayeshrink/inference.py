@@ -515,6 +515,8 @@ def _response_moments(fit) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
     """Per group: n, sum of y (None when the design has no intercept column), sum of y^2."""
 
     if _is_mixed(fit):
+        if getattr(fit.design, "response_moments", None) is not None:  # fitted with an offset
+            return fit.design.response_moments
         s = fit.design.stats
         yy = s.cross[:, s.y_idx, s.y_idx]
         if s.intercept_col is None:
@@ -533,7 +535,8 @@ def _same_data_multi(fits, names) -> None:
 
     def moments(f):
         if _is_multi(f):
-            y = f.design.y
+            off = getattr(f.design, "offset", None)
+            y = f.design.y if off is None else f.design.y + off  # the response, not y - offset
             return len(y), float(y.sum()), float(y @ y), y
         n, s, q = _response_moments(f)
         return int(n.sum()), None if s is None else float(s.sum()), float(q.sum()), None

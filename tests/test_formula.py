@@ -315,3 +315,17 @@ def test_labels_of_different_types_that_print_alike_are_refused(chick, call):
         r".*astype\(str\)",
     ):
         call(d)
+
+
+@pytest.mark.parametrize("random", ["(1 | batch)", "(1 | batch/cask)"])
+def test_anova_compares_a_model_with_an_offset_to_one_without(random):
+    # the offset is the same response with a coefficient fixed at 1: the likelihoods compare
+    d = _offset_data()
+    free = bs.fit(d, formula=f"strength ~ z + {random}", method="ml")
+    fixed = bs.fit(d, formula=f"strength ~ 1 + offset(z) + {random}", method="ml")
+    table = bs.anova(fixed, free)
+    assert table["loglik"].iloc[1] >= table["loglik"].iloc[0] - 1e-9
+    close(table["loglik"].to_numpy(), [fixed.loglik, free.loglik], rtol=1e-12)
+    other = d.assign(strength=d["strength"] + d["w"])
+    with pytest.raises(bs.DataError, match="different response values"):
+        bs.anova(fixed, bs.fit(other, formula=f"strength ~ z + {random}", method="ml"))

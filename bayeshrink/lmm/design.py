@@ -241,6 +241,9 @@ class Design:
     encoder: object = field(default=None, repr=False)
     # the fit's summed offset() terms, row by row (None without one); y - offset was fitted
     offset: np.ndarray | None = field(default=None, repr=False)
+    # with an offset: per group n, sum of y and sum of y^2 of the response itself (the
+    # cross-products hold y - offset), so that anova can tell the same response apart
+    response_moments: tuple | None = field(default=None, repr=False)
 
     @classmethod
     def from_formula(
@@ -284,7 +287,15 @@ class Design:
             frame.n_dropped,
         )
         _check_residual_variation(design.stats, spec.response)
-        return replace(design, encoder=frame.encoder, offset=frame.offset)
+        moments = None
+        if frame.offset is not None:
+            J = len(labels)
+            moments = (
+                design.stats.n,
+                np.bincount(codes, weights=frame.y, minlength=J),
+                np.bincount(codes, weights=frame.y * frame.y, minlength=J),
+            )
+        return replace(design, encoder=frame.encoder, offset=frame.offset, response_moments=moments)
 
     @classmethod
     def _build(
