@@ -105,6 +105,10 @@ def test_categorical_order_is_kept_and_unused_categories_are_dropped(chick):
     ordered = pd.Categorical(chick["Diet"], categories=["2", "4", "1", "3"], ordered=True)
     again = bs.fit(chick.assign(Diet=ordered), formula=FIXED.format("Diet"))
     close(again.fixef.to_numpy(), m.fixef.to_numpy(), rtol=1e-12)
+    # new rows holding some of the levels, as an ordered Categorical, through C() too
+    c_fit = bs.fit(chick.assign(Diet=ordered), formula=FIXED.format("C(Diet)"))
+    part = chick.head(30).assign(Diet=pd.Categorical(chick["Diet"].head(30), ordered=True))
+    close(c_fit.predict(part), base.predict(chick.head(30)), rtol=1e-10)
 
 
 def test_reordering_the_reference_level_changes_only_the_parametrisation(chick):

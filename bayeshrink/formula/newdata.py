@@ -174,12 +174,18 @@ class RowEncoder:
             )
 
     def prepare(self, df: pd.DataFrame) -> pd.DataFrame:
-        """New rows with the fit's time conversions applied (and C(x, levels=[...])'s column)."""
-        if not self.times and not self.levels:
-            return df
+        """New rows with the fit's time conversions applied (and C(x, levels=[...])'s column).
+
+        A Categorical column is read by its values: the fit's levels code it (formulae would
+        otherwise require an ordered Categorical of new rows to hold every level)."""
         out = {
-            derived: df[var] for derived, (var, _, _) in self.levels.items() if var in df.columns
+            str(c): df[c].astype(object)
+            for c in self.variables
+            if c in df.columns and isinstance(df[c].dtype, pd.CategoricalDtype)
         }
+        for derived, (var, _, _) in self.levels.items():
+            if var in df.columns:
+                out[derived] = out.get(var, df[var])
         for c, origin in self.times.items():
             if c not in df.columns:
                 continue
@@ -196,7 +202,7 @@ class RowEncoder:
                     f"{col.dtype}. Convert it, e.g. pd.to_{want}(newdata[{c!r}])."
                 )
             out[str(c)] = time_to_days(col, origin)
-        return df.assign(**out)
+        return df.assign(**out) if out else df
 
     def _check_rows(self, df: pd.DataFrame) -> pd.DataFrame:
         self.check_columns(df)
