@@ -33,6 +33,7 @@ from .errors import (
     RepeatedLabelsWarning,
     RowsDroppedWarning,
     SamplerConvergenceWarning,
+    TimeConvertedWarning,
 )
 from .estimate import VarianceComponents
 from .fitting import fit, fit_stats, fit_summary
@@ -111,6 +112,7 @@ __all__ = [
     "SamplerConvergenceWarning",
     "ShrinkageFit",
     "RefitWarning",
+    "TimeConvertedWarning",
     "VarianceComponents",
     "anova",
     "describe_dataset",

@@ -23,6 +23,7 @@ __all__ = [
     "RepeatedLabelsWarning",
     "RowsDroppedWarning",
     "SamplerConvergenceWarning",
+    "TimeConvertedWarning",
     "describe_rows",
 ]
 
@@ -91,6 +92,11 @@ class RepeatedLabelsWarning(BayeshrinkWarning):
 
 class RowsDroppedWarning(BayeshrinkWarning):
     """Rows were left out because ``missing='drop'`` was requested."""
+
+
+class TimeConvertedWarning(BayeshrinkWarning):
+    """A datetime or timedelta covariate of a formula entered as a number of days (the message
+    names the origin)."""
 
 
 def describe_rows(index_labels, limit: int = 5) -> str:

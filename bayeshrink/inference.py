@@ -249,6 +249,12 @@ def _check_level(level) -> float:
     return float(level)
 
 
+def _offset(fit, df: pd.DataFrame) -> np.ndarray | float:
+    """The formula's offset() terms on new rows (0 for a fit without them)."""
+    enc = getattr(getattr(fit, "design", None), "encoder", None)
+    return 0.0 if enc is None else enc.offset(df)
+
+
 def _match_groups(labels: pd.Index, values: pd.Series) -> np.ndarray:
     """Position of each row's group among the fit's labels, -1 for a level not in the fit.
 
@@ -385,7 +391,7 @@ def predict(
         )
     X, Z = pieces.encoder(df)
     n = len(df)
-    mean = X @ pieces.beta
+    mean = X @ pieces.beta + _offset(fit, df)
     if random:
         pos = _match_groups(pieces.labels, df[factor])
         unknown = pos < 0
@@ -510,6 +516,8 @@ def _response_moments(fit) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
     """Per group: n, sum of y (None when the design has no intercept column), sum of y^2."""
 
     if _is_mixed(fit):
+        if getattr(fit.design, "response_moments", None) is not None:  # fitted with an offset
+            return fit.design.response_moments
         s = fit.design.stats
         yy = s.cross[:, s.y_idx, s.y_idx]
         if s.intercept_col is None:
@@ -528,7 +536,8 @@ def _same_data_multi(fits, names) -> None:
 
     def moments(f):
         if _is_multi(f):
-            y = f.design.y
+            off = getattr(f.design, "offset", None)
+            y = f.design.y if off is None else f.design.y + off  # the response, not y - offset
             return len(y), float(y.sum()), float(y @ y), y
         n, s, q = _response_moments(f)
         return int(n.sum()), None if s is None else float(s.sum()), float(q.sum()), None
@@ -1589,8 +1598,9 @@ def pooling_predictions(fit, newdata) -> pd.DataFrame:
         if s.intercept_col is not None:
             ols[s.intercept_col] += s.y_shift
         own_dev = fit.own_fit().to_numpy() - fit.fixed_of_random @ pieces.beta
-        none = X @ pieces.beta + np.einsum("iq,iq->i", Z, own_dev[pos])
-        complete = X @ ols
+        off = _offset(fit, df)
+        none = X @ pieces.beta + np.einsum("iq,iq->i", Z, own_dev[pos]) + off
+        complete = X @ ols + off
     else:
         t = fit.table()
         none = t["no_pooling"].to_numpy()[pos]
@@ -1614,9 +1624,9 @@ def response_values(fit, data) -> np.ndarray:
         raise ColumnError(f"`data` must have the response column {name!r}.")
     from formulae.matrices import DesignMatrices
 
-    from .lmm.newdata import formula_env
-
-    dm = DesignMatrices(fit.design.spec.fixed, df, formula_env())
+    if fit.design.encoder is not None:
+        df = fit.design.encoder.prepare(df)  # datetime covariates as the fit converted them
+    dm = DesignMatrices(fit.design.spec.fixed, df, fit.design.spec.env())
     return np.asarray(dm.response.design_matrix, dtype=float).reshape(-1)
 
 
@@ -1865,7 +1875,7 @@ def _predict_multi(fit, df, p: MultiPieces, random, allow_new_levels, interval, 
     X, Zall = p.encoder.evaluate(df)
     Zf = _split_z(p, Zall)
     n = len(df)
-    mean = X @ p.beta
+    mean = X @ p.beta + p.encoder.offset(df)
     pos: dict[str, np.ndarray] = {}
     for f in p.multi:
         if not random:
