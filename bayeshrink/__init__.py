@@ -57,6 +57,8 @@ _LAZY = {
     "add_effects": "bayes",
     "compare": "bayes",
     "hyperparameters": "bayes",
+    "sample_posterior_predictive": "bayes",
+    "sample_prior_predictive": "bayes",
     "plot_triplot": "plots",
     "plot_shrinkage": "plots",
     "plot_shrinkage_curve": "plots",

@@ -55,6 +55,7 @@ from ..results import ShrinkageFit
 from . import mixed, multi, oneway
 from .model import PriorSpec, ShrinkageModel
 from .sampling import default_sampler, sample
+from .workflow import sample_posterior_predictive, sample_prior_predictive
 
 __all__ = [
     "FIXED_DIM",
@@ -75,6 +76,8 @@ __all__ = [
     "plugin_posterior",
     "posterior_table",
     "sample",
+    "sample_posterior_predictive",
+    "sample_prior_predictive",
     "term_posterior_table",
 ]
 
@@ -87,7 +90,7 @@ def _not_a_fit(fit):
 
 
 @singledispatch
-def plugin_model(fit, mu: str = "fixed") -> ShrinkageModel:
+def plugin_model(fit, mu: str = "fixed", *, data=None) -> ShrinkageModel:
     """The empirical-Bayes plug-in model of ``fit``: the fitted prior of the group effects, the
     data given sigma_hat; ``mu="fixed"`` plugs in the fixed effects (posterior SD =
     ``ranef_sd()``), ``mu="flat"`` gives them a flat prior (posterior SD = ``pred_sd()``).
@@ -119,10 +122,21 @@ def default_priors(fit) -> dict[str, PriorSpec]:
 
 @singledispatch
 def hierarchical_model(
-    fit, priors=None, parametrization: str = "noncentered", marginalize=None, *, eta=None
+    fit,
+    priors=None,
+    parametrization: str = "noncentered",
+    marginalize=None,
+    *,
+    eta=None,
+    data=None,
+    pooling: str = "partial",
 ) -> ShrinkageModel:
     """Full hierarchical Bayes: priors on the fixed effects, the random-effect SDs (and
-    correlations, LKJ(``eta``), for several terms) and sigma. See
+    correlations, LKJ(``eta``), for several terms) and sigma. ``data``: the rows the fit was
+    made from, for a per-row log-likelihood and predictive draws (see
+    :mod:`bayeshrink.bayes.workflow`). ``pooling`` ("partial", "none", "complete"; one-way fits)
+    gives the three models of the pooling comparison, each with its priors in its
+    description. See
     :func:`bayeshrink.bayes.oneway.hierarchical_model` and
     :func:`bayeshrink.bayes.mixed.hierarchical_model` for the options of each."""
     _not_a_fit(fit)

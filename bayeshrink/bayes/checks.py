@@ -159,6 +159,7 @@ def tag_draws(idata, model) -> None:
     idata.attrs["bayeshrink_fit_kind"] = _fit_kind(fit)
     idata.attrs["bayeshrink_data"] = fingerprint(fit, estimates=False)
     idata.attrs["bayeshrink_fit"] = fingerprint(fit, estimates=True)
+    idata.attrs["bayeshrink_pooling"] = getattr(model, "pooling", "partial")
 
 
 _KIND_NAMES = {"plugin": "the plug-in model", "hierarchical": "the hierarchical model"}
@@ -280,3 +281,32 @@ def _key_max(t):
 
 def _key_min(t):
     return t[0] if math.isfinite(t[0]) else math.inf
+
+
+def check_model_draws(idata, model) -> None:
+    """``idata`` given with ``model`` must be draws of that model's fit and kind."""
+    attrs = getattr(idata, "attrs", {}) or {}
+    fit = getattr(model, "fit", None)
+    if fit is None or "bayeshrink_model" not in attrs:
+        return
+    if attrs.get("bayeshrink_fit_kind") != _fit_kind(fit) or attrs.get(
+        "bayeshrink_data"
+    ) != fingerprint(fit, estimates=False):
+        raise DataError(
+            "`draws` must be sampled from this model's fit; these draws come from a model of "
+            f"another fit (a {attrs.get('bayeshrink_fit_kind')} fit with other data). Pass the "
+            "draws of bs.sample(model), or the model they were sampled from."
+        )
+    pooling = getattr(model, "pooling", "partial")
+    if attrs.get("bayeshrink_pooling", "partial") != pooling:
+        raise DataError(
+            f"`draws` must be draws of this model (pooling={pooling!r}); got draws of the "
+            f"pooling={attrs.get('bayeshrink_pooling')!r} model of the same fit. Pass the model "
+            "they were sampled from."
+        )
+    if attrs["bayeshrink_model"] != getattr(model, "kind", None):
+        raise DataError(
+            f"`draws` must be draws of {_KIND_NAMES.get(model.kind, model.kind)}; got draws of "
+            f"{_KIND_NAMES.get(attrs['bayeshrink_model'], attrs['bayeshrink_model'])}. Pass the "
+            "model they were sampled from."
+        )

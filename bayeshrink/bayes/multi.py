@@ -23,10 +23,11 @@ import pandas as pd
 import pymc as pm
 import pytensor.tensor as pt
 
-from ..errors import BayeshrinkError, MethodError
+from ..errors import BayeshrinkError, DataError, MethodError
 from ..lmm.multi import MultiFit
 from ..lmm.pls import psd_cholesky
-from .model import PriorSpec, ShrinkageModel
+from .model import PriorSpec, ShrinkageModel, check_pooling
+from .workflow import rows_of
 
 __all__ = [
     "compare",
@@ -56,6 +57,11 @@ def _dims(factor: str) -> tuple[str, str]:
 
 def _var(factor: str) -> str:
     return f"b:{factor}"
+
+
+def effect_name(fit: MultiFit, k: int) -> str:
+    """The posterior variable of the random effects of the k-th factor of ``fit.design``."""
+    return _var(fit.design.factors[k].name)
 
 
 def plugin_model_multi(fit: MultiFit) -> ShrinkageModel:
@@ -94,6 +100,7 @@ def plugin_model_multi(fit: MultiFit) -> ShrinkageModel:
     )
     model.kind, model.fit, model.priors = "plugin", fit, {"beta": "fixed"}
     model.nutpie_kwargs = _LOW_RANK
+    model.rows = rows_of(fit)
     return model
 
 
@@ -257,6 +264,7 @@ def hierarchical_model_multi(fit: MultiFit, eta: float = 2.0) -> ShrinkageModel:
     model.kind, model.fit, model.priors = "hierarchical", fit, {"eta": eta}
     model.start = init
     model.nutpie_kwargs = _LOW_RANK
+    model.rows = rows_of(fit)
     return model
 
 
@@ -269,8 +277,10 @@ def _fixed_only(mu) -> None:
         )
 
 
-def plugin_model(fit: MultiFit, mu: str = "fixed") -> ShrinkageModel:
-    """``bs.plugin_model`` for several grouping factors: :func:`plugin_model_multi`."""
+def plugin_model(fit: MultiFit, mu: str = "fixed", *, data=None) -> ShrinkageModel:
+    """``bs.plugin_model`` for several grouping factors: :func:`plugin_model_multi` (the fit
+    keeps its rows, so ``data`` is not needed; given, it is checked against them)."""
+    _check_rows(fit, data)
     _fixed_only(mu)
     return plugin_model_multi(fit)
 
@@ -300,10 +310,20 @@ def default_priors(fit: MultiFit) -> dict[str, PriorSpec]:
 
 
 def hierarchical_model(
-    fit: MultiFit, priors=None, parametrization: str = "noncentered", marginalize=None, *, eta=None
+    fit: MultiFit,
+    priors=None,
+    parametrization: str = "noncentered",
+    marginalize=None,
+    *,
+    eta=None,
+    data=None,
+    pooling: str = "partial",
 ) -> ShrinkageModel:
     """``bs.hierarchical_model`` for several grouping factors: :func:`hierarchical_model_multi`
-    (non-centred, effects sampled; crossed effects cannot be integrated out level by level)."""
+    (non-centred, effects sampled; crossed effects cannot be integrated out level by level).
+    The fit keeps its rows, so ``data`` is not needed (given, it is checked against them)."""
+    check_pooling(pooling, one_way=False)
+    _check_rows(fit, data)
     if priors:
         raise MethodError(
             "`priors` must be None for a fit with several grouping factors (the data-scaled "
@@ -315,6 +335,18 @@ def hierarchical_model(
             f"sampled; got parametrization={parametrization!r}, marginalize={marginalize!r}."
         )
     return hierarchical_model_multi(fit, eta=2.0 if eta is None else float(eta))
+
+
+def _check_rows(fit: MultiFit, data) -> None:
+    """``data`` given with a several-factor fit must hold as many usable rows as the fit."""
+    if data is None:
+        return
+    n = len(data)
+    if n - fit.design.n_dropped != len(fit.design.y):
+        raise DataError(
+            f"`data` must be the rows the fit was made from ({len(fit.design.y)} rows used); "
+            f"got {n} rows. Leave `data` out: a fit with several factors keeps its rows."
+        )
 
 
 def hyperparameters(fit: MultiFit, full=None, prob: float = 0.94) -> pd.DataFrame:
