@@ -59,6 +59,7 @@ _LAZY = {
     "hyperparameters": "bayes",
     "sample_posterior_predictive": "bayes",
     "sample_prior_predictive": "bayes",
+    "check": "bayes",
     "plot_triplot": "plots",
     "plot_shrinkage": "plots",
     "plot_shrinkage_curve": "plots",

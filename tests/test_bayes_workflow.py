@@ -293,3 +293,56 @@ def test_rows_that_are_not_the_fits_are_refused(radon, radon_fit):
 def test_pooling_misspelt(radon_fit):
     with pytest.raises(MethodError, match=r"`pooling` must be one of 'partial' .* got 'partail'"):
         bs.hierarchical_model(radon_fit, pooling="partail")
+
+
+# ------------------------------------------------------------------ pooling models, compare
+
+
+def test_three_pooling_models_compare_on_radon(radon, radon_fit, radon_draws):
+    import warnings
+
+    import arviz as az
+
+    models = {
+        p: bs.hierarchical_model(radon_fit, pooling=p, data=radon) for p in ("complete", "none")
+    }
+    assert "theta_j = mu for every group;  mu ~ Normal(" in str(models["complete"])
+    assert "sigma ~ HalfNormal(" in str(models["complete"])
+    assert "theta_j ~ Normal(" in str(models["none"]) and "independently" in str(models["none"])
+    draws = {p: run(m) for p, m in models.items()}
+    draws["partial"] = radon_draws
+    # complete pooling: every row's density at the one mean
+    mu, sigma = draws_of(draws["complete"], "mu"), draws_of(draws["complete"], "sigma")
+    expected = stats.norm.logpdf(
+        radon["log_radon"].to_numpy()[None, :], mu[:, None], sigma[:, None]
+    )
+    np.testing.assert_allclose(loglik(draws["complete"], "log_radon"), expected, rtol=1e-10)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Estimated shape parameter of Pareto")
+        table = az.compare(draws)
+    assert set(table.index) == {"complete", "none", "partial"}
+    assert np.isfinite(table["elpd"]).all()
+
+
+# ------------------------------------------------------------------ checks a user reads
+
+
+def test_check_reports_rhat_ess_divergences_and_pareto_k(radon_draws):
+    report = bs.check(radon_draws)
+    assert {"mu", "tau", "sigma", "theta"} <= set(report.table.index)
+    assert {"rhat", "ess_bulk", "ess_tail", "ok"} <= set(report.table.columns)
+    k = report.pareto_k
+    assert k["good"] + k["bad"] + k["very_bad"] == 919
+    assert report.divergences == 0
+    assert "Pareto k" in str(report) and report.verdict in str(report)
+
+
+def test_check_says_when_chains_disagree():
+    import xarray as xr
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2, 500)) + np.array([[0.0], [3.0]])  # two chains, two places
+    dt = xr.DataTree.from_dict({"posterior": xr.Dataset({"mu": (("chain", "draw"), x)})})
+    report = bs.check(dt)
+    assert not report.ok
+    assert report.verdict.startswith("Problems: the chains disagree: R-hat of mu is")

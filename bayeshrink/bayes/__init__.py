@@ -53,6 +53,7 @@ from ..posterior import (
 )
 from ..results import ShrinkageFit
 from . import mixed, multi, oneway
+from .checks import CheckReport, check
 from .model import PriorSpec, ShrinkageModel
 from .sampling import default_sampler, sample
 from .workflow import sample_posterior_predictive, sample_prior_predictive
@@ -61,11 +62,13 @@ __all__ = [
     "FIXED_DIM",
     "GROUP_DIM",
     "TERM_DIM",
+    "CheckReport",
     "DivergenceWarning",
     "PriorSpec",
     "ShrinkageModel",
     "add_effects",
     "add_theta",
+    "check",
     "compare",
     "count_divergences",
     "default_priors",

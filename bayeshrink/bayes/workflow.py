@@ -190,6 +190,12 @@ def remember(idata, model) -> None:
     weakref.finalize(idata, _MODELS.pop, key, None)
 
 
+def remembered(idata):
+    """The model ``idata`` remembers, or None."""
+    attrs = getattr(idata, "attrs", None) or {}
+    return _MODELS.get(attrs.get("bayeshrink_model_id", ""))
+
+
 def model_of(idata, model=None):
     """The model ``idata`` was sampled from: ``model`` if given, else the one it remembers."""
     if model is not None:
