@@ -139,10 +139,13 @@ def test_crossed_log_likelihood_is_the_row_density(penicillin_fit):
     dt = run(bs.plugin_model(penicillin_fit))
     post = dt["posterior"]
     parts = []
+    b = post["b"]  # over (level, term): level "factor:label", with factor and label coords
+    assert list(b.dims) == ["chain", "draw", "level", "term"]
     for factor in ("plate", "sample"):
-        da = post[f"b:{factor}"]
+        da = b.isel(level=b["factor"].values == factor)
+        assert all(v.startswith(factor + ":") for v in da["level"].values)
         vals = da.values.reshape(-1, *da.shape[2:])
-        labels = [str(v) for v in da[da.dims[2]].values]
+        labels = [str(v) for v in da["label"].values]
         parts.append(vals[:, [labels.index(v) for v in df[factor]], 0])
     mean = penicillin_fit.fixef["Intercept"] + parts[0] + parts[1]
     expected = stats.norm.logpdf(df["diameter"].to_numpy()[None, :], mean, penicillin_fit.sigma)
@@ -346,3 +349,84 @@ def test_check_says_when_chains_disagree():
     report = bs.check(dt)
     assert not report.ok
     assert report.verdict.startswith("Problems: the chains disagree: R-hat of mu is")
+
+
+# ------------------------------------------------------------------ prior sensitivity
+
+
+def _grid_median_of_tau(schools, prior_pdf, m0, s0):
+    """Median of p(tau | y) on a grid: mu ~ N(m0, s0^2) integrated out exactly,
+    y ~ N(m0 1, diag(se^2 + tau^2) + s0^2 11')."""
+    y = schools["y"].to_numpy(float)
+    se2 = schools["sigma"].to_numpy(float) ** 2
+    tau = np.linspace(1e-6, 1000, 200_001)
+    logp = np.empty_like(tau)
+    for i, t in enumerate(tau[::100]):  # coarse first, then interpolate: smooth in tau
+        cov = np.diag(se2 + t**2) + s0**2
+        logp[i] = stats.multivariate_normal.logpdf(y, np.full(8, m0), cov)
+    coarse = tau[::100]
+    logp = np.interp(tau, coarse, logp[: len(coarse)])
+    dens = np.exp(logp - logp.max()) * prior_pdf(tau)
+    cdf = np.cumsum(dens)
+    return float(np.interp(0.5, cdf / cdf[-1], tau))
+
+
+def test_prior_sensitivity_matches_the_exact_posterior_of_tau(schools_fit, close_figures):
+    import arviz as az
+
+    schools = bs.load_dataset("eight_schools")
+    result = bs.prior_sensitivity(
+        schools_fit,
+        priors={
+            "uniform": "uniform",
+            "half-Cauchy(25)": "half-cauchy(25)",
+            "inverse-gamma(1, 1)": "invgamma(1, 1)",
+        },
+        draws=500,
+        tune=300,
+        chains=2,
+        random_seed=3,
+    )
+    t = result.table
+    assert list(t.index) == ["uniform", "half-Cauchy(25)", "inverse-gamma(1, 1)"]
+    assert {"mean", "sd", "lo", "median", "hi", "rhat", "ess_bulk", "divergences"} <= set(t)
+    assert t.loc["uniform", "prior"].startswith("HalfFlat")
+    assert len(result.draws) == 3 * 1000 and set(result.draws.columns) == {"prior", "tau"}
+    d = bs.default_priors(schools_fit)["mu"].params
+    pdfs = {
+        "uniform": lambda x: np.ones_like(x),
+        "half-Cauchy(25)": lambda x: 1 / (1 + (x / 25) ** 2),
+        # tau^2 ~ InvGamma(1, 1): the density of tau is 2 tau IG(tau^2; 1, 1)
+        "inverse-gamma(1, 1)": lambda x: 2 * x * stats.invgamma.pdf(x**2, 1, scale=1),
+    }
+    for label, pdf in pdfs.items():
+        exact = _grid_median_of_tau(schools, pdf, d["mu"], d["sigma"])
+        mcse = float(az.mcse(result.idata[label], var_names=["tau"], method="median")["tau"])
+        assert abs(t.loc[label, "median"] - exact) < 5 * mcse + 0.02 * exact, (label, exact)
+    fig = result.plot()
+    lines = [line for line in fig.axes[0].lines if line.get_gid() in t.index]
+    assert len(lines) == 3
+    fig.savefig("/tmp/prior_sensitivity.png")
+
+
+@pytest.mark.parametrize(
+    "spec, why",
+    [
+        ("halfcauhcy(25)", "unknown distribution 'halfcauhcy'"),
+        ("halfcauchy(25, 3)", "halfcauchy takes 1 numbers"),
+        ("invgamma(0.001)", "invgamma takes 2 numbers"),
+        ("halfnormal(-1)", "the parameters must be positive"),
+        ("uniform(10, 1)", r"need 0 <= lower < upper"),
+        (3.0, "a float"),
+    ],
+)
+def test_a_prior_written_wrongly(schools_fit, spec, why):
+    with pytest.raises(MethodError, match=r"`priors\['tau prior'\]` must be one of .*" + why):
+        bs.prior_sensitivity(schools_fit, priors={"tau prior": spec})
+
+
+def test_prior_sensitivity_needs_a_one_way_fit(sleep_fit):
+    from bayeshrink.errors import DataTypeError
+
+    with pytest.raises(DataTypeError, match="`fit` must be a one-way fit"):
+        bs.prior_sensitivity(sleep_fit)

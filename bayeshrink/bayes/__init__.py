@@ -26,6 +26,17 @@ name          dims                        meaning
 ``z``         ``level`` (``, term``)      standard-normal innovations (non-centered forms)
 ============  ==========================  =====================================================
 
+With several grouping factors the same names hold: ``b``, ``coef`` and ``z`` over
+(``level``, ``term``) with ``level`` = "factor:label" (e.g. "plate:a") and the coordinates
+``factor`` and ``label`` on it (``b.isel(level=b.factor == "plate")`` selects one factor);
+``term`` is every factor's terms, and a factor without a term has 0 there; ``sd_re`` is over
+``re_term`` = "factor:term", as lme4's VarCorr rows.
+
+Every DataTree from :func:`sample` also holds ``log_likelihood`` (pointwise: per row, or per
+group for summary data), ``observed_data`` and ``constant_data``
+(:mod:`bayeshrink.bayes.workflow`), so ``az.loo``, ``az.compare``, ``az.plot_ppc_dist`` (after
+:func:`sample_posterior_predictive`) and ``az.plot_loo_pit`` work on it as it is.
+
 One-way models keep the textbook names too: ``mu`` (= ``beta[Intercept]``), ``tau``
 (= ``sd_re[Intercept]``) and ``theta`` (over ``level``; ``theta == coef[:, "Intercept"]``).
 Mixed models add ``corr_re`` and ``chol_re`` (term x term). ``level`` holds the labels of
@@ -53,9 +64,10 @@ from ..posterior import (
 )
 from ..results import ShrinkageFit
 from . import mixed, multi, oneway
-from .checks import CheckReport, check
 from .model import PriorSpec, ShrinkageModel
+from .report import CheckReport, check
 from .sampling import default_sampler, sample
+from .sensitivity import PriorSensitivity, prior_sensitivity
 from .workflow import sample_posterior_predictive, sample_prior_predictive
 
 __all__ = [
@@ -64,6 +76,7 @@ __all__ = [
     "TERM_DIM",
     "CheckReport",
     "DivergenceWarning",
+    "PriorSensitivity",
     "PriorSpec",
     "ShrinkageModel",
     "add_effects",
@@ -78,6 +91,7 @@ __all__ = [
     "plugin_model",
     "plugin_posterior",
     "posterior_table",
+    "prior_sensitivity",
     "sample",
     "sample_posterior_predictive",
     "sample_prior_predictive",

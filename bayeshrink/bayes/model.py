@@ -45,6 +45,8 @@ class ShrinkageModel(pm.Model):
     rows = None
     #: "partial" (the hierarchical model), "none" or "complete" (hierarchical_model's pooling)
     pooling: str = "partial"
+    #: several factors: where each factor's effects sit in ``b`` (workflow.EffectLayout)
+    layout = None
 
     def __str__(self) -> str:
         return f"{self.description}\n\n{self.str_repr()}"

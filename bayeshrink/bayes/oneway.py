@@ -167,6 +167,9 @@ def _data_scale(fit: ShrinkageFit) -> tuple[float, float]:
     return centre, spread
 
 
+data_scale = _data_scale  # public name for the other bayes modules
+
+
 def default_priors(fit: ShrinkageFit) -> dict[str, PriorSpec]:
     """The default priors of :func:`hierarchical_model`, scaled to the data, with reasons.
 

@@ -63,6 +63,9 @@ class Factor:
     codes: np.ndarray  # (N,)
     Z: np.ndarray  # (N, q)
     terms: tuple[str, ...]
+    #: positions of this factor's levels and terms in the model's ``b`` (several factors)
+    level_pos: np.ndarray | None = None
+    term_pos: list | None = None
 
 
 @dataclass(frozen=True, eq=False)
@@ -81,6 +84,53 @@ class Rows:
         return len(self.y)
 
 
+# --------------------------------------------------------------------------- the layout
+
+
+@dataclass(frozen=True)
+class EffectLayout:
+    """Where the effects of several grouping factors sit in ``b`` and ``coef`` (``level`` x
+    ``term``): ``levels`` are "factor:label" (factors in the fit's order), ``factor_of`` and
+    ``label_of`` their factor and own label; ``terms`` is every factor's terms, in first-seen
+    order; ``offset[f]`` the first position of factor f in ``level`` and ``term_pos[f]`` the
+    positions of its terms in ``term``. A cell of a factor without that term is 0."""
+
+    levels: list
+    factor_of: list
+    label_of: list
+    terms: list
+    offset: dict
+    term_pos: dict
+
+    def coords(self) -> dict:
+        """The model's coords (PyMC takes index coordinates only)."""
+        return {GROUP_DIM: self.levels, "term": self.terms}
+
+    def label(self, ds: xr.Dataset) -> xr.Dataset:
+        """``ds`` with the coordinates ``factor`` and ``label`` on ``level``."""
+        if GROUP_DIM not in ds.dims:
+            return ds
+        return ds.assign_coords(
+            factor=(GROUP_DIM, self.factor_of), label=(GROUP_DIM, self.label_of)
+        )
+
+
+def effect_layout(fit) -> EffectLayout:
+    """The :class:`EffectLayout` of a fit with several grouping factors."""
+    levels, factor_of, label_of, terms, offset, term_pos = [], [], [], [], {}, {}
+    for e in fit.components.factors:
+        offset[e.name] = len(levels)
+        labels = [str(v) for v in e.labels]
+        levels += [f"{e.name}:{v}" for v in labels]
+        factor_of += [e.name] * len(labels)
+        label_of += labels
+        for t in e.terms:
+            if t not in terms:
+                terms.append(t)
+        term_pos[e.name] = [terms.index(t) for t in e.terms]
+    return EffectLayout(levels, factor_of, label_of, terms, offset, term_pos)
+
+
 # --------------------------------------------------------------------------- the rows
 
 
@@ -96,8 +146,17 @@ def rows_of(fit, data=None) -> Rows | None:
     kind = _fit_kind(fit)
     if kind == "several-factor":
         d = fit.design
+        lay = effect_layout(fit)
         factors = tuple(
-            Factor(f.name, pd.Index([str(v) for v in f.labels]), f.codes, f.Z, tuple(f.terms))
+            Factor(
+                f.name,
+                pd.Index([str(v) for v in f.labels]),
+                f.codes,
+                f.Z,
+                tuple(f.terms),
+                lay.offset[f.name] + np.arange(len(f.labels)),
+                [lay.terms.index(t) for t in f.terms],
+            )
             for f in d.factors
         )
         return Rows(
@@ -226,16 +285,11 @@ def _values(ds, name, c, default=None):
     return default
 
 
-def _effects(ds, fit, factor_pos: int, c) -> np.ndarray:
+def _effects(ds, f: Factor, c) -> np.ndarray:
     """(draw, levels, terms) random deviations b of one factor in chain ``c``."""
-    from .multi import effect_name
-
-    kind = _fit_kind(fit)
-    if kind == "several-factor":
-        return _values(ds, effect_name(fit, factor_pos), c)
     b = _values(ds, "b", c)
-    if b is None and "theta" in ds:
-        b = (_values(ds, "theta", c) - _values(ds, "mu", c)[:, None])[..., None]
+    if f.level_pos is not None:
+        b = b[:, f.level_pos][:, :, f.term_pos]
     return b
 
 
@@ -261,8 +315,8 @@ def _row_means(ds, fit, rows: Rows, c) -> tuple[np.ndarray, np.ndarray]:
     if _fit_kind(fit) == "one-way":  # every one-way model has theta (pooling none to complete)
         return _values(ds, "theta", c)[:, rows.factors[0].codes], sigma
     eta = _beta(ds, fit, c, n_draw) @ rows.X.T if rows.X.shape[1] else np.zeros((n_draw, rows.n))
-    for k, f in enumerate(rows.factors):
-        b = _effects(ds, fit, k, c)  # (draw, levels, q)
+    for f in rows.factors:
+        b = _effects(ds, f, c)  # (draw, levels, q)
         eta = eta + np.einsum("dnq,nq->dn", b[:, f.codes, :], f.Z)
     return eta, sigma
 
@@ -402,6 +456,10 @@ def add_workflow_groups(idata, model):
     """Add ``log_likelihood``, ``observed_data`` and ``constant_data`` to draws of ``model``
     (:func:`~bayeshrink.sample` calls it); returns ``idata``."""
     post = idata["posterior"].to_dataset()
+    layout = getattr(model, "layout", None)
+    if layout is not None:  # several factors: each level's factor and label as coordinates
+        post = layout.label(post)
+        idata["posterior"] = post
     name, ll, _ = pointwise(model, post)
     obs, const = observed(model)
     idata["log_likelihood"] = xr.Dataset({name: ll})
@@ -479,6 +537,8 @@ def sample_prior_predictive(model, draws: int = 500, random_seed=None):
             draws=draws, model=model, random_seed=int(seeds[0]), compile_kwargs={"mode": "NUMBA"}
         )
     ds = prior["prior"].to_dataset()
+    if getattr(model, "layout", None) is not None:
+        ds = model.layout.label(ds)
     ds = _prior_effects(model, ds, np.random.default_rng(int(seeds[1])))
     name, _, pp = pointwise(model, ds, rng)
     obs, const = observed(model)
