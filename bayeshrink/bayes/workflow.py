@@ -313,11 +313,11 @@ def _row_means(ds, fit, rows: Rows, c) -> tuple[np.ndarray, np.ndarray]:
     n_draw = _n_draw(ds)
     sigma = _sigma(ds, fit, c, n_draw)
     if _fit_kind(fit) == "one-way":  # every one-way model has theta (pooling none to complete)
-        return _values(ds, "theta", c)[:, rows.factors[0].codes], sigma
+        return np.take(_values(ds, "theta", c), rows.factors[0].codes, axis=1), sigma
     eta = _beta(ds, fit, c, n_draw) @ rows.X.T if rows.X.shape[1] else np.zeros((n_draw, rows.n))
     for f in rows.factors:
         b = _effects(ds, f, c)  # (draw, levels, q)
-        eta = eta + np.einsum("dnq,nq->dn", b[:, f.codes, :], f.Z)
+        eta = eta + np.einsum("dnq,nq->dn", np.take(b, f.codes, axis=1), f.Z)
     return eta, sigma
 
 
@@ -377,20 +377,94 @@ def _level_coords(fit) -> dict:
     return {GROUP_DIM: [str(g) for g in fit.groups]}
 
 
-def pointwise(model, ds, rng=None) -> tuple[str, xr.DataArray, xr.DataArray | None]:
+_KERNELS: list = []
+
+
+def _kernels():
+    """numba kernels for the one-way rows: log N(y_i | theta[d, g_i], sigma_d^2) and
+    theta[d, g_i] + sigma_d z, fused over (draw, row); None where numba is missing."""
+    if _KERNELS:
+        return _KERNELS[0]
+    try:
+        import numba
+    except ImportError:  # pragma: no cover - numba comes with PyMC's numba backend
+        _KERNELS.append(None)
+        return None
+    half_log_2pi = 0.5 * _LOG_2PI
+
+    @numba.njit(parallel=True, cache=True)
+    def loglik(theta, codes, y, sigma, out):  # pragma: no cover - compiled
+        for d in numba.prange(out.shape[0]):
+            inv = 1.0 / sigma[d]
+            shift = math.log(sigma[d]) + half_log_2pi
+            for i in range(out.shape[1]):
+                r = (y[i] - theta[d, codes[i]]) * inv
+                out[d, i] = -0.5 * r * r - shift
+
+    @numba.njit(parallel=True, cache=True)
+    def predictive(theta, codes, sigma, out):  # pragma: no cover - compiled; out holds z
+        for d in numba.prange(out.shape[0]):
+            for i in range(out.shape[1]):
+                out[d, i] = theta[d, codes[i]] + sigma[d] * out[d, i]
+
+    _KERNELS.append((loglik, predictive))
+    return _KERNELS[0]
+
+
+def _row_arrays(model, ds, rng, loglik: bool):
+    """Per-row log-likelihood and predictive draws, written chain by chain into arrays made
+    once (draws x rows numbers each: no list of chains to stack, few temporaries)."""
+    fit, rows = model.fit, model.rows
+    shape = (int(ds.sizes.get("chain", 1)), _n_draw(ds), rows.n)
+    ll = np.empty(shape) if loglik else None
+    pp = np.empty(shape) if rng is not None else None
+    one_way = _fit_kind(fit) == "one-way"
+    kernels = _kernels() if one_way else None
+    for c in _chains(ds):
+        if kernels is not None:  # theta[draw, group of the row]: fused, no (draw, rows) mean
+            theta = np.ascontiguousarray(_values(ds, "theta", c))
+            sigma = np.ascontiguousarray(_sigma(ds, fit, c, theta.shape[0]))
+            codes = rows.factors[0].codes
+            if pp is not None:
+                rng.standard_normal(out=pp[c])
+                kernels[1](theta, codes, sigma, pp[c])
+            if ll is not None:
+                kernels[0](theta, codes, rows.y, sigma, ll[c])
+            continue
+        mean, sigma = _row_means(ds, fit, rows, c)
+        sd = sigma[:, None]
+        if pp is not None:
+            out = pp[c]
+            out[...] = rng.standard_normal(mean.shape)
+            out *= sd
+            out += mean
+        if ll is not None:
+            out = ll[c]
+            np.subtract(rows.y, mean, out=out)
+            out /= sd
+            np.square(out, out=out)
+            out *= -0.5
+            out -= np.log(sd) + 0.5 * _LOG_2PI
+    return ll, pp
+
+
+def pointwise(
+    model, ds, rng=None, loglik: bool = True
+) -> tuple[str, xr.DataArray | None, xr.DataArray | None]:
     """(name, log-likelihood, predictive draws or None) of the draws ``ds`` under ``model``.
 
     With ``rng`` the predictive draws are made (one per draw and observation)."""
     fit, rows = model.fit, getattr(model, "rows", None)
     ll, pp = [], []
     if rows is not None:
-        for c in _chains(ds):
-            mean, sigma = _row_means(ds, fit, rows, c)
-            sd = sigma[:, None]
-            ll.append(-0.5 * (_LOG_2PI + ((rows.y - mean) / sd) ** 2) - np.log(sd))
-            if rng is not None:
-                pp.append(mean + sd * rng.standard_normal(mean.shape))
-        dims, coords, name = (OBS_DIM,), _obs_coords(rows), rows.response
+        lla, ppa = _row_arrays(model, ds, rng, loglik)
+        coords = {"chain": ds["chain"].values, "draw": ds["draw"].values, **_obs_coords(rows)}
+        dims = ("chain", "draw", OBS_DIM)
+        return (
+            rows.response,
+            None if lla is None else xr.DataArray(lla, dims=dims, coords=coords),
+            None if ppa is None else xr.DataArray(ppa, dims=dims, coords=coords),
+        )
     elif _fit_kind(fit) == "one-way":
         y = np.asarray(fit.stats.mean, float)
         long = fit.data_kind == "long"
@@ -505,7 +579,7 @@ def sample_posterior_predictive(draws, random_seed=None, *, model=None):
     from .checks import check_model_draws
 
     check_model_draws(draws, model)
-    name, _, pp = pointwise(model, post, _rng(random_seed))
+    name, _, pp = pointwise(model, post, _rng(random_seed), loglik=False)
     draws["posterior_predictive"] = xr.Dataset({name: pp})
     return draws
 
@@ -540,7 +614,7 @@ def sample_prior_predictive(model, draws: int = 500, random_seed=None):
     if getattr(model, "layout", None) is not None:
         ds = model.layout.label(ds)
     ds = _prior_effects(model, ds, np.random.default_rng(int(seeds[1])))
-    name, _, pp = pointwise(model, ds, rng)
+    name, _, pp = pointwise(model, ds, rng, loglik=False)
     obs, const = observed(model)
     return xr.DataTree.from_dict(
         {
