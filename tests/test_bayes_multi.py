@@ -39,6 +39,10 @@ def test_exact_plugin_posterior_is_lme4s_conditional_distribution(penicillin_fit
         np.testing.assert_allclose(sub["sd"], s, rtol=1e-6)
 
 
+# PyMC's convergence rules (R-hat <= 1.01) are meant for 4 x 1000 draws: on 2 chains they flag
+# runs at random (R-hat 1.013 here once); the assertions below are in Monte Carlo SEs, and the
+# convergence checks themselves are tested in test_hostile.py (as in test_bayes.py).
+@pytest.mark.filterwarnings("ignore::bayeshrink.errors.SamplerConvergenceWarning")
 def test_sampled_plugin_posterior_means_are_the_conditional_modes(penicillin_fit):
     model = plugin_model_multi(penicillin_fit)
     assert "plate (24 levels)" in model.description
