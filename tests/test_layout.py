@@ -28,7 +28,7 @@ CORE = {
     "bayeshrink.results",
     "bayeshrink.shrinkage",
 }
-NO_PYMC = {"bayeshrink.plots", "bayeshrink.posterior"}
+NO_PYMC = {"bayeshrink.plots", "bayeshrink.plots_bayes", "bayeshrink.posterior"}
 
 
 def _module_name(path: Path) -> str:
