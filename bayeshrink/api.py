@@ -65,26 +65,90 @@ class FitResult:
 
     data_kind = "long"
 
+    # ----------------------------------------------------------------- grouping factors
+    @property
+    def factors(self) -> list[str]:
+        """The grouping factors, as lme4 names them (``names(ranef(m))``): one here."""
+        return [str(self.group)]
+
+    def _check_factor(self, factor) -> None:
+        """``factor=`` names the one grouping factor, or is left out."""
+        if factor is not None and factor not in self.factors:
+            raise ColumnError(
+                f"`factor` must be one of the grouping factors {self.factors}; got {factor!r}. "
+                "Leave it out (the fit has one grouping factor)."
+            )
+
     # ----------------------------------------------------------------- scalars and matrices
     @property
     def fixef_se(self) -> pd.Series:
         """Standard errors of the fixed effects, by term."""
         return pd.Series(np.sqrt(np.diag(self.vcov.to_numpy())), index=list(self.fixed_terms))
 
-    @property
-    def sd_re(self) -> pd.Series:
-        """SDs of the random terms (the square roots of ``cov_re``'s diagonal)."""
-        return pd.Series(np.sqrt(np.diag(self.cov_re.to_numpy())), index=list(self.random_terms))
+    def cov_re(self, factor: str | None = None) -> pd.DataFrame:
+        """lme4's ``VarCorr(m)[[factor]]``: the covariance of one factor's random effects (term
+        x term); ``factor`` may be left out when the fit has one grouping factor."""
+        self._check_factor(factor)
+        return self._cov_re()
 
-    @property
-    def corr_re(self) -> pd.DataFrame:
-        """Correlations of the random terms (1 on the diagonal; NaN beside a zero SD)."""
-        sd = self.sd_re.to_numpy()
+    def sd_re(self, factor: str | None = None) -> pd.Series:
+        """SDs of one factor's random terms (the square roots of ``cov_re(factor)``'s diagonal)."""
+        cov = self.cov_re(factor)
+        return pd.Series(np.sqrt(np.diag(cov.to_numpy())), index=list(cov.index))
+
+    def corr_re(self, factor: str | None = None) -> pd.DataFrame:
+        """Correlations of one factor's random terms (1 on the diagonal; NaN beside a zero SD)."""
+        cov = self.cov_re(factor)
+        sd = np.sqrt(np.diag(cov.to_numpy()))
         with np.errstate(invalid="ignore", divide="ignore"):
-            corr = self.cov_re.to_numpy() / np.outer(sd, sd)
+            corr = cov.to_numpy() / np.outer(sd, sd)
         np.fill_diagonal(corr, 1.0)
-        terms = list(self.random_terms)
-        return pd.DataFrame(corr, index=terms, columns=terms)
+        return pd.DataFrame(corr, index=cov.index, columns=cov.columns)
+
+    # ----------------------------------------------------------------- per group, per factor
+    def ranef(self, factor: str | None = None) -> pd.DataFrame:
+        """lme4's ``ranef()``: the conditional modes (BLUPs) of the deviations b_j, level x term."""
+        self._check_factor(factor)
+        return self._ranef()
+
+    def coef(self, factor: str | None = None) -> pd.DataFrame:
+        """lme4's ``coef()``: fixed plus random effects per level (level x term)."""
+        self._check_factor(factor)
+        return self._coef()
+
+    def ranef_sd(self, factor: str | None = None) -> pd.DataFrame:
+        """lme4's ``ranef(condVar = TRUE)`` SDs: conditional SDs of b_j, level x term."""
+        self._check_factor(factor)
+        return self._ranef_sd()
+
+    def ranef_cov(self, factor: str | None = None) -> np.ndarray:
+        """Conditional covariances Var(b_j | y), lme4's ``postVar``: (levels, terms, terms)."""
+        self._check_factor(factor)
+        return self._ranef_cov()
+
+    def _ranef_cov(self) -> np.ndarray:
+        sd = self._ranef_sd().to_numpy(dtype=float)
+        return sd[:, :, None] * np.eye(sd.shape[1])[None, :, :] * sd[:, None, :]
+
+    def shrinkage(self, factor: str | None = None) -> pd.DataFrame:
+        """Per level and term, the weight on the population value (see :meth:`table`)."""
+        self._check_factor(factor)
+        return self._shrinkage_frame()
+
+    def pred_sd(self, factor: str | None = None) -> pd.DataFrame:
+        """SDs of ``coef()`` counting the uncertainty of the fixed effects too."""
+        self._check_factor(factor)
+        return self._pred_sd_frame()
+
+    def own_fit(self, factor: str | None = None) -> pd.DataFrame:
+        """No pooling: each level's own estimate of its random terms."""
+        self._check_factor(factor)
+        return self._own_fit()
+
+    def own_se(self, factor: str | None = None) -> pd.DataFrame:
+        """Standard errors of ``own_fit()``."""
+        self._check_factor(factor)
+        return self._own_se()
 
     def varcorr(self) -> pd.DataFrame:
         """lme4's ``as.data.frame(VarCorr(m))``: one row per variance and covariance, then the
@@ -92,7 +156,8 @@ class FitResult:
         independent blocks on it); ``var2`` is None on variance rows and ``var1``/``var2`` on the
         Residual row, as lme4's NA; ``sdcor`` is the SD, or the correlation on covariance rows.
         Summary data (known standard errors) have no Residual row."""
-        cov, corr, terms = self.cov_re.to_numpy(), self.corr_re.to_numpy(), list(self.random_terms)
+        cov, corr = self.cov_re().to_numpy(), self.corr_re().to_numpy()
+        terms = list(self.random_terms)
         rows = []
         start = 0
         for k, size in enumerate(self.block_sizes):
@@ -133,7 +198,7 @@ class FitResult:
             raise ColumnError(f"`term` must be one of the random terms {terms}; got {term!r}.")
         return term
 
-    def table(self, term: str | None = None) -> pd.DataFrame:
+    def table(self, term: str | None = None, factor: str | None = None) -> pd.DataFrame:
         """One random term's per-group picture (default the first, usually the intercept),
         raw unrounded numbers indexed by the group labels: n, no_pooling (the group's own
         estimate), se (its standard error), shrinkage, blup (``coef()``), cond_sd
@@ -151,6 +216,7 @@ class FitResult:
         into these two parts, and the diagonal, but not the BLUPs: the model is the same.
         :func:`bayeshrink.plot_shrinkage_2d` draws the 2-D move.
         """
+        self._check_factor(factor)
         term = self._term(term)
         k = list(self.random_terms).index(term)
         out = pd.DataFrame(
@@ -166,7 +232,7 @@ class FitResult:
             index=self.groups.copy(),
         )
         out["prior_mean"] = float(self._prior_means()[k])
-        out["prior_sd"] = float(self.sd_re.iloc[k])
+        out["prior_sd"] = float(self.sd_re().iloc[k])
         return out
 
     def _prior_means(self) -> np.ndarray:
@@ -201,7 +267,8 @@ class FitResult:
             "fixef_se": {k: float(v) for k, v in self.fixef_se.items()},
             "sigma": plain(self.sigma),
             "random_terms": list(self.random_terms),
-            "cov_re": self.cov_re.to_numpy().tolist(),
+            "factors": self.factors,
+            "cov_re": self.cov_re().to_numpy().tolist(),
             "varcorr": records(self.varcorr()),
             "boundary": bool(self.boundary),
             "loglik": float(self.loglik),

@@ -139,8 +139,8 @@ def _oneway_stats(gs):
 
 
 def _is_mixed(fit) -> bool:
-    """A formula fit (MixedFit): it carries its design."""
-    return isinstance(fit, FitResult) and hasattr(fit, "design")
+    """A one-factor formula fit (MixedFit): it carries its per-group design."""
+    return isinstance(fit, FitResult) and hasattr(fit, "design") and not _is_multi(fit)
 
 
 def _check_long(fit, what: str) -> None:
@@ -174,7 +174,7 @@ def fit_pieces(fit) -> FitPieces:
             beta=fit.fixef.to_numpy(dtype=float),
             vcov=fit.vcov.to_numpy(dtype=float),
             sigma=float(fit.sigma),
-            cov_re=fit.cov_re.to_numpy(dtype=float),
+            cov_re=fit.cov_re().to_numpy(dtype=float),
             b=fit.ranef().to_numpy(dtype=float),
             S=fit.ranef_cov() / fit.sigma**2,
             ZtX=np.asarray(d.stats.B, float),
@@ -204,7 +204,7 @@ def fit_pieces(fit) -> FitPieces:
             beta=fit.fixef.to_numpy(dtype=float),
             vcov=fit.vcov.to_numpy(dtype=float),
             sigma=float(fit.sigma) if long else math.nan,
-            cov_re=fit.cov_re.to_numpy(dtype=float),
+            cov_re=fit.cov_re().to_numpy(dtype=float),
             b=fit.ranef().to_numpy(dtype=float),
             S=(fit.ranef_sd().to_numpy(dtype=float) ** 2 / fit.sigma**2)[:, :, None]
             if long
@@ -376,9 +376,10 @@ def predict(
             "`fit` must carry its formula's encoding to predict for new rows; this fit was "
             "built without it. Refit it with bs.fit(data, formula=...)."
         )
+    columns = getattr(fit, "group_columns", None) or (factor,)
     if _is_mixed(fit):
-        fit.design.encoder.check_columns(df, extra=(factor,) if random else ())
-    elif random and factor not in df.columns:
+        fit.design.encoder.check_columns(df, extra=tuple(columns) if random else ())
+    elif random and not set(columns) <= set(df.columns) and factor not in df.columns:
         raise ColumnError(
             f"`newdata` must have the grouping column {factor!r}; got columns "
             f"{', '.join(map(repr, map(str, df.columns[:20])))}. Add it, or pass random=False for "
@@ -388,10 +389,11 @@ def predict(
     n = len(df)
     mean = X @ pieces.beta
     if random:
-        pos = _match_groups(pieces.labels, df[factor])
+        gvals = group_values(fit, df, factor)
+        pos = _match_groups(pieces.labels, gvals)
         unknown = pos < 0
         if unknown.any() and not allow_new_levels:
-            vals = pd.unique(df[factor][unknown])
+            vals = pd.unique(gvals[unknown])
             shown = ", ".join(repr(v.item() if hasattr(v, "item") else v) for v in vals[:5]) + (
                 " ..." if len(vals) > 5 else ""
             )
@@ -1561,7 +1563,7 @@ def pooling_predictions(fit, newdata) -> pd.DataFrame:
     df = as_frame(newdata)
     partial = predict(fit, df).to_numpy()
     X, Z = pieces.encoder(df)
-    pos = _match_groups(pieces.labels, df[pieces.factor])
+    pos = _match_groups(pieces.labels, group_values(fit, df, pieces.factor))
     if (pos < 0).any():
         raise DataError(
             f"`newdata` must hold levels of {pieces.factor!r} seen in the fit for pooling "
@@ -1611,7 +1613,24 @@ def _is_multi(fit) -> bool:
     """A fit with one or more grouping factors from the blocked estimator (``MultiFit``): the
     fit that gives one-factor views (``factor_fit``). Judged by that method, not by importing
     the class, which imports this module."""
-    return callable(getattr(fit, "factor_fit", None)) and not isinstance(fit, FitResult)
+    return callable(getattr(fit, "factor_fit", None))
+
+
+def group_values(fit, df: pd.DataFrame, factor: str) -> pd.Series:
+    """Each row's level of a one-factor fit's grouping factor: the column, or for a factor
+    spelled as an interaction ``(1 | a:b)`` the columns' values joined as lme4 labels them."""
+    from .frames import interaction_labels
+
+    columns = getattr(fit, "group_columns", None)
+    if factor in df.columns or columns is None:
+        return df[factor]
+    absent = [c for c in columns if c not in df.columns]
+    if absent:
+        raise ColumnError(
+            f"`newdata` must have the columns of the grouping factor {factor!r} "
+            f"({', '.join(map(repr, columns))}); got no {', '.join(map(repr, absent))}."
+        )
+    return interaction_labels(df, columns).where(df[list(columns)].notna().all(axis=1))
 
 
 @dataclass(frozen=True, eq=False)

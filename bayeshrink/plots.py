@@ -801,7 +801,7 @@ def plot_shrinkage_2d(fit, terms: Sequence[str] | None = None, *, ax=None) -> Fi
     own = fit.own_fit()[terms]
     coef = fit.coef()[terms]
     centre = np.array([fit.table(t)["prior_mean"].iloc[0] for t in terms])
-    cov = fit.cov_re.loc[terms, terms].to_numpy()
+    cov = fit.cov_re().loc[terms, terms].to_numpy()
     if ax is None:
         fig, ax = plt.subplots(figsize=(7.2, 6.0))
     else:
@@ -852,7 +852,7 @@ def plot_shrinkage_2d(fit, terms: Sequence[str] | None = None, *, ax=None) -> Fi
     ax.plot([], [], color=PRIOR, lw=1.2, ls="--", label="prior N(fixef, cov_re): 95% region")
     ax.set_xlabel(terms[0])
     ax.set_ylabel(terms[1])
-    corr = fit.corr_re.loc[terms[0], terms[1]]
+    corr = fit.corr_re().loc[terms[0], terms[1]]
     title = f"{fit.formula}\n{fit.method.upper()}: corr = {corr:.3f}" + (
         "  (boundary fit: singular covariance)" if fit.boundary else ""
     )

@@ -332,7 +332,7 @@ def test_polynomial_terms_match_lme4(sleep, term):
     np.testing.assert_allclose(fit.fixef_se.to_numpy(), list(ref["fixef_se"].values()), rtol=rtol)
     np.testing.assert_allclose(fit.sigma, ref["sigma"], rtol=rtol)
     cov = np.asarray(ref["cov_re"], float).reshape(2, 2)
-    np.testing.assert_allclose(fit.cov_re.to_numpy(), cov, rtol=rtol, atol=rtol * cov.max())
+    np.testing.assert_allclose(fit.cov_re().to_numpy(), cov, rtol=rtol, atol=rtol * cov.max())
     np.testing.assert_allclose(fit.loglik, ref["logLik"], rtol=1e-9)
     # and the same as an explicit column
     explicit = bs.fit(

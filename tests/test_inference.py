@@ -187,7 +187,7 @@ def test_new_group_interval_is_the_plugin_prior():
         interval="prediction",
         level=0.9,
     ).iloc[0]
-    var = x @ m.cov_re.to_numpy() @ x + m.sigma**2 + x @ m.vcov.to_numpy() @ x
+    var = x @ m.cov_re().to_numpy() @ x + m.sigma**2 + x @ m.vcov.to_numpy() @ x
     close(got["fit"], x @ m.fixef.to_numpy(), rtol=1e-12)
     close(got["sd"], math.sqrt(var), rtol=1e-12)
     close(got["hi"] - got["fit"], stats.norm.ppf(0.95) * math.sqrt(var), rtol=1e-12)
