@@ -1300,8 +1300,10 @@ def confint(
         parametric bootstrap (lme4's ``bootMer``), percentile intervals from ``n_boot`` fits to
         responses simulated from the fitted model, reproducible with ``random_seed``. The
         simulation draws each group's cross-products exactly from their distribution, so it
-        costs O(groups) per draw, not O(rows). Not available yet with several grouping
-        factors (a :class:`~bayeshrink.errors.MethodError` says so).
+        costs O(groups) per draw, not O(rows). With several grouping factors the responses are
+        simulated row by row (:func:`bayeshrink.afterfit.simulate`, every factor's random
+        effects redrawn) and refitted on the fit's own design
+        (:func:`bayeshrink.afterfit.bootstrap_multi`).
     n_boot : int
         Bootstrap replications (method="bootstrap").
     random_seed : int, optional
@@ -1365,11 +1367,6 @@ def confint(
             lo[name], hi[name] = a, b
     else:
         _check_long(fit, "bootstrap intervals")
-        if isinstance(p, MultiPieces):
-            raise MethodError(
-                "`method='bootstrap'` is available for one grouping factor only; got a model "
-                f"with the factors {[f.name for f in p.multi]}. Use method='profile' or 'wald'."
-            )
         draws = bootstrap(fit, n_boot=n_boot, random_seed=random_seed)
         q = draws.quantile([0.5 - level / 2.0, 0.5 + level / 2.0])
         lo[:] = q.iloc[0].to_numpy()
@@ -1432,6 +1429,10 @@ def bootstrap(fit, n_boot: int = 500, random_seed: int | None = None) -> pd.Data
         raise DataError(f"`n_boot` must be an integer >= 2; got {n_boot!r}. E.g. n_boot=500.")
     p = fit_pieces(fit)
     _check_long(fit, "the bootstrap")
+    if isinstance(p, MultiPieces):
+        from .afterfit import bootstrap_multi
+
+        return bootstrap_multi(fit, n_boot, random_seed)
     sc = _Scale.of(p.stats)
     s: MixedStats = sc.std  # simulate and refit on the estimator's standardized columns
     beta_s, cov_s, sigma_s = sc.to_std(p.beta, p.cov_re, p.sigma)
@@ -1523,6 +1524,30 @@ class InferenceMixin:
         """Confidence intervals as lme4's ``confint(oldNames = FALSE)``; see
         :func:`bayeshrink.confint`."""
         return confint(self, parm, level, method, n_boot=n_boot, random_seed=random_seed)
+
+    def fitted(self, data=None) -> pd.Series:
+        """lme4's ``fitted(m)``: X beta_hat + Z b_hat per row; see :func:`bayeshrink.afterfit.fitted`.
+
+        ``data`` is the frame that was fitted (or rows of known levels); a fit with several
+        grouping factors keeps its rows and may be called without it."""
+        from .afterfit import fitted
+
+        return fitted(self, data)
+
+    def resid(self, data=None) -> pd.Series:
+        """lme4's ``residuals(m)``: the response minus ``fitted()``; ``data`` as for
+        :meth:`fitted`."""
+        from .afterfit import resid
+
+        return resid(self, data)
+
+    def simulate(self, nsim: int = 1, seed: int | None = None, data=None) -> pd.DataFrame:
+        """lme4's ``simulate(m, nsim, seed)``: new responses from the fitted model with the
+        random effects redrawn, one column per simulation (``sim_1``, ...); ``data`` as for
+        :meth:`fitted`. See :func:`bayeshrink.afterfit.simulate`."""
+        from .afterfit import simulate
+
+        return simulate(self, nsim, seed, data)
 
     @property
     def n_params(self) -> int:
