@@ -1526,7 +1526,7 @@ class InferenceMixin:
         return confint(self, parm, level, method, n_boot=n_boot, random_seed=random_seed)
 
     def fitted(self, data=None) -> pd.Series:
-        """lme4's ``fitted(m)``: X beta_hat + Z b_hat per row; see :func:`bayeshrink.afterfit.fitted`.
+        """lme4's ``fitted(m)``: X beta_hat + Z b_hat per row (:func:`bayeshrink.afterfit.fitted`).
 
         ``data`` is the frame that was fitted (or rows of known levels); a fit with several
         grouping factors keeps its rows and may be called without it."""

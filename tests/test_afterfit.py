@@ -153,3 +153,44 @@ def test_simulate_refuses_summary_data():
     fit = bs.fit_summary(schools, estimate="y", se="sigma", group="school")
     with pytest.raises(DataTypeError, match=r"`fit` must be fitted to long data"):
         fit.simulate(2, data=schools)
+
+
+# ---------------------------------------------------------------------------- bootstrap, several
+def test_dense_refit_is_the_fit(crossed):
+    """The bootstrap's refit at the fitted response lands on the fit (two of our own paths; the
+    refit's optimiser uses finite differences, which stop at ~1e-6 relative in theta)."""
+    from bayeshrink.afterfit import DenseRefit
+
+    beta, sigma, covs = DenseRefit(crossed).refit(crossed.design.y)
+    np.testing.assert_allclose(beta, crossed.fixef, rtol=1e-9)
+    np.testing.assert_allclose(sigma, crossed.sigma, rtol=1e-5)
+    for cov, name in zip(covs, crossed.factors, strict=True):
+        np.testing.assert_allclose(cov, crossed.cov_re(name), rtol=1e-5)
+
+
+def test_bootstrap_confint_with_crossed_factors_matches_lme4(crossed):
+    r = ref("penicillin")["bootstrap"]
+    n_boot = 200
+    ci = crossed.confint(method="bootstrap", n_boot=n_boot, random_seed=2026)
+    # confint(m, method = "boot", nsim = 4000, seed = 101, oldNames = FALSE) in lme4, and the
+    # density of bootMer's replicates at each bound (make_afterfit_references.R)
+    assert list(ci.index) == r["parm"]
+    assert ci.attrs["method"] == "bootstrap"
+    p = 0.025
+    for bound, q, dens in (("lo", r["q_lo"], r["dens_lo"]), ("hi", r["q_hi"], r["dens_hi"])):
+        # Monte Carlo SE of an estimated quantile, ours (n_boot) and lme4's (nsim) together
+        se = np.sqrt(p * (1 - p) * (1 / n_boot + 1 / r["nsim"])) / np.asarray(dens)
+        z = (ci[bound].to_numpy() - np.asarray(q)) / se
+        assert np.all(np.abs(z) < 4.0), (bound, z)
+
+
+@pytest.mark.parametrize("n_boot", [0, 1, 2.5, "200"])
+def test_bootstrap_with_several_factors_bad_n_boot(crossed, n_boot):
+    with pytest.raises(DataError, match=r"`n_boot` must be an integer >= 2; got"):
+        crossed.confint(method="bootstrap", n_boot=n_boot)
+
+
+@pytest.mark.parametrize("level", [0.0, 1.0, 1.5, -0.2, "0.95"])
+def test_bootstrap_with_several_factors_bad_level(crossed, level):
+    with pytest.raises(DataError, match=r"`level` must be a probability strictly between 0 and 1"):
+        crossed.confint(method="bootstrap", level=level, n_boot=10)

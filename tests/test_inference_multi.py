@@ -34,7 +34,7 @@ import pytest
 from conftest import REFERENCE, load_ref
 
 import bayeshrink as bs
-from bayeshrink.errors import DataError, MethodError
+from bayeshrink.errors import DataError
 from bayeshrink.inference import RefitWarning, _MultiProfile, fit_pieces
 
 RTOL = 1e-6
@@ -338,9 +338,8 @@ def test_anova_refuses_different_data():
         bs.anova(a, b)
 
 
-def test_bootstrap_and_missing_newdata_are_refused():
+def test_missing_newdata_is_refused():
+    # the bootstrap with several factors: tests/test_afterfit.py
     m, _ = fitted("penicillin", "REML")
-    with pytest.raises(MethodError, match=r"one grouping factor only.*'plate', 'sample'"):
-        m.confint(method="bootstrap")
     with pytest.raises(DataError, match="`newdata` must be given"):
         m.predict()
