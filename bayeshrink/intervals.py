@@ -768,17 +768,85 @@ def interval_arrays(a: OneWayArrays, method: str, level: float = 0.95, **options
     return out
 
 
-def interval_table(fit, level: float = 0.95, method: str = "morris", **options):
-    """One row per group (indexed as ``fit.table()``): ``estimate``, ``lo``, ``hi``,
-    ``half_width`` and the method's extras. See :meth:`ShrinkageFit.intervals`."""
+def term_arrays(fit, term: str | None = None, factor: str | None = None) -> OneWayArrays:
+    """The one-way problem behind one scalar random term of any fit, batch size 1.
+
+    A one-way fit gives its own data (:meth:`OneWayArrays.from_fit`). For a formula fit the
+    term must be the only random term of its grouping factor (a scalar term, e.g. ``(1 | g)``
+    beside covariates or other factors); its one-way problem is the term's conditional one:
+    y_j the level's own estimate (``table()``'s ``no_pooling``: its likelihood given sigma, the
+    fixed effects and the other factors at their estimates), s_j its SE (``se``) treated as known,
+    mu the term's fixed effect (0 without one) with its SE from the fit, tau^2 the term's
+    variance. The methods then read it as summary data with known SEs: the uncertainty they add
+    is that of mu and tau^2; sigma and the other terms are held at their estimates."""
+    from .errors import ColumnError
+
+    if hasattr(fit, "stats") and hasattr(fit, "components") and not hasattr(fit, "design"):
+        fit._check_factor(factor)
+        fit._term(term)
+        return OneWayArrays.from_fit(fit)
+    factors = list(fit.factors)
+    if factor is None and len(factors) > 1:
+        raise ColumnError(
+            f"`factor` must name one of the grouping factors {factors} for intervals of a fit "
+            f"with several; got None. Pass e.g. factor={factors[0]!r}."
+        )
+    terms = list(fit.ranef(factor).columns)  # checks the factor's name
+    name = factor if factor is not None else factors[0]
+    if term is not None and term not in terms:
+        raise ColumnError(
+            f"`term` must be one of the random terms of {name} {terms}; got {term!r}."
+        )
+    if len(terms) != 1:
+        raise MethodError(
+            f"`term` must be a scalar random term, the only random term of its grouping factor; "
+            f"{name!r} has the random terms {terms} (a vector term, whose levels' intervals "
+            "are joint). Use fit.predict(newdata, interval='confidence') for each level's "
+            "mean, or fit.ranef_sd() for conditional SDs."
+        )
+    t = fit.table(terms[0], factor)
+    fixef_se = fit.fixef_se
+    mu_se = float(fixef_se[terms[0]]) if terms[0] in fixef_se.index else 0.0
+    y = t["no_pooling"].to_numpy(float)
+    se = t["se"].to_numpy(float)
+    if not (np.isfinite(y).all() and np.isfinite(se).all() and (se > 0).all()):
+        raise DataError(
+            f"the levels of {name!r} must each have an own estimate with a positive SE for "
+            "intervals; some have none (a level whose data cannot estimate its term)."
+        )
+    return OneWayArrays(
+        data_kind="summary",
+        method=fit.method,
+        y=y[None, :],
+        se=se[None, :],
+        mu=np.array([float(t["prior_mean"].iloc[0])]),
+        mu_se=np.array([mu_se]),
+        tau2=np.array([float(t["prior_sd"].iloc[0]) ** 2]),
+        sigma2=np.array([float(fit.sigma) ** 2]),
+    )
+
+
+def interval_table(
+    fit,
+    level: float = 0.95,
+    method: str = "morris",
+    *,
+    term: str | None = None,
+    factor: str | None = None,
+    **options,
+):
+    """One row per level (indexed as ``fit.table(term, factor)``): ``estimate``, ``lo``, ``hi``,
+    ``half_width`` and the method's extras. See :meth:`bayeshrink.api.FitResult.intervals`."""
     method = check_interval_method(method)
     level = check_level(level)
     _check_options(method, options)
+    arrays = term_arrays(fit, term, factor)
+    index = fit.table(term, factor).index.copy()
     if method == "full":
         if options.get("draws") is None:
-            interval_arrays(OneWayArrays.from_fit(fit), "full", level)  # raises the clear error
-        options = {"draws": theta_draws(options["draws"], fit.groups)[None]}
-    out = interval_arrays(OneWayArrays.from_fit(fit), method, level, **options)
+            interval_arrays(arrays, "full", level)  # raises the clear error
+        options = {"draws": theta_draws(options["draws"], index)[None]}
+    out = interval_arrays(arrays, method, level, **options)
     first = ["estimate", "lo", "hi", "half_width"]
     cols = first + [c for c in out if c not in first]
-    return pd.DataFrame({c: np.array(out[c][0], float) for c in cols}, index=fit.groups.copy())
+    return pd.DataFrame({c: np.array(out[c][0], float) for c in cols}, index=index)

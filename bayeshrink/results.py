@@ -306,38 +306,3 @@ class ShrinkageFit(FitResult, InferenceMixin):
             "var_ratio": self.var_ratio if long else None,
             "complete_pooling": self.complete_pooling,
         }
-
-    # ------------------------------------------------------------------ intervals
-    def intervals(self, level: float = 0.95, method: str = "morris", **options) -> pd.DataFrame:
-        """Intervals for each group's effect theta_j, one row per group (indexed as
-        :meth:`table`): ``estimate``, ``lo``, ``hi``, ``half_width`` and the method's extras.
-
-        Parameters
-        ----------
-        level : float
-            Coverage level in (0, 1).
-        method : str
-            ``"cond"`` (BLUP +- z cond_sd), ``"pred"`` (+- z pred_sd), ``"no-pooling"``,
-            ``"morris"`` (Morris 1983; the default: in notebook 5's simulation study its
-            coverage stays closest to nominal across few and many groups, small and large
-            variance ratios; it needs 4 or more groups), ``"kass-steffey"`` (Kass & Steffey
-            1989),
-            ``"bootstrap"`` (Laird & Louis 1987; options ``n_boot``, ``random_seed``),
-            ``"robust"`` (Armstrong, Kolesar & Plagborg-Moller 2022; options ``kurtosis``,
-            ``weights``) or ``"full"`` (quantiles of full-Bayes ``draws``). Each method's
-            formula and source are in :mod:`bayeshrink.intervals`.
-
-        Examples
-        --------
-        >>> import bayeshrink as bs
-        >>> demo = bs.load_dataset("seed_demo")
-        >>> fit = bs.fit(demo[demo["model"] == "2"], y="y", group="group")
-        >>> fit.intervals(method="pred")[["estimate", "lo", "hi"]].round(3).head(2)
-               estimate     lo      hi
-        group
-        g1       11.330  7.275  15.384
-        g2       13.143  9.089  17.198
-        """
-        from .intervals import interval_table
-
-        return interval_table(self, level=level, method=method, **options)

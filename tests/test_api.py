@@ -203,7 +203,7 @@ def test_every_fit_is_a_fit_result_with_the_same_signatures(shapes):
         sigs = {k: inspect.signature(getattr(type(f), name)) for k, f in shapes.items()}
         assert len(set(map(str, sigs.values()))) == 1, (name, sigs)
         assert "factor" in sigs["one-way"].parameters, name
-    for name in ("predict", "confint", "fitted", "resid", "simulate"):
+    for name in ("predict", "confint", "fitted", "resid", "simulate", "intervals"):
         sigs = {str(inspect.signature(getattr(type(f), name))) for f in shapes.values()}
         assert len(sigs) == 1, (name, sigs)
 

@@ -800,7 +800,7 @@ def test_predict_for_no_rows_and_unknown_levels(sleep):
         m.predict(sleep.head(2).assign(Subject=999))
 
 
-def test_group_intervals_of_a_formula_fit_are_refused_clearly(sleep):
+def test_group_intervals_of_a_vector_term_are_refused_clearly(sleep):
     m = bs.fit(sleep, formula="Reaction ~ Days + (Days | Subject)")
-    with pytest.raises(bs.MethodError, match=r"`intervals` must be called on a one-way fit"):
+    with pytest.raises(bs.MethodError, match=r"`term` must be a scalar random term"):
         m.intervals()

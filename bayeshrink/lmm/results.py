@@ -272,18 +272,6 @@ class MixedFit(FitResult, InferenceMixin):
             {"estimate": self.fixef, "se": self.fixef_se, "t": self.fixef / self.fixef_se}
         )
 
-    def intervals(self, level: float = 0.95, method: str = "morris", **options) -> pd.DataFrame:
-        """Group-effect intervals (Morris, Kass-Steffey, bootstrap, ...) are for one-way fits so
-        far; a formula fit refuses clearly instead of lacking the method."""
-        from ..errors import MethodError
-
-        raise MethodError(
-            f"`intervals` must be called on a one-way fit (bs.fit(df, y=..., group=...)); got "
-            f"a formula fit ({self.formula!r}), for which they are not implemented. Use "
-            "fit.predict(newdata, interval='confidence') for each group's mean, "
-            "fit.ranef_sd() for conditional SDs, or fit.confint() for the parameters."
-        )
-
     def summary(self) -> str:
         crit = "REML criterion" if self.method == "reml" else "-2 log-likelihood"
         lines = [
