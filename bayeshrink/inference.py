@@ -1575,17 +1575,71 @@ class InferenceMixin:
 # =============================================================================== pooling
 
 
-def pooling_predictions(fit, newdata) -> pd.DataFrame:
+def factor_columns(fit, factor: str | None = None) -> tuple[str, tuple[str, ...]]:
+    """A grouping factor's name and the data columns whose interaction it is (one column for a
+    plain factor); ``factor`` may be left out when the fit has one."""
+    if _is_multi(fit):
+        f = fit._factor(factor)
+        comps = {b.factor: b.components for b in fit.design.spec.blocks}
+        return f.name, tuple(comps[f.name])
+    fit._check_factor(factor)
+    name = fit.factors[0]
+    return name, tuple(getattr(fit, "group_columns", None) or (fit.group,))
+
+
+def level_values(fit, df: pd.DataFrame, factor: str | None = None) -> pd.Series:
+    """Each row's level of one grouping factor, labelled as the fit labels it."""
+    _, columns = factor_columns(fit, factor)
+    if _is_multi(fit):
+        return _factor_labels(df, columns)
+    return group_values(fit, df, fit_pieces(fit).factor)
+
+
+def _pooling_multi(fit, df: pd.DataFrame, factor: str | None) -> pd.DataFrame:
+    """:func:`pooling_predictions` for one factor of a several-factor fit: the other factors'
+    effects are left at 0 (their population value) in all three lines."""
+    p = _multi_pieces(fit)
+    name, _ = factor_columns(fit, factor)
+    f = next(f for f in p.multi if f.name == name)
+    X, Zall = p.encoder.evaluate(df)
+    Z = _split_z(p, Zall)[name]
+    pos = _match_groups(f.labels, level_values(fit, df, name))
+    if (pos < 0).any():
+        raise DataError(
+            f"`newdata` must hold levels of {name!r} seen in the fit for pooling predictions; a "
+            "new level has no own fit."
+        )
+    d = fit.design
+    ols = np.linalg.lstsq(d.X, d.y, rcond=None)[0] if d.X.shape[1] else np.zeros(0)
+    E = fit._E(fit._factor(name))
+    own_dev = fit.own_fit(name).to_numpy() - E @ p.beta
+    base = X @ p.beta
+    return pd.DataFrame(
+        {
+            "no_pooling": base + np.einsum("iq,iq->i", Z, own_dev[pos]),
+            "complete_pooling": X @ ols,
+            "partial_pooling": base + np.einsum("iq,iq->i", Z, f.b[pos]),
+        },
+        index=df.index,
+    )
+
+
+def pooling_predictions(fit, newdata, factor: str | None = None) -> pd.DataFrame:
     """Gelman & Hill's three fits for rows of known groups: ``no_pooling`` (each group's own
     least-squares fit of its random terms, the other fixed effects at their estimates:
     ``own_fit()``; the group mean for a one-way fit), ``complete_pooling`` (ordinary least
     squares ignoring the groups, from the fit's X'X and X'y) and ``partial_pooling`` (the BLUP
-    prediction, :func:`predict`). NaN no-pooling where a group's data cannot fit its terms."""
+    prediction, :func:`predict`). NaN no-pooling where a group's data cannot fit its terms.
+    With several grouping factors ``factor`` names the one whose levels the rows are of; the
+    other factors' effects are 0 in all three (their population value)."""
     from .frames import as_frame
 
-    pieces = fit_pieces(fit)
     _check_long(fit, "pooling predictions")
     df = as_frame(newdata)
+    if _is_multi(fit):
+        return _pooling_multi(fit, df, factor)
+    fit._check_factor(factor)
+    pieces = fit_pieces(fit)
     partial = predict(fit, df).to_numpy()
     X, Z = pieces.encoder(df)
     pos = _match_groups(pieces.labels, group_values(fit, df, pieces.factor))

@@ -875,6 +875,7 @@ def plot_predictions(
     n_groups: int = 8,
     at: Mapping | None = None,
     ncols: int = 4,
+    factor: str | None = None,
 ) -> Figure:
     """Gelman & Hill's per-group lines: no pooling, complete pooling and partial pooling.
 
@@ -897,17 +898,22 @@ def plot_predictions(
         Group labels to show; by default ``n_groups`` spread over the range of group sizes.
     at : mapping, optional
         Values for the other covariates of the formula along each line.
+    factor : str, optional
+        With several grouping factors (crossed or nested), the one whose levels the panels
+        show; the other factors' effects are at 0 (their population value) in all three lines,
+        and the points are the level's rows, whatever their other levels.
     """
-    from .inference import fit_pieces, pooling_predictions, response_values
+    from .inference import factor_columns, level_values, pooling_predictions, response_values
 
-    pieces = fit_pieces(fit)
+    view = _one_factor(fit, factor)
     df = data if isinstance(data, pd.DataFrame) else pd.DataFrame(data)
-    factor = pieces.factor
-    if factor not in df.columns:
-        raise DataError(f"`data` must have the grouping column {factor!r}; it does not.")
-    labels = list(pieces.labels)
+    factor, columns = factor_columns(fit, factor)
+    absent = [c for c in columns if c not in df.columns]
+    if absent and factor not in df.columns:
+        raise DataError(f"`data` must have the grouping column {absent[0]!r}; it does not.")
+    labels = list(view.groups)
     if groups is None:
-        sizes = np.asarray(fit.n, dtype=float)
+        sizes = np.asarray(view.n, dtype=float)
         order = np.argsort(sizes, kind="stable")
         k = min(n_groups, len(labels))
         picks = order[np.unique(np.linspace(0, len(order) - 1, k).round().astype(int))]
@@ -940,7 +946,7 @@ def plot_predictions(
             f"line), e.g. at={{{others[0]!r}: ...}}."
         )
     y = response_values(fit, df)
-    gcol = df[factor].to_numpy()
+    gcol = level_values(fit, df, factor).to_numpy()
     ncols = max(1, min(ncols, len(groups)))
     nrows = math.ceil(len(groups) / ncols)
     height = 2.6 * nrows + 0.6
@@ -953,11 +959,16 @@ def plot_predictions(
         grid = np.array([0.0, 1.0])
     text = pd.Index([str(g) for g in gcol])
     for ax, g in zip(axes.flat, groups, strict=False):
-        rows = pd.DataFrame({factor: [g] * len(grid), **{k: v for k, v in at.items()}})
+        here = (gcol == g) | (text == str(g))
+        if factor in df.columns:
+            rows = pd.DataFrame({factor: [g] * len(grid)})
+        else:  # the level's columns, from one of its rows (an interaction a:b)
+            rows = df.loc[here, list(columns)].iloc[[0] * len(grid)].reset_index(drop=True)
+        for k, v in at.items():
+            rows[k] = v
         if x is not None:
             rows[x] = grid
-        lines = pooling_predictions(fit, rows)
-        here = (gcol == g) | (text == str(g))
+        lines = pooling_predictions(fit, rows, factor if len(fit.factors) > 1 else None)
         xs = df[x].to_numpy()[here] if x is not None else np.full(here.sum(), 0.5)
         ax.scatter(xs, y[here], s=12, color="0.35", zorder=3, gid="data")
         for col, colour, style, label in (
@@ -975,10 +986,10 @@ def plot_predictions(
         if x is not None:
             ax.set_xlabel(x)
     for ax in axes[:, 0]:
-        ax.set_ylabel(pieces.response)
+        ax.set_ylabel(fit.response)
     handles, names = axes.flat[0].get_legend_handles_labels()
     fig.legend(handles, names, loc="lower center", ncol=3, frameon=False, fontsize=9)
-    title = getattr(fit, "formula", None) or f"{pieces.response} ~ 1 + (1 | {factor})"
+    title = getattr(fit, "formula", None) or f"{fit.response} ~ 1 + (1 | {factor})"
     fig.suptitle(f"{title} ({fit.method.upper()})", fontsize=10)
     fig.tight_layout(rect=(0, 0.4 / height, 1, 1 - 0.3 / height))
     return fig
