@@ -159,7 +159,7 @@ def test_simulate_refuses_summary_data():
 def test_dense_refit_is_the_fit(crossed):
     """The bootstrap's refit at the fitted response lands on the fit (two of our own paths; the
     refit's optimiser uses finite differences, which stop at ~1e-6 relative in theta)."""
-    from bayeshrink.afterfit import DenseRefit
+    from bayeshrink.inference.bootstrap import DenseRefit
 
     beta, sigma, covs = DenseRefit(crossed).refit(crossed.design.y)
     np.testing.assert_allclose(beta, crossed.fixef, rtol=1e-9)
