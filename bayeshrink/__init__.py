@@ -73,7 +73,7 @@ _LAZY = {
     "plot_shrinkage_2d": "plots",
     "explore": "explorer",
     "Explorer": "explorer",
-    "plot_predictions": "plots",
+    "plot_predictions": "plots_predictions",
 }
 
 

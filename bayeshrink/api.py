@@ -65,26 +65,90 @@ class FitResult:
 
     data_kind = "long"
 
+    # ----------------------------------------------------------------- grouping factors
+    @property
+    def factors(self) -> list[str]:
+        """The grouping factors, as lme4 names them (``names(ranef(m))``): one here."""
+        return [str(self.group)]
+
+    def _check_factor(self, factor) -> None:
+        """``factor=`` names the one grouping factor, or is left out."""
+        if factor is not None and factor not in self.factors:
+            raise ColumnError(
+                f"`factor` must be one of the grouping factors {self.factors}; got {factor!r}. "
+                "Leave it out (the fit has one grouping factor)."
+            )
+
     # ----------------------------------------------------------------- scalars and matrices
     @property
     def fixef_se(self) -> pd.Series:
         """Standard errors of the fixed effects, by term."""
         return pd.Series(np.sqrt(np.diag(self.vcov.to_numpy())), index=list(self.fixed_terms))
 
-    @property
-    def sd_re(self) -> pd.Series:
-        """SDs of the random terms (the square roots of ``cov_re``'s diagonal)."""
-        return pd.Series(np.sqrt(np.diag(self.cov_re.to_numpy())), index=list(self.random_terms))
+    def cov_re(self, factor: str | None = None) -> pd.DataFrame:
+        """lme4's ``VarCorr(m)[[factor]]``: the covariance of one factor's random effects (term
+        x term); ``factor`` may be left out when the fit has one grouping factor."""
+        self._check_factor(factor)
+        return self._cov_re()
 
-    @property
-    def corr_re(self) -> pd.DataFrame:
-        """Correlations of the random terms (1 on the diagonal; NaN beside a zero SD)."""
-        sd = self.sd_re.to_numpy()
+    def sd_re(self, factor: str | None = None) -> pd.Series:
+        """SDs of one factor's random terms (the square roots of ``cov_re(factor)``'s diagonal)."""
+        cov = self.cov_re(factor)
+        return pd.Series(np.sqrt(np.diag(cov.to_numpy())), index=list(cov.index))
+
+    def corr_re(self, factor: str | None = None) -> pd.DataFrame:
+        """Correlations of one factor's random terms (1 on the diagonal; NaN beside a zero SD)."""
+        cov = self.cov_re(factor)
+        sd = np.sqrt(np.diag(cov.to_numpy()))
         with np.errstate(invalid="ignore", divide="ignore"):
-            corr = self.cov_re.to_numpy() / np.outer(sd, sd)
+            corr = cov.to_numpy() / np.outer(sd, sd)
         np.fill_diagonal(corr, 1.0)
-        terms = list(self.random_terms)
-        return pd.DataFrame(corr, index=terms, columns=terms)
+        return pd.DataFrame(corr, index=cov.index, columns=cov.columns)
+
+    # ----------------------------------------------------------------- per group, per factor
+    def ranef(self, factor: str | None = None) -> pd.DataFrame:
+        """lme4's ``ranef()``: the conditional modes (BLUPs) of the deviations b_j, level x term."""
+        self._check_factor(factor)
+        return self._ranef()
+
+    def coef(self, factor: str | None = None) -> pd.DataFrame:
+        """lme4's ``coef()``: fixed plus random effects per level (level x term)."""
+        self._check_factor(factor)
+        return self._coef()
+
+    def ranef_sd(self, factor: str | None = None) -> pd.DataFrame:
+        """lme4's ``ranef(condVar = TRUE)`` SDs: conditional SDs of b_j, level x term."""
+        self._check_factor(factor)
+        return self._ranef_sd()
+
+    def ranef_cov(self, factor: str | None = None) -> np.ndarray:
+        """Conditional covariances Var(b_j | y), lme4's ``postVar``: (levels, terms, terms)."""
+        self._check_factor(factor)
+        return self._ranef_cov()
+
+    def _ranef_cov(self) -> np.ndarray:
+        sd = self._ranef_sd().to_numpy(dtype=float)
+        return sd[:, :, None] * np.eye(sd.shape[1])[None, :, :] * sd[:, None, :]
+
+    def shrinkage(self, factor: str | None = None) -> pd.DataFrame:
+        """Per level and term, the weight on the population value (see :meth:`table`)."""
+        self._check_factor(factor)
+        return self._shrinkage_frame()
+
+    def pred_sd(self, factor: str | None = None) -> pd.DataFrame:
+        """SDs of ``coef()`` counting the uncertainty of the fixed effects too."""
+        self._check_factor(factor)
+        return self._pred_sd_frame()
+
+    def own_fit(self, factor: str | None = None) -> pd.DataFrame:
+        """No pooling: each level's own estimate of its random terms."""
+        self._check_factor(factor)
+        return self._own_fit()
+
+    def own_se(self, factor: str | None = None) -> pd.DataFrame:
+        """Standard errors of ``own_fit()``."""
+        self._check_factor(factor)
+        return self._own_se()
 
     def varcorr(self) -> pd.DataFrame:
         """lme4's ``as.data.frame(VarCorr(m))``: one row per variance and covariance, then the
@@ -92,7 +156,8 @@ class FitResult:
         independent blocks on it); ``var2`` is None on variance rows and ``var1``/``var2`` on the
         Residual row, as lme4's NA; ``sdcor`` is the SD, or the correlation on covariance rows.
         Summary data (known standard errors) have no Residual row."""
-        cov, corr, terms = self.cov_re.to_numpy(), self.corr_re.to_numpy(), list(self.random_terms)
+        cov, corr = self.cov_re().to_numpy(), self.corr_re().to_numpy()
+        terms = list(self.random_terms)
         rows = []
         start = 0
         for k, size in enumerate(self.block_sizes):
@@ -133,7 +198,7 @@ class FitResult:
             raise ColumnError(f"`term` must be one of the random terms {terms}; got {term!r}.")
         return term
 
-    def table(self, term: str | None = None) -> pd.DataFrame:
+    def table(self, term: str | None = None, factor: str | None = None) -> pd.DataFrame:
         """One random term's per-group picture (default the first, usually the intercept),
         raw unrounded numbers indexed by the group labels: n, no_pooling (the group's own
         estimate), se (its standard error), shrinkage, blup (``coef()``), cond_sd
@@ -151,6 +216,7 @@ class FitResult:
         into these two parts, and the diagonal, but not the BLUPs: the model is the same.
         :func:`bayeshrink.plot_shrinkage_2d` draws the 2-D move.
         """
+        self._check_factor(factor)
         term = self._term(term)
         k = list(self.random_terms).index(term)
         out = pd.DataFrame(
@@ -166,13 +232,67 @@ class FitResult:
             index=self.groups.copy(),
         )
         out["prior_mean"] = float(self._prior_means()[k])
-        out["prior_sd"] = float(self.sd_re.iloc[k])
+        out["prior_sd"] = float(self.sd_re().iloc[k])
         return out
 
     def _prior_means(self) -> np.ndarray:
         """The population value of each random term: its fixed effect, 0 without one."""
         fixef = self.fixef
         return np.array([float(fixef.get(t, 0.0)) for t in self.random_terms])
+
+    # ----------------------------------------------------------------- intervals
+    def intervals(
+        self,
+        level: float = 0.95,
+        method: str = "morris",
+        *,
+        term: str | None = None,
+        factor: str | None = None,
+        **options,
+    ) -> pd.DataFrame:
+        """Intervals for each level's effect theta_j of one scalar random term, one row per
+        level (indexed as :meth:`table`): ``estimate``, ``lo``, ``hi``, ``half_width`` and the
+        method's extras.
+
+        Parameters
+        ----------
+        level : float
+            Coverage level in (0, 1).
+        method : str
+            ``"cond"`` (BLUP +- z cond_sd), ``"pred"`` (+- z pred_sd), ``"no-pooling"``,
+            ``"morris"`` (Morris 1983; the default: in notebook 5's simulation study its
+            coverage stays closest to nominal across few and many groups, small and large
+            variance ratios; it needs 4 or more groups), ``"kass-steffey"`` (Kass & Steffey
+            1989), ``"bootstrap"`` (Laird & Louis 1987; options ``n_boot``, ``random_seed``),
+            ``"robust"`` (Armstrong, Kolesar & Plagborg-Moller 2022; options ``kurtosis``,
+            ``weights``) or ``"full"`` (quantiles of full-Bayes ``draws``). Each method's
+            formula and source are in :mod:`bayeshrink.intervals`.
+        term, factor : str, optional
+            The random term and its grouping factor; ``factor`` may be left out when the fit has
+            one. The term must be the only random term of its factor (a scalar term).
+
+        For a one-way fit the methods work on the fit's data (group means, n_j, the within-group
+        sum of squares). For a formula fit they work on the term's conditional one-way problem
+        (:func:`bayeshrink.intervals.term_arrays`): each level's own estimate (``no_pooling``)
+        with its SE treated as known, the term's fixed effect and variance as mu and tau^2, and
+        sigma and the other terms held at their estimates; so ``morris``, ``kass-steffey`` and
+        ``bootstrap`` count the uncertainty of mu and tau^2 (as for summary data with known
+        SEs), not that of sigma or of the other factors' variances.
+
+        Examples
+        --------
+        >>> import bayeshrink as bs
+        >>> demo = bs.load_dataset("seed_demo")
+        >>> fit = bs.fit(demo[demo["model"] == "2"], y="y", group="group")
+        >>> fit.intervals(method="pred")[["estimate", "lo", "hi"]].round(3).head(2)
+               estimate     lo      hi
+        group
+        g1       11.330  7.275  15.384
+        g2       13.143  9.089  17.198
+        """
+        from .intervals import interval_table
+
+        return interval_table(self, level=level, method=method, term=term, factor=factor, **options)
 
     # ----------------------------------------------------------------- display
     def __str__(self) -> str:
@@ -200,7 +320,8 @@ class FitResult:
             "fixef_se": {k: float(v) for k, v in self.fixef_se.items()},
             "sigma": plain(self.sigma),
             "random_terms": list(self.random_terms),
-            "cov_re": self.cov_re.to_numpy().tolist(),
+            "factors": self.factors,
+            "cov_re": self.cov_re().to_numpy().tolist(),
             "varcorr": records(self.varcorr()),
             "boundary": bool(self.boundary),
             "loglik": float(self.loglik),

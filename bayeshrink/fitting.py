@@ -106,7 +106,10 @@ def fit(
             from .lmm.multi import parse_multi
 
             _check_response_column(data, parse_multi(formula).response)
-            return fit_multi(data, formula, method, missing=missing)
+            columns = _single_interaction(formula)
+            if columns is None:
+                return fit_multi(data, formula, method, missing=missing)
+            return _fit_interaction(data, formula, columns, method, missing)
         spec = parse_formula(formula)
         if spec.intercept_only:  # group_stats checks the response
             return fit_stats(group_stats(data, spec.response, spec.group, missing=missing), method)
@@ -141,6 +144,59 @@ def _check_response_column(data, response: str) -> None:
     else:
         return
     check_normal_response(values, response, stacklevel=4)
+
+
+def _single_interaction(formula: str) -> tuple[str, ...] | None:
+    """The columns of the one grouping factor of ``formula`` when it is spelled as an
+    interaction (``(1 | a:b)``); None when the formula has several factors."""
+    from .lmm.multi import parse_multi
+
+    spec = parse_multi(formula)
+    if len(spec.factor_names) != 1:
+        return None
+    return spec.blocks[0].components
+
+
+def _fit_interaction(data, formula: str, columns: tuple[str, ...], method: str, missing):
+    """One grouping factor spelled as an interaction, ``(1 | a:b)``: the same model as the
+    one-factor formula on a column holding the combined labels (lme4's ``a:b`` labels, ``A:a``),
+    so it takes the one-factor path and gives the same fit type and numbers. The fit is named
+    as lme4 names the factor (``a:b``) and predicts from the columns ``a`` and ``b``."""
+    import dataclasses
+    import re
+
+    import pandas as pd
+
+    from .errors import DataTypeError
+    from .frames import as_frame, interaction_labels
+    from .lmm import fit_formula, parse_formula
+
+    df = as_frame(data)
+    missing_cols = [c for c in columns if c not in df.columns]
+    if missing_cols:  # the formula path names them, with its hints
+        from .lmm.multi import fit_multi
+
+        return fit_multi(data, formula, method, missing=missing)
+    for c in columns:
+        if pd.api.types.is_float_dtype(df[c]):
+            raise DataTypeError(
+                f"the grouping factor {c!r} must hold labels (strings or integers); got "
+                f"floats. Convert it, e.g. df[{c!r}].astype(int).astype(str)."
+            )
+    name = ":".join(columns)
+    column = "_".join(columns)  # an identifier the formula can name
+    while column in df.columns:
+        column = "_" + column
+    labels = interaction_labels(df, columns).where(df[list(columns)].notna().all(axis=1))
+    df = df.assign(**{column: labels})
+    one = re.sub(r"\|[^|()]*\)", f"| {column})", formula)
+    spec = parse_formula(one)
+    if spec.intercept_only:
+        df = df.rename(columns={column: name})
+        fit = fit_stats(group_stats(df, spec.response, name, missing=missing), method)
+    else:
+        fit = fit_formula(df, one, method, missing=missing, spec=spec)
+    return dataclasses.replace(fit, group_columns=tuple(columns), spelled=formula)
 
 
 def fit_summary(

@@ -42,6 +42,7 @@ import pandas as pd
 from scipy.special import ndtr, ndtri
 
 from .batchfit import fit_batch
+from .ebci import cva, cva_many, rho
 from .errors import DataError, MethodError
 
 __all__ = [
@@ -434,193 +435,6 @@ def bootstrap(a: OneWayArrays, level: float, draws: dict) -> dict:
     }
 
 
-# =========================================================================== robust EBCI (AKP)
-
-
-def _phi(x: float) -> float:
-    return _INV_SQRT2PI * math.exp(-0.5 * x * x)
-
-
-def _Phi(x: float) -> float:
-    return 0.5 * math.erfc(-x / _SQRT2)
-
-
-def _r0(t: float, chi: float) -> float:
-    """Non-coverage P(|Z + b| > chi) of the interval +- chi at squared normalized bias t = b^2."""
-    b = math.sqrt(t)
-    return _Phi(-chi - b) + _Phi(b - chi)
-
-
-def _r0_vec(t: np.ndarray, chi: float) -> np.ndarray:
-    b = np.sqrt(t)
-    return ndtr(-chi - b) + ndtr(b - chi)
-
-
-def _r1(t: float, chi: float) -> float:
-    """d r0 / dt; its limit chi phi(chi) at t = 0."""
-    if t < 1e-8:
-        return chi * _phi(chi) * (1.0 + t * (chi * chi - 3.0) / 6.0)
-    b = math.sqrt(t)
-    return (_phi(b - chi) - _phi(b + chi)) / (2.0 * b)
-
-
-def _r2(t: float, chi: float) -> float:
-    """d^2 r0 / dt^2; its limit phi(chi) chi (chi^2 - 3) / 6 at t = 0."""
-    if t < 1e-5:
-        return _phi(chi) * chi * (chi * chi - 3.0) / 6.0
-    b = math.sqrt(t)
-    num = _phi(b + chi) * (t + chi * b + 1.0) + _phi(b - chi) * (chi * b - t - 1.0)
-    return num / (4.0 * t * b)
-
-
-def _t0(chi: float) -> float:
-    """Where the tangent to r0(., chi) from (0, r0(0)) touches it (0 when r0 is concave).
-
-    r0 is convex then concave in t when chi^2 > 3 (AKP, Lemma B.1): the least concave majorant
-    of r0 is the chord from 0 to t0 followed by r0 itself, with t0 solving
-    r0(t0) - r0(0) = t0 r0'(t0).
-    """
-    from scipy import optimize
-
-    if chi * chi <= 3.0:
-        return 0.0
-    lo, hi = max(chi * chi - 3.0, 1e-6), chi * chi
-    if _r2(lo, chi) > 0.0 > _r2(hi, chi):
-        ip = optimize.brentq(_r2, lo, hi, args=(chi,), xtol=1e-14, rtol=1e-14)
-    else:
-        ip = lo
-    r00 = _r0(0.0, chi)
-
-    def f(t):
-        return _r0(t, chi) - r00 - t * _r1(t, chi)
-
-    up = 2.0 * chi * chi + 1.0
-    while f(up) < 0.0:
-        ip, up = up, 2.0 * up
-    if f(ip) >= 0.0:
-        return ip
-    return optimize.brentq(f, ip, up, xtol=1e-14, rtol=1e-14)
-
-
-_U = np.concatenate([np.linspace(0.0, 0.99, 100), 1.0 - np.logspace(-2.0, -9.0, 36)])
-
-
-def _two_point(m2: float, kappa: float, chi: float) -> tuple[float, float, float]:
-    """max over two-point distributions of t with E t = m2, E t^2 = kappa m2^2 of E r0(t, chi).
-
-    Points a < m2 < b with b = m2 (kappa m2 - a) / (m2 - a) and P(a) = (b - m2) / (b - a):
-    a one-dimensional search over a in [0, m2) (a grid, then a bounded refinement).
-    Returns (value, a, b).
-    """
-
-    from scipy import optimize
-
-    def value(a):
-        a = np.asarray(a, float)
-        b = m2 * (kappa * m2 - a) / (m2 - a)
-        p = (b - m2) / (b - a)
-        return p * _r0_vec(a, chi) + (1.0 - p) * _r0_vec(b, chi)
-
-    u = _U
-    vals = value(m2 * u)
-    i = int(np.argmax(vals))
-    lo, hi = u[max(i - 1, 0)], u[min(i + 1, len(u) - 1)]
-    res = optimize.minimize_scalar(
-        lambda x: -float(value(m2 * x)),
-        bounds=(lo, hi),
-        method="bounded",
-        options={"xatol": 1e-13},
-    )
-    best_u, best = (float(res.x), -float(res.fun)) if -res.fun > vals[i] else (u[i], vals[i])
-    a = m2 * best_u
-    return float(best), a, m2 * (kappa * m2 - a) / (m2 - a)
-
-
-def rho(m2: float, kappa: float, chi: float) -> float:
-    r"""Maximal average non-coverage rho(m2, kappa, chi) of the interval +- chi (AKP 2022).
-
-    sup E_F r0(t, chi) over distributions F of the squared normalized bias t = b^2 with
-    E_F t = m2 and E_F t^2 <= kappa m2^2, r0(t, chi) = Phi(-chi - sqrt t) + Phi(sqrt t - chi)
-    (Armstrong, Kolesar & Plagborg-Moller 2022, eq. (9) and Appendix B):
-
-    * kappa = 1 (or m2 = 0): the point mass, r0(m2, chi);
-    * m2 >= t0(chi): r0(m2, chi) (the concave part);
-    * otherwise, if kappa m2 >= t0 (always when kappa = inf): the chord
-      r0(0) + m2 / t0 (r0(t0) - r0(0)), attained by mass m2/t0 at t0 and the rest at 0;
-    * otherwise the fourth-moment constraint binds, and the maximum is over two-point
-      distributions with both moments at their bounds (a 1-D search).
-    """
-    if m2 <= 0.0 or kappa == 1.0:
-        return _r0(max(m2, 0.0), chi)
-    t0 = _t0(chi)
-    if m2 >= t0:
-        return _r0(m2, chi)
-    if math.isinf(kappa) or kappa * m2 >= t0:
-        r00 = _r0(0.0, chi)
-        return r00 + m2 / t0 * (_r0(t0, chi) - r00)
-    return _two_point(m2, kappa, chi)[0]
-
-
-def _cv_point(m2: float, alpha: float) -> float:
-    """chi with r0(m2, chi) = alpha: sqrt of the 1 - alpha quantile of a noncentral chi^2_1(m2)."""
-    from scipy import optimize
-
-    b = math.sqrt(m2)
-    z = float(ndtri(1.0 - alpha))
-    lo, hi = max(b + float(ndtri(1.0 - alpha)) - 1.0, 0.0), b + z + 10.0
-    return optimize.brentq(lambda c: _r0(m2, c) - alpha, lo, hi, xtol=1e-14, rtol=1e-14)
-
-
-def cva(m2: float, kappa: float = math.inf, alpha: float = 0.05) -> float:
-    r"""AKP's robust critical value cva_alpha(m2, kappa).
-
-    The smallest chi with rho(m2, kappa, chi) <= alpha (:func:`rho`): an interval
-    estimate +- chi * (its SE) then covers at least 1 - alpha of the groups on average, whatever
-    the distribution of the effects, given the second moment m2 (and kurtosis kappa) of the
-    normalized bias. cva(0, .) = z_{1 - alpha/2}; kappa = 1 gives sqrt of the noncentral
-    chi^2_1(m2) quantile; kappa = inf uses the second moment only.
-
-    Armstrong, T. B., Kolesar, M. & Plagborg-Moller, M. (2022), "Robust empirical Bayes
-    confidence intervals", Econometrica 90(6): 2567-2602, eq. (10).
-
-    Examples
-    --------
-    >>> from bayeshrink.intervals import cva
-    >>> round(cva(0.0), 6)               # the normal critical value
-    1.959964
-    >>> round(cva(25.0, kappa=3.0), 6)   # ebci's published cva(m2=25, kappa=3)
-    11.883584
-    """
-    from scipy import optimize
-
-    m2, kappa, alpha = float(m2), float(kappa), float(alpha)
-    if not (0.0 < alpha < 1.0) or not m2 >= 0.0 or not kappa >= 1.0 or math.isinf(m2):
-        raise MethodError(
-            f"`cva` needs 0 <= m2 < inf, kappa >= 1 and 0 < alpha < 1; got m2={m2}, "
-            f"kappa={kappa}, alpha={alpha}. The kurtosis of any distribution is at least 1."
-        )
-    lo = _cv_point(m2, alpha)  # rho >= r0(m2, .): the point mass is always feasible
-    if m2 == 0.0 or kappa == 1.0:
-        return lo
-    up = math.sqrt((1.0 + m2) / alpha)  # Chebyshev: E (Z + b)^2 / chi^2 <= alpha
-    f_lo = rho(m2, kappa, lo) - alpha
-    if f_lo <= 1e-15:
-        return lo
-    if rho(m2, kappa, up) - alpha >= 0.0:
-        return up
-    return optimize.brentq(lambda c: rho(m2, kappa, c) - alpha, lo, up, xtol=1e-13, rtol=1e-13)
-
-
-def _cva_many(m2: np.ndarray, kappa: np.ndarray, alpha: float) -> np.ndarray:
-    """cva elementwise over rows (m2 (B, J), kappa (B,)), computing each distinct value once."""
-    out = np.empty_like(m2)
-    for b in range(m2.shape[0]):
-        values, inverse = np.unique(m2[b], return_inverse=True)
-        cvs = np.array([cva(v, float(kappa[b]), alpha) for v in values])
-        out[b] = cvs[inverse]
-    return out
-
-
 def robust(a: OneWayArrays, level: float, kurtosis: bool = False, weights: str = "precision"):
     r"""Robust empirical-Bayes confidence intervals (Armstrong, Kolesar & Plagborg-Moller 2022).
 
@@ -668,7 +482,7 @@ def robust(a: OneWayArrays, level: float, kurtosis: bool = False, weights: str =
         kappa = np.full_like(mu2, np.inf)
     w = mu2[:, None] / (mu2[:, None] + s2)
     m2 = s2 / mu2[:, None]
-    cv = _cva_many(m2, kappa, 1.0 - level)
+    cv = cva_many(m2, kappa, 1.0 - level)
     est = mu[:, None] + w * eps
     hw = cv * w * a.se
     return {
@@ -775,17 +589,85 @@ def interval_arrays(a: OneWayArrays, method: str, level: float = 0.95, **options
     return out
 
 
-def interval_table(fit, level: float = 0.95, method: str = "morris", **options):
-    """One row per group (indexed as ``fit.table()``): ``estimate``, ``lo``, ``hi``,
-    ``half_width`` and the method's extras. See :meth:`ShrinkageFit.intervals`."""
+def term_arrays(fit, term: str | None = None, factor: str | None = None) -> OneWayArrays:
+    """The one-way problem behind one scalar random term of any fit, batch size 1.
+
+    A one-way fit gives its own data (:meth:`OneWayArrays.from_fit`). For a formula fit the
+    term must be the only random term of its grouping factor (a scalar term, e.g. ``(1 | g)``
+    beside covariates or other factors); its one-way problem is the term's conditional one:
+    y_j the level's own estimate (``table()``'s ``no_pooling``: its likelihood given sigma, the
+    fixed effects and the other factors at their estimates), s_j its SE (``se``) treated as known,
+    mu the term's fixed effect (0 without one) with its SE from the fit, tau^2 the term's
+    variance. The methods then read it as summary data with known SEs: the uncertainty they add
+    is that of mu and tau^2; sigma and the other terms are held at their estimates."""
+    from .errors import ColumnError
+
+    if hasattr(fit, "stats") and hasattr(fit, "components") and not hasattr(fit, "design"):
+        fit._check_factor(factor)
+        fit._term(term)
+        return OneWayArrays.from_fit(fit)
+    factors = list(fit.factors)
+    if factor is None and len(factors) > 1:
+        raise ColumnError(
+            f"`factor` must name one of the grouping factors {factors} for intervals of a fit "
+            f"with several; got None. Pass e.g. factor={factors[0]!r}."
+        )
+    terms = list(fit.ranef(factor).columns)  # checks the factor's name
+    name = factor if factor is not None else factors[0]
+    if term is not None and term not in terms:
+        raise ColumnError(
+            f"`term` must be one of the random terms of {name} {terms}; got {term!r}."
+        )
+    if len(terms) != 1:
+        raise MethodError(
+            f"`term` must be a scalar random term, the only random term of its grouping factor; "
+            f"{name!r} has the random terms {terms} (a vector term, whose levels' intervals "
+            "are joint). Use fit.predict(newdata, interval='confidence') for each level's "
+            "mean, or fit.ranef_sd() for conditional SDs."
+        )
+    t = fit.table(terms[0], factor)
+    fixef_se = fit.fixef_se
+    mu_se = float(fixef_se[terms[0]]) if terms[0] in fixef_se.index else 0.0
+    y = t["no_pooling"].to_numpy(float)
+    se = t["se"].to_numpy(float)
+    if not (np.isfinite(y).all() and np.isfinite(se).all() and (se > 0).all()):
+        raise DataError(
+            f"the levels of {name!r} must each have an own estimate with a positive SE for "
+            "intervals; some have none (a level whose data cannot estimate its term)."
+        )
+    return OneWayArrays(
+        data_kind="summary",
+        method=fit.method,
+        y=y[None, :],
+        se=se[None, :],
+        mu=np.array([float(t["prior_mean"].iloc[0])]),
+        mu_se=np.array([mu_se]),
+        tau2=np.array([float(t["prior_sd"].iloc[0]) ** 2]),
+        sigma2=np.array([float(fit.sigma) ** 2]),
+    )
+
+
+def interval_table(
+    fit,
+    level: float = 0.95,
+    method: str = "morris",
+    *,
+    term: str | None = None,
+    factor: str | None = None,
+    **options,
+):
+    """One row per level (indexed as ``fit.table(term, factor)``): ``estimate``, ``lo``, ``hi``,
+    ``half_width`` and the method's extras. See :meth:`bayeshrink.api.FitResult.intervals`."""
     method = check_interval_method(method)
     level = check_level(level)
     _check_options(method, options)
+    arrays = term_arrays(fit, term, factor)
+    index = fit.table(term, factor).index.copy()
     if method == "full":
         if options.get("draws") is None:
-            interval_arrays(OneWayArrays.from_fit(fit), "full", level)  # raises the clear error
-        options = {"draws": theta_draws(options["draws"], fit.groups)[None]}
-    out = interval_arrays(OneWayArrays.from_fit(fit), method, level, **options)
+            interval_arrays(arrays, "full", level)  # raises the clear error
+        options = {"draws": theta_draws(options["draws"], index)[None]}
+    out = interval_arrays(arrays, method, level, **options)
     first = ["estimate", "lo", "hi", "half_width"]
     cols = first + [c for c in out if c not in first]
-    return pd.DataFrame({c: np.array(out[c][0], float) for c in cols}, index=fit.groups.copy())
+    return pd.DataFrame({c: np.array(out[c][0], float) for c in cols}, index=index)

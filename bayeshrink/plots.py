@@ -17,7 +17,6 @@ from collections.abc import Mapping, Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
-import pandas as pd
 import xarray as xr
 from arviz_plots import PlotCollection
 from matplotlib.figure import Figure
@@ -29,7 +28,6 @@ from .posterior import GROUP_DIM, TERM_DIM, term_posterior_table
 
 __all__ = [
     "plot_forest",
-    "plot_predictions",
     "plot_shrinkage",
     "plot_shrinkage_2d",
     "plot_shrinkage_curve",
@@ -49,7 +47,7 @@ def _check_fit(fit) -> FitResult:
     return fit
 
 
-def _one_factor(fit, factor):
+def one_factor(fit, factor):
     """A fit with several grouping factors, reduced to one of them (``factor=``): its
     ``factor_fit(factor)`` answers the one result API as a one-factor fit would."""
     if hasattr(fit, "factor_fit"):
@@ -308,7 +306,7 @@ def plot_triplot(
         ``pc.viz["figure"]`` is the matplotlib Figure; ``pc.viz["plot"]`` the panels by level.
     """
     _no_draws_for_factors(fit, idata)
-    fit = _Term(_one_factor(fit, factor), term)
+    fit = _Term(one_factor(fit, factor), term)
     mixed = fit.general
     param = fit.term if mixed else r"$\theta_j$"
     _check_triplot_args(col_wrap, n_points, idata)
@@ -503,7 +501,7 @@ def plot_shrinkage(
     picks one.
     """
     if not isinstance(fits, dict):
-        fits = _one_factor(fits, factor)
+        fits = one_factor(fits, factor)
     if isinstance(fits, FitResult) and term is None and len(fits.random_terms) > 1:
         # one panel per random term, each on its own axis
         fits = {t: _Term(fits, t) for t in fits.random_terms}
@@ -711,7 +709,7 @@ def plot_forest(
     from scipy.stats import norm
 
     _no_draws_for_factors(fit, plugin, full)
-    fit = _Term(_one_factor(fit, factor), term)
+    fit = _Term(one_factor(fit, factor), term)
     t = fit.table
     if not 0 < prob < 1:
         raise DataError(f"`prob` must be between 0 and 1; got {prob!r}. For example 0.95.")
@@ -848,7 +846,7 @@ def plot_shrinkage_2d(fit, terms: Sequence[str] | None = None, *, ax=None) -> Fi
     own = fit.own_fit()[terms]
     coef = fit.coef()[terms]
     centre = np.array([fit.table(t)["prior_mean"].iloc[0] for t in terms])
-    cov = fit.cov_re.loc[terms, terms].to_numpy()
+    cov = fit.cov_re().loc[terms, terms].to_numpy()
     if ax is None:
         fig, ax = plt.subplots(figsize=(7.2, 6.0))
     else:
@@ -899,7 +897,7 @@ def plot_shrinkage_2d(fit, terms: Sequence[str] | None = None, *, ax=None) -> Fi
     ax.plot([], [], color=PRIOR, lw=1.2, ls="--", label="prior N(fixef, cov_re): 95% region")
     ax.set_xlabel(terms[0])
     ax.set_ylabel(terms[1])
-    corr = fit.corr_re.loc[terms[0], terms[1]]
+    corr = fit.corr_re().loc[terms[0], terms[1]]
     title = f"{fit.formula}\n{fit.method.upper()}: corr = {corr:.3f}" + (
         "  (boundary fit: singular covariance)" if fit.boundary else ""
     )
@@ -910,122 +908,4 @@ def plot_shrinkage_2d(fit, terms: Sequence[str] | None = None, *, ax=None) -> Fi
     for side in ("top", "right"):
         ax.spines[side].set_visible(False)
     fig.tight_layout()
-    return fig
-
-
-def plot_predictions(
-    fit,
-    data,
-    *,
-    x: str | None = None,
-    groups: Sequence | None = None,
-    n_groups: int = 8,
-    at: Mapping | None = None,
-    ncols: int = 4,
-) -> Figure:
-    """Gelman & Hill's per-group lines: no pooling, complete pooling and partial pooling.
-
-    One panel per chosen group with its data points and three fitted lines along the covariate
-    ``x`` (Gelman & Hill 2007, figure 12.4): the group's own least-squares fit (no pooling,
-    orange, the likelihood's centre), ordinary least squares ignoring the groups (complete
-    pooling, blue, the population line) and the BLUP prediction (partial pooling, green, the
-    posterior mean) in between, nearer the group's own line the more data it has. A one-way fit
-    (no covariate) shows the three as horizontal levels. The numbers come from
-    :func:`bayeshrink.inference.pooling_predictions`.
-
-    Parameters
-    ----------
-    fit : ShrinkageFit or MixedFit
-    data : DataFrame
-        The data the model was fitted to (for the points; the fit keeps no rows).
-    x : str, optional
-        Covariate on the horizontal axis; by default the fit's only numeric covariate.
-    groups : list, optional
-        Group labels to show; by default ``n_groups`` spread over the range of group sizes.
-    at : mapping, optional
-        Values for the other covariates of the formula along each line.
-    """
-    from .inference import fit_pieces, pooling_predictions, response_values
-
-    pieces = fit_pieces(fit)
-    df = data if isinstance(data, pd.DataFrame) else pd.DataFrame(data)
-    factor = pieces.factor
-    if factor not in df.columns:
-        raise DataError(f"`data` must have the grouping column {factor!r}; it does not.")
-    labels = list(pieces.labels)
-    if groups is None:
-        sizes = np.asarray(fit.n, dtype=float)
-        order = np.argsort(sizes, kind="stable")
-        k = min(n_groups, len(labels))
-        picks = order[np.unique(np.linspace(0, len(order) - 1, k).round().astype(int))]
-        groups = [labels[i] for i in sorted(picks)]
-    else:
-        groups = list(groups)
-        bad = [g for g in groups if g not in labels]
-        if bad:
-            raise DataError(
-                f"`groups` must be labels of the fit; got {bad[:5]}, not among "
-                f"{labels[:8]}{' ...' if len(labels) > 8 else ''}."
-            )
-    encoder = getattr(getattr(fit, "design", None), "encoder", None)
-    covariates = [] if encoder is None else list(encoder.variables)
-    if x is None and covariates:
-        numeric = [c for c in covariates if c in df and pd.api.types.is_numeric_dtype(df[c])]
-        if len(numeric) != 1:
-            raise DataError(
-                f"`x` must name the covariate for the horizontal axis; the formula uses "
-                f"{covariates}. Pass e.g. x={numeric[0] if numeric else covariates[0]!r}."
-            )
-        x = numeric[0]
-    if x is not None and x not in df.columns:
-        raise DataError(f"`x` must be a column of `data`; got {x!r}.")
-    at = dict(at or {})
-    others = [c for c in covariates if c != x and c not in at]
-    if others:
-        raise DataError(
-            f"`at` must give values for the other covariates {others} (held fixed along each "
-            f"line), e.g. at={{{others[0]!r}: ...}}."
-        )
-    y = response_values(fit, df)
-    gcol = df[factor].to_numpy()
-    ncols = max(1, min(ncols, len(groups)))
-    nrows = math.ceil(len(groups) / ncols)
-    height = 2.6 * nrows + 0.6
-    fig, axes = plt.subplots(
-        nrows, ncols, figsize=(3.0 * ncols, height), sharex=True, sharey=True, squeeze=False
-    )
-    if x is not None:
-        grid = np.linspace(float(df[x].min()), float(df[x].max()), 50)
-    else:
-        grid = np.array([0.0, 1.0])
-    text = pd.Index([str(g) for g in gcol])
-    for ax, g in zip(axes.flat, groups, strict=False):
-        rows = pd.DataFrame({factor: [g] * len(grid), **{k: v for k, v in at.items()}})
-        if x is not None:
-            rows[x] = grid
-        lines = pooling_predictions(fit, rows)
-        here = (gcol == g) | (text == str(g))
-        xs = df[x].to_numpy()[here] if x is not None else np.full(here.sum(), 0.5)
-        ax.scatter(xs, y[here], s=12, color="0.35", zorder=3, gid="data")
-        for col, colour, style, label in (
-            ("complete_pooling", PRIOR, "--", "complete pooling"),
-            ("no_pooling", LIKELIHOOD, ":", "no pooling (own fit)"),
-            ("partial_pooling", POSTERIOR, "-", "partial pooling (BLUP)"),
-        ):
-            ax.plot(grid, lines[col], style, color=colour, lw=1.8, label=label, gid=col)
-        ax.set_title(f"{factor} {g} (n = {int(here.sum())})", fontsize=9)
-        if x is None:
-            ax.set_xticks([])
-    for ax in list(axes.flat)[len(groups) :]:
-        ax.set_visible(False)
-    for ax in axes[-1]:
-        if x is not None:
-            ax.set_xlabel(x)
-    for ax in axes[:, 0]:
-        ax.set_ylabel(pieces.response)
-    handles, names = axes.flat[0].get_legend_handles_labels()
-    fig.legend(handles, names, loc="lower center", ncol=3, frameon=False, fontsize=9)
-    title = getattr(fit, "formula", None) or f"{pieces.response} ~ 1 + (1 | {factor})"
-    fig.suptitle(f"{title} ({fit.method.upper()})", fontsize=10)
-    fig.tight_layout(rect=(0, 0.4 / height, 1, 1 - 0.3 / height))
     return fig

@@ -36,6 +36,10 @@ class ShrinkageFit(FitResult, InferenceMixin):
 
     stats: GroupStats
     components: VarianceComponents
+    #: the columns whose interaction is the grouping factor, for ``(1 | a:b)`` (None: ``group``)
+    group_columns: tuple[str, ...] | None = None
+    #: the formula as the user wrote it, when it differs from the one-way spelling
+    spelled: str | None = None
 
     fixed_terms = ("Intercept",)
     random_terms = ("Intercept",)
@@ -62,6 +66,8 @@ class ShrinkageFit(FitResult, InferenceMixin):
 
     @property
     def formula(self) -> str:
+        if self.spelled is not None:
+            return self.spelled
         return f"{self.response} ~ 1 + (1 | {self.group or 'group'})"
 
     @property
@@ -136,8 +142,7 @@ class ShrinkageFit(FitResult, InferenceMixin):
         """lme4's ``vcov()``: the 1 x 1 covariance of mu, mu_se^2."""
         return pd.DataFrame([[self.mu_se**2]], index=["Intercept"], columns=["Intercept"])
 
-    @property
-    def cov_re(self) -> pd.DataFrame:
+    def _cov_re(self) -> pd.DataFrame:
         """lme4's ``VarCorr()``: the 1 x 1 random-effects covariance, tau^2."""
         return pd.DataFrame([[self.tau2]], index=["Intercept"], columns=["Intercept"])
 
@@ -173,31 +178,31 @@ class ShrinkageFit(FitResult, InferenceMixin):
         return _shr.complete_pooling(self.stats.mean, weights)
 
     # ------------------------------------------------------------------ the common API
-    def own_fit(self) -> pd.DataFrame:
+    def _own_fit(self) -> pd.DataFrame:
         """No pooling: each group's own estimate (its mean, or the given estimate)."""
         return self._frame(self.stats.mean)
 
-    def own_se(self) -> pd.DataFrame:
+    def _own_se(self) -> pd.DataFrame:
         """Sampling SE of ``own_fit()``: sigma / sqrt(n_j), or the given se_j."""
         return self._frame(self._se)
 
-    def shrinkage(self) -> pd.DataFrame:
+    def _shrinkage_frame(self) -> pd.DataFrame:
         """B_j = se_j^2 / (se_j^2 + tau^2): the fraction of the way to mu."""
         return self._frame(self._shrinkage)
 
-    def ranef(self) -> pd.DataFrame:
+    def _ranef(self) -> pd.DataFrame:
         """lme4's ``ranef()``: each group's deviation blup - mu."""
         return self._frame(self._blup - self.mu)
 
-    def coef(self) -> pd.DataFrame:
+    def _coef(self) -> pd.DataFrame:
         """lme4's ``coef()``: each group's BLUP."""
         return self._frame(self._blup)
 
-    def ranef_sd(self) -> pd.DataFrame:
+    def _ranef_sd(self) -> pd.DataFrame:
         """lme4's ``ranef(condVar = TRUE)`` SDs: cond_sd = sqrt((1 - B_j) se_j^2)."""
         return self._frame(self._cond_sd)
 
-    def pred_sd(self) -> pd.DataFrame:
+    def _pred_sd_frame(self) -> pd.DataFrame:
         """Prediction-error SD counting the uncertainty of mu (metafor's ``blup()`` se)."""
         return self._frame(self._pred_sd)
 
@@ -301,38 +306,3 @@ class ShrinkageFit(FitResult, InferenceMixin):
             "var_ratio": self.var_ratio if long else None,
             "complete_pooling": self.complete_pooling,
         }
-
-    # ------------------------------------------------------------------ intervals
-    def intervals(self, level: float = 0.95, method: str = "morris", **options) -> pd.DataFrame:
-        """Intervals for each group's effect theta_j, one row per group (indexed as
-        :meth:`table`): ``estimate``, ``lo``, ``hi``, ``half_width`` and the method's extras.
-
-        Parameters
-        ----------
-        level : float
-            Coverage level in (0, 1).
-        method : str
-            ``"cond"`` (BLUP +- z cond_sd), ``"pred"`` (+- z pred_sd), ``"no-pooling"``,
-            ``"morris"`` (Morris 1983; the default: in notebook 5's simulation study its
-            coverage stays closest to nominal across few and many groups, small and large
-            variance ratios; it needs 4 or more groups), ``"kass-steffey"`` (Kass & Steffey
-            1989),
-            ``"bootstrap"`` (Laird & Louis 1987; options ``n_boot``, ``random_seed``),
-            ``"robust"`` (Armstrong, Kolesar & Plagborg-Moller 2022; options ``kurtosis``,
-            ``weights``) or ``"full"`` (quantiles of full-Bayes ``draws``). Each method's
-            formula and source are in :mod:`bayeshrink.intervals`.
-
-        Examples
-        --------
-        >>> import bayeshrink as bs
-        >>> demo = bs.load_dataset("seed_demo")
-        >>> fit = bs.fit(demo[demo["model"] == "2"], y="y", group="group")
-        >>> fit.intervals(method="pred")[["estimate", "lo", "hi"]].round(3).head(2)
-               estimate     lo      hi
-        group
-        g1       11.330  7.275  15.384
-        g2       13.143  9.089  17.198
-        """
-        from .intervals import interval_table
-
-        return interval_table(self, level=level, method=method, **options)

@@ -96,10 +96,10 @@ def main() -> None:
     print(f"{n:,} rows, {args.groups:,} subjects: {FORMULA}, REML + coef() + conditional SDs")
 
     t_bs, (fit, _coef, _sd) = time_bayeshrink(df)
-    sd = fit.sd_re
+    sd = fit.sd_re()
     print(
         f"  bayeshrink   {t_bs:8.3f} s   "
-        + fmt(*fit.fixef, sd.iloc[0], sd.iloc[1], fit.corr_re.iloc[0, 1], fit.sigma)
+        + fmt(*fit.fixef, sd.iloc[0], sd.iloc[1], fit.corr_re().iloc[0, 1], fit.sigma)
     )
     if not args.no_lme4:
         r = time_lme4(df)

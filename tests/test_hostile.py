@@ -334,7 +334,7 @@ def test_polynomial_terms_match_lme4(sleep, term):
     np.testing.assert_allclose(fit.fixef_se.to_numpy(), list(ref["fixef_se"].values()), rtol=rtol)
     np.testing.assert_allclose(fit.sigma, ref["sigma"], rtol=rtol)
     cov = np.asarray(ref["cov_re"], float).reshape(2, 2)
-    np.testing.assert_allclose(fit.cov_re.to_numpy(), cov, rtol=rtol, atol=rtol * cov.max())
+    np.testing.assert_allclose(fit.cov_re().to_numpy(), cov, rtol=rtol, atol=rtol * cov.max())
     np.testing.assert_allclose(fit.loglik, ref["logLik"], rtol=1e-9)
     # and the same as an explicit column
     explicit = bs.fit(
@@ -802,9 +802,9 @@ def test_predict_for_no_rows_and_unknown_levels(sleep):
         m.predict(sleep.head(2).assign(Subject=999))
 
 
-def test_group_intervals_of_a_formula_fit_are_refused_clearly(sleep):
+def test_group_intervals_of_a_vector_term_are_refused_clearly(sleep):
     m = bs.fit(sleep, formula="Reaction ~ Days + (Days | Subject)")
-    with pytest.raises(bs.MethodError, match=r"`intervals` must be called on a one-way fit"):
+    with pytest.raises(bs.MethodError, match=r"`term` must be a scalar random term"):
         m.intervals()
 
 

@@ -34,8 +34,9 @@ import pytest
 from conftest import REFERENCE, load_ref
 
 import bayeshrink as bs
-from bayeshrink.errors import DataError, MethodError
-from bayeshrink.inference import RefitWarning, _MultiProfile, fit_pieces
+from bayeshrink.errors import DataError
+from bayeshrink.inference import RefitWarning, fit_pieces
+from bayeshrink.inference.profile import MultiProfile
 
 RTOL = 1e-6
 PROFILE_RTOL = 1e-4
@@ -192,7 +193,7 @@ def test_predict_nested_factors_from_lme4_modes():
 def test_profile_minimum_is_the_ml_deviance():
     # the profile's deviance at the ML estimates is the ML fit's -2 logLik (two code paths)
     m, _ = fitted("sim_crossed", "ML")
-    prof = _MultiProfile(m)
+    prof = MultiProfile(m)
     close(prof.d_min, -2.0 * m.loglik, rtol=1e-10)
 
 
@@ -279,12 +280,12 @@ def test_prediction_sd_is_the_joint_posterior(name):
 def test_diagonal_posterior_blocks_match_the_estimator():
     # the joint posterior's diagonal blocks are the estimator's conditional covariances
     # (lme4's condVar): two code paths, 1e-10
-    from bayeshrink.inference import _MultiSystem, _rel_factor
+    from bayeshrink.inference.pieces import MultiSystem, rel_factor
 
     m, _ = fitted("sim_crossed", "REML")
     p = fit_pieces(m)
-    sysm = _MultiSystem(m)
-    st = sysm.solve([_rel_factor(f.cov_re, p.sigma) for f in p.multi])
+    sysm = MultiSystem(m)
+    st = sysm.solve([rel_factor(f.cov_re, p.sigma) for f in p.multi])
     A = st["A"].toarray()
     L = st["L"].toarray()
     post = m.sigma**2 * L @ np.linalg.inv(A.T @ A + np.eye(sysm.q)) @ L.T
@@ -338,9 +339,8 @@ def test_anova_refuses_different_data():
         bs.anova(a, b)
 
 
-def test_bootstrap_and_missing_newdata_are_refused():
+def test_missing_newdata_is_refused():
+    # the bootstrap with several factors: tests/test_afterfit.py
     m, _ = fitted("penicillin", "REML")
-    with pytest.raises(MethodError, match=r"one grouping factor only.*'plate', 'sample'"):
-        m.confint(method="bootstrap")
     with pytest.raises(DataError, match="`newdata` must be given"):
         m.predict()

@@ -383,3 +383,78 @@ def test_batch_fits_equal_the_scalar_fits_summary(method):
         assert batch.boundary[b] == vc.boundary
         for name in ("mu", "tau2", "mu_se"):
             assert getattr(batch, name)[b] == pytest.approx(getattr(vc, name), rel=1e-10, abs=1e-14)
+
+
+# =========================================================================== formula fits
+@pytest.fixture(scope="module")
+def sleep():
+    return bs.load_dataset("sleepstudy")
+
+
+@pytest.fixture(scope="module")
+def crossed():
+    return bs.fit(
+        bs.load_dataset("penicillin"), formula="diameter ~ 1 + (1 | plate) + (1 | sample)"
+    )
+
+
+@pytest.mark.parametrize("method", ["morris", "cond", "pred", "no-pooling", "robust"])
+def test_formula_one_way_intervals_are_the_one_way_fit_s(sleep, method):
+    """The same one-way model through the formula estimator: its conditional one-way problem is
+    the one-way fit's (two of our own paths). Kass-Steffey and the bootstrap differ by design:
+    for a formula fit they hold sigma at its estimate."""
+    from bayeshrink.lmm import fit_formula
+
+    one = bs.fit(sleep, y="Reaction", group="Subject")
+    formula = fit_formula(sleep, "Reaction ~ 1 + (1 | Subject)")
+    assert type(formula).__name__ == "MixedFit"
+    a, b = one.intervals(method=method), formula.intervals(method=method)
+    np.testing.assert_allclose(b[["lo", "hi"]], a[["lo", "hi"]], rtol=1e-9)
+    assert list(a.index) == list(b.index)
+
+
+@pytest.mark.parametrize(
+    "formula, factor",
+    [
+        ("Reaction ~ Days + (1 | Subject)", None),
+        ("diameter ~ 1 + (1 | plate) + (1 | sample)", "plate"),
+        ("diameter ~ 1 + (1 | plate) + (1 | sample)", "sample"),
+    ],
+)
+def test_formula_cond_intervals_are_the_fit_s_conditional_distribution(sleep, formula, factor):
+    """The conditional one-way problem reproduces the fit's posterior of every level:
+    BLUP +- z ranef_sd (lme4's condVar) comes out of (own estimate, SE, mu, tau^2)."""
+    data = sleep if "Reaction" in formula else bs.load_dataset("penicillin")
+    fit = bs.fit(data, formula=formula)
+    ci = fit.intervals(method="cond", factor=factor)
+    z = stats.norm.ppf(0.975)
+    coef = fit.coef(factor)["Intercept"]
+    sd = fit.ranef_sd(factor)["Intercept"]
+    np.testing.assert_allclose(ci["estimate"], coef, rtol=1e-9)
+    np.testing.assert_allclose(ci["half_width"], z * sd, rtol=1e-9)
+    assert ci.index.equals(fit.table(factor=factor).index)
+
+
+@pytest.mark.parametrize("method", ["morris", "kass-steffey", "bootstrap", "robust"])
+def test_formula_intervals_of_each_crossed_factor(crossed, method):
+    opts = {"n_boot": 50, "random_seed": 1} if method == "bootstrap" else {}
+    cond = crossed.intervals(method="cond", factor="plate")
+    ci = crossed.intervals(method=method, factor="plate", **opts)
+    assert (ci["lo"] < ci["estimate"]).all() and (ci["estimate"] < ci["hi"]).all()
+    if method in ("morris", "kass-steffey"):  # they add the uncertainty of mu and tau^2
+        assert (ci["half_width"] >= cond["half_width"] * (1 - 1e-9)).all()
+
+
+def test_formula_intervals_bad_input(sleep, crossed):
+    slopes = bs.fit(sleep, formula="Reaction ~ Days + (Days | Subject)")
+    with pytest.raises(MethodError, match=r"`term` must be a scalar random term.*'Days'"):
+        slopes.intervals()
+    with pytest.raises(bs.errors.ColumnError, match=r"`factor` must name one of the grouping"):
+        crossed.intervals()
+    with pytest.raises(bs.errors.ColumnError, match=r"`factor` must be one of the grouping"):
+        crossed.intervals(factor="batch")
+    with pytest.raises(bs.errors.ColumnError, match=r"`term` must be one of the random terms"):
+        crossed.intervals(factor="plate", term="Days")
+    one = bs.fit(sleep, y="Reaction", group="Subject")
+    with pytest.raises(bs.errors.ColumnError, match=r"`factor` must be one of the grouping"):
+        one.intervals(factor="plate")

@@ -55,7 +55,7 @@ def check_against_lme4(fit, ref: dict, *, loglik: bool = True) -> None:
             i = terms.index(row["var1"])
             k = i if row["var2"] is None else terms.index(row["var2"])
             expected[i, k] = expected[k, i] = row["vcov"]
-    close(fit.cov_re, expected, atol=RTOL * np.abs(expected).max())
+    close(fit.cov_re(), expected, atol=RTOL * np.abs(expected).max())
     if loglik:
         close(fit.loglik, ref["logLik"], rtol=1e-9)
     assert fit.boundary == ref["singular"]
@@ -146,7 +146,7 @@ def test_boundary_fits_are_singular(ref_name):
     fit = fit_formula(sim(ref_name), "y ~ x + (x | g)")
     assert fit.boundary
     assert fit.theta[2] == 0.0
-    assert abs(abs(fit.corr_re.iloc[0, 1]) - 1.0) < 1e-12
+    assert abs(abs(fit.corr_re().iloc[0, 1]) - 1.0) < 1e-12
     assert "Boundary (singular) fit" in fit.summary()
 
 
@@ -155,7 +155,7 @@ def test_published_radon_numbers():
     fit = bs.fit(radon(), formula="log_radon ~ floor + (1 | county)")
     assert isinstance(fit, MixedFit)
     assert fit.fixef.round(2).tolist() == [1.46, -0.69]
-    assert round(fit.sd_re["Intercept"], 2) == 0.33
+    assert round(fit.sd_re()["Intercept"], 2) == 0.33
     assert round(fit.sigma, 2) == 0.76
 
 
@@ -190,7 +190,7 @@ def test_general_estimator_agrees_with_one_way(seed_demo, model, method):
     close(gen.fixef["Intercept"], one.mu, rtol=1e-9)
     close(gen.fixef_se["Intercept"], one.mu_se, rtol=1e-8)
     close(gen.sigma, one.sigma, rtol=1e-9)
-    close(np.sqrt(gen.cov_re.iloc[0, 0]), one.tau, rtol=1e-8, atol=1e-10 * one.sigma)
+    close(np.sqrt(gen.cov_re().iloc[0, 0]), one.tau, rtol=1e-8, atol=1e-10 * one.sigma)
     close(gen.coef()["Intercept"], one.coef()["Intercept"], rtol=1e-9)
     close(
         gen.ranef_sd()["Intercept"], one.ranef_sd()["Intercept"], rtol=1e-8, atol=1e-10 * one.sigma
@@ -211,7 +211,7 @@ def test_blup_is_the_posterior_mean_under_the_plugin_prior():
     # prior b_j ~ N(0, cov_re); likelihood of b_j centred at (own fit - fixef) with covariance
     # sigma^2 (Z_j'Z_j)^-1; their product is N(ranef, ranef_cov) to rounding.
     fit = bs.fit(sleep(), formula="Reaction ~ Days + (Days | Subject)")
-    prior_prec = np.linalg.inv(fit.cov_re.to_numpy())
+    prior_prec = np.linalg.inv(fit.cov_re().to_numpy())
     own = (fit.own_fit() - fit.fixef[fit.random_terms]).to_numpy()
     d = sleep()
     for j, (subject, rows) in enumerate(d.groupby("Subject")):
@@ -249,7 +249,7 @@ def test_categorical_covariate_and_functions():
     d["logR"] = np.log(d["Reaction"])
     by_hand = bs.fit(d, formula="logR ~ deprived + (1 | Subject)")
     close(fit.fixef.to_numpy(), by_hand.fixef.to_numpy(), rtol=1e-10)
-    close(fit.cov_re.to_numpy(), by_hand.cov_re.to_numpy(), rtol=1e-8)
+    close(fit.cov_re().to_numpy(), by_hand.cov_re().to_numpy(), rtol=1e-8)
 
 
 def test_results_display_and_export():
@@ -287,7 +287,7 @@ def test_linear_in_rows_order_and_shift():
     moved = bs.fit(shuffled, formula="Reaction ~ Days + (Days | Subject)")
     close(moved.fixef["Intercept"] - 1e6, fit.fixef["Intercept"], rtol=1e-9)
     close(moved.fixef["Days"], fit.fixef["Days"], rtol=1e-7)
-    close(moved.cov_re.to_numpy(), fit.cov_re.to_numpy(), rtol=1e-6)
+    close(moved.cov_re().to_numpy(), fit.cov_re().to_numpy(), rtol=1e-6)
 
 
 # ---------------------------------------------------------------- bad input

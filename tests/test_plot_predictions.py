@@ -58,3 +58,38 @@ def test_bad_input():
         bs.plot_predictions(m2, sleep)
     with pytest.raises(bs.DataError, match="`at` must give values for the other covariates"):
         bs.plot_predictions(m2, sleep, x="Days")
+
+
+def test_crossed_fit_panels_are_one_factor_s_levels(tmp_path):
+    pen = bs.load_dataset("penicillin")
+    m = bs.fit(pen, formula="diameter ~ 1 + (1 | plate) + (1 | sample)")
+    with pytest.raises(bs.errors.ColumnError, match=r"`factor` must name one of the grouping"):
+        bs.plot_predictions(m, pen)
+    fig = bs.plot_predictions(m, pen, factor="plate", groups=["a", "b", "c"])
+    axes = [ax for ax in fig.axes if ax.get_visible()]
+    assert len(axes) == 3
+    table = m.table(factor="plate")
+    for ax, g in zip(axes, ["a", "b", "c"], strict=True):
+        lines = _lines(ax)
+        assert set(lines) == {"complete_pooling", "no_pooling", "partial_pooling"}
+        pts = next(c for c in ax.collections if c.get_gid() == "data")
+        assert len(pts.get_offsets()) == int((pen["plate"] == g).sum()) == 6
+        # no covariate: three levels, the plate's BLUP, its own estimate and the grand mean
+        np.testing.assert_allclose(lines["partial_pooling"].get_ydata(), table.loc[g, "blup"])
+        np.testing.assert_allclose(lines["no_pooling"].get_ydata(), table.loc[g, "no_pooling"])
+        np.testing.assert_allclose(lines["complete_pooling"].get_ydata(), pen["diameter"].mean())
+        assert ax.get_title().startswith(f"plate {g} (n = 6)")
+    fig.savefig(tmp_path / "penicillin_predictions.png")
+
+
+def test_nested_fit_panels_of_the_inner_factor():
+    pastes = bs.load_dataset("pastes")
+    m = bs.fit(pastes, formula="strength ~ 1 + (1 | batch/cask)")
+    fig = bs.plot_predictions(m, pastes, factor="cask:batch", groups=["a:A", "b:C"])
+    axes = [ax for ax in fig.axes if ax.get_visible()]
+    table = m.table(factor="cask:batch")
+    for ax, g in zip(axes, ["a:A", "b:C"], strict=True):
+        lines = _lines(ax)
+        np.testing.assert_allclose(lines["partial_pooling"].get_ydata(), table.loc[g, "blup"])
+        pts = next(c for c in ax.collections if c.get_gid() == "data")
+        assert len(pts.get_offsets()) == 2  # two samples per cask

@@ -95,7 +95,8 @@ def test_shrinkage_plot_labels_each_term_in_its_own_units(sleep_fit):
     ]
     titles = [ax.get_title(loc="left") for ax in axes]
     assert not any("sigma" in t for t in titles), titles
-    assert titles[1].startswith(f"Days:  SD of Days across groups = {sleep_fit.sd_re['Days']:.3g}")
+    sd_days = sleep_fit.sd_re()["Days"]
+    assert titles[1].startswith(f"Days:  SD of Days across groups = {sd_days:.3g}")
     assert "other terms held fixed" in titles[1]
     legend = [t.get_text() for t in fig.legends[0].get_texts()]
     assert "fixef['Intercept']" in legend and "fixef['Days']" in legend
@@ -131,7 +132,7 @@ def test_shrinkage_2d_arrows_go_from_own_fit_to_coef(radon_fit, tmp_path):
     assert f"{int((~ok).sum())} groups cannot fit both terms alone" in ax.get_title()
     # the ellipses hold 50% and 95% of the prior: Mahalanobis radius^2 = chi2_2 quantile
     # = -2 log(1 - p) (1.386 and 5.991), not the 1- and 2-SD ellipses (39% and 86%)
-    cov_inv = np.linalg.inv(radon_fit.cov_re.loc[["Intercept", "floor"], ["Intercept", "floor"]])
+    cov_inv = np.linalg.inv(radon_fit.cov_re().loc[["Intercept", "floor"], ["Intercept", "floor"]])
     centre = radon_fit.fixef[["Intercept", "floor"]].to_numpy()
     for prob in (0.5, 0.95):
         (ln,) = [ln for ln in ax.lines if ln.get_gid() == f"prior-ellipse-{prob:.0%}"]

@@ -146,7 +146,7 @@ def fingerprint(fit, estimates: bool = True) -> str:
         if estimates:
             add((fit.method, float(fit.sigma)))
             add(np.asarray(fit.fixef, dtype=float))
-            add(np.asarray(fit.cov_re, dtype=float))
+            add(np.asarray(fit.cov_re(), dtype=float))
     return h.hexdigest()
 
 

@@ -208,7 +208,7 @@ def plugin_model(fit: MixedFit, mu: str = "fixed", *, data=None) -> ShrinkageMod
         beta_z = pt.dot(fit.fixed_of_random, beta)
         pm.Deterministic("coef", b + beta_z[None, :], dims=(GROUP_DIM, TERM_DIM))
         _loglik(fit, beta, b, fit.sigma)
-    cov = np.array2string(fit.cov_re.to_numpy(), precision=4, suppress_small=True)
+    cov = np.array2string(fit.cov_re().to_numpy(), precision=4, suppress_small=True)
     what = "beta fixed at beta_hat" if mu == "fixed" else "flat prior on beta"
     singular = (
         "\n  the estimated covariance is singular (boundary fit): along its null direction every "
@@ -366,7 +366,7 @@ def hierarchical_model(
         for k, size in enumerate(fit.design.block_sizes):
             scale = sd_scale[start : start + size]
             if size > 1:
-                sd0 = np.maximum(fit.sd_re.to_numpy()[start : start + size], 0.1 * scale)
+                sd0 = np.maximum(fit.sd_re().to_numpy()[start : start + size], 0.1 * scale)
                 rows, cols = np.tril_indices(size)
                 init[f"chol_block{k}"] = np.where(rows == cols, sd0[rows], 0.0)
             if size == 1:
@@ -438,7 +438,7 @@ def hyperparameters(fit: MixedFit, full=None, prob: float = 0.94) -> pd.DataFram
     columns as :func:`bayeshrink.hyperparameters`.
     """
     rows = [(f"beta[{t}]", "beta", FIXED_DIM, t, v) for t, v in fit.fixef.items()]
-    rows += [(f"sd_re[{t}]", "sd_re", TERM_DIM, t, v) for t, v in fit.sd_re.items()]
+    rows += [(f"sd_re[{t}]", "sd_re", TERM_DIM, t, v) for t, v in fit.sd_re().items()]
     rows.append(("sigma", "sigma", None, None, fit.sigma))
     hyper = pd.DataFrame({"estimate": [r[4] for r in rows]}, index=[r[0] for r in rows])
     if full is not None:

@@ -195,27 +195,32 @@ class FactorFit(FitResult):
     sigma = property(lambda self: self._parent.sigma)
     boundary = property(lambda self: self._parent.boundary)
     loglik = property(lambda self: self._parent.loglik)
-    cov_re = property(lambda self: self._parent.cov_re(self._e.name))
 
-    def ranef(self) -> pd.DataFrame:
+    def _cov_re(self) -> pd.DataFrame:
+        return self._parent.cov_re(self._e.name)
+
+    def _ranef(self) -> pd.DataFrame:
         return self._parent.ranef(self._e.name)
 
-    def ranef_sd(self) -> pd.DataFrame:
+    def _ranef_sd(self) -> pd.DataFrame:
         return self._parent.ranef_sd(self._e.name)
 
-    def coef(self) -> pd.DataFrame:
+    def _ranef_cov(self) -> np.ndarray:
+        return self._parent.ranef_cov(self._e.name)
+
+    def _coef(self) -> pd.DataFrame:
         return self._parent.coef(self._e.name)
 
-    def own_fit(self) -> pd.DataFrame:
+    def _own_fit(self) -> pd.DataFrame:
         return self._parent.own_fit(self._e.name)
 
-    def own_se(self) -> pd.DataFrame:
+    def _own_se(self) -> pd.DataFrame:
         return self._parent.own_se(self._e.name)
 
-    def shrinkage(self) -> pd.DataFrame:
+    def _shrinkage_frame(self) -> pd.DataFrame:
         return self._parent.shrinkage(self._e.name)
 
-    def pred_sd(self) -> pd.DataFrame:
+    def _pred_sd_frame(self) -> pd.DataFrame:
         return self._parent.pred_sd(self._e.name)
 
     def summary(self) -> str:
@@ -238,7 +243,7 @@ class FactorFit(FitResult):
             ("factor", f"{self._e.name} ({self.n_groups} levels)"),
             ("method", self.method.upper()),
             ("observations", str(self.n_obs)),
-            *((f"SD {k}", fmt(v)) for k, v in self.sd_re.items()),
+            *((f"SD {k}", fmt(v)) for k, v in self.sd_re().items()),
             ("sigma", fmt(self.sigma)),
             ("boundary", "yes (singular fit)" if self.boundary else "no"),
         ]
@@ -254,12 +259,14 @@ class FactorFit(FitResult):
 
 # ---------------------------------------------------------------------------- the fit
 @dataclass(frozen=True, eq=False)
-class MultiFit(InferenceMixin):
+class MultiFit(FitResult, InferenceMixin):
     """A linear mixed model with one or more grouping factors, with lme4's names.
 
-    ``factors`` lists the grouping factors as lme4 names them (most levels first);
-    ``ranef(factor)``, ``ranef_sd(factor)``, ``coef(factor)`` and ``table(term, factor)`` give one
-    factor's levels; the factor may be left out when there is one.
+    It answers the one result API of :class:`~bayeshrink.api.FitResult` with the same
+    signatures: ``factors`` lists the grouping factors as lme4 names them (most levels first);
+    ``ranef(factor)``, ``ranef_sd(factor)``, ``ranef_cov(factor)``, ``coef(factor)``,
+    ``cov_re(factor)``, ``sd_re(factor)``, ``corr_re(factor)`` and ``table(term, factor)`` give
+    one factor's levels; the factor may be left out when there is one.
     """
 
     design: MultiDesign
@@ -370,6 +377,7 @@ class MultiFit(InferenceMixin):
         )
 
     def cov_re(self, factor: str | None = None) -> pd.DataFrame:
+        """lme4's ``VarCorr(m)[[factor]]``: one factor's random-effects covariance."""
         e = self._factor(factor)
         return pd.DataFrame(e.cov, index=list(e.terms), columns=list(e.terms))
 
@@ -383,6 +391,12 @@ class MultiFit(InferenceMixin):
         e = self._factor(factor)
         sd = np.sqrt(np.diagonal(e.cond_cov, axis1=1, axis2=2))
         return pd.DataFrame(sd, index=e.labels, columns=list(e.terms))
+
+    def ranef_cov(self, factor: str | None = None) -> np.ndarray:
+        """Conditional covariances of one factor's levels (lme4's ``postVar``): (levels, terms,
+        terms). Levels of different crossed factors are correlated a posteriori too; those
+        covariances are in :meth:`fitted`'s joint system, not here."""
+        return np.array(self._factor(factor).cond_cov, dtype=float)
 
     def coef(self, factor: str | None = None) -> pd.DataFrame:
         """Fixed plus the factor's random effects, lme4's ``coef()``."""

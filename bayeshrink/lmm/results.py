@@ -48,11 +48,16 @@ class MixedFit(FitResult, InferenceMixin):
 
     design: Design = field(repr=False)
     components: LMMComponents = field(repr=False)
+    #: the columns whose interaction is the grouping factor, for ``(x | a:b)`` (None: the
+    #: formula's grouping column)
+    group_columns: tuple[str, ...] | None = None
+    #: the formula as the user wrote it, when the design was built from a respelling
+    spelled: str | None = None
 
     # ----------------------------------------------------------------- model description
     @property
     def formula(self) -> str:
-        return self.design.spec.formula
+        return self.spelled if self.spelled is not None else self.design.spec.formula
 
     @property
     def method(self) -> str:
@@ -64,6 +69,9 @@ class MixedFit(FitResult, InferenceMixin):
 
     @property
     def group(self) -> str:
+        """The grouping factor, named as lme4 names it (``a:b`` for an interaction)."""
+        if self.group_columns is not None:
+            return ":".join(self.group_columns)
         return self.design.spec.group
 
     @property
@@ -76,7 +84,7 @@ class MixedFit(FitResult, InferenceMixin):
 
     @property
     def groups(self) -> pd.Index:
-        return self.design.labels
+        return self.design.labels.rename(self.group)
 
     @property
     def n(self) -> np.ndarray:
@@ -114,8 +122,7 @@ class MixedFit(FitResult, InferenceMixin):
         """lme4's ``getME(m, "theta")``: the relative covariance factor's free entries."""
         return self.components.theta.copy()
 
-    @cached_property
-    def cov_re(self) -> pd.DataFrame:
+    def _cov_re(self) -> pd.DataFrame:
         names = self.random_terms
         return pd.DataFrame(self.components.cov_re, index=names, columns=names)
 
@@ -133,20 +140,20 @@ class MixedFit(FitResult, InferenceMixin):
         return self.components.criterion
 
     # ----------------------------------------------------------------- per-group results
-    def ranef(self) -> pd.DataFrame:
+    def _ranef(self) -> pd.DataFrame:
         """The BLUPs (conditional modes) of the deviations b_j: group x term, lme4's ``ranef()``."""
         return self._frame(self.components.b)
 
-    def ranef_sd(self) -> pd.DataFrame:
+    def _ranef_sd(self) -> pd.DataFrame:
         """Conditional SDs of the deviations (lme4's ``ranef(condVar = TRUE)``): group x term."""
         S = self.components.S
         return self._frame(self.sigma * np.sqrt(np.diagonal(S, axis1=1, axis2=2)))
 
-    def ranef_cov(self) -> np.ndarray:
+    def _ranef_cov(self) -> np.ndarray:
         """Conditional covariance matrices Var(b_j | y): array of shape (groups, terms, terms)."""
         return self.sigma**2 * self.components.S
 
-    def pred_sd(self) -> pd.DataFrame:
+    def _pred_sd_frame(self) -> pd.DataFrame:
         """SDs of coef() counting the uncertainty of the fixed effects too: group x term.
 
         The posterior SD of each group's coefficient when the fixed effects get a flat prior
@@ -175,7 +182,7 @@ class MixedFit(FitResult, InferenceMixin):
         """The fixed effect behind each random term (0 where the term has no fixed part)."""
         return self.fixed_of_random @ self.components.beta
 
-    def coef(self) -> pd.DataFrame:
+    def _coef(self) -> pd.DataFrame:
         """Fixed plus random effects per group, lme4's ``coef()``: every fixed term, then any
         random-only terms; a column without a random part repeats its fixed effect."""
         out = pd.DataFrame(
@@ -212,19 +219,19 @@ class MixedFit(FitResult, InferenceMixin):
             beta[s.intercept_col] -= s.y_shift  # c holds Z'(y - shift)
         return s.c - np.einsum("jqp,p->jq", s.B, beta)
 
-    def own_fit(self) -> pd.DataFrame:
+    def _own_fit(self) -> pd.DataFrame:
         """No pooling: each group's own least-squares coefficients for the random terms, with the
         other fixed effects held at their estimates (lme4's ``lmList`` when every fixed term has
         a random part). NaN for a group whose data cannot estimate all its terms."""
         own, _ = self._own
         return self._frame(self._beta_z + own)
 
-    def own_se(self) -> pd.DataFrame:
+    def _own_se(self) -> pd.DataFrame:
         """Standard errors of ``own_fit()`` (the likelihood's spread, given sigma)."""
         _, cov = self._own
         return self._frame(self.sigma * np.sqrt(np.diagonal(cov, axis1=1, axis2=2)))
 
-    def shrinkage(self) -> pd.DataFrame:
+    def _shrinkage_frame(self) -> pd.DataFrame:
         """Per term, the weight on the population value: 1 - (S_j Z_j'Z_j)_kk.
 
         The BLUP is ``beta + S_j Z_j'Z_j (own - beta)``; with one term this is the scalar
@@ -253,28 +260,16 @@ class MixedFit(FitResult, InferenceMixin):
         terms = self.random_terms
         width = max(len(t) for t in terms)
         lines = [f"Random effects ({self.group}, {self.n_groups} levels):"]
-        corr = self.corr_re.to_numpy()
+        corr = self.corr_re().to_numpy()
         for i, t in enumerate(terms):
             cors = " ".join(f"{corr[i, k]:6.3f}" for k in range(i))
-            lines.append(f"  {t:<{width}}  SD {fmt(self.sd_re[t], 5):>10}  {cors}")
+            lines.append(f"  {t:<{width}}  SD {fmt(self.sd_re()[t], 5):>10}  {cors}")
         lines.append(f"  {'Residual':<{width}}  SD {fmt(self.sigma, 5):>10}")
         return lines
 
     def _fixed_table(self) -> pd.DataFrame:
         return pd.DataFrame(
             {"estimate": self.fixef, "se": self.fixef_se, "t": self.fixef / self.fixef_se}
-        )
-
-    def intervals(self, level: float = 0.95, method: str = "morris", **options) -> pd.DataFrame:
-        """Group-effect intervals (Morris, Kass-Steffey, bootstrap, ...) are for one-way fits so
-        far; a formula fit refuses clearly instead of lacking the method."""
-        from ..errors import MethodError
-
-        raise MethodError(
-            f"`intervals` must be called on a one-way fit (bs.fit(df, y=..., group=...)); got "
-            f"a formula fit ({self.formula!r}), for which they are not implemented. Use "
-            "fit.predict(newdata, interval='confidence') for each group's mean, "
-            "fit.ranef_sd() for conditional SDs, or fit.confint() for the parameters."
         )
 
     def summary(self) -> str:
@@ -306,7 +301,7 @@ class MixedFit(FitResult, InferenceMixin):
                 (f"fixef {k}", f"{fmt(v)}  (se {fmt(se, 4)})")
                 for (k, v), se in zip(self.fixef.items(), self.fixef_se, strict=True)
             ),
-            *((f"SD {k}", fmt(v)) for k, v in self.sd_re.items()),
+            *((f"SD {k}", fmt(v)) for k, v in self.sd_re().items()),
             ("sigma", fmt(self.sigma)),
             ("boundary", "yes (singular fit)" if self.boundary else "no"),
             ("log-likelihood", fmt(self.loglik, 8)),

@@ -1,0 +1,176 @@
+r"""lme4's everyday API after a fit: predict, fitted, resid, simulate, confint, information
+criteria and anova, as methods of every fit (:class:`InferenceMixin`).
+
+The subpackage, one idea per module: :mod:`.pieces` (what a fit supplies, shared helpers),
+:mod:`.predict` (predict, pooling lines), :mod:`.rows` (fitted, resid, simulate on the model's
+rows), :mod:`.profile` (parameter names, lme4's profile), :mod:`.bootstrap` (bootMer),
+:mod:`.confint`, :mod:`.anova` (information criteria, likelihood-ratio tests).
+
+Every function takes a fitted model (a one-way :class:`~bayeshrink.ShrinkageFit`, a formula
+:class:`~bayeshrink.MixedFit` or a several-factor :class:`~bayeshrink.MultiFit`), and works from
+one small bundle of what the fit must supply (:func:`fit_pieces`; :class:`MultiPieces` for
+several factors): its estimates (fixed effects and their covariance, the random
+effects' covariance, sigma, each group's BLUPs and conditional covariance), Z_j'X_j per group
+(for the fixed effects' share of a group's prediction error), its per-group cross-products and
+random-effects layout (for profiles and the parametric bootstrap), and an encoder that evaluates
+new rows with the fit's formula. The one-way fit is the formula ``y ~ 1 + (1 | g)``: its
+cross-products are built from its group sizes, means and within-group sums of squares.
+
+The estimator's criterion is reached only through :func:`ml_deviance_function`,
+:func:`profiled_ml_criterion` and :func:`refit_from_stats`, on the estimator's standardized
+cross-products (``MixedStats.std``, mapped back by :class:`.profile.Scale`).
+
+The Bayesian reading, term by term:
+
+* ``predict(interval="prediction")`` for a row of an observed group j draws from the group's
+  posterior N(BLUP_j, Var(b_j | y)) plus the residual sigma^2; for a group never observed, from
+  the plug-in *prior* N(fixef, cov_re) plus sigma^2. The plug-in prior of the fit becomes the
+  predictive distribution of a new group.
+* With ``fixef_uncertainty=True`` the fixed effects get a flat prior instead of being plugged in
+  (Henderson's prediction error variance; the one-way ``pred_sd``), so a row's variance gains
+  k' vcov(beta) k, with k = x - X_j'Z_j S_j z for an observed group (the BLUP moves with beta)
+  and k = x for a new one.
+* ``confint(method="profile")`` inverts the likelihood-ratio test, as lme4's ``profile``.
+
+Random-effects parameters are named as lme4's ``confint(m, oldNames = FALSE)``:
+``sd_(Intercept)|Subject``, ``cor_Days.(Intercept)|Subject``, ``sigma``; fixed effects by the
+fit's own term names, with the intercept written ``(Intercept)`` as lme4 does.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import pandas as pd
+
+from ..errors import RefitWarning
+from .anova import anova, information
+from .bootstrap import DenseRefit, bootstrap, bootstrap_multi, refit_from_stats
+from .confint import confint
+from .pieces import (
+    FactorPieces,
+    FitPieces,
+    MultiPieces,
+    factor_columns,
+    fit_pieces,
+    group_values,
+    level_values,
+    response_values,
+)
+from .predict import pooling_predictions, predict
+from .profile import ml_deviance_function, profiled_ml_criterion, variance_parameter_names
+from .rows import ModelRows, fitted, model_rows, resid, simulate
+
+__all__ = [
+    "DenseRefit",
+    "FactorPieces",
+    "FitPieces",
+    "InferenceMixin",
+    "ModelRows",
+    "MultiPieces",
+    "RefitWarning",
+    "anova",
+    "bootstrap",
+    "bootstrap_multi",
+    "confint",
+    "factor_columns",
+    "fit_pieces",
+    "fitted",
+    "group_values",
+    "information",
+    "level_values",
+    "ml_deviance_function",
+    "model_rows",
+    "pooling_predictions",
+    "predict",
+    "profiled_ml_criterion",
+    "refit_from_stats",
+    "resid",
+    "response_values",
+    "simulate",
+    "variance_parameter_names",
+]
+
+
+# =============================================================================== fit methods
+
+
+class InferenceMixin:
+    """lme4's after-fit API as methods of every fit (ShrinkageFit and MixedFit)."""
+
+    def predict(
+        self,
+        newdata=None,
+        *,
+        random: bool = True,
+        allow_new_levels: bool = False,
+        interval: Literal["prediction", "confidence"] | None = None,
+        level: float = 0.95,
+        fixef_uncertainty: bool = True,
+    ) -> pd.Series | pd.DataFrame:
+        """Predictions for new rows, as lme4's ``predict``; see :func:`bayeshrink.predict`."""
+        return predict(
+            self,
+            newdata,
+            random=random,
+            allow_new_levels=allow_new_levels,
+            interval=interval,
+            level=level,
+            fixef_uncertainty=fixef_uncertainty,
+        )
+
+    def confint(
+        self,
+        parm: str | list[str] | None = None,
+        level: float = 0.95,
+        method: Literal["wald", "profile", "bootstrap"] = "wald",
+        *,
+        n_boot: int = 500,
+        random_seed: int | None = None,
+    ) -> pd.DataFrame:
+        """Confidence intervals as lme4's ``confint(oldNames = FALSE)``; see
+        :func:`bayeshrink.confint`."""
+        return confint(self, parm, level, method, n_boot=n_boot, random_seed=random_seed)
+
+    def fitted(self, data=None) -> pd.Series:
+        """lme4's ``fitted(m)``: X beta_hat + Z b_hat per row (:func:`bayeshrink.inference.fitted`).
+
+        ``data`` is the frame that was fitted (or rows of known levels); a fit with several
+        grouping factors keeps its rows and may be called without it."""
+
+        return fitted(self, data)
+
+    def resid(self, data=None) -> pd.Series:
+        """lme4's ``residuals(m)``: the response minus ``fitted()``; ``data`` as for
+        :meth:`fitted`."""
+
+        return resid(self, data)
+
+    def simulate(self, nsim: int = 1, seed: int | None = None, data=None) -> pd.DataFrame:
+        """lme4's ``simulate(m, nsim, seed)``: new responses from the fitted model with the
+        random effects redrawn, one column per simulation (``sim_1``, ...); ``data`` as for
+        :meth:`fitted`. See :func:`bayeshrink.inference.simulate`."""
+
+        return simulate(self, nsim, seed, data)
+
+    @property
+    def n_params(self) -> int:
+        """Number of parameters: lme4's ``attr(logLik(m), "df")``."""
+        return information(self)["n_params"]
+
+    @property
+    def aic(self) -> float:
+        """lme4's ``AIC(m)``: -2 logLik + 2 n_params (the REML logLik for a REML fit)."""
+        return information(self)["aic"]
+
+    @property
+    def bic(self) -> float:
+        """lme4's ``BIC(m)``: -2 logLik + n_params log(n_obs)."""
+        return information(self)["bic"]
+
+    @property
+    def deviance(self) -> float:
+        """lme4 1.1-31's ``deviance(m)``: -2 logLik for an ML fit, and for a REML fit the REML
+        criterion (lme4's ``REMLcrit(m)``, which lme4's deviance() returns there with a warning
+        that the use is deprecated). Compare models by ``bs.anova``, which refits by ML."""
+        return information(self)["deviance"]
