@@ -17,7 +17,10 @@ __all__ = [
     "DivergenceWarning",
     "FormulaError",
     "MethodError",
+    "NonIntegerWarning",
     "OutputError",
+    "PirlsConvergenceError",
+    "SeparationError",
     "RefitWarning",
     "RepeatedLabelsWarning",
     "RowsDroppedWarning",
@@ -57,6 +60,14 @@ class FormulaError(DataError):
     """The formula cannot be read, or asks for a model bayeshrink does not fit."""
 
 
+class SeparationError(DataError):
+    """The fixed effects separate the binary outcomes: their estimates would be infinite."""
+
+
+class PirlsConvergenceError(DataError):
+    """PIRLS could not find the conditional modes of a GLMM's random effects."""
+
+
 class BayeshrinkWarning(UserWarning):
     """Base class of bayeshrink warnings."""
 
@@ -81,6 +92,10 @@ class RefitWarning(BayeshrinkWarning):
 class RepeatedLabelsWarning(BayeshrinkWarning):
     """A grouping factor's labels restart within every level of another factor of the formula
     (class c1 in every school): lme4 would treat them as one level each."""
+
+
+class NonIntegerWarning(BayeshrinkWarning):
+    """A binomial or Poisson response holds counts that are not whole numbers (R warns too)."""
 
 
 class RowsDroppedWarning(BayeshrinkWarning):

@@ -1,0 +1,368 @@
+"""The numerical core of the GLMM fits: PIRLS for the conditional modes and lme4's deviances.
+
+The model, with spherical random effects ``u ~ N(0, I)`` and ``b = Lambda(theta) u``::
+
+    eta = offset + X beta + Z Lambda u,    y_i | u ~ binomial / Poisson with mean g^{-1}(eta_i)
+
+For given ``(theta, beta)`` the conditional mode ``u_hat`` maximises
+``log p(y | u) - |u|^2 / 2``; PIRLS finds it by Fisher scoring with step-halving on the
+penalised deviance. With ``W`` the IRLS weights ``wt (dmu/deta)^2 / V(mu)`` at ``u_hat`` and
+``L L' = Lambda' Z' W Z Lambda + I``, lme4's Laplace deviance is::
+
+    -2 log p(y | u_hat) + |u_hat|^2 + log det(L L')
+
+(the IRLS, i.e. expected, weights also for a non-canonical link such as probit, as lme4 does;
+glmmTMB uses the observed Hessian there). Adaptive Gauss-Hermite quadrature (one scalar random
+term) centres the nodes at ``u_hat`` and scales them by ``1 / L_jj``.
+
+Two layouts of ``Lambda' Z' W Z Lambda``: one grouping factor gives one small block per group
+(solved for all groups at once, and step-halved per group, since the penalised deviance is a sum
+over groups); several factors give a dense ``q x q`` system (Cholesky).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.linalg as sla
+import scipy.sparse as sp
+
+from .family import Family
+
+__all__ = ["Factor", "GlmmCore", "PirlsError"]
+
+
+class PirlsError(ArithmeticError):
+    """PIRLS did not reach the conditional modes (raised to the caller as a DataError)."""
+
+
+class Factor:
+    """One grouping factor on the estimator's (scaled) columns."""
+
+    def __init__(self, codes, Z, n_levels, block_sizes):
+        self.codes = np.asarray(codes, dtype=np.intp)
+        self.Z = np.asarray(Z, dtype=float)
+        self.J = int(n_levels)
+        self.k = self.Z.shape[1]
+        self.block_sizes = tuple(block_sizes)
+
+    @property
+    def n_theta(self) -> int:
+        return sum(s * (s + 1) // 2 for s in self.block_sizes)
+
+    def T(self, theta) -> np.ndarray:
+        """The k x k lower-triangular relative factor (block diagonal over the blocks), from
+        lme4's layout: each block's lower triangle, column by column."""
+        T = np.zeros((self.k, self.k))
+        pos = start = 0
+        for s in self.block_sizes:
+            for c in range(s):
+                for r in range(c, s):
+                    T[start + r, start + c] = theta[pos]
+                    pos += 1
+            start += s
+        return T
+
+    def theta_lower(self) -> list[float]:
+        out = []
+        for s in self.block_sizes:
+            for c in range(s):
+                for r in range(c, s):
+                    out.append(0.0 if r == c else -np.inf)
+        return out
+
+    def theta_start(self) -> list[float]:
+        out = []
+        for s in self.block_sizes:
+            for c in range(s):
+                for r in range(c, s):
+                    out.append(1.0 if r == c else 0.0)
+        return out
+
+
+def _bincount_cols(codes, values, J):
+    """Per-group sums of the columns of ``values`` (n x c) -> (J, c)."""
+    return np.stack([np.bincount(codes, weights=values[:, c], minlength=J) for c in range(values.shape[1])], axis=1)
+
+
+class GlmmCore:
+    """PIRLS, the Laplace and AGQ deviances, and the conditional covariances, for fixed data.
+
+    ``y`` (proportions for binomial), prior weights ``wt`` (trials), ``offset``, the fixed-effects
+    matrix ``X`` and the factors, all on the estimator's scale.
+    """
+
+    def __init__(self, y, wt, offset, X, factors: list[Factor], family: Family):
+        self.y = np.asarray(y, dtype=float)
+        self.wt = np.asarray(wt, dtype=float)
+        self.offset = np.asarray(offset, dtype=float)
+        self.X = np.asarray(X, dtype=float)
+        self.factors = list(factors)
+        self.family = family
+        self.n, self.p = self.X.shape
+        self.one = len(self.factors) == 1
+        self.q = sum(f.J * f.k for f in self.factors)
+        self.const = family.loglik_constant(self.y, self.wt)
+        self._theta = None
+        self.tol = 1e-10
+
+    # ------------------------------------------------------------------ theta
+    @property
+    def n_theta(self) -> int:
+        return sum(f.n_theta for f in self.factors)
+
+    def split_theta(self, theta):
+        out, pos = [], 0
+        for f in self.factors:
+            out.append(np.asarray(theta[pos : pos + f.n_theta], dtype=float))
+            pos += f.n_theta
+        return out
+
+    def set_theta(self, theta) -> None:
+        theta = np.asarray(theta, dtype=float)
+        if self._theta is not None and np.array_equal(theta, self._theta):
+            return
+        self._theta = theta.copy()
+        self.Ts = [f.T(t) for f, t in zip(self.factors, self.split_theta(theta), strict=True)]
+        if self.one:
+            f = self.factors[0]
+            self.m = f.Z @ self.Ts[0]  # (n, k): row i's coefficients on u_{codes[i]}
+        else:
+            blocks = []
+            for f, T in zip(self.factors, self.Ts, strict=True):
+                m = f.Z @ T
+                rows = np.repeat(np.arange(self.n), f.k)
+                cols = (f.codes[:, None] * f.k + np.arange(f.k)[None, :]).ravel()
+                blocks.append(sp.csr_matrix((m.ravel(), (rows, cols)), shape=(self.n, f.J * f.k)))
+            self.M = sp.hstack(blocks, format="csr")
+            self.Mt = self.M.T.tocsr()
+
+    # ------------------------------------------------------------------ pieces
+    def _re_eta(self, u):
+        if self.one:
+            f = self.factors[0]
+            uu = u.reshape(f.J, f.k)
+            if f.k == 1:
+                return self.m[:, 0] * uu[f.codes, 0]
+            return np.einsum("ik,ik->i", self.m, uu[f.codes])
+        return self.M @ u
+
+    def _moments(self, eta):
+        fam = self.family
+        mu = fam.link.linkinv(eta)
+        d = fam.link.mu_eta(eta)
+        v = fam.variance(mu)
+        r = self.wt * (self.y - mu) * d / v  # score of eta
+        W = self.wt * d * d / v  # IRLS (expected) weights
+        return mu, r, W
+
+    def _dev_rows(self, eta):
+        """-2 x the mu-dependent part of log p(y_i | eta_i)."""
+        mu = self.family.link.linkinv(eta)
+        return -2.0 * self.family.loglik_kernel(self.y, mu, self.wt)
+
+    def _blocks(self, r, W, u):
+        """One factor: per-group gradient g (J, k) and information H (J, k, k)."""
+        f = self.factors[0]
+        m = self.m
+        if f.k == 1:
+            g = np.bincount(f.codes, weights=r * m[:, 0], minlength=f.J) - u.reshape(-1)
+            H = np.bincount(f.codes, weights=W * m[:, 0] ** 2, minlength=f.J) + 1.0
+            return g[:, None], H[:, None, None]
+        g = _bincount_cols(f.codes, r[:, None] * m, f.J) - u.reshape(f.J, f.k)
+        outer = (W[:, None, None] * m[:, :, None] * m[:, None, :]).reshape(self.n, -1)
+        H = _bincount_cols(f.codes, outer, f.J).reshape(f.J, f.k, f.k) + np.eye(f.k)
+        return g, H
+
+    def _dense(self, r, W, u):
+        g = self.Mt @ r - u
+        H = (self.Mt @ sp.diags(W) @ self.M).toarray()
+        H[np.diag_indices_from(H)] += 1.0
+        return g, H
+
+    # ------------------------------------------------------------------ PIRLS (u only)
+    def pirls_u(self, beta, u0=None, max_iter=200):
+        """The conditional modes for fixed (theta, beta): returns u (flat, factor-major)."""
+        base = self.offset + self.X @ beta
+        u = np.zeros(self.q) if u0 is None else np.array(u0, dtype=float)
+        if self.one:
+            return self._pirls_u_blocks(base, u, max_iter)
+        return self._pirls_u_dense(base, u, max_iter)
+
+    def _pirls_u_blocks(self, base, u, max_iter):
+        f = self.factors[0]
+        codes, J, k = f.codes, f.J, f.k
+        U = u.reshape(J, k).copy()
+        eta = base + self._re_eta(U.ravel())
+        pd = np.bincount(codes, weights=self._dev_rows(eta), minlength=J) + (U * U).sum(axis=1)
+        for _ in range(max_iter):
+            _, r, W = self._moments(eta)
+            g, H = self._blocks(r, W, U)
+            if k == 1:
+                delta = g / H[:, :, 0]
+            else:
+                delta = np.linalg.solve(H, g[:, :, None])[:, :, 0]
+            step = np.ones(J)
+            active = np.ones(J, dtype=bool)
+            for _half in range(40):
+                Unew = U + step[:, None] * delta
+                eta_new = base + self._re_eta(Unew.ravel())
+                pd_new = np.bincount(codes, weights=self._dev_rows(eta_new), minlength=J) + (
+                    Unew * Unew
+                ).sum(axis=1)
+                worse = active & (pd_new > pd + 1e-10 * (1.0 + np.abs(pd)))
+                if not worse.any():
+                    break
+                step[worse] *= 0.5
+                active = worse
+            else:
+                raise PirlsError("step-halving did not decrease the penalised deviance")
+            U, eta, pd = Unew, eta_new, pd_new
+            if np.max(np.abs(step[:, None] * delta)) < self.tol:
+                return U.ravel()
+        raise PirlsError(f"no convergence in {max_iter} iterations")
+
+    def _pirls_u_dense(self, base, u, max_iter):
+        eta = base + self.M @ u
+        pd = self._dev_rows(eta).sum() + u @ u
+        for _ in range(max_iter):
+            _, r, W = self._moments(eta)
+            g, H = self._dense(r, W, u)
+            delta = sla.cho_solve(sla.cho_factor(H, lower=True), g)
+            step = 1.0
+            for _half in range(40):
+                unew = u + step * delta
+                eta_new = base + self.M @ unew
+                pd_new = self._dev_rows(eta_new).sum() + unew @ unew
+                if pd_new <= pd + 1e-10 * (1.0 + abs(pd)):
+                    break
+                step *= 0.5
+            else:
+                raise PirlsError("step-halving did not decrease the penalised deviance")
+            u, eta, pd = unew, eta_new, pd_new
+            if np.max(np.abs(step * delta)) < self.tol:
+                return u
+        raise PirlsError(f"no convergence in {max_iter} iterations")
+
+    # ------------------------------------------------------------------ PIRLS (beta and u)
+    def pirls_joint(self, beta0, u0=None, max_iter=200):
+        """lme4's nAGQ = 0 step: beta and u together by penalised IRLS. Returns (beta, u, S)
+        with S the Schur complement of the fixed effects (lme4's RX'RX) at the solution."""
+        beta = np.array(beta0, dtype=float)
+        u = np.zeros(self.q) if u0 is None else np.array(u0, dtype=float)
+
+        def pdev(b, uu):
+            eta = self.offset + self.X @ b + self._re_eta(uu)
+            return self._dev_rows(eta).sum() + uu @ uu, eta
+
+        pd, eta = pdev(beta, u)
+        for _ in range(max_iter):
+            _, r, W = self._moments(eta)
+            db, du, S = self._joint_step(r, W, u)
+            step = 1.0
+            for _half in range(40):
+                bn, un = beta + step * db, u + step * du
+                pd_new, eta_new = pdev(bn, un)
+                if pd_new <= pd + 1e-10 * (1.0 + abs(pd)):
+                    break
+                step *= 0.5
+            else:
+                raise PirlsError("step-halving did not decrease the penalised deviance")
+            beta, u, eta, pd = bn, un, eta_new, pd_new
+            size = max(np.max(np.abs(step * db), initial=0.0), np.max(np.abs(step * du), initial=0.0))
+            if size < self.tol:
+                _, r, W = self._moments(eta)
+                S = self._joint_step(r, W, u)[2]
+                return beta, u, S
+        raise PirlsError(f"no convergence in {max_iter} iterations")
+
+    def _joint_step(self, r, W, u):
+        X = self.X
+        gb = X.T @ r
+        XtWX = X.T @ (W[:, None] * X)
+        if self.one:
+            f = self.factors[0]
+            g, H = self._blocks(r, W, u)
+            # C_j = sum_i W_i m_i x_i' (J, k, p)
+            wm = W[:, None] * self.m
+            C = np.stack(
+                [_bincount_cols(f.codes, wm[:, a : a + 1] * X, f.J) for a in range(f.k)], axis=1
+            )
+            Hinv = np.linalg.inv(H)
+            HiC = Hinv @ C  # (J, k, p)
+            Hig = (Hinv @ g[:, :, None])[:, :, 0]
+            S = XtWX - np.einsum("jkp,jkq->pq", C, HiC)
+            rhs = gb - np.einsum("jkp,jk->p", C, Hig)
+            db = np.linalg.solve(S, rhs)
+            du = Hig - np.einsum("jkp,p->jk", HiC, db)
+            return db, du.ravel(), S
+        g, H = self._dense(r, W, u)
+        C = (self.Mt @ (W[:, None] * X))  # (q, p)
+        cf = sla.cho_factor(H, lower=True)
+        HiC = sla.cho_solve(cf, C)
+        Hig = sla.cho_solve(cf, g)
+        S = XtWX - C.T @ HiC
+        db = np.linalg.solve(S, gb - C.T @ Hig)
+        du = Hig - HiC @ db
+        return db, du, S
+
+    # ------------------------------------------------------------------ deviances
+    def information(self, beta, u):
+        """Per-group blocks (one factor) or the dense matrix of ``L L'`` at (beta, u)."""
+        eta = self.offset + self.X @ beta + self._re_eta(u)
+        _, r, W = self._moments(eta)
+        if self.one:
+            return self._blocks(r, W, u)[1]
+        return self._dense(r, W, u)[1]
+
+    def logdet(self, H) -> float:
+        if self.one:
+            if H.shape[1] == 1:
+                return float(np.sum(np.log(H[:, 0, 0])))
+            return float(np.sum(np.linalg.slogdet(H)[1]))
+        c = sla.cholesky(H, lower=True)
+        return float(2.0 * np.sum(np.log(np.diag(c))))
+
+    def minus2_cond_loglik(self, beta, u) -> float:
+        eta = self.offset + self.X @ beta + self._re_eta(u)
+        return float(self._dev_rows(eta).sum() - 2.0 * self.const)
+
+    def laplace(self, beta, u) -> float:
+        """lme4's Laplace deviance at (beta, u = the conditional modes)."""
+        H = self.information(beta, u)
+        return self.minus2_cond_loglik(beta, u) + float(u @ u) + self.logdet(H)
+
+    def agq(self, beta, u, n_nodes: int) -> float:
+        """-2 x the marginal log-likelihood by adaptive Gauss-Hermite quadrature (one factor,
+        one scalar term): nodes at ``u_hat_j + z_k / L_jj``."""
+        f = self.factors[0]
+        z, w = np.polynomial.hermite_e.hermegauss(n_nodes)
+        H = self.information(beta, u)[:, 0, 0]
+        sd = 1.0 / np.sqrt(H)
+        base = self.offset + self.X @ beta
+        m = self.m[:, 0]
+        logs = np.empty((f.J, n_nodes))
+        for kk in range(n_nodes):
+            uk = u + sd * z[kk]
+            eta = base + m * uk[f.codes]
+            ll = -0.5 * np.bincount(f.codes, weights=self._dev_rows(eta), minlength=f.J)
+            logs[:, kk] = np.log(w[kk]) + 0.5 * z[kk] ** 2 + ll - 0.5 * uk**2
+        top = logs.max(axis=1)
+        lm = top + np.log(np.exp(logs - top[:, None]).sum(axis=1))
+        lm += np.log(sd) - 0.5 * np.log(2 * np.pi)
+        return float(-2.0 * (lm.sum() + self.const))
+
+    def cond_cov_u(self, beta, u):
+        """Conditional covariance blocks of u per factor: list of (J, k, k)."""
+        H = self.information(beta, u)
+        if self.one:
+            return [np.linalg.inv(H)]
+        Hi = np.linalg.inv(H)
+        out, pos = [], 0
+        for f in self.factors:
+            blk = np.empty((f.J, f.k, f.k))
+            for j in range(f.J):
+                s = pos + j * f.k
+                blk[j] = Hi[s : s + f.k, s : s + f.k]
+            out.append(blk)
+            pos += f.J * f.k
+        return out

@@ -1,0 +1,108 @@
+"""Bound-constrained minimisation of a smooth deviance without analytic derivatives.
+
+L-BFGS-B with central-difference gradients, then Newton steps on a central-difference Hessian
+(which also serves the Wald covariance, as lme4's ``optinfo$derivs``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import optimize
+
+__all__ = ["fd_gradient", "fd_hessian", "minimize"]
+
+
+def fd_gradient(fun, x, lower, h=1e-5):
+    g = np.empty(len(x))
+    f0 = None
+    for i in range(len(x)):
+        e = np.zeros(len(x))
+        e[i] = h
+        if x[i] - h < lower[i]:
+            f0 = fun(x) if f0 is None else f0
+            g[i] = (fun(x + e) - f0) / h
+        else:
+            g[i] = (fun(x + e) - fun(x - e)) / (2 * h)
+    return g
+
+
+def fd_hessian(fun, x, free, h=1e-4):
+    """Central-difference Hessian over the free coordinates (others left 0)."""
+    d = len(x)
+    H = np.zeros((d, d))
+    f0 = fun(x)
+    idx = np.flatnonzero(free)
+    fp, fm = {}, {}
+    for i in idx:
+        e = np.zeros(d)
+        e[i] = h
+        fp[i], fm[i] = fun(x + e), fun(x - e)
+        H[i, i] = (fp[i] - 2 * f0 + fm[i]) / h**2
+    for a, i in enumerate(idx):
+        for j in idx[a + 1 :]:
+            ei = np.zeros(d)
+            ej = np.zeros(d)
+            ei[i] = h
+            ej[j] = h
+            v = (fun(x + ei + ej) - fun(x + ei - ej) - fun(x - ei + ej) + fun(x - ei - ej)) / (
+                4 * h * h
+            )
+            H[i, j] = H[j, i] = v
+    return H
+
+
+def minimize(fun, x0, lower, *, newton=True, quasi=True, max_newton=12):
+    """Minimise ``fun`` over ``x >= lower``. Returns (x, f, H, info)."""
+    x = np.maximum(np.asarray(x0, dtype=float), lower)
+    lower = np.asarray(lower, dtype=float)
+    bounds = [(lo if np.isfinite(lo) else None, None) for lo in lower]
+    n_eval = [0]
+
+    def f(z):
+        n_eval[0] += 1
+        return fun(z)
+
+    if quasi:
+        res = optimize.minimize(
+            f,
+            x,
+            jac=lambda z: fd_gradient(f, z, lower),
+            method="L-BFGS-B",
+            bounds=bounds,
+            options={"maxiter": 500, "ftol": 1e-14, "gtol": 1e-9},
+        )
+        x = np.maximum(res.x, lower)
+    fx = f(x)
+    H = None
+    steps = 0
+    if newton:
+        for steps in range(1, max_newton + 1):  # noqa: B007
+            g = fd_gradient(f, x, lower)
+            free = ~((x <= lower + 1e-12) & (g > 0))
+            H = fd_hessian(f, x, free)
+            Hf = H[np.ix_(free, free)]
+            try:
+                w, V = np.linalg.eigh(Hf)
+            except np.linalg.LinAlgError:
+                break
+            w = np.maximum(w, 1e-8 * max(1.0, np.max(np.abs(w), initial=1.0)))
+            step = np.zeros(len(x))
+            step[free] = -(V @ ((V.T @ g[free]) / w))
+            t, improved = 1.0, False
+            for _ in range(30):
+                xn = np.maximum(x + t * step, lower)
+                fn = f(xn)
+                if fn <= fx:
+                    improved = fn < fx
+                    break
+                t *= 0.5
+            else:
+                break
+            moved = np.max(np.abs(xn - x), initial=0.0)
+            x, fx = xn, fn
+            if moved < 1e-9 or not improved:
+                break
+        g = fd_gradient(f, x, lower)
+        free = ~((x <= lower + 1e-12) & (g > 0))
+        H = fd_hessian(f, x, free)
+    return x, fx, H, {"n_eval": n_eval[0], "newton_steps": steps}
