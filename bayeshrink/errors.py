@@ -20,11 +20,11 @@ __all__ = [
     "NonIntegerWarning",
     "OutputError",
     "PirlsConvergenceError",
-    "SeparationError",
     "RefitWarning",
     "RepeatedLabelsWarning",
     "RowsDroppedWarning",
     "SamplerConvergenceWarning",
+    "SeparationError",
     "describe_rows",
 ]
 

@@ -81,7 +81,10 @@ class Factor:
 
 def _bincount_cols(codes, values, J):
     """Per-group sums of the columns of ``values`` (n x c) -> (J, c)."""
-    return np.stack([np.bincount(codes, weights=values[:, c], minlength=J) for c in range(values.shape[1])], axis=1)
+    return np.stack(
+        [np.bincount(codes, weights=values[:, c], minlength=J) for c in range(values.shape[1])],
+        axis=1,
+    )
 
 
 class GlmmCore:
@@ -268,7 +271,9 @@ class GlmmCore:
             else:
                 raise PirlsError("step-halving did not decrease the penalised deviance")
             beta, u, eta, pd = bn, un, eta_new, pd_new
-            size = max(np.max(np.abs(step * db), initial=0.0), np.max(np.abs(step * du), initial=0.0))
+            size = max(
+                np.max(np.abs(step * db), initial=0.0), np.max(np.abs(step * du), initial=0.0)
+            )
             if size < self.tol:
                 _, r, W = self._moments(eta)
                 S = self._joint_step(r, W, u)[2]
@@ -296,7 +301,7 @@ class GlmmCore:
             du = Hig - np.einsum("jkp,p->jk", HiC, db)
             return db, du.ravel(), S
         g, H = self._dense(r, W, u)
-        C = (self.Mt @ (W[:, None] * X))  # (q, p)
+        C = self.Mt @ (W[:, None] * X)  # (q, p)
         cf = sla.cho_factor(H, lower=True)
         HiC = sla.cho_solve(cf, C)
         Hig = sla.cho_solve(cf, g)

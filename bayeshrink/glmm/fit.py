@@ -193,4 +193,3 @@ def fit_glmm(
     return GlmmFit._from_core(
         des, core, fam, nagq, theta_s, beta_s, u, dev, A, zscale, vcov_s, hess, info
     )
-

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -25,7 +25,7 @@ from ..errors import (
     NonIntegerWarning,
     describe_rows,
 )
-from ..frames import Missing, as_frame, check_missing, check_missing_option
+from ..frames import Missing, as_frame, check_missing, check_missing_option, factorize
 from ..lmm.newdata import FORMULA_FUNCTIONS
 from .family import Family
 
@@ -64,7 +64,7 @@ def _evaluate(expr: str, df: pd.DataFrame, what: str) -> np.ndarray:
     env = {n: df[n].to_numpy() for n in names}
     try:
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-            value = eval(expr, {"__builtins__": {}}, {**FORMULA_FUNCTIONS, **env})  # noqa: S307
+            value = eval(expr, {"__builtins__": {}}, {**FORMULA_FUNCTIONS, **env})
     except Exception as exc:
         raise FormulaError(f"{what} could not be evaluated: {exc}.") from exc
     value = np.asarray(value)
@@ -129,7 +129,9 @@ def glmm_design(
         raise DataError("`data` must have at least one row; got an empty frame.")
     lhs, rhs = (s.strip() for s in formula.split("~", 1))
     addends = _split_top(rhs, "+")
-    offsets = [a[len("offset(") : -1] for a in addends if a.startswith("offset(") and a.endswith(")")]
+    offsets = [
+        a[len("offset(") : -1] for a in addends if a.startswith("offset(") and a.endswith(")")
+    ]
     kept = [a for a in addends if not (a.startswith("offset(") and a.endswith(")"))]
     offset = np.zeros(len(df))
     for expr in offsets:
@@ -282,6 +284,13 @@ def glmm_design(
     frame[_RESPONSE] = y
     md = MultiDesign.from_formula(frame, inner, "raise", spec=spec)
     block_factors = tuple(b.factor for b in spec.blocks)
+    factors = []
+    for fd in md.factors:
+        # a single integer (or Categorical) column keeps its own order, as R's factor(): 1, 2, 10
+        if ":" not in fd.name and not pd.api.types.is_string_dtype(frame[fd.name]):
+            codes, labels = factorize(frame[fd.name])
+            fd = replace(fd, codes=np.asarray(codes, dtype=np.intp), labels=labels.rename(fd.name))
+        factors.append(fd)
     return GlmmDesign(
         formula=formula,
         response=lhs,
@@ -290,7 +299,7 @@ def glmm_design(
         offset=np.asarray(offset, dtype=float),
         X=md.X,
         fixed_names=md.fixed_names,
-        factors=md.factors,
+        factors=tuple(factors),
         n_dropped=n_dropped,
         offset_exprs=tuple(offsets),
         encoder=md.encoder,

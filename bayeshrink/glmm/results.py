@@ -35,7 +35,7 @@ __all__ = ["GlmmFit"]
 
 
 class _FactorResult:
-    __slots__ = ("name", "labels", "terms", "block_sizes", "T", "b", "cond_cov", "codes", "Z")
+    __slots__ = ("T", "Z", "b", "block_sizes", "codes", "cond_cov", "labels", "name", "terms")
 
     def __init__(self, **kw):
         for k, v in kw.items():
@@ -49,7 +49,9 @@ class GlmmFit(FitResult):
 
     # ------------------------------------------------------------------ construction
     @classmethod
-    def _from_core(cls, des, core, fam, nagq, theta_s, beta_s, u, dev, A, zscale, vcov_s, hess, info):
+    def _from_core(
+        cls, des, core, fam, nagq, theta_s, beta_s, u, dev, A, zscale, vcov_s, hess, info
+    ):
         self = cls.__new__(cls)
         self._design = des
         self.family = fam.name
@@ -190,7 +192,9 @@ class GlmmFit(FitResult):
         return self.minus2loglik + self.n_params * np.log(self.n_obs)
 
     def _frame_of(self, f, values) -> pd.DataFrame:
-        return pd.DataFrame(np.asarray(values, dtype=float), index=f.labels.copy(), columns=list(f.terms))
+        return pd.DataFrame(
+            np.asarray(values, dtype=float), index=f.labels.copy(), columns=list(f.terms)
+        )
 
     def ranef(self, factor: str | None = None) -> pd.DataFrame:
         """Conditional modes of the random effects (link scale), group x term."""
@@ -263,9 +267,7 @@ class GlmmFit(FitResult):
         if type == "deviance":
             d = np.maximum(fam.dev_resids(des.y, mu, des.wt), 0.0)
             return np.sign(des.y - mu) * np.sqrt(d)
-        raise MethodError(
-            f"`type` must be 'deviance', 'pearson' or 'response'; got {type!r}."
-        )
+        raise MethodError(f"`type` must be 'deviance', 'pearson' or 'response'; got {type!r}.")
 
     def predict(
         self,
@@ -290,7 +292,9 @@ class GlmmFit(FitResult):
             else:
                 eta = self._design.offset + self._design.X @ self._beta
         else:
-            eta = self._predict_new(as_frame(newdata).reset_index(drop=True), random, allow_new_levels)
+            eta = self._predict_new(
+                as_frame(newdata).reset_index(drop=True), random, allow_new_levels
+            )
         return eta.copy() if type == "link" else self._family.link.linkinv(eta)
 
     def _predict_new(self, df, random, allow_new_levels):
@@ -341,7 +345,11 @@ class GlmmFit(FitResult):
         outer = W[:, None, None] * f.Z[:, :, None] * f.Z[:, None, :]
         J, k = len(f.labels), len(f.terms)
         out = np.stack(
-            [np.bincount(f.codes, weights=outer[:, a, b], minlength=J) for a in range(k) for b in range(k)],
+            [
+                np.bincount(f.codes, weights=outer[:, a, b], minlength=J)
+                for a in range(k)
+                for b in range(k)
+            ],
             axis=1,
         )
         return out.reshape(J, k, k)
@@ -374,10 +382,16 @@ class GlmmFit(FitResult):
             v = fam.variance(mu)
             r = wt * (y - mu) * dd / v
             W = wt * dd * dd / v
-            g = np.stack([np.bincount(f.codes, weights=r * f.Z[:, a], minlength=J) for a in range(k)], axis=1)
+            g = np.stack(
+                [np.bincount(f.codes, weights=r * f.Z[:, a], minlength=J) for a in range(k)], axis=1
+            )
             outer = W[:, None, None] * f.Z[:, :, None] * f.Z[:, None, :]
             H = np.stack(
-                [np.bincount(f.codes, weights=outer[:, a, c], minlength=J) for a in range(k) for c in range(k)],
+                [
+                    np.bincount(f.codes, weights=outer[:, a, c], minlength=J)
+                    for a in range(k)
+                    for c in range(k)
+                ],
                 axis=1,
             ).reshape(J, k, k)
             det = np.linalg.det(H)
@@ -423,7 +437,9 @@ class GlmmFit(FitResult):
         """sqrt(condVar + Var(fixed effect of the term)): the SD of ``coef()`` counting the
         fixed effects' uncertainty, ignoring their covariance with the modes (approximate)."""
         f = self._factor(factor)
-        v = np.array([float(self.vcov.loc[t, t]) if t in self.fixed_terms else 0.0 for t in f.terms])
+        v = np.array(
+            [float(self.vcov.loc[t, t]) if t in self.fixed_terms else 0.0 for t in f.terms]
+        )
         return self._frame_of(f, np.sqrt(np.diagonal(f.cond_cov, axis1=1, axis2=2) + v[None, :]))
 
     def table(self, term: str | None = None, factor: str | None = None) -> pd.DataFrame:
@@ -476,7 +492,10 @@ class GlmmFit(FitResult):
         ]
         for _, r in self.varcorr().iterrows():
             if r["var2"] is None:
-                lines.append(f"  {r['grp']:<12} {r['var1']:<14} variance {fmt(r['vcov'])}  sd {fmt(r['sdcor'])}")
+                lines.append(
+                    f"  {r['grp']:<12} {r['var1']:<14} variance {fmt(r['vcov'])}  "
+                    f"sd {fmt(r['sdcor'])}"
+                )
             else:
                 lines.append(f"  {r['grp']:<12} corr({r['var1']}, {r['var2']}) {fmt(r['sdcor'])}")
         nl = ", ".join(f"{f.name}: {len(f.labels)}" for f in self._factors)
@@ -486,7 +505,9 @@ class GlmmFit(FitResult):
         se = self.fixef_se
         for t in self.fixed_terms:
             z = self.fixef[t] / se[t]
-            lines.append(f"  {t:<22} {fmt(self.fixef[t]):>12}  se {fmt(se[t]):>10}  z {fmt(z, 4):>8}")
+            lines.append(
+                f"  {t:<22} {fmt(self.fixef[t]):>12}  se {fmt(se[t]):>10}  z {fmt(z, 4):>8}"
+            )
         if self.boundary:
             lines.append("")
             lines.append("boundary (singular) fit: a random-effects variance is estimated as 0.")
@@ -530,8 +551,20 @@ class GlmmFit(FitResult):
 
     def to_dict(self) -> dict:
         d = super().to_dict()
-        d.update(family=self.family, link=self.link, nagq=self.nagq, deviance=self.deviance,
-                 aic=self.aic, bic=self.bic, theta=self.theta.tolist())
-        d["table"] = {t: {k: [v if not isinstance(v, float) or np.isfinite(v) else None for v in col]
-                          for k, col in self.table(t).items()} for t in self.random_terms}
+        d.update(
+            family=self.family,
+            link=self.link,
+            nagq=self.nagq,
+            deviance=self.deviance,
+            aic=self.aic,
+            bic=self.bic,
+            theta=self.theta.tolist(),
+        )
+        d["table"] = {
+            t: {
+                k: [v if not isinstance(v, float) or np.isfinite(v) else None for v in col]
+                for k, col in self.table(t).items()
+            }
+            for t in self.random_terms
+        }
         return d
