@@ -138,6 +138,10 @@ class GlmmCore:
                 blocks.append(sp.csr_matrix((m.ravel(), (rows, cols)), shape=(self.n, f.J * f.k)))
             self.M = sp.hstack(blocks, format="csr")
             self.Mt = self.M.T.tocsr()
+            f0 = self.factors[0]
+            self.m0 = f0.Z @ self.Ts[0]
+            self.M1t = blocks[0].T.tocsr()
+            self.M2 = sp.hstack(blocks[1:], format="csr")
 
     # ------------------------------------------------------------------ pieces
     def _re_eta(self, u):
@@ -176,11 +180,11 @@ class GlmmCore:
         H = _bincount_cols(f.codes, outer, f.J).reshape(f.J, f.k, f.k) + np.eye(f.k)
         return g, H
 
-    def _dense(self, r, W, u):
+    def _dense(self, r, W, u, X=None):
+        """Several factors: the gradient and the blocked system (the first factor's blocks,
+        then the Schur complement of the others, and of X's columns for the joint step)."""
         g = self.Mt @ r - u
-        H = (self.Mt @ sp.diags(W) @ self.M).toarray()
-        H[np.diag_indices_from(H)] += 1.0
-        return g, H
+        return g, _Blocked(self, W, X)
 
     # ------------------------------------------------------------------ PIRLS (u only)
     def pirls_u(self, beta, u0=None, max_iter=200):
@@ -230,7 +234,7 @@ class GlmmCore:
         for _ in range(max_iter):
             _, r, W = self._moments(eta)
             g, H = self._dense(r, W, u)
-            delta = sla.cho_solve(sla.cho_factor(H, lower=True), g)
+            delta = H.solve(g)
             step = 1.0
             for _half in range(40):
                 unew = u + step * delta
@@ -300,15 +304,9 @@ class GlmmCore:
             db = np.linalg.solve(S, rhs)
             du = Hig - np.einsum("jkp,p->jk", HiC, db)
             return db, du.ravel(), S
-        g, H = self._dense(r, W, u)
-        C = self.Mt @ (W[:, None] * X)  # (q, p)
-        cf = sla.cho_factor(H, lower=True)
-        HiC = sla.cho_solve(cf, C)
-        Hig = sla.cho_solve(cf, g)
-        S = XtWX - C.T @ HiC
-        db = np.linalg.solve(S, gb - C.T @ Hig)
-        du = Hig - HiC @ db
-        return db, du, S
+        g, sys = self._dense(r, W, u, X)
+        sol = sys.solve(np.concatenate([g, gb]))
+        return sol[self.q :], sol[: self.q], sys.schur_beta()
 
     # ------------------------------------------------------------------ deviances
     def information(self, beta, u):
@@ -324,8 +322,7 @@ class GlmmCore:
             if H.shape[1] == 1:
                 return float(np.sum(np.log(H[:, 0, 0])))
             return float(np.sum(np.linalg.slogdet(H)[1]))
-        c = sla.cholesky(H, lower=True)
-        return float(2.0 * np.sum(np.log(np.diag(c))))
+        return H.logdet()
 
     def minus2_cond_loglik(self, beta, u) -> float:
         eta = self.offset + self.X @ beta + self._re_eta(u)
@@ -361,13 +358,71 @@ class GlmmCore:
         H = self.information(beta, u)
         if self.one:
             return [np.linalg.inv(H)]
-        Hi = np.linalg.inv(H)
-        out, pos = [], 0
-        for f in self.factors:
+        return H.cond_cov()
+
+
+class _Blocked:
+    """``[[D, B], [B', C]]``: D the first factor's block diagonal (``Lambda'Z'WZLambda + I``
+    for it), C the other factors (+ I) and, for the joint step, X's columns (no penalty).
+    Solved through the dense Schur complement ``S = C - B' D^-1 B`` (MixedModels.jl's blocked
+    Cholesky: the first factor, usually the one with most levels, is never densified)."""
+
+    def __init__(self, core: GlmmCore, W, X=None):
+        f0 = core.factors[0]
+        m0 = core.m0
+        k0, J0 = f0.k, f0.J
+        outer = (W[:, None, None] * m0[:, :, None] * m0[:, None, :]).reshape(core.n, -1)
+        D = _bincount_cols(f0.codes, outer, J0).reshape(J0, k0, k0) + np.eye(k0)
+        self.D = D
+        self.factors = core.factors
+        self.Dinv = np.linalg.inv(D)
+        R = core.M2
+        self.q1, self.q2 = J0 * k0, R.shape[1]
+        if X is not None:
+            R = sp.hstack([R, sp.csr_matrix(X)], format="csr")
+        WR = sp.csr_matrix(R.multiply(W[:, None]))
+        B = (core.M1t @ WR).tocsr()  # (q1, r)
+        C = (R.T @ WR).toarray()
+        C[np.arange(self.q2), np.arange(self.q2)] += 1.0
+        Dinv_sp = sp.bsr_matrix(
+            (self.Dinv, np.arange(J0), np.arange(J0 + 1)), shape=(self.q1, self.q1)
+        )
+        self.DinvB = (Dinv_sp @ B).tocsr()
+        self.B = B
+        S = C - (B.T @ self.DinvB).toarray()
+        self.S = 0.5 * (S + S.T)
+        self.cf = sla.cho_factor(self.S, lower=True)
+
+    def solve(self, g):
+        g1, g2 = g[: self.q1], g[self.q1 :]
+        k0 = self.D.shape[1]
+        y1 = (self.Dinv @ g1.reshape(-1, k0, 1)).reshape(-1)
+        x2 = sla.cho_solve(self.cf, g2 - self.B.T @ y1)
+        x1 = y1 - self.DinvB @ x2
+        return np.concatenate([x1, x2])
+
+    def logdet(self) -> float:
+        return float(np.sum(np.linalg.slogdet(self.D)[1]) + 2 * np.sum(np.log(np.diag(self.cf[0]))))
+
+    def schur_beta(self):
+        """The fixed effects' Schur complement (lme4's RX'RX), from S's X block."""
+        q2 = self.q2
+        S = self.S
+        return S[q2:, q2:] - S[q2:, :q2] @ np.linalg.solve(S[:q2, :q2], S[:q2, q2:])
+
+    def cond_cov(self):
+        """Diagonal blocks of the inverse, per factor (the conditional covariances of u)."""
+        J0, k0 = self.D.shape[0], self.D.shape[1]
+        Sinv = sla.cho_solve(self.cf, np.eye(self.S.shape[0]))
+        P = self.DinvB.toarray()
+        Q = (P @ Sinv).reshape(J0, k0, -1)
+        out = [self.Dinv + np.einsum("jak,jbk->jab", Q, P.reshape(J0, k0, -1))]
+        pos = 0
+        for f in self.factors[1:]:
             blk = np.empty((f.J, f.k, f.k))
             for j in range(f.J):
                 s = pos + j * f.k
-                blk[j] = Hi[s : s + f.k, s : s + f.k]
+                blk[j] = Sinv[s : s + f.k, s : s + f.k]
             out.append(blk)
             pos += f.J * f.k
         return out

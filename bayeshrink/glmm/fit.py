@@ -85,6 +85,18 @@ def _check_separation(core: GlmmCore, names) -> None:
         )
 
 
+def _one_thread():
+    """BLAS on one thread: the systems here are small (q x q up to a few thousand), where
+    threads cost more than they give, and many times more on a loaded machine."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - threadpoolctl comes with scikit-learn / scipy
+        import contextlib
+
+        return contextlib.nullcontext()
+    return threadpool_limits(limits=1, user_api="blas")
+
+
 def fit_glmm(
     data,
     formula: str,
@@ -95,6 +107,11 @@ def fit_glmm(
     missing: Missing = "raise",
 ):
     """The GLMM fit behind ``bs.fit(..., family=...)``; see :func:`bayeshrink.fit`."""
+    with _one_thread():
+        return _fit_glmm(data, formula, family, link, nagq, weights, missing)
+
+
+def _fit_glmm(data, formula, family, link, nagq, weights, missing):
     from .results import GlmmFit
 
     fam = get_family(family, link)
@@ -154,7 +171,7 @@ def fit_glmm(
         state.update(beta=beta, u=u, S=S)
         return core.laplace(beta, u)
 
-    theta1, f1, H1, info1 = minimize(dev0, theta0, lower, newton=(nagq == 0))
+    theta1, f1, _, info1 = minimize(dev0, theta0, lower, newton=(nagq == 0))
     dev0(theta1)
     beta1, u1, S1 = state["beta"].copy(), state["u"].copy(), state["S"].copy()
     info = {"stage1": info1}

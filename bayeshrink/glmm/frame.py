@@ -113,11 +113,33 @@ def _binary(values: pd.Series, response: str) -> tuple[np.ndarray, str, tuple]:
     return values.to_numpy(dtype=float, na_value=np.nan), "binary", (0, 1)
 
 
+def _design_class():
+    from ..lmm.design import check_fixed_rank
+    from ..lmm.multi import MultiDesign
+
+    class GlmmMultiDesign(MultiDesign):
+        """The linear model's design without its residual-variance checks: a GLMM may have one
+        random effect per row (an observation-level effect, e.g. grouseticks' (1 | INDEX))."""
+
+        def _check(self, df):
+            if self.X.shape[1]:
+                ones = np.all(self.X == 1.0, axis=0)
+                Xc = self.X - np.where(ones, 0.0, self.X.mean(axis=0)) if ones.any() else self.X
+                check_fixed_rank(Xc.T @ Xc, list(self.fixed_names))
+            for f in self.factors:
+                if f.n_levels < 2:
+                    raise DataError(
+                        f"the grouping factor {f.name!r} must have at least 2 levels; got "
+                        f"{f.n_levels} ({f.labels[0]!r}). A variance between levels cannot be "
+                        f"estimated from one level: drop (... | {f.name}) from the formula."
+                    )
+
+    return GlmmMultiDesign
+
+
 def glmm_design(
     data, formula: str, family: Family, weights=None, missing: Missing = "raise"
 ) -> GlmmDesign:
-    from ..lmm.multi import MultiDesign
-
     check_missing_option(missing)
     if not isinstance(formula, str) or "~" not in formula:
         raise FormulaError(
@@ -201,6 +223,8 @@ def glmm_design(
     from ..lmm.multi import parse_multi
 
     spec = parse_multi(inner)
+    # formulae lists a literal (the 2 of I(x**2)) as the variable ''
+    spec = replace(spec, variables=frozenset(v for v in spec.variables if v))
     used = [c for c in df.columns if c in spec.variables and c != _RESPONSE]
     bad = df[used].isna().any(axis=1).to_numpy().copy()
     for c in used:
@@ -282,7 +306,7 @@ def glmm_design(
 
     frame = df.copy()
     frame[_RESPONSE] = y
-    md = MultiDesign.from_formula(frame, inner, "raise", spec=spec)
+    md = _design_class().from_formula(frame, inner, "raise", spec=spec)
     block_factors = tuple(b.factor for b in spec.blocks)
     factors = []
     for fd in md.factors:
