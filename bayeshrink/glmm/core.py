@@ -125,6 +125,7 @@ class GlmmCore:
         if self._theta is not None and np.array_equal(theta, self._theta):
             return
         self._theta = theta.copy()
+        self._cache = None
         self.Ts = [f.T(t) for f, t in zip(self.factors, self.split_theta(theta), strict=True)]
         if self.one:
             f = self.factors[0]
@@ -154,16 +155,13 @@ class GlmmCore:
         return self.M @ u
 
     def _moments(self, eta):
-        fam = self.family
-        mu = fam.link.linkinv(eta)
-        d = fam.link.mu_eta(eta)
-        v = fam.variance(mu)
-        r = self.wt * (self.y - mu) * d / v  # score of eta
-        W = self.wt * d * d / v  # IRLS (expected) weights
-        return mu, r, W
+        # mu, the score of eta and the IRLS (expected) weights
+        return self.family.irls(self.y, eta, self.wt)
 
     def _dev_rows(self, eta):
         """-2 x the mu-dependent part of log p(y_i | eta_i)."""
+        if self.family.canonical:
+            return -2.0 * self.family.kernel_eta(self.y, eta, self.wt)
         mu = self.family.link.linkinv(eta)
         return -2.0 * self.family.loglik_kernel(self.y, mu, self.wt)
 
@@ -198,11 +196,12 @@ class GlmmCore:
     def _pirls_u_blocks(self, base, u, max_iter):
         f = self.factors[0]
         codes, J, k = f.codes, f.J, f.k
+        fam, y, wt = self.family, self.y, self.wt
         U = u.reshape(J, k).copy()
         eta = base + self._re_eta(U.ravel())
-        pd = np.bincount(codes, weights=self._dev_rows(eta), minlength=J) + (U * U).sum(axis=1)
+        dev, r, W = fam.eval_eta(y, eta, wt)
+        pd = np.bincount(codes, weights=dev, minlength=J) + (U * U).sum(axis=1)
         for _ in range(max_iter):
-            _, r, W = self._moments(eta)
             g, H = self._blocks(r, W, U)
             if k == 1:
                 delta = g / H[:, :, 0]
@@ -213,9 +212,8 @@ class GlmmCore:
             for _half in range(40):
                 Unew = U + step[:, None] * delta
                 eta_new = base + self._re_eta(Unew.ravel())
-                pd_new = np.bincount(codes, weights=self._dev_rows(eta_new), minlength=J) + (
-                    Unew * Unew
-                ).sum(axis=1)
+                dev, r, W = fam.eval_eta(y, eta_new, wt)
+                pd_new = np.bincount(codes, weights=dev, minlength=J) + (Unew * Unew).sum(axis=1)
                 worse = active & (pd_new > pd + 1e-10 * (1.0 + np.abs(pd)))
                 if not worse.any():
                     break
@@ -225,7 +223,10 @@ class GlmmCore:
                 raise PirlsError("step-halving did not decrease the penalised deviance")
             U, eta, pd = Unew, eta_new, pd_new
             if np.max(np.abs(step[:, None] * delta)) < self.tol:
-                return U.ravel()
+                out = U.ravel()
+                # the state at the modes, for laplace() without another pass over the rows
+                self._cache = (base, out.copy(), float(dev.sum()), self._blocks(r, W, U)[1])
+                return out
         raise PirlsError(f"no convergence in {max_iter} iterations")
 
     def _pirls_u_dense(self, base, u, max_iter):
@@ -257,29 +258,30 @@ class GlmmCore:
         beta = np.array(beta0, dtype=float)
         u = np.zeros(self.q) if u0 is None else np.array(u0, dtype=float)
 
+        fam = self.family
+
         def pdev(b, uu):
             eta = self.offset + self.X @ b + self._re_eta(uu)
-            return self._dev_rows(eta).sum() + uu @ uu, eta
+            dev, r, W = fam.eval_eta(self.y, eta, self.wt)
+            return dev.sum() + uu @ uu, r, W
 
-        pd, eta = pdev(beta, u)
+        pd, r, W = pdev(beta, u)
         for _ in range(max_iter):
-            _, r, W = self._moments(eta)
             db, du, S = self._joint_step(r, W, u)
             step = 1.0
             for _half in range(40):
                 bn, un = beta + step * db, u + step * du
-                pd_new, eta_new = pdev(bn, un)
+                pd_new, r_new, W_new = pdev(bn, un)
                 if pd_new <= pd + 1e-10 * (1.0 + abs(pd)):
                     break
                 step *= 0.5
             else:
                 raise PirlsError("step-halving did not decrease the penalised deviance")
-            beta, u, eta, pd = bn, un, eta_new, pd_new
+            beta, u, pd, r, W = bn, un, pd_new, r_new, W_new
             size = max(
                 np.max(np.abs(step * db), initial=0.0), np.max(np.abs(step * du), initial=0.0)
             )
             if size < self.tol:
-                _, r, W = self._moments(eta)
                 S = self._joint_step(r, W, u)[2]
                 return beta, u, S
         raise PirlsError(f"no convergence in {max_iter} iterations")
@@ -330,6 +332,11 @@ class GlmmCore:
 
     def laplace(self, beta, u) -> float:
         """lme4's Laplace deviance at (beta, u = the conditional modes)."""
+        c = getattr(self, "_cache", None)
+        if self.one and c is not None and np.array_equal(c[1], u):
+            base = self.offset + self.X @ beta
+            if np.array_equal(base, c[0]):
+                return c[2] - 2.0 * self.const + float(u @ u) + self.logdet(c[3])
         H = self.information(beta, u)
         return self.minus2_cond_loglik(beta, u) + float(u @ u) + self.logdet(H)
 

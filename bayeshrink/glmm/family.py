@@ -36,7 +36,8 @@ class Link:
 
     def linkinv(self, eta):
         if self.name == "logit":
-            return special.expit(np.clip(eta, -_THRESH, _THRESH))
+            mu = special.expit(np.clip(eta, -_THRESH, _THRESH))
+            return np.clip(mu, _EPS, 1 - _EPS)
         if self.name == "probit":
             t = -stats.norm.ppf(_EPS)
             return special.ndtr(np.clip(eta, -t, t))
@@ -97,10 +98,51 @@ class Family:
         return wt * (_xlogy(y, mu) - mu - special.gammaln(y + 1))
 
     def loglik_kernel(self, y, mu, wt):
-        """The parts of ``loglik_rows`` that depend on mu (faster; differs by a constant)."""
+        """The parts of ``loglik_rows`` that depend on mu (faster; differs by a constant).
+        mu is kept inside (0, 1) / above 0 by ``linkinv``, so the logs are finite."""
         if self.name == "binomial":
-            return wt * (_xlogy(y, mu) + _xlogy(1 - y, 1 - mu))
-        return wt * (_xlogy(y, mu) - mu)
+            return wt * (y * np.log(mu) + (1 - y) * np.log1p(-mu))
+        return wt * (y * np.log(mu) - mu)
+
+    def kernel_eta(self, y, eta, wt):
+        """``loglik_kernel`` from eta directly, for the canonical links (no mu needed)."""
+        if self.name == "binomial":
+            e = np.clip(eta, -_THRESH, _THRESH)
+            softplus = np.log1p(np.exp(-np.abs(e)))
+            softplus += np.maximum(e, 0.0)
+            return wt * (y * e - softplus)
+        return wt * (y * eta - np.exp(eta))
+
+    def eval_eta(self, y, eta, wt):
+        """(-2 x the kernel, score of eta, IRLS weights) per row, in one pass: for the logit
+        link one exp and one log1p per row."""
+        if self.canonical and self.name == "binomial":
+            e = np.clip(eta, -_THRESH, _THRESH)
+            t = np.exp(-np.abs(e))
+            dev = np.log1p(t)
+            dev += np.maximum(e, 0.0)
+            dev -= y * e
+            dev *= 2.0 * wt
+            mu = np.where(e >= 0, 1.0, t) / (1.0 + t)
+            return dev, wt * (y - mu), wt * mu * (1.0 - mu)
+        if self.canonical:
+            mu = np.exp(eta)
+            return -2.0 * wt * (y * eta - mu), wt * (y - mu), wt * mu
+        mu, r, W = self.irls(y, eta, wt)
+        return -2.0 * self.loglik_kernel(y, mu, wt), r, W
+
+    def irls(self, y, eta, wt):
+        """(mu, the score of eta, the IRLS weights) at eta."""
+        if self.canonical:
+            if self.name == "binomial":
+                mu = special.expit(np.clip(eta, -_THRESH, _THRESH))
+                return mu, wt * (y - mu), np.maximum(wt * mu * (1 - mu), 0.0)
+            mu = np.exp(eta)
+            return mu, wt * (y - mu), wt * mu
+        mu = self.link.linkinv(eta)
+        d = self.link.mu_eta(eta)
+        v = self.variance(mu)
+        return mu, wt * (y - mu) * d / v, wt * d * d / v
 
     def loglik_constant(self, y, wt) -> float:
         """``sum(loglik_rows - loglik_kernel)``: the part that does not depend on mu."""

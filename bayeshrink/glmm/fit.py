@@ -171,7 +171,10 @@ def _fit_glmm(data, formula, family, link, nagq, weights, missing):
         state.update(beta=beta, u=u, S=S)
         return core.laplace(beta, u)
 
-    theta1, f1, _, info1 = minimize(dev0, theta0, lower, newton=(nagq == 0))
+    # a start for the second stage (nagq >= 1) need not be tight
+    theta1, f1, _, info1 = minimize(
+        dev0, theta0, lower, newton=(nagq == 0), ftol=1e-13 if nagq == 0 else 1e-9
+    )
     dev0(theta1)
     beta1, u1, S1 = state["beta"].copy(), state["u"].copy(), state["S"].copy()
     info = {"stage1": info1}
@@ -194,7 +197,9 @@ def _fit_glmm(data, formula, family, link, nagq, weights, missing):
             state["u"] = u
             return core.laplace(beta, u) if nagq == 1 else core.agq(beta, u, nagq)
 
-        x, dev, hess, info2 = minimize(dev1, np.concatenate([theta1, np.zeros(p)]), lower2)
+        x, dev, hess, info2 = minimize(
+            dev1, np.concatenate([theta1, np.zeros(p)]), lower2, quasi=False
+        )
         info["stage2"] = info2
         dev1(x)
         theta_s, beta_s, u = x[:nt], beta1 + R @ x[nt:], state["u"].copy()

@@ -51,7 +51,7 @@ def fd_hessian(fun, x, free, h=1e-4):
     return H
 
 
-def minimize(fun, x0, lower, *, newton=True, quasi=True, max_newton=12):
+def minimize(fun, x0, lower, *, newton=True, quasi=True, max_newton=12, ftol=1e-13):
     """Minimise ``fun`` over ``x >= lower``. Returns (x, f, H, info)."""
     x = np.maximum(np.asarray(x0, dtype=float), lower)
     lower = np.asarray(lower, dtype=float)
@@ -69,7 +69,7 @@ def minimize(fun, x0, lower, *, newton=True, quasi=True, max_newton=12):
             jac=lambda z: fd_gradient(f, z, lower, h=1e-6, forward=True),
             method="L-BFGS-B",
             bounds=bounds,
-            options={"maxiter": 500, "ftol": 1e-13, "gtol": 1e-7},
+            options={"maxiter": 500, "ftol": ftol, "gtol": 1e-7},
         )
         x = np.maximum(res.x, lower)
     fx = f(x)
