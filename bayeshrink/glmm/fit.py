@@ -22,6 +22,9 @@ from .optimize import minimize
 
 __all__ = ["fit_glmm"]
 
+#: Fit from per-group sufficient statistics where rows share (group, covariates, offset).
+AGGREGATE = True
+
 #: Unique rows of X above which the linear-programming check for separation is skipped.
 MAX_SEPARATION_ROWS = 50_000
 
@@ -97,6 +100,41 @@ def _one_thread():
     return threadpool_limits(limits=1, user_api="blas")
 
 
+def _aggregate(des, Xs, factors, fam):
+    """Sufficient statistics: with one scalar intercept term, rows with the same group, fixed
+    covariates (and, for binomial, offset) enter the likelihood only through their successes
+    and trials (Poisson: their count and summed exposure). Returns (core arrays, the
+    log-likelihood constant to add back) or None when that would not shrink the data."""
+    f = factors[0]
+    if not AGGREGATE or len(factors) != 1 or f.k != 1 or not np.all(f.Z == 1.0):
+        return None
+    if fam.name == "poisson" and not np.all(des.wt == 1.0):
+        return None
+    n = len(des.y)
+    cols = [f.codes.astype(float), Xs] + ([des.offset] if fam.name == "binomial" else [])
+    keys = np.column_stack(cols)
+    uniq, inv = np.unique(keys, axis=0, return_inverse=True)
+    inv = inv.reshape(-1)
+    if len(uniq) > n // 2:
+        return None
+    m = len(uniq)
+    p = Xs.shape[1]
+    events = np.bincount(inv, weights=des.wt * des.y, minlength=m)
+    if fam.name == "binomial":
+        trials = np.bincount(inv, weights=des.wt, minlength=m)
+        y = np.where(trials > 0, events / np.where(trials > 0, trials, 1.0), 0.0)
+        wt, offset = trials, uniq[:, -1]
+        extra = 0.0
+    else:
+        exposure = np.bincount(inv, weights=np.exp(des.offset), minlength=m)
+        y, wt, offset = events, np.ones(m), np.log(exposure)
+        # sum_i y_i o_i - Y log(sum_i exp(o_i)): the offsets' part the aggregate leaves out
+        extra = float(des.y @ des.offset - y @ offset)
+    full = fam.loglik_constant(des.y, des.wt) + extra
+    agg = (y, wt, offset, uniq[:, 1 : 1 + p], uniq[:, 0].astype(np.intp))
+    return agg, full
+
+
 def fit_glmm(
     data,
     formula: str,
@@ -140,7 +178,17 @@ def _fit_glmm(data, formula, family, link, nagq, weights, missing):
         d[d == 0] = 1.0
         zscale.append(d)
         factors.append(Factor(fd.codes, fd.Z / d, fd.n_levels, fd.block_sizes))
-    core = GlmmCore(des.y, des.wt, des.offset, Xs, factors, fam)
+    aggregated = _aggregate(des, Xs, factors, fam)
+    if aggregated is None:
+        core = GlmmCore(des.y, des.wt, des.offset, Xs, factors, fam)
+    else:
+        (y_a, wt_a, off_a, X_a, codes_a), const_full = aggregated
+        f0 = factors[0]
+        core = GlmmCore(
+            y_a, wt_a, off_a, X_a, [Factor(codes_a, np.ones((len(y_a), 1)), f0.J, (1,))], fam
+        )
+        # the rows' log-likelihood differs from the aggregate's by a constant
+        core.const = const_full
     if fam.name == "binomial":
         _check_separation(core, des.fixed_names)
     lower = np.array([lo for f in factors for lo in f.theta_lower()])
