@@ -398,3 +398,36 @@ def test_sufficient_statistics_path_equals_rows(cbpp, monkeypatch):
         np.testing.assert_allclose(agg.fixef, rowwise.fixef, rtol=1e-6, atol=1e-7)
         np.testing.assert_allclose(agg.ranef(), rowwise.ranef(), rtol=1e-5, atol=1e-7)
         assert agg.deviance == pytest.approx(rowwise.deviance, rel=1e-6)
+
+
+def test_plugin_posterior_mode_is_the_conditional_mode(cbpp_fit, cbpp):
+    from scipy import integrate, special
+
+    post = bs.plugin_posterior(cbpp_fit)
+    # the mode of the exact plug-in posterior is lme4's conditional mode; the Laplace normal
+    # N(mode, condVar) sits beside it
+    np.testing.assert_allclose(post["laplace_mean"], cbpp_fit.coef()["Intercept"], rtol=1e-12)
+    np.testing.assert_allclose(post["laplace_sd"], cbpp_fit.ranef_sd()["Intercept"], rtol=1e-12)
+    # brute force for herd 1 with scipy's quad: mean and sd of the plug-in posterior
+    beta, tau = cbpp_fit.fixef.to_numpy(), cbpp_fit.theta[0]
+    rows = cbpp[cbpp["herd"] == 1]
+    X = np.column_stack(
+        [np.ones(len(rows))] + [(rows["period"] == k).to_numpy(float) for k in "234"]
+    )
+    eta0 = X @ beta
+    s, n = rows["incidence"].to_numpy(), rows["size"].to_numpy()
+
+    def dens(b, power=0):
+        p = special.expit(eta0 + b)
+        ll = np.sum(s * np.log(p) + (n - s) * np.log1p(-p)) - 0.5 * (b / tau) ** 2
+        return b**power * np.exp(ll + 20)
+
+    m0 = integrate.quad(dens, -8, 8, epsabs=0, epsrel=1e-12)[0]
+    m1 = integrate.quad(lambda b: dens(b, 1), -8, 8, epsabs=0, epsrel=1e-12)[0] / m0
+    m2 = integrate.quad(lambda b: dens(b, 2), -8, 8, epsabs=0, epsrel=1e-12)[0] / m0
+    row = post.loc[1]
+    assert row["mean"] - beta[0] == pytest.approx(m1, abs=1e-6)
+    assert row["sd"] == pytest.approx(np.sqrt(m2 - m1**2), rel=1e-5)
+    # the mean is not the mode: the posterior is skewed
+    assert abs(row["mean"] - row["mode"]) > 1e-3
+    assert row["q0.025"] < row["q0.5"] < row["q0.975"]
