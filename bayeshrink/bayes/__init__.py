@@ -41,8 +41,8 @@ from functools import singledispatch
 import pandas as pd
 
 from ..errors import DataTypeError, DivergenceWarning
-from ..lmm import MixedFit
 from ..glmm.results import GlmmFit
+from ..lmm import MixedFit
 from ..lmm.multi import MultiFit
 from ..posterior import (
     FIXED_DIM,
