@@ -76,10 +76,15 @@ def minimize(fun, x0, lower, *, newton=True, quasi=True, max_newton=12, ftol=1e-
     H = None
     steps = 0
     if newton:
+        # Newton steps; the finite-difference Hessian is computed once and kept while the steps
+        # are accepted in full (it barely changes near the optimum), then once more at the end
+        H_at = None
+        free_at = None
         for steps in range(1, max_newton + 1):  # noqa: B007
             g = fd_gradient(f, x, lower)
             free = ~((x <= lower + 1e-12) & (g > 0))
-            H = fd_hessian(f, x, free)
+            if H is None or free_at is None or not np.array_equal(free, free_at):
+                H, H_at, free_at = fd_hessian(f, x, free), x.copy(), free
             Hf = H[np.ix_(free, free)]
             try:
                 w, V = np.linalg.eigh(Hf)
@@ -89,7 +94,7 @@ def minimize(fun, x0, lower, *, newton=True, quasi=True, max_newton=12, ftol=1e-
             step = np.zeros(len(x))
             step[free] = -(V @ ((V.T @ g[free]) / w))
             # a step below 1e-7 in the problem's unit-scale coordinates: the point is the
-            # optimum (and H, computed here, is its Hessian)
+            # optimum
             if np.max(np.abs(step), initial=0.0) < 1e-7:
                 break
             t = 1.0
@@ -103,5 +108,11 @@ def minimize(fun, x0, lower, *, newton=True, quasi=True, max_newton=12, ftol=1e-
                 break
             if fn == fx:
                 break
+            if t < 1.0:
+                H = None  # a damped step: the kept Hessian is no longer good enough
             x, fx = xn, fn
+        if H is None or H_at is None or not np.array_equal(H_at, x):
+            g = fd_gradient(f, x, lower)
+            free = ~((x <= lower + 1e-12) & (g > 0))
+            H = fd_hessian(f, x, free)
     return x, fx, H, {"n_eval": n_eval[0], "newton_steps": steps}
