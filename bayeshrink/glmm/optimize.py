@@ -80,6 +80,7 @@ def minimize(fun, x0, lower, *, newton=True, quasi=True, max_newton=12, ftol=1e-
         # are accepted in full (it barely changes near the optimum), then once more at the end
         H_at = None
         free_at = None
+        last = np.inf
         for steps in range(1, max_newton + 1):  # noqa: B007
             g = fd_gradient(f, x, lower)
             free = ~((x <= lower + 1e-12) & (g > 0))
@@ -93,9 +94,11 @@ def minimize(fun, x0, lower, *, newton=True, quasi=True, max_newton=12, ftol=1e-
             w = np.maximum(w, 1e-8 * max(1.0, np.max(np.abs(w), initial=1.0)))
             step = np.zeros(len(x))
             step[free] = -(V @ ((V.T @ g[free]) / w))
-            # a step below 1e-7 in the problem's unit-scale coordinates: the point is the
-            # optimum
-            if np.max(np.abs(step), initial=0.0) < 1e-7:
+            # a step below 1e-7 in the problem's unit-scale coordinates (1e-7 of a
+            # standard error for beta), or one that would gain less than the deviance's own
+            # noise: the point is the optimum
+            gain = -0.5 * float(g[free] @ step[free])
+            if np.max(np.abs(step), initial=0.0) < 1e-7 or gain < 1e-14:
                 break
             t = 1.0
             for _ in range(30):
@@ -108,8 +111,10 @@ def minimize(fun, x0, lower, *, newton=True, quasi=True, max_newton=12, ftol=1e-
                 break
             if fn == fx:
                 break
-            if t < 1.0:
-                H = None  # a damped step: the kept Hessian is no longer good enough
+            size = np.max(np.abs(step), initial=0.0)
+            if t < 1.0 or size > 0.5 * last:
+                H = None  # a damped or slowly shrinking step: recompute the Hessian
+            last = size
             x, fx = xn, fn
         if H is None or H_at is None or not np.array_equal(H_at, x):
             g = fd_gradient(f, x, lower)
