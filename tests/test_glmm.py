@@ -431,3 +431,16 @@ def test_plugin_posterior_mode_is_the_conditional_mode(cbpp_fit, cbpp):
     # the mean is not the mode: the posterior is skewed
     assert abs(row["mean"] - row["mode"]) > 1e-3
     assert row["q0.025"] < row["q0.5"] < row["q0.975"]
+
+
+def test_missing_rows_drop(cbpp, cbpp_fit):
+    from bayeshrink.errors import RowsDroppedWarning
+
+    extra = pd.DataFrame({"herd": [1], "incidence": [np.nan], "size": [5], "period": ["1"]})
+    df = pd.concat([cbpp, extra], ignore_index=True)
+    with pytest.raises(DataError, match="NaN"):
+        bs.fit(df, formula=CBPP_F, family="binomial")
+    with pytest.warns(RowsDroppedWarning, match="left out 1"):
+        fit = bs.fit(df, formula=CBPP_F, family="binomial", missing="drop")
+    assert fit.n_obs == len(cbpp)
+    assert fit.loglik == pytest.approx(cbpp_fit.loglik, abs=1e-9)
