@@ -18,11 +18,14 @@ __all__ = [
     "FamilyWarning",
     "FormulaError",
     "MethodError",
+    "NonIntegerWarning",
     "OutputError",
+    "PirlsConvergenceError",
     "RefitWarning",
     "RepeatedLabelsWarning",
     "RowsDroppedWarning",
     "SamplerConvergenceWarning",
+    "SeparationError",
     "TimeConvertedWarning",
     "describe_rows",
 ]
@@ -59,6 +62,14 @@ class FormulaError(DataError):
     """The formula cannot be read, or asks for a model bayeshrink does not fit."""
 
 
+class SeparationError(DataError):
+    """The fixed effects separate the binary outcomes: their estimates would be infinite."""
+
+
+class PirlsConvergenceError(DataError):
+    """PIRLS could not find the conditional modes of a GLMM's random effects."""
+
+
 class BayeshrinkWarning(UserWarning):
     """Base class of bayeshrink warnings."""
 
@@ -88,6 +99,10 @@ class RefitWarning(BayeshrinkWarning):
 class RepeatedLabelsWarning(BayeshrinkWarning):
     """A grouping factor's labels restart within every level of another factor of the formula
     (class c1 in every school): lme4 would treat them as one level each."""
+
+
+class NonIntegerWarning(BayeshrinkWarning):
+    """A binomial or Poisson response holds counts that are not whole numbers (R warns too)."""
 
 
 class RowsDroppedWarning(BayeshrinkWarning):

@@ -52,6 +52,7 @@ from functools import singledispatch
 import pandas as pd
 
 from ..errors import DataTypeError, DivergenceWarning
+from ..glmm.results import GlmmFit
 from ..lmm import MixedFit
 from ..lmm.multi import MultiFit
 from ..posterior import (
@@ -188,6 +189,15 @@ for _name in (
     globals()[_name].register(ShrinkageFit, getattr(oneway, _name))
     globals()[_name].register(MixedFit, getattr(mixed, _name))
     globals()[_name].register(MultiFit, getattr(multi, _name))
+
+
+def _glmm_plugin_posterior(fit, mu: str = "fixed", **kwargs) -> pd.DataFrame:
+    from ..glmm.posterior import plugin_posterior as exact
+
+    return exact(fit, **kwargs)
+
+
+plugin_posterior.register(GlmmFit, _glmm_plugin_posterior)  # exact by quadrature, no PyMC
 
 
 def add_effects(model, idata, random_seed=None):

@@ -119,6 +119,18 @@ _REGISTRY: dict[str, DatasetInfo] = {
             "Production, 4th ed., section 6.5; lme4's Pastes.",
             {"batch": str, "cask": str, "sample": str},
         ),
+        DatasetInfo(
+            "cbpp",
+            "cbpp.csv",
+            "Contagious bovine pleuropneumonia in 15 commercial herds of zebu cattle in Ethiopia, "
+            "followed over 4 periods: `herd` (1..15), `period` (1..4, a categorical covariate), "
+            "`incidence` (new serological cases in the period), `size` (herd size at the start "
+            "of the period). A binomial GLMM: cbind(incidence, size - incidence) ~ period + "
+            "(1 | herd).",
+            "Lesnoff, M. et al. (2004). Within-herd spread of contagious bovine pleuropneumonia "
+            "in Ethiopian highlands. Preventive Veterinary Medicine 64, 27-40; lme4's cbpp.",
+            {"period": str},
+        ),
     ]
 }
 

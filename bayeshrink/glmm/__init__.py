@@ -1,0 +1,12 @@
+"""Generalized linear mixed models (binomial, Poisson) fitted exactly as lme4's ``glmer``.
+
+``bs.fit(df, formula="cbind(incidence, size - incidence) ~ period + (1 | herd)",
+family="binomial")`` returns a :class:`GlmmFit`. The estimator is in :mod:`.core` (PIRLS,
+the Laplace and adaptive Gauss-Hermite deviances) and :mod:`.fit` (the two-stage
+optimisation); :mod:`.frame` reads the response forms and the offset.
+"""
+
+from .fit import fit_glmm
+from .results import GlmmFit
+
+__all__ = ["GlmmFit", "fit_glmm"]

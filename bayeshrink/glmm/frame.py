@@ -1,0 +1,344 @@
+"""From a GLMM formula and a data frame to the estimator's arrays.
+
+The left side may be ``cbind(successes, failures)`` (each an expression of columns, e.g.
+``cbind(incidence, size - incidence)``), a 0/1 or boolean column, a column with two levels
+(strings or a Categorical: the first level, R's reference, is the failure), a proportion with
+``weights=`` (the number of trials), or counts for Poisson. ``offset(expr)`` terms on the right
+are taken out and summed into the offset. The fixed effects and the grouping factors are
+evaluated by the linear mixed model's formula code (:class:`bayeshrink.lmm.multi.MultiDesign`).
+"""
+
+from __future__ import annotations
+
+import re
+import warnings
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+import pandas as pd
+
+from ..errors import (
+    ColumnError,
+    DataError,
+    DataTypeError,
+    FormulaError,
+    NonIntegerWarning,
+    describe_rows,
+)
+from ..formula import FORMULA_FUNCTIONS
+from ..frames import Missing, as_frame, check_missing, check_missing_option, factorize
+from .family import Family
+
+__all__ = ["GlmmDesign", "evaluate_expression", "glmm_design"]
+
+_RESPONSE = "bsglmm_response_"
+
+
+def _split_top(text: str, sep: str) -> list[str]:
+    """Split at ``sep`` outside parentheses."""
+    out, depth, cur = [], 0, []
+    for ch in text:
+        if ch in "([{":
+            depth += 1
+        elif ch in ")]}":
+            depth -= 1
+        if ch == sep and depth == 0:
+            out.append("".join(cur))
+            cur = []
+        else:
+            cur.append(ch)
+    out.append("".join(cur))
+    return [s.strip() for s in out]
+
+
+def evaluate_expression(expr: str, df: pd.DataFrame, what: str) -> np.ndarray:
+    """Evaluate an arithmetic expression of columns (with log, exp, sqrt, ...)."""
+    names = set(re.findall(r"[A-Za-z_][A-Za-z_0-9.]*", expr)) - set(FORMULA_FUNCTIONS)
+    absent = sorted(n for n in names if n not in df.columns)
+    if absent:
+        raise ColumnError(
+            f"{what} names variables that are not columns of the data: "
+            f"{', '.join(map(repr, absent))}. Columns are: "
+            f"{', '.join(map(repr, [str(c) for c in df.columns][:20]))}."
+        )
+    env = {n: df[n].to_numpy() for n in names}
+    try:
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            value = eval(expr, {"__builtins__": {}}, {**FORMULA_FUNCTIONS, **env})
+    except Exception as exc:
+        raise FormulaError(f"{what} could not be evaluated: {exc}.") from exc
+    value = np.asarray(value)
+    if value.ndim == 0:
+        value = np.full(len(df), value.item())
+    return value
+
+
+@dataclass(frozen=True, eq=False)
+class GlmmDesign:
+    """The evaluated GLMM: response on the family's scale, prior weights, offset, X, factors."""
+
+    formula: str
+    response: str
+    y: np.ndarray  # binomial: proportion of successes; poisson: counts
+    wt: np.ndarray  # binomial: trials; poisson: prior weights (1)
+    offset: np.ndarray
+    X: np.ndarray
+    fixed_names: tuple[str, ...]
+    factors: tuple  # lmm.pls.FactorData, lme4's order
+    n_dropped: int
+    offset_exprs: tuple[str, ...] = ()
+    encoder: object = field(default=None, repr=False)
+    block_factors: tuple[str, ...] = ()  # the factor of each block of the encoder, in order
+    response_kind: str = "numeric"  # "cbind", "binary", "levels", "proportion", "counts"
+    levels: tuple = ()  # two-level response: (failure, success)
+
+
+def _binary(values: pd.Series, response: str) -> tuple[np.ndarray, str, tuple]:
+    """A 0/1, boolean or two-level response as 0.0/1.0 (NaN kept)."""
+    if pd.api.types.is_bool_dtype(values):
+        return values.to_numpy(dtype=float, na_value=np.nan), "binary", (False, True)
+    if isinstance(values.dtype, pd.CategoricalDtype) or not pd.api.types.is_numeric_dtype(values):
+        if isinstance(values.dtype, pd.CategoricalDtype):
+            levels = [c for c in values.cat.categories if (values == c).any()]
+        else:
+            levels = sorted(values.dropna().unique(), key=str)
+        if len(levels) != 2:
+            raise DataError(
+                f"the response {response!r} must have two levels for family='binomial' (the "
+                f"first is the failure, as in R); got {len(levels)} "
+                f"({', '.join(map(repr, levels[:6]))}). Recode it to two levels or 0/1."
+            )
+        out = np.where(values.isna(), np.nan, (values == levels[1]).to_numpy(dtype=float))
+        return out, "levels", tuple(levels)
+    return values.to_numpy(dtype=float, na_value=np.nan), "binary", (0, 1)
+
+
+def _design_class():
+    from ..lmm.design import check_fixed_rank
+    from ..lmm.multi import MultiDesign
+
+    class GlmmMultiDesign(MultiDesign):
+        """The linear model's design without its residual-variance checks: a GLMM may have one
+        random effect per row (an observation-level effect, e.g. grouseticks' (1 | INDEX))."""
+
+        def _check(self, df):
+            if self.X.shape[1]:
+                ones = np.all(self.X == 1.0, axis=0)
+                Xc = self.X - np.where(ones, 0.0, self.X.mean(axis=0)) if ones.any() else self.X
+                check_fixed_rank(Xc.T @ Xc, list(self.fixed_names))
+            for f in self.factors:
+                if f.n_levels < 2:
+                    raise DataError(
+                        f"the grouping factor {f.name!r} must have at least 2 levels; got "
+                        f"{f.n_levels} ({f.labels[0]!r}). A variance between levels cannot be "
+                        f"estimated from one level: drop (... | {f.name}) from the formula."
+                    )
+
+    return GlmmMultiDesign
+
+
+def glmm_design(
+    data, formula: str, family: Family, weights=None, missing: Missing = "raise"
+) -> GlmmDesign:
+    check_missing_option(missing)
+    if not isinstance(formula, str) or "~" not in formula:
+        raise FormulaError(
+            "`formula` must be a string such as 'cbind(incidence, size - incidence) ~ period + "
+            f"(1 | herd)'; got {formula!r}."
+        )
+    df = as_frame(data).reset_index(drop=True)
+    if len(df) == 0:
+        raise DataError("`data` must have at least one row; got an empty frame.")
+    lhs, rhs = (s.strip() for s in formula.split("~", 1))
+    addends = _split_top(rhs, "+")
+    offsets = [
+        a[len("offset(") : -1] for a in addends if a.startswith("offset(") and a.endswith(")")
+    ]
+    kept = [a for a in addends if not (a.startswith("offset(") and a.endswith(")"))]
+    offset = np.zeros(len(df))
+    for expr in offsets:
+        offset = offset + evaluate_expression(expr, df, f"`offset({expr})`").astype(float)
+
+    kind, levels = "numeric", ()
+    cb = re.fullmatch(r"cbind\((.*)\)", lhs)
+    if cb:
+        args = _split_top(cb.group(1), ",")
+        if len(args) != 2:
+            raise FormulaError(
+                f"`cbind()` on the left of `formula` takes two arguments, successes and "
+                f"failures; got {len(args)} in {lhs!r}. Write e.g. cbind(y, n - y)."
+            )
+        if family.name != "binomial":
+            raise FormulaError(
+                f"`cbind(successes, failures)` is a binomial response; got family="
+                f"{family.name!r}. Pass family='binomial'."
+            )
+        if weights is not None:
+            raise DataError(
+                "`weights` must not be given with a cbind(successes, failures) response; the "
+                f"trials are its sum; got weights={weights!r}. Drop `weights`."
+            )
+        succ = evaluate_expression(args[0], df, f"`{args[0]}`").astype(float)
+        fail = evaluate_expression(args[1], df, f"`{args[1]}`").astype(float)
+        trials = succ + fail
+        raw = np.column_stack([succ, fail])
+        kind = "cbind"
+    else:
+        if lhs.isidentifier():
+            if lhs not in df.columns:
+                evaluate_expression(lhs, df, "`formula`")  # raises the ColumnError
+            col = df[lhs]
+        else:
+            col = pd.Series(evaluate_expression(lhs, df, f"the response {lhs!r}"))
+        if family.name == "binomial":
+            y01, kind, levels = _binary(col, lhs)
+        else:
+            if not pd.api.types.is_numeric_dtype(col) or pd.api.types.is_bool_dtype(col):
+                raise DataTypeError(
+                    f"the response {lhs!r} must hold counts for family='poisson'; got "
+                    f"{col.dtype} values. Convert it to non-negative integers."
+                )
+            y01 = col.to_numpy(dtype=float, na_value=np.nan)
+            kind = "counts"
+        raw = y01[:, None]
+    if weights is not None:
+        wcol = weights if not isinstance(weights, str) else None
+        if isinstance(weights, str):
+            if weights not in df.columns:
+                raise ColumnError(
+                    f"`weights` must name a column of the data; got {weights!r}. Columns are: "
+                    f"{', '.join(map(repr, [str(c) for c in df.columns][:20]))}."
+                )
+            wcol = df[weights]
+        wt = np.asarray(wcol, dtype=float).reshape(-1)
+        if len(wt) != len(df):
+            raise DataError(
+                f"`weights` must have one value per row ({len(df)}); got {len(wt)}. Pass a "
+                "column name or an array of the data's length."
+            )
+        raw = np.column_stack([raw, wt])
+    rhs_clean = " + ".join(kept) if kept else "1"
+    inner = f"{_RESPONSE} ~ {rhs_clean}"
+    # rows with missing values in anything the model uses
+    from ..lmm.multi import parse_multi
+
+    spec = parse_multi(inner)
+    # formulae lists a literal (the 2 of I(x**2)) as the variable ''
+    spec = replace(spec, variables=frozenset(v for v in spec.variables if v))
+    used = [c for c in df.columns if c in spec.variables and c != _RESPONSE]
+    bad = df[used].isna().any(axis=1).to_numpy().copy()
+    for c in used:
+        if pd.api.types.is_numeric_dtype(df[c]) and not pd.api.types.is_bool_dtype(df[c]):
+            bad |= ~np.isfinite(df[c].to_numpy(dtype=float, na_value=np.nan))
+    bad |= ~np.isfinite(raw).all(axis=1) | ~np.isfinite(offset)
+    keep = check_missing(
+        df,
+        bad,
+        "the variables of `formula` (response, offset and weights included)",
+        "NaN, inf or a missing value",
+        missing,
+        "Drop or impute them first",
+    )
+    n_dropped = 0
+    if keep is not None:
+        n_dropped = int(bad.sum())
+        df, raw, offset = df[keep].reset_index(drop=True), raw[keep], offset[keep]
+        if cb:
+            succ, fail, trials = succ[keep], fail[keep], trials[keep]
+        if len(df) == 0:
+            raise DataError("no rows are left after dropping the rows with missing values.")
+    idx = df.index
+
+    # ------------------------------------------------------------------ the response
+    if family.name == "binomial":
+        if cb:
+            neg = (succ < 0) | (fail < 0)
+            if neg.any():
+                raise DataError(
+                    f"the response {lhs!r} must have successes and failures >= 0 (successes <= "
+                    f"trials); {describe_rows(idx[neg])} give a negative count (e.g. successes "
+                    "> trials in cbind(y, n - y)). Check the columns."
+                )
+            zero = trials == 0
+            with np.errstate(invalid="ignore", divide="ignore"):
+                y = np.where(zero, 0.0, succ / np.where(zero, 1.0, trials))
+            wt = trials
+            _warn_non_integer(np.concatenate([succ, fail]), "the counts of the cbind() response")
+        elif weights is not None:
+            y, wt = raw[:, 0], raw[:, 1]
+            out = (y < 0) | (y > 1)
+            if out.any():
+                raise DataError(
+                    f"the response {lhs!r} must be a proportion in [0, 1] when `weights` gives "
+                    f"the trials; {describe_rows(idx[out])} lie outside. Pass "
+                    "cbind(successes, failures) for counts."
+                )
+            if (wt < 0).any():
+                raise DataError(
+                    f"`weights` must be >= 0 (the numbers of trials); "
+                    f"{describe_rows(idx[wt < 0])} are negative."
+                )
+            kind = "proportion"
+            _warn_non_integer(y * wt, "the successes (response x weights)")
+        else:
+            y = raw[:, 0]
+            out = (y != 0) & (y != 1)
+            if out.any():
+                raise DataError(
+                    f"the response {lhs!r} must be 0/1, boolean or two-level for "
+                    f"family='binomial'; {describe_rows(idx[out])} hold other values (e.g. "
+                    f"{y[out][0]:g}). For counts out of n trials write cbind({lhs}, n - {lhs}); "
+                    "for proportions pass weights= with the trials."
+                )
+            wt = np.ones(len(y))
+    else:
+        y = raw[:, 0]
+        wt = raw[:, 1] if weights is not None else np.ones(len(y))
+        neg = y < 0
+        if neg.any():
+            raise DataError(
+                f"the response {lhs!r} must hold counts >= 0 for family='poisson'; "
+                f"{describe_rows(idx[neg])} are negative (e.g. {y[neg][0]:g})."
+            )
+        _warn_non_integer(y, f"the response {lhs!r}")
+        if (wt < 0).any():
+            raise DataError(f"`weights` must be >= 0; {describe_rows(idx[wt < 0])} are negative.")
+
+    frame = df.copy()
+    frame[_RESPONSE] = y
+    md = _design_class().from_formula(frame, inner, "raise", spec=spec)
+    block_factors = tuple(b.factor for b in spec.blocks)
+    factors = []
+    for fd in md.factors:
+        # a single integer (or Categorical) column keeps its own order, as R's factor(): 1, 2, 10
+        if ":" not in fd.name and not pd.api.types.is_string_dtype(frame[fd.name]):
+            codes, labels = factorize(frame[fd.name])
+            fd = replace(fd, codes=np.asarray(codes, dtype=np.intp), labels=labels.rename(fd.name))
+        factors.append(fd)
+    return GlmmDesign(
+        formula=formula,
+        response=lhs,
+        y=np.asarray(y, dtype=float),
+        wt=np.asarray(wt, dtype=float),
+        offset=np.asarray(offset, dtype=float),
+        X=md.X,
+        fixed_names=md.fixed_names,
+        factors=tuple(factors),
+        n_dropped=n_dropped,
+        offset_exprs=tuple(offsets),
+        encoder=md.encoder,
+        block_factors=block_factors,
+        response_kind=kind,
+        levels=levels,
+    )
+
+
+def _warn_non_integer(values, what: str) -> None:
+    frac = np.abs(values - np.round(values)) > 1e-7 * np.maximum(1.0, np.abs(values))
+    if frac.any():
+        warnings.warn(
+            f"{what} should be whole numbers; {int(frac.sum())} are not (e.g. "
+            f"{values[frac][0]:g}). R warns likewise; the fit goes on with the values as given.",
+            NonIntegerWarning,
+            stacklevel=4,
+        )
