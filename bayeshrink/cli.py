@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -178,6 +179,7 @@ def _read_table(path: Path, engine: str = "auto"):
     parquet = suffix in (".parquet", ".pq")
     if not parquet:
         _check_text(path, "`FILE`")
+        _check_delimiter(path, "`FILE`")
     fallback = False
     if engine == "auto":
         import importlib.util
@@ -239,6 +241,41 @@ def _check_text(path: Path, role: str) -> None:
     raise DataError(
         f"{role} must be a text table (comma-separated values); got {str(path)!r}, which is {kind}."
     )
+
+
+_DECIMAL_COMMA = re.compile(r"^\s*-?\d+,\d+\s*$")
+
+
+def _check_delimiter(path: Path, role: str) -> None:
+    """A CSV written with ';' (R's write.csv2, spreadsheets in locales with a decimal comma),
+    tabs or '|' is refused alike by every engine, from the text of its first lines: DuckDB's
+    sniffer would otherwise split write.csv2's decimal commas ("249,56") into columns. The
+    advice converts decimal commas too, so that following it gives numeric columns."""
+    import csv
+    import itertools
+
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as fh:
+            lines = list(itertools.islice(fh, 6))
+    except UnicodeDecodeError:
+        return  # the reader says the file is not UTF-8
+    if not lines:
+        return
+    header = next(csv.reader([lines[0]]), [])
+    if len(header) != 1:
+        return
+    for sep, word in ((";", "';'"), ("\t", "tabs"), ("|", "'|'")):
+        if sep not in header[0]:
+            continue
+        body = [f for line in lines[1:] for f in next(csv.reader([line], delimiter=sep), [])]
+        decimal = sep != "," and any(_DECIMAL_COMMA.match(f) for f in body)
+        extra = ", decimal=','" if decimal else ""
+        note = " (its numbers have decimal commas)" if decimal else ""
+        raise DataError(
+            f"{role} must be comma-separated; its header {header[0].strip()!r} looks separated "
+            f"by {word}{note}. Convert it first, e.g. in Python: pd.read_csv({path.name!r}, "
+            f"sep={sep!r}{extra}).to_csv('{path.stem}-comma.csv', index=False)."
+        )
 
 
 #: What pandas reads as missing in a CSV by default (R writes "NA"), given to polars and DuckDB
@@ -517,6 +554,7 @@ def _after_fit(result, args: argparse.Namespace) -> None:
             _check_out_file(Path(args.out))
         if path.is_file() and path.suffix.lower() not in (".parquet", ".pq"):
             _check_text(path, "`--predict`")
+            _check_delimiter(path, "`--predict`")
         try:
             if path.is_dir() or path.stat().st_size == 0:
                 raise pd.errors.EmptyDataError("the file is empty or a folder")

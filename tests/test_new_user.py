@@ -1,0 +1,86 @@
+"""What a new user meets with files and fits nobody prepared: each case gets the right answer or
+one clear line that says how to fix it."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+import bayeshrink as bs
+from bayeshrink.cli import main
+
+
+def _cli_error(capsys, argv) -> str:
+    """Run the CLI; it must fail with exit code 2 and exactly one line on stderr."""
+    assert main([str(a) for a in argv]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err, err
+    assert err.startswith("bayeshrink: error: ")
+    return err
+
+
+def _write_csv2(df: pd.DataFrame, path) -> None:
+    """As R's write.csv2(df, path) writes it: ';' between fields, decimal commas, quoted
+    strings and row names under a blank quoted header field."""
+    lines = [";".join(['""', *(f'"{c}"' for c in df.columns)])]
+    for i, row in enumerate(df.itertuples(index=False), start=1):
+        cells = [f'"{i}"']
+        for v in row:
+            cells.append(f'"{v}"' if isinstance(v, str) else repr(float(v)).replace(".", ","))
+        lines.append(";".join(cells))
+    path.write_text("\n".join(lines) + "\n")
+
+
+@pytest.mark.parametrize("engine", ["polars", "duckdb", "pandas"])
+def test_semicolon_csv_with_decimal_commas_gets_advice_that_works(capsys, tmp_path, engine):
+    pastes = bs.load_dataset("pastes")[["strength", "batch", "cask"]]
+    path = tmp_path / "pastes.csv"
+    _write_csv2(pastes, path)
+    argv = ["fit", path, "--y", "strength", "--group", "batch", "--engine", engine]
+    err = _cli_error(capsys, argv)
+    # DuckDB's sniffer took the decimal commas for the separator, and the advice left
+    # "62,8" as text
+    assert "`FILE` must be comma-separated; its header" in err and "looks separated by ';'" in err
+    assert "(its numbers have decimal commas)" in err
+    assert "pd.read_csv('pastes.csv', sep=';', decimal=',').to_csv('pastes-comma.csv'" in err
+    # the advice, followed, gives the fit of the original data
+    pd.read_csv(path, sep=";", decimal=",").to_csv(tmp_path / "pastes-comma.csv", index=False)
+    assert (
+        main(
+            [
+                "fit",
+                str(tmp_path / "pastes-comma.csv"),
+                "--y",
+                "strength",
+                "--group",
+                "batch",
+                "--json",
+                "--engine",
+                engine,
+            ]
+        )
+        == 0
+    )
+
+    out = json.loads(capsys.readouterr().out)
+    ref = bs.fit(pastes, y="strength", group="batch")
+    assert out["tau"] == pytest.approx(ref.tau, rel=1e-10)
+
+
+def test_semicolon_newdata_for_predict_is_named_as_such(capsys, tmp_path):
+    pen = bs.load_dataset("penicillin")
+    pen.to_csv(tmp_path / "pen.csv", index=False)
+    (tmp_path / "new.csv").write_text("plate;sample\na;A\nb;B\n")
+    argv = [
+        "fit",
+        tmp_path / "pen.csv",
+        "--formula",
+        "diameter ~ 1 + (1 | plate)",
+        "--predict",
+        tmp_path / "new.csv",
+    ]
+    err = _cli_error(capsys, argv)
+    assert "`--predict` must be comma-separated; its header 'plate;sample' looks separated" in err
+    assert "decimal" not in err
