@@ -7,6 +7,7 @@ import json
 
 import pandas as pd
 import pytest
+from conftest import synthetic_posterior
 
 import bayeshrink as bs
 from bayeshrink.cli import main
@@ -84,3 +85,34 @@ def test_semicolon_newdata_for_predict_is_named_as_such(capsys, tmp_path):
     err = _cli_error(capsys, argv)
     assert "`--predict` must be comma-separated; its header 'plate;sample' looks separated" in err
     assert "decimal" not in err
+
+
+def _inside_figure(fig, artist) -> bool:
+    fig.canvas.draw()
+    box = artist.get_window_extent(fig.canvas.get_renderer())
+    return box.x0 >= 0 and box.x1 <= fig.bbox.width and box.y1 <= fig.bbox.height
+
+
+def test_forest_title_with_both_kinds_of_draws_fits_the_figure(tmp_path):
+    import matplotlib.pyplot as plt
+
+    pen = bs.load_dataset("penicillin")
+    fit = bs.fit(pen, y="diameter", group="plate")  # 24 plates
+    plug = synthetic_posterior(fit, draws=200, seed=1)
+    full = synthetic_posterior(fit, draws=200, seed=2, mu="flat")
+    for draws, k in (({"plugin": plug, "full": full}, 10), ({"full": full}, 40), ({}, 10)):
+        fig = bs.plot_forest(fit, max_labels=k, **draws)
+        title = fig.axes[0].title
+        fig.savefig(tmp_path / f"forest_{len(draws)}.png")
+        # the title was one line of 118 characters, cut at both edges of the saved figure
+        assert _inside_figure(fig, title), title.get_text()
+        plt.close(fig)
+    assert title.get_text() == (
+        "No pooling and partial pooling (BLUP): 94% intervals, 24 groups sorted by BLUP"
+    )
+    fig = bs.plot_forest(fit, plug, full)
+    assert fig.axes[0].get_title() == (
+        "No pooling, partial pooling (BLUP), plug-in posterior and full Bayes draws:\n"
+        "94% intervals, 24 groups"
+    )
+    plt.close(fig)
