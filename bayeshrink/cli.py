@@ -736,10 +736,23 @@ _CLI_WORDS: tuple[tuple[str, str], ...] = (
     (r"E\.g\. n_boot=(\d+)", r"E.g. --n-boot \1"),
     (r"`bs\.fit_summary\([^`]*\)`|`bs\.fit_summary`", "--se (the rows are group estimates)"),
     (
-        r"`(y|group|se|method|level|interval|formula|n_boot)`",
+        r"`(y|group|se|method|level|interval|formula|n_boot|out)`",
         lambda m: f"`--{m[1]}`".replace("_", "-"),
     ),
     (r"`estimate`", "`--y`"),
+    (r"E\.g\. level=([\d.]+)", r"E.g. --level \1"),
+    # predict and profile/bootstrap intervals of summary data (--se)
+    (
+        r"`fit` must be fitted to long data \(one row per observation\) for ([^;]+); got a fit to "
+        r"group estimates with known standard errors \(bs\.fit_summary\)",
+        r"`FILE` must hold long data (one row per observation) for \1; got group estimates with "
+        r"known standard errors (--se)",
+    ),
+    # the explorer's refusals: on the command line the fit comes from --formula
+    (r"`fit` must have", "`--formula` must have"),
+    (r"got a (?:MultiFit|FactorFit) of ", "got "),
+    (r", and see bs\.plot_shrinkage_2d for the joint move", ""),
+    (r"bs\.fit\(df, formula=('[^']*')\)", r"--formula \1"),
     (
         r"silence this warning with warnings\.filterwarnings\([^)]*\)\.",
         "read this warning as a note.",

@@ -4,6 +4,7 @@ one clear line that says how to fix it."""
 from __future__ import annotations
 
 import json
+import re
 
 import pandas as pd
 import pytest
@@ -116,3 +117,64 @@ def test_forest_title_with_both_kinds_of_draws_fits_the_figure(tmp_path):
         "94% intervals, 24 groups"
     )
     plt.close(fig)
+
+
+def test_explorer_and_summary_data_errors_speak_the_command_lines_flags(capsys, tmp_path):
+    python_words = ("bs.", "`fit`", "`out`", "level=", "MultiFit", "fit_summary")
+    pen, schools = tmp_path / "pen.csv", tmp_path / "schools.csv"
+    bs.load_dataset("penicillin").to_csv(pen, index=False)
+    bs.load_dataset("eight_schools").to_csv(schools, index=False)
+    radon = tmp_path / "radon.csv"
+    bs.load_dataset("radon").to_csv(radon, index=False)
+    page = tmp_path / "page.html"
+    summary = [schools, "--y", "y", "--se", "sigma", "--group", "school"]
+    cases = [
+        (
+            [
+                "explore",
+                pen,
+                "--formula",
+                "diameter ~ 1 + (1 | plate) + (1 | sample)",
+                "--out",
+                page,
+            ],
+            r"`--formula` must have one grouping factor for the explorer; got 'diameter ~ 1 \+ "
+            r"\(1 \| plate\) \+ \(1 \| sample\)', which has several.*e\.g\. --formula 'y ~ x",
+        ),
+        (
+            ["explore", radon, "--formula", "log_radon ~ floor + (floor | county)", "--out", page],
+            r"`--formula` must have a scalar random intercept \(1 \| county\) as its only random",
+        ),
+        (
+            ["explore", pen, "--formula", "diameter ~ 0 + sample + (1 | plate)", "--out", page],
+            r"`--formula` must have a fixed intercept for the explorer",
+        ),
+        (
+            ["explore", *summary, "--out", tmp_path / "no" / "page.html"],
+            r"`--out` must be a file in an existing folder",
+        ),
+        (
+            ["fit", *summary, "--predict", schools],
+            r"`FILE` must hold long data \(one row per observation\) for predict; got group "
+            r"estimates with known standard errors \(--se\)",
+        ),
+        (["fit", *summary, "--confint", "profile"], r"for profile intervals; got group estimates"),
+        (
+            [
+                "fit",
+                pen,
+                "--formula",
+                "diameter ~ 1 + (1 | plate)",
+                "--predict",
+                pen,
+                "--level",
+                "95",
+            ],
+            r"`--level` must be a probability strictly between 0 and 1; got 95\.0\. E\.g\. "
+            r"--level 0\.95",
+        ),
+    ]
+    for argv, expected in cases:
+        err = _cli_error(capsys, argv)
+        assert re.search(expected, err), err
+        assert not any(w in err for w in python_words), err
