@@ -752,6 +752,7 @@ _CLI_WORDS: tuple[tuple[str, str], ...] = (
     (r"`fit` must have", "`--formula` must have"),
     (r"got a (?:MultiFit|FactorFit) of ", "got "),
     (r", and see bs\.plot_shrinkage_2d for the joint move", ""),
+    (r", or draw the slopes with bs\.plot_forest\(fit\)", ""),
     (r"bs\.fit\(df, formula=('[^']*')\)", r"--formula \1"),
     (
         r"silence this warning with warnings\.filterwarnings\([^)]*\)\.",

@@ -178,3 +178,22 @@ def test_explorer_and_summary_data_errors_speak_the_command_lines_flags(capsys, 
         err = _cli_error(capsys, argv)
         assert re.search(expected, err), err
         assert not any(w in err for w in python_words), err
+
+
+def test_explorer_refuses_a_lone_random_slope_without_calling_it_joint(capsys, tmp_path):
+    radon = bs.load_dataset("radon")
+    fit = bs.fit(radon, formula="log_radon ~ floor + (0 + floor | county)")
+    # it said "Its BLUPs move jointly ... see bs.plot_shrinkage_2d", which refuses one term
+    with pytest.raises(
+        bs.DataTypeError,
+        match=r"got the random slope 'floor' alone on county in 'log_radon ~ floor \+ \(0 \+ "
+        r"floor \| county\)'\. The explorer draws groups' intercepts .* explore the same fixed "
+        r"part with \(1 \| county\) instead, or draw the slopes with bs\.plot_forest\(fit\)\.$",
+    ):
+        bs.explore(fit)
+    path = tmp_path / "radon.csv"
+    radon.to_csv(path, index=False)
+    formula = "log_radon ~ floor + (0 + floor | county)"
+    err = _cli_error(capsys, ["explore", path, "--formula", formula, "--out", tmp_path / "p.html"])
+    assert "jointly" not in err and "bs." not in err
+    assert err.rstrip().endswith("explore the same fixed part with (1 | county) instead.")
