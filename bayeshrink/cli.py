@@ -248,9 +248,10 @@ _DECIMAL_COMMA = re.compile(r"^\s*-?\d+,\d+\s*$")
 
 def _check_delimiter(path: Path, role: str) -> None:
     """A CSV written with ';' (R's write.csv2, spreadsheets in locales with a decimal comma),
-    tabs or '|' is refused alike by every engine, from the text of its first lines: DuckDB's
-    sniffer would otherwise split write.csv2's decimal commas ("249,56") into columns. The
-    advice converts decimal commas too, so that following it gives numeric columns."""
+    tabs, '|' or spaces between quoted names (R's write.table) is refused alike by every engine,
+    from the text of its first lines: DuckDB's sniffer would otherwise split write.csv2's
+    decimal commas ("249,56") into columns. The advice converts decimal commas too, so that
+    following it gives numeric columns."""
     import csv
     import itertools
 
@@ -261,21 +262,27 @@ def _check_delimiter(path: Path, role: str) -> None:
         return  # the reader says the file is not UTF-8
     if not lines:
         return
-    header = next(csv.reader([lines[0]]), [])
-    if len(header) != 1:
+    raw = lines[0].strip()
+    if len(next(csv.reader([lines[0]]), [])) != 1:
         return
-    for sep, word in ((";", "';'"), ("\t", "tabs"), ("|", "'|'")):
-        if sep not in header[0]:
+    candidates = [(";", "';'"), ("\t", "tabs"), ("|", "'|'")]
+    if _QUOTED_BY_SPACES.match(raw):  # R's write.table: "a" "b" "c"
+        candidates.append((" ", "spaces"))
+    for sep, word in candidates:
+        if sep not in raw:
             continue
         body = [f for line in lines[1:] for f in next(csv.reader([line], delimiter=sep), [])]
-        decimal = sep != "," and any(_DECIMAL_COMMA.match(f) for f in body)
+        decimal = any(_DECIMAL_COMMA.match(f) for f in body)
         extra = ", decimal=','" if decimal else ""
         note = " (its numbers have decimal commas)" if decimal else ""
         raise DataError(
-            f"{role} must be comma-separated; its header {header[0].strip()!r} looks separated "
-            f"by {word}{note}. Convert it first, e.g. in Python: pd.read_csv({path.name!r}, "
+            f"{role} must be comma-separated; its header {raw!r} looks separated by {word}"
+            f"{note}. Convert it first, e.g. in Python: pd.read_csv({path.name!r}, "
             f"sep={sep!r}{extra}).to_csv('{path.stem}-comma.csv', index=False)."
         )
+
+
+_QUOTED_BY_SPACES = re.compile(r'^"[^"]*"( +"[^"]*")+$')
 
 
 #: What pandas reads as missing in a CSV by default (R writes "NA"), given to polars and DuckDB

@@ -197,3 +197,27 @@ def test_explorer_refuses_a_lone_random_slope_without_calling_it_joint(capsys, t
     err = _cli_error(capsys, ["explore", path, "--formula", formula, "--out", tmp_path / "p.html"])
     assert "jointly" not in err and "bs." not in err
     assert err.rstrip().endswith("explore the same fixed part with (1 | county) instead.")
+
+
+@pytest.mark.parametrize("engine", ["polars", "duckdb", "pandas"])
+def test_r_write_table_default_space_separated_file_is_named_as_such(capsys, tmp_path, engine):
+    # R: write.table(Penicillin, "pen.csv"): spaces between quoted fields, row names, and a
+    # header one field short; read as one column named 'diameter" "plate" "sample', it gave
+    # "`--y` must name a column of the data"
+    pen = bs.load_dataset("penicillin")
+    lines = ['"diameter" "plate" "sample"']
+    lines += [f'"{i}" {d} "{p}" "{s}"' for i, (d, p, s) in enumerate(pen.to_numpy(), start=1)]
+    path = tmp_path / "pen.csv"
+    path.write_text("\n".join(lines) + "\n")
+    err = _cli_error(
+        capsys, ["fit", path, "--y", "diameter", "--group", "plate", "--engine", engine]
+    )
+    assert (
+        '`FILE` must be comma-separated; its header \'"diameter" "plate" "sample"\' looks '
+        "separated by spaces. Convert it first, e.g. in Python: pd.read_csv('pen.csv', sep=' ')"
+    ) in err
+    pd.read_csv(path, sep=" ").to_csv(tmp_path / "pen-comma.csv", index=False)
+    argv = ["fit", tmp_path / "pen-comma.csv", "--y", "diameter", "--group", "plate", "--json"]
+    assert main([str(a) for a in argv]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["tau"] == pytest.approx(bs.fit(pen, y="diameter", group="plate").tau, rel=1e-10)
