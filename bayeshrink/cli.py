@@ -232,7 +232,7 @@ def _check_text(path: Path, role: str) -> None:
     at its separator."""
     with open(path, "rb") as fh:
         head = fh.read(8192)
-    if b"\x00" not in head:
+    if b"\x00" not in head and not _binary_without_nul(head):
         return
     kind = next(
         (what for magic, what in _BINARY_KINDS if head.startswith(magic)),
@@ -283,6 +283,24 @@ def _check_delimiter(path: Path, role: str) -> None:
 
 
 _QUOTED_BY_SPACES = re.compile(r'^"[^"]*"( +"[^"]*")+$')
+
+
+_CONTROL_BYTES = frozenset(range(32)) - {9, 10, 12, 13} | {127}
+
+
+def _binary_without_nul(head: bytes) -> bool:
+    """Binary data with no NUL byte (a short random or compressed file): control bytes that no
+    text table holds, in bytes that are not UTF-8 either. A Latin-1 or cp1252 text has no such
+    control bytes, and keeps its own message (convert it to UTF-8)."""
+    import codecs
+
+    if not any(b in _CONTROL_BYTES for b in head):
+        return False
+    try:  # final=False: a character cut at the end of the 8 KiB read is not an error
+        codecs.getincrementaldecoder("utf-8")().decode(head, final=False)
+    except UnicodeDecodeError:
+        return True
+    return False
 
 
 #: What pandas reads as missing in a CSV by default (R writes "NA"), given to polars and DuckDB

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 
+import numpy as np
 import pandas as pd
 import pytest
 from conftest import synthetic_posterior
@@ -221,3 +222,23 @@ def test_r_write_table_default_space_separated_file_is_named_as_such(capsys, tmp
     assert main([str(a) for a in argv]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["tau"] == pytest.approx(bs.fit(pen, y="diameter", group="plate").tau, rel=1e-10)
+
+
+@pytest.mark.parametrize("engine", ["polars", "duckdb", "pandas"])
+def test_short_binary_file_without_nul_bytes_is_named_binary(capsys, tmp_path, engine):
+    # 300 random bytes with the NULs taken out: polars reported "its header '\x16...' looks
+    # separated by ';'" (or by tabs), the others "must be UTF-8 text ... iconv -f latin1"
+    rng = np.random.default_rng(23)
+    data = bytes(b for b in rng.bytes(400) if b)[:300]
+    assert b"\x00" not in data
+    (tmp_path / "noise.csv").write_bytes(data)
+    argv = ["fit", tmp_path / "noise.csv", "--y", "y", "--group", "g", "--engine", engine]
+    err = _cli_error(capsys, argv)
+    assert "`FILE` must be a text table (comma-separated values)" in err
+    assert "which is binary data, not text" in err and "separated by" not in err
+    # a Latin-1 text keeps its own advice
+    (tmp_path / "latin1.csv").write_bytes(
+        "g,y\nMünster,1\nMünster,2\nKöln,3\nKöln,5\n".encode("latin-1")
+    )
+    argv = ["fit", tmp_path / "latin1.csv", "--y", "y", "--group", "g", "--engine", engine]
+    assert "`FILE` must be UTF-8 text" in _cli_error(capsys, argv)
