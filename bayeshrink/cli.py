@@ -388,6 +388,11 @@ def _fit(args: argparse.Namespace) -> int:
             "`fit` needs --y and --group (the one-way model), or --formula, e.g. "
             "--formula 'Reaction ~ Days + (Days | Subject)'."
         )
+    _check_unused_options(args)
+    if args.level is None:
+        args.level = 0.95
+    if args.n_boot is None:
+        args.n_boot = 500
     result = _fit_file(args, getattr(args, "formula", None))
     if result.data_kind == "summary":
         info = None
@@ -567,6 +572,30 @@ def _check_out_file(out: Path) -> None:
         )
 
 
+def _check_unused_options(args: argparse.Namespace) -> None:
+    """Options that would shape nothing in this call are refused, not silently ignored."""
+    if args.json and args.predict is not None:
+        raise DataError(
+            "`--json` prints the fit; got it with --predict, which writes the predictions as "
+            "CSV. Drop --json (or fit once with --json and once with --predict)."
+        )
+    interval = args.confint is not None or (args.predict is not None and args.interval)
+    if args.level is not None and not interval:
+        raise DataError(
+            f"`--level` must come with --confint or with --predict and --interval (it is an "
+            f"interval's level); got --level {args.level:g} without them. Add one, or drop "
+            "--level."
+        )
+    if args.confint != "bootstrap":
+        given = [o for o, v in (("--n-boot", args.n_boot), ("--seed", args.seed)) if v is not None]
+        if given:
+            raise DataError(
+                f"`{given[0]}` must come with --confint bootstrap (it shapes the bootstrap); got "
+                f"{' and '.join(given)} without it. Add --confint bootstrap, or drop "
+                f"{'it' if len(given) == 1 else 'them'}."
+            )
+
+
 def _after_fit(result, args: argparse.Namespace) -> None:
     """--predict NEWDATA (to --out or stdout as CSV) and --confint METHOD (printed)."""
     if args.predict is not None:
@@ -625,6 +654,17 @@ def _after_fit(result, args: argparse.Namespace) -> None:
         ci = result.confint(
             method=args.confint, level=args.level, n_boot=args.n_boot, random_seed=args.seed
         )
+        if args.json:
+            out = {
+                "method": args.confint,
+                "level": args.level,
+                "intervals": {
+                    str(name): {c: row[c] for c in ci.columns} for name, row in ci.iterrows()
+                },
+            }
+            json.dump(_jsonable(out), sys.stdout, indent=2, allow_nan=False)
+            print()
+            return
         print(f"{args.confint} intervals, level {args.level:g}:")
         print(ci.to_string())
 
@@ -694,7 +734,12 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["prediction", "confidence"],
         help="add an interval to --predict: for a new observation, or for the row's mean",
     )
-    f.add_argument("--level", type=float, default=0.95, help="interval level (default 0.95)")
+    f.add_argument(
+        "--level",
+        type=float,
+        default=None,
+        help="level of --confint and --predict --interval (default 0.95)",
+    )
     f.add_argument(
         "--allow-new-levels",
         action="store_true",
@@ -710,7 +755,7 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["wald", "profile", "bootstrap"],
         help="print confidence intervals for the fixed effects and variance parameters",
     )
-    f.add_argument("--n-boot", type=int, default=500, help="bootstrap replications")
+    f.add_argument("--n-boot", type=int, default=None, help="bootstrap replications (default 500)")
     f.add_argument("--seed", type=int, default=None, help="bootstrap random seed")
     f.set_defaults(func=_fit)
 

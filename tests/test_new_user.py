@@ -168,6 +168,8 @@ def test_explorer_and_summary_data_errors_speak_the_command_lines_flags(capsys, 
                 "diameter ~ 1 + (1 | plate)",
                 "--predict",
                 pen,
+                "--interval",
+                "confidence",
                 "--level",
                 "95",
             ],
@@ -242,3 +244,29 @@ def test_short_binary_file_without_nul_bytes_is_named_binary(capsys, tmp_path, e
     )
     argv = ["fit", tmp_path / "latin1.csv", "--y", "y", "--group", "g", "--engine", engine]
     assert "`FILE` must be UTF-8 text" in _cli_error(capsys, argv)
+
+
+def test_options_that_shape_nothing_are_refused_and_confint_speaks_json(capsys, tmp_path):
+    path = tmp_path / "pastes.csv"
+    bs.load_dataset("pastes").to_csv(path, index=False)
+    base = ["fit", path, "--y", "strength", "--group", "batch"]
+    # each was silently ignored: the text of the fit or a text table of intervals came out
+    cases = [
+        (["--predict", path, "--json"], r"`--json` prints the fit; got it with --predict"),
+        (["--level", "0.9"], r"`--level` must come with --confint or with --predict and "),
+        (["--predict", path, "--level", "0.9"], r"got --level 0\.9 without them"),
+        (["--n-boot", "50"], r"`--n-boot` must come with --confint bootstrap"),
+        (["--confint", "wald", "--seed", "2"], r"`--seed` must come with --confint bootstrap"),
+    ]
+    for extra, expected in cases:
+        err = _cli_error(capsys, [*base, *extra])
+        assert re.search(expected, err), err
+    assert main([str(a) for a in base] + ["--confint", "wald", "--json", "--level", "0.9"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    ci = bs.fit(bs.load_dataset("pastes"), y="strength", group="batch").confint(level=0.9)
+    assert out["method"] == "wald" and out["level"] == 0.9
+    assert set(out["intervals"]) == {str(k) for k in ci.index}
+    name = "(Intercept)" if "(Intercept)" in ci.index else ci.index[-1]
+    assert out["intervals"][str(name)]["lo"] == pytest.approx(ci.loc[name, "lo"], rel=1e-12)
+    assert main([str(a) for a in base] + ["--confint", "wald", "--level", "0.9"]) == 0
+    assert capsys.readouterr().out.startswith("wald intervals, level 0.9:")
