@@ -18,7 +18,21 @@ __all__ = ["main"]
 
 
 def _check_demo_args(args: argparse.Namespace) -> None:
-    """Refuse bad options before any work is done (the PyMC check takes a while)."""
+    """Refuse bad options before any work is done (the PyMC check takes a while), and options
+    that would shape nothing (--out with --no-figures, --draws or --seed with --no-pymc)."""
+    for flag, given, off in (
+        ("--out", args.out is not None, args.no_figures and "--no-figures"),
+        ("--draws", args.draws is not None, args.no_pymc and "--no-pymc"),
+        ("--seed", args.seed is not None, args.no_pymc and "--no-pymc"),
+    ):
+        if given and off:
+            raise DataError(
+                f"`{flag}` must not come with {off}, which turns off what it shapes; got both. "
+                f"Drop one of them."
+            )
+    args.out = "bayeshrink-demo" if args.out is None else args.out
+    args.draws = 1000 if args.draws is None else args.draws
+    args.seed = 1 if args.seed is None else args.seed
     if not args.no_pymc:
         if args.draws < 1:
             raise DataError(
@@ -684,13 +698,15 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--method", default="reml", choices=["reml", "ml"])
     demo.add_argument(
         "--out",
-        default="bayeshrink-demo",
+        default=None,
         help="folder for the figures (default: bayeshrink-demo/)",
     )
     demo.add_argument("--no-figures", action="store_true", help="write no figures")
     demo.add_argument("--no-pymc", action="store_true", help="skip the PyMC plug-in check")
-    demo.add_argument("--draws", type=int, default=1000, help="draws per chain (PyMC check)")
-    demo.add_argument("--seed", type=int, default=1, help="random seed (PyMC check)")
+    demo.add_argument(
+        "--draws", type=int, default=None, help="draws per chain (PyMC check; default 1000)"
+    )
+    demo.add_argument("--seed", type=int, default=None, help="random seed (PyMC check; default 1)")
     demo.set_defaults(func=_demo)
 
     f = sub.add_parser(

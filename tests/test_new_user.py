@@ -270,3 +270,19 @@ def test_options_that_shape_nothing_are_refused_and_confint_speaks_json(capsys, 
     assert out["intervals"][str(name)]["lo"] == pytest.approx(ci.loc[name, "lo"], rel=1e-12)
     assert main([str(a) for a in base] + ["--confint", "wald", "--level", "0.9"]) == 0
     assert capsys.readouterr().out.startswith("wald intervals, level 0.9:")
+
+
+@pytest.mark.parametrize(
+    ("extra", "match"),
+    [
+        (["--no-figures", "--out", "figs"], r"`--out` must not come with --no-figures"),
+        (["--no-pymc", "--draws", "50"], r"`--draws` must not come with --no-pymc"),
+        (["--no-pymc", "--seed", "4"], r"`--seed` must not come with --no-pymc"),
+    ],
+)
+def test_demo_options_that_shape_nothing_are_refused(capsys, tmp_path, monkeypatch, extra, match):
+    monkeypatch.chdir(tmp_path)
+    # each was ignored: `demo --no-figures --out figs` printed the demo and wrote nothing
+    err = _cli_error(capsys, ["demo", *extra])
+    assert re.search(match, err), err
+    assert not (tmp_path / "figs").exists()
