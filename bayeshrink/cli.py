@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -17,7 +18,21 @@ __all__ = ["main"]
 
 
 def _check_demo_args(args: argparse.Namespace) -> None:
-    """Refuse bad options before any work is done (the PyMC check takes a while)."""
+    """Refuse bad options before any work is done (the PyMC check takes a while), and options
+    that would shape nothing (--out with --no-figures, --draws or --seed with --no-pymc)."""
+    for flag, given, off in (
+        ("--out", args.out is not None, args.no_figures and "--no-figures"),
+        ("--draws", args.draws is not None, args.no_pymc and "--no-pymc"),
+        ("--seed", args.seed is not None, args.no_pymc and "--no-pymc"),
+    ):
+        if given and off:
+            raise DataError(
+                f"`{flag}` must not come with {off}, which turns off what it shapes; got both. "
+                f"Drop one of them."
+            )
+    args.out = "bayeshrink-demo" if args.out is None else args.out
+    args.draws = 1000 if args.draws is None else args.draws
+    args.seed = 1 if args.seed is None else args.seed
     if not args.no_pymc:
         if args.draws < 1:
             raise DataError(
@@ -178,6 +193,7 @@ def _read_table(path: Path, engine: str = "auto"):
     parquet = suffix in (".parquet", ".pq")
     if not parquet:
         _check_text(path, "`FILE`")
+        _check_delimiter(path, "`FILE`")
     fallback = False
     if engine == "auto":
         import importlib.util
@@ -230,7 +246,7 @@ def _check_text(path: Path, role: str) -> None:
     at its separator."""
     with open(path, "rb") as fh:
         head = fh.read(8192)
-    if b"\x00" not in head:
+    if b"\x00" not in head and not _binary_without_nul(head):
         return
     kind = next(
         (what for magic, what in _BINARY_KINDS if head.startswith(magic)),
@@ -239,6 +255,66 @@ def _check_text(path: Path, role: str) -> None:
     raise DataError(
         f"{role} must be a text table (comma-separated values); got {str(path)!r}, which is {kind}."
     )
+
+
+_DECIMAL_COMMA = re.compile(r"^\s*-?\d+,\d+\s*$")
+
+
+def _check_delimiter(path: Path, role: str) -> None:
+    """A CSV written with ';' (R's write.csv2, spreadsheets in locales with a decimal comma),
+    tabs, '|' or spaces between quoted names (R's write.table) is refused alike by every engine,
+    from the text of its first lines: DuckDB's sniffer would otherwise split write.csv2's
+    decimal commas ("249,56") into columns. The advice converts decimal commas too, so that
+    following it gives numeric columns."""
+    import csv
+    import itertools
+
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as fh:
+            lines = list(itertools.islice(fh, 6))
+    except UnicodeDecodeError:
+        return  # the reader says the file is not UTF-8
+    if not lines:
+        return
+    raw = lines[0].strip()
+    if len(next(csv.reader([lines[0]]), [])) != 1:
+        return
+    candidates = [(";", "';'"), ("\t", "tabs"), ("|", "'|'")]
+    if _QUOTED_BY_SPACES.match(raw):  # R's write.table: "a" "b" "c"
+        candidates.append((" ", "spaces"))
+    for sep, word in candidates:
+        if sep not in raw:
+            continue
+        body = [f for line in lines[1:] for f in next(csv.reader([line], delimiter=sep), [])]
+        decimal = any(_DECIMAL_COMMA.match(f) for f in body)
+        extra = ", decimal=','" if decimal else ""
+        note = " (its numbers have decimal commas)" if decimal else ""
+        raise DataError(
+            f"{role} must be comma-separated; its header {raw!r} looks separated by {word}"
+            f"{note}. Convert it first, e.g. in Python: pd.read_csv({path.name!r}, "
+            f"sep={sep!r}{extra}).to_csv('{path.stem}-comma.csv', index=False)."
+        )
+
+
+_QUOTED_BY_SPACES = re.compile(r'^"[^"]*"( +"[^"]*")+$')
+
+
+_CONTROL_BYTES = frozenset(range(32)) - {9, 10, 12, 13} | {127}
+
+
+def _binary_without_nul(head: bytes) -> bool:
+    """Binary data with no NUL byte (a short random or compressed file): control bytes that no
+    text table holds, in bytes that are not UTF-8 either. A Latin-1 or cp1252 text has no such
+    control bytes, and keeps its own message (convert it to UTF-8)."""
+    import codecs
+
+    if not any(b in _CONTROL_BYTES for b in head):
+        return False
+    try:  # final=False: a character cut at the end of the 8 KiB read is not an error
+        codecs.getincrementaldecoder("utf-8")().decode(head, final=False)
+    except UnicodeDecodeError:
+        return True
+    return False
 
 
 #: What pandas reads as missing in a CSV by default (R writes "NA"), given to polars and DuckDB
@@ -326,6 +402,11 @@ def _fit(args: argparse.Namespace) -> int:
             "`fit` needs --y and --group (the one-way model), or --formula, e.g. "
             "--formula 'Reaction ~ Days + (Days | Subject)'."
         )
+    _check_unused_options(args)
+    if args.level is None:
+        args.level = 0.95
+    if args.n_boot is None:
+        args.n_boot = 500
     result = _fit_file(args, getattr(args, "formula", None))
     if result.data_kind == "summary":
         info = None
@@ -505,6 +586,30 @@ def _check_out_file(out: Path) -> None:
         )
 
 
+def _check_unused_options(args: argparse.Namespace) -> None:
+    """Options that would shape nothing in this call are refused, not silently ignored."""
+    if args.json and args.predict is not None:
+        raise DataError(
+            "`--json` prints the fit; got it with --predict, which writes the predictions as "
+            "CSV. Drop --json (or fit once with --json and once with --predict)."
+        )
+    interval = args.confint is not None or (args.predict is not None and args.interval)
+    if args.level is not None and not interval:
+        raise DataError(
+            f"`--level` must come with --confint or with --predict and --interval (it is an "
+            f"interval's level); got --level {args.level:g} without them. Add one, or drop "
+            "--level."
+        )
+    if args.confint != "bootstrap":
+        given = [o for o, v in (("--n-boot", args.n_boot), ("--seed", args.seed)) if v is not None]
+        if given:
+            raise DataError(
+                f"`{given[0]}` must come with --confint bootstrap (it shapes the bootstrap); got "
+                f"{' and '.join(given)} without it. Add --confint bootstrap, or drop "
+                f"{'it' if len(given) == 1 else 'them'}."
+            )
+
+
 def _after_fit(result, args: argparse.Namespace) -> None:
     """--predict NEWDATA (to --out or stdout as CSV) and --confint METHOD (printed)."""
     if args.predict is not None:
@@ -517,6 +622,7 @@ def _after_fit(result, args: argparse.Namespace) -> None:
             _check_out_file(Path(args.out))
         if path.is_file() and path.suffix.lower() not in (".parquet", ".pq"):
             _check_text(path, "`--predict`")
+            _check_delimiter(path, "`--predict`")
         try:
             if path.is_dir() or path.stat().st_size == 0:
                 raise pd.errors.EmptyDataError("the file is empty or a folder")
@@ -562,6 +668,17 @@ def _after_fit(result, args: argparse.Namespace) -> None:
         ci = result.confint(
             method=args.confint, level=args.level, n_boot=args.n_boot, random_seed=args.seed
         )
+        if args.json:
+            out = {
+                "method": args.confint,
+                "level": args.level,
+                "intervals": {
+                    str(name): {c: row[c] for c in ci.columns} for name, row in ci.iterrows()
+                },
+            }
+            json.dump(_jsonable(out), sys.stdout, indent=2, allow_nan=False)
+            print()
+            return
         print(f"{args.confint} intervals, level {args.level:g}:")
         print(ci.to_string())
 
@@ -581,13 +698,15 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--method", default="reml", choices=["reml", "ml"])
     demo.add_argument(
         "--out",
-        default="bayeshrink-demo",
+        default=None,
         help="folder for the figures (default: bayeshrink-demo/)",
     )
     demo.add_argument("--no-figures", action="store_true", help="write no figures")
     demo.add_argument("--no-pymc", action="store_true", help="skip the PyMC plug-in check")
-    demo.add_argument("--draws", type=int, default=1000, help="draws per chain (PyMC check)")
-    demo.add_argument("--seed", type=int, default=1, help="random seed (PyMC check)")
+    demo.add_argument(
+        "--draws", type=int, default=None, help="draws per chain (PyMC check; default 1000)"
+    )
+    demo.add_argument("--seed", type=int, default=None, help="random seed (PyMC check; default 1)")
     demo.set_defaults(func=_demo)
 
     f = sub.add_parser(
@@ -631,7 +750,12 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["prediction", "confidence"],
         help="add an interval to --predict: for a new observation, or for the row's mean",
     )
-    f.add_argument("--level", type=float, default=0.95, help="interval level (default 0.95)")
+    f.add_argument(
+        "--level",
+        type=float,
+        default=None,
+        help="level of --confint and --predict --interval (default 0.95)",
+    )
     f.add_argument(
         "--allow-new-levels",
         action="store_true",
@@ -647,7 +771,7 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["wald", "profile", "bootstrap"],
         help="print confidence intervals for the fixed effects and variance parameters",
     )
-    f.add_argument("--n-boot", type=int, default=500, help="bootstrap replications")
+    f.add_argument("--n-boot", type=int, default=None, help="bootstrap replications (default 500)")
     f.add_argument("--seed", type=int, default=None, help="bootstrap random seed")
     f.set_defaults(func=_fit)
 
@@ -698,10 +822,24 @@ _CLI_WORDS: tuple[tuple[str, str], ...] = (
     (r"E\.g\. n_boot=(\d+)", r"E.g. --n-boot \1"),
     (r"`bs\.fit_summary\([^`]*\)`|`bs\.fit_summary`", "--se (the rows are group estimates)"),
     (
-        r"`(y|group|se|method|level|interval|formula|n_boot)`",
+        r"`(y|group|se|method|level|interval|formula|n_boot|out)`",
         lambda m: f"`--{m[1]}`".replace("_", "-"),
     ),
     (r"`estimate`", "`--y`"),
+    (r"E\.g\. level=([\d.]+)", r"E.g. --level \1"),
+    # predict and profile/bootstrap intervals of summary data (--se)
+    (
+        r"`fit` must be fitted to long data \(one row per observation\) for ([^;]+); got a fit to "
+        r"group estimates with known standard errors \(bs\.fit_summary\)",
+        r"`FILE` must hold long data (one row per observation) for \1; got group estimates with "
+        r"known standard errors (--se)",
+    ),
+    # the explorer's refusals: on the command line the fit comes from --formula
+    (r"`fit` must have", "`--formula` must have"),
+    (r"got a (?:MultiFit|FactorFit) of ", "got "),
+    (r", and see bs\.plot_shrinkage_2d for the joint move", ""),
+    (r", or draw the slopes with bs\.plot_forest\(fit\)", ""),
+    (r"bs\.fit\(df, formula=('[^']*')\)", r"--formula \1"),
     (
         r"silence this warning with warnings\.filterwarnings\([^)]*\)\.",
         "read this warning as a note.",

@@ -807,10 +807,15 @@ def plot_forest(
         markerscale=3.0 if caterpillar else 1.0,
     )
     what = "No pooling and partial pooling (BLUP)"
-    if drawn:
-        what = f"No pooling, partial pooling (BLUP) and {' and '.join(drawn)} draws"
+    if len(drawn) == 1:
+        what = f"No pooling, partial pooling (BLUP) and {drawn[0]} draws"
+    elif drawn:
+        what = f"No pooling, partial pooling (BLUP), {' and '.join(drawn)} draws"
     where = f"{k:,} groups sorted by BLUP" if caterpillar else f"{k} groups"
-    ax.set_title(f"{what}: {level} intervals, {where}", fontsize=10)
+    # one line while it fits the 7.5-inch width at 10 points (about 95 characters), else two:
+    # a longer line is cut at both edges of a saved figure
+    sep = ": " if len(what) + len(level) + len(where) < 80 else ":\n"
+    ax.set_title(f"{what}{sep}{level} intervals, {where}", fontsize=10)
     return fig
 
 

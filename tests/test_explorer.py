@@ -164,7 +164,7 @@ def test_cli_explore_formula(tmp_path, capsys):
     slopes = ["explore", str(csv), "--formula", "Reaction ~ Days + (Days | Subject)"]
     assert main([*slopes, "--out", str(out)]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("bayeshrink: error: `fit` must have a scalar random intercept")
+    assert err.startswith("bayeshrink: error: `--formula` must have a scalar random intercept")
     both = ["explore", str(csv), "--formula", "Reaction ~ (1 | Subject)", "--y", "Reaction"]
     assert main([*both, "--out", str(out)]) == 2
     assert "`--formula` names the response and the group itself" in capsys.readouterr().err
@@ -251,11 +251,11 @@ def test_cli_explore_file(tmp_path, capsys, seed_demo):
     ("args", "message"),
     [
         (["--y", "nope", "--group", "group"], r"`--y` .*nope"),
-        (["--y", "y", "--group", "group", "--out-of-folder"], r"`out` must be a file"),
+        (["--y", "y", "--group", "group", "--out-of-folder"], r"`--out` must be a file"),
         (["--y", "y"], r"`explore` needs FILE, --y and --group .* or FILE and --formula"),
         (["--demo", "--y", "y"], r"`--demo` explores the bundled worked example"),
         (["--demo", "--method", "dl"], r"`--method` must be reml or ml .*got 'dl'\. DL is for"),
-        (["--y", "y", "--group", "group", "--out-is-folder"], r"`out` must be a writable file"),
+        (["--y", "y", "--group", "group", "--out-is-folder"], r"`--out` must be a writable file"),
     ],
 )
 def test_cli_explore_errors(tmp_path, capsys, seed_demo, args, message):

@@ -86,6 +86,14 @@ def _check_scalar_intercept(fit) -> list[str]:
     if isinstance(fit, ShrinkageFit):
         return []
     terms = list(fit.random_terms)
+    if len(terms) == 1 and terms != ["Intercept"]:
+        raise DataTypeError(
+            f"`fit` must have a scalar random intercept (1 | {fit.group}) as its only random "
+            f"term for the explorer; got the random slope {terms[0]!r} alone on {fit.group} in "
+            f"{fit.formula!r}. The explorer draws groups' intercepts shrinking toward the fixed "
+            f"intercept, not slopes: explore the same fixed part with (1 | {fit.group}) "
+            "instead, or draw the slopes with bs.plot_forest(fit)."
+        )
     if terms != ["Intercept"]:
         raise DataTypeError(
             f"`fit` must have a scalar random intercept (1 | {fit.group}) as its only random "
