@@ -1,27 +1,46 @@
-# The README's two commands:  `make demo`  and  `make test`.
-# Each creates .venv from a Python >= 3.12 that .ci/find-python.sh finds, installs bayeshrink
-# with the pinned versions in constraints.txt, then runs.
-VENV   := .venv
-STAMP  := $(VENV)/.bayeshrink-installed
-BIN    := $(VENV)/bin
+# The README's two commands:  `make demo`  and  `make test`, from a fresh clone in either order.
+# Both use one .venv, created from a Python >= 3.12 that .ci/find-python.sh finds, and fill it in
+# layers with the pinned versions in constraints.txt; a stamp per layer records what is in it:
+#   demo         the runtime dependencies and nutpie (the `fast` extra)
+#   test, docs   what the suite needs: the `test` and `docs` extras (the browser tests build the
+#                docs; nothing in the suite imports the benchmarks' statsmodels or bambi)
+#   lint, bench  everything (the `dev` extra: test, docs, bench, ruff)
+# `make test` after `make demo` adds to the same venv; `make demo` after `make test` finds nutpie
+# there already.
+VENV       := .venv
+BIN        := $(VENV)/bin
+DEMO_STAMP := $(VENV)/.bayeshrink-demo
+TEST_STAMP := $(VENV)/.bayeshrink-test
+STAMP      := $(VENV)/.bayeshrink-installed
+PIP        := $(BIN)/python -m pip install --quiet -c constraints.txt
 
 .PHONY: demo test test-full lint bench docs clean
 
-$(STAMP): pyproject.toml constraints.txt
+$(BIN)/python:
 	@py=$$(sh .ci/find-python.sh) || exit 1; \
 	 echo "creating $(VENV) with $$py ($$($$py --version))"; \
 	 $$py -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
+
+$(DEMO_STAMP): pyproject.toml constraints.txt | $(BIN)/python
+	$(PIP) -e '.[fast]'
 	@touch $@
 
-demo: $(STAMP)
+$(TEST_STAMP): pyproject.toml constraints.txt | $(BIN)/python
+	$(PIP) -e '.[test,docs]'
+	@touch $@
+
+$(STAMP): pyproject.toml constraints.txt | $(BIN)/python
+	$(PIP) -e '.[dev]'
+	@touch $@
+
+demo: $(DEMO_STAMP)
 	$(BIN)/bayeshrink demo
 
-test: $(STAMP)
+test: $(TEST_STAMP)
 	MPLBACKEND=Agg $(BIN)/python -m pytest
 
-test-full: $(STAMP)
+test-full: $(TEST_STAMP)
 	BAYESHRINK_FULL=1 MPLBACKEND=Agg $(BIN)/python -m pytest
 
 lint: $(STAMP)
@@ -33,7 +52,7 @@ bench: $(STAMP)
 
 # The documentation site (Sphinx, MyST-NB, pydata theme) into docs/_build/html; warnings are
 # errors. Notebooks are rendered from their committed outputs, not re-executed.
-docs: $(STAMP)
+docs: $(TEST_STAMP)
 	$(BIN)/sphinx-build -W --keep-going -q -b html docs docs/_build/html
 	@touch docs/_build/html/.built  # tests/test_browser.py reuses a build newer than its sources
 	@echo "open docs/_build/html/index.html"

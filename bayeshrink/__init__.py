@@ -8,16 +8,15 @@ Models with covariates, correlated random slopes and several grouping factors (c
 nested) come from an lme4-style formula: ``bs.fit(df, formula="y ~ x + (x | g)")``,
 ``bs.fit(df, formula="y ~ x + (1 | subj) + (1 | item)")`` (see :mod:`bayeshrink.lmm`).
 
-The public API is re-exported here; importing bayeshrink imports neither PyMC nor matplotlib.
+The public API is re-exported here; importing bayeshrink imports neither PyMC, matplotlib,
+scipy.optimize (scipy.stats) nor formulae: each loads on first use.
 """
 
 from __future__ import annotations
 
-from . import demo as demo  # the worked example: bs.demo.SCENARIOS, bs.demo_fits()
 from .api import FitResult
 from .data import GroupStats, group_stats, summary_stats
 from .datasets import describe_dataset, list_datasets, load_dataset
-from .demo import demo_fits
 from .errors import (
     BayeshrinkError,
     BayeshrinkWarning,
@@ -26,6 +25,7 @@ from .errors import (
     DataError,
     DataTypeError,
     DivergenceWarning,
+    FamilyWarning,
     FormulaError,
     MethodError,
     OutputError,
@@ -33,6 +33,7 @@ from .errors import (
     RepeatedLabelsWarning,
     RowsDroppedWarning,
     SamplerConvergenceWarning,
+    TimeConvertedWarning,
 )
 from .estimate import VarianceComponents
 from .fitting import fit, fit_stats, fit_summary
@@ -46,8 +47,10 @@ from .study import Design, simulation_study
 
 __version__ = "0.1.0"
 
-# PyMC and matplotlib are slow to import; their layers load on first use (PEP 562).
+# PyMC and matplotlib are slow to import; their layers load on first use (PEP 562), as does
+# the worked example (bs.demo.SCENARIOS, bs.demo_fits()).
 _LAZY = {
+    "demo_fits": "demo",
     "plugin_model": "bayes",
     "plugin_posterior": "bayes",
     "hierarchical_model": "bayes",
@@ -57,6 +60,12 @@ _LAZY = {
     "add_effects": "bayes",
     "compare": "bayes",
     "hyperparameters": "bayes",
+    "sample_posterior_predictive": "bayes",
+    "sample_prior_predictive": "bayes",
+    "check": "bayes",
+    "prior_sensitivity": "bayes",
+    "PriorSensitivity": "bayes",
+    "plot_prior_sensitivity": "plots_bayes",
     "plot_triplot": "plots",
     "plot_shrinkage": "plots",
     "plot_shrinkage_curve": "plots",
@@ -69,18 +78,20 @@ _LAZY = {
 
 
 def __getattr__(name: str):
+    import importlib
+
+    if name == "demo":  # the submodule itself
+        return importlib.import_module(".demo", __name__)
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'bayeshrink' has no attribute {name!r}")
-    import importlib
-
     value = getattr(importlib.import_module(f".{module}", __name__), name)
     globals()[name] = value
     return value
 
 
 def __dir__():
-    return sorted(set(globals()) | set(_LAZY))
+    return sorted(set(globals()) | set(_LAZY) | {"demo"})
 
 
 __all__ = [
@@ -92,6 +103,7 @@ __all__ = [
     "DataTypeError",
     "Design",
     "DivergenceWarning",
+    "FamilyWarning",
     "FitResult",
     "FormulaError",
     "GroupStats",
@@ -106,9 +118,9 @@ __all__ = [
     "SamplerConvergenceWarning",
     "ShrinkageFit",
     "RefitWarning",
+    "TimeConvertedWarning",
     "VarianceComponents",
     "anova",
-    "demo_fits",
     "describe_dataset",
     "fit",
     "fit_stats",

@@ -179,8 +179,7 @@ class FitResult:
         return self.summary()
 
     def _repr_html_(self) -> str:
-        title, lines, text, table = self._html_parts()
-        return html_report(title, lines, text, table)
+        return html_report(*self._html_parts())
 
     def to_dict(self) -> dict:
         """Plain Python numbers and lists, for JSON; the same keys for every fit.

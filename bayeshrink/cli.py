@@ -176,18 +176,39 @@ def _read_table(path: Path, engine: str = "auto"):
             "Convert it to one of those."
         )
     parquet = suffix in (".parquet", ".pq")
+    if not parquet:
+        _check_text(path, "`FILE`")
     fallback = False
     if engine == "auto":
         import importlib.util
 
         found = [e for e in ("polars", "duckdb") if importlib.util.find_spec(e) is not None]
         engine, fallback = (found[0], False) if found else ("pandas", True)
+    # R's write.table/write.csv(row.names = TRUE) without the blank header field: every row
+    # has one field more than the header, the first being the row's name. R and pandas read
+    # that field as the row names; polars and DuckDB would shift the column names by one.
+    names = None if parquet else _r_row_names_header(path)
     if engine == "polars":
         pl = require_engine("polars")
-        return pl.scan_parquet(path) if parquet else pl.scan_csv(path)
+        if parquet:
+            return pl.scan_parquet(path)
+        if names is None:
+            return pl.scan_csv(path, null_values=_NA_STRINGS)
+        rn = _unused_name(names)
+        return pl.scan_csv(
+            path, has_header=False, skip_rows=1, new_columns=[rn, *names], null_values=_NA_STRINGS
+        ).drop(rn)
     if engine == "duckdb":
         duckdb = require_engine("duckdb")
-        return duckdb.read_parquet(str(path)) if parquet else duckdb.read_csv(str(path))
+        if parquet:
+            return duckdb.read_parquet(str(path))
+        if names is None:
+            return duckdb.read_csv(str(path), na_values=_NA_STRINGS)
+        rn = _unused_name(names)
+        rel = duckdb.read_csv(
+            str(path), header=False, skiprows=1, names=[rn, *names], na_values=_NA_STRINGS
+        )
+        return rel.project(f'* EXCLUDE ("{rn}")')
     if fallback:
         print(
             "bayeshrink: note: reading the whole file with pandas; install bayeshrink[polars] or "
@@ -195,6 +216,80 @@ def _read_table(path: Path, engine: str = "auto"):
             file=sys.stderr,
         )
     return pd.read_parquet(path) if parquet else pd.read_csv(path)
+
+
+_BINARY_KINDS = (
+    (b"PAR1", "a Parquet file: rename it to end in .parquet"),
+    (b"\x1f\x8b", "compressed with gzip: uncompress it first (gunzip)"),
+    (b"PK\x03\x04", "a ZIP archive or a spreadsheet (.xlsx): export the sheet as CSV"),
+)
+
+
+def _check_text(path: Path, role: str) -> None:
+    """A .csv that is binary (NUL bytes in its first 8 KiB) gets one clear line, not a guess
+    at its separator."""
+    with open(path, "rb") as fh:
+        head = fh.read(8192)
+    if b"\x00" not in head:
+        return
+    kind = next(
+        (what for magic, what in _BINARY_KINDS if head.startswith(magic)),
+        "binary data, not text: export the data as CSV (or Parquet) first",
+    )
+    raise DataError(
+        f"{role} must be a text table (comma-separated values); got {str(path)!r}, which is {kind}."
+    )
+
+
+#: What pandas reads as missing in a CSV by default (R writes "NA"), given to polars and DuckDB
+#: too, so that every engine reads a file's missing values alike.
+_NA_STRINGS = [
+    "",
+    "#N/A",
+    "#N/A N/A",
+    "#NA",
+    "-1.#IND",
+    "-1.#QNAN",
+    "-NaN",
+    "-nan",
+    "1.#IND",
+    "1.#QNAN",
+    "<NA>",
+    "N/A",
+    "NA",
+    "NULL",
+    "NaN",
+    "None",
+    "n/a",
+    "nan",
+    "null",
+]
+
+
+def _r_row_names_header(path: Path, rows: int = 5) -> list[str] | None:
+    """The header of a CSV whose rows each have one field more than it (R's row names), else
+    None. The first few rows decide, as pandas' reader does."""
+    import csv
+    import itertools
+
+    try:
+        with open(path, newline="", encoding="utf-8") as fh:
+            head = list(itertools.islice(csv.reader(fh), rows + 1))
+    except (UnicodeDecodeError, csv.Error):
+        return None  # the reader itself says what is wrong with the file
+    if len(head) < 2 or not head[0]:
+        return None
+    header, body = head[0], head[1:]
+    if all(len(r) == len(header) + 1 for r in body):
+        return header
+    return None
+
+
+def _unused_name(names: list[str]) -> str:
+    name = "__row_names"
+    while name in names:
+        name += "_"
+    return name
 
 
 def _fit_file(args: argparse.Namespace, formula: str | None = None):
@@ -260,6 +355,9 @@ def _fit(args: argparse.Namespace) -> int:
         return 0
     if args.json:
         out = result.to_dict()
+        out.setdefault("n_obs", int(result.n_obs))
+        if hasattr(result, "factors"):  # several grouping factors: levels of each
+            out["n_groups"] = {f: len(result.factor_fit(f).groups) for f in result.factors}
         if info is not None:
             out.update({k: info[k] for k in ("aic", "bic", "n_params", "deviance")})
         json.dump(_jsonable(out), sys.stdout, indent=2, allow_nan=False)
@@ -279,9 +377,10 @@ def _explore(args: argparse.Namespace) -> int:
     from .explorer import write_page
 
     if args.demo:
-        if args.file is not None or args.y is not None or args.group is not None or args.se:
+        if args.file is not None or args.y or args.group or args.se or args.formula:
             raise DataError(
-                "`--demo` explores the bundled worked example; drop FILE, --y, --group and --se."
+                "`--demo` explores the bundled worked example; drop FILE, --y, --group, --se and "
+                "--formula."
             )
         from .demo import SCENARIOS, demo_fits
 
@@ -293,13 +392,18 @@ def _explore(args: argparse.Namespace) -> int:
         fits = {SCENARIOS[k].title: f for k, f in demo_fits(args.method).items()}
         title = args.title or "Shrinkage explorer: the worked example (bundled seed_demo)"
     else:
-        if args.file is None or args.y is None or args.group is None:
+        if args.formula is not None and (args.y or args.group or args.se):
+            raise DataError(
+                "`--formula` names the response and the group itself; drop --y, --group and --se."
+            )
+        if args.file is None or (args.formula is None and (args.y is None or args.group is None)):
             raise DataError(
                 "`explore` needs FILE, --y and --group (with --se for estimates with known "
-                "standard errors), or --demo for the worked example."
+                "standard errors) or FILE and --formula (one random intercept, e.g. "
+                "'y ~ x + (1 | g)'), or --demo for the worked example."
             )
 
-        fits = _fit_file(args)
+        fits = _fit_file(args, args.formula)
         title = args.title
     path = write_page(fits, args.out, title=title)
     print(f"wrote {path}")
@@ -411,6 +515,8 @@ def _after_fit(result, args: argparse.Namespace) -> None:
             )
         if args.out:
             _check_out_file(Path(args.out))
+        if path.is_file() and path.suffix.lower() not in (".parquet", ".pq"):
+            _check_text(path, "`--predict`")
         try:
             if path.is_dir() or path.stat().st_size == 0:
                 raise pd.errors.EmptyDataError("the file is empty or a folder")
@@ -463,7 +569,12 @@ def _after_fit(result, args: argparse.Namespace) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="bayeshrink",
-        description="Shrinkage, BLUPs and their Bayesian reading for one-way mixed models.",
+        description="Linear mixed models fitted exactly as lme4 does (REML or ML), with their "
+        "BLUPs, shrinkage and Bayesian reading: the one-way model (--y, --group), lme4-style "
+        "formulas with covariates, random slopes and several crossed or nested grouping factors "
+        "(--formula), and group estimates with known standard errors (--se). `fit` also "
+        "predicts (--predict) and gives confidence intervals (--confint); `explore` writes an "
+        "interactive page; `demo` runs the worked example.",
     )
     sub = parser.add_subparsers(dest="command", required=True)
     demo = sub.add_parser("demo", help="fit the bundled worked example and explain the shrinkage")
@@ -548,6 +659,12 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--y", help="response column (or the estimate, with --se)")
     e.add_argument("--group", help="grouping column")
     e.add_argument("--se", help="standard-error column: the rows are group estimates")
+    e.add_argument(
+        "--formula",
+        help="lme4-style formula whose only random term is one intercept, e.g. "
+        "'log_radon ~ floor + (1 | county)' (instead of --y/--group); the other fixed effects "
+        "are held at their estimates",
+    )
     e.add_argument("--method", default="reml", help="reml (default) or ml; dl with --se")
     e.add_argument(
         "--demo", action="store_true", help="the bundled worked example, with its four models"
@@ -570,9 +687,46 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: The Python names in bayeshrink's messages and the command line's words for them. A message
+#: keeps one wording for both, and the command line translates it here.
+_CLI_WORDS: tuple[tuple[str, str], ...] = (
+    (r"pass `missing='drop'`", "pass `--missing drop`"),
+    (r"unless `?allow_new_levels=True`?", "unless `--allow-new-levels` is given"),
+    (r"`?allow_new_levels=True`?", "`--allow-new-levels`"),
+    (r"pass `?random=False`?", "pass `--population`"),
+    (r"`newdata`", "`--predict` NEWDATA"),
+    (r"E\.g\. n_boot=(\d+)", r"E.g. --n-boot \1"),
+    (r"`bs\.fit_summary\([^`]*\)`|`bs\.fit_summary`", "--se (the rows are group estimates)"),
+    (
+        r"`(y|group|se|method|level|interval|formula|n_boot)`",
+        lambda m: f"`--{m[1]}`".replace("_", "-"),
+    ),
+    (r"`estimate`", "`--y`"),
+    (
+        r"silence this warning with warnings\.filterwarnings\([^)]*\)\.",
+        "read this warning as a note.",
+    ),
+    # the engines' and pandas' conversion snippets: on the command line the reader found text
+    (
+        r"(Cast it in [\w.\[\]-]+ first, e\.g\. `[^`]*`|Convert it, e\.g\. `df\[[^`]*`)\.",
+        "The file holds text in that column: fix its values that are not numbers (a missing "
+        "value is an empty field or NA).",
+    ),
+)
+
+
+def cli_words(message: str) -> str:
+    """A bayeshrink message with its Python keywords replaced by the command line's flags."""
+    import re
+
+    for pattern, repl in _CLI_WORDS:
+        message = re.sub(pattern, repl, message)
+    return message
+
+
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
     """bayeshrink's warnings on the command line: one line each, like its errors."""
-    print(f"bayeshrink: warning: {message}", file=sys.stderr)
+    print(f"bayeshrink: warning: {cli_words(str(message))}", file=sys.stderr)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -590,8 +744,16 @@ def main(argv: list[str] | None = None) -> int:
         try:
             return args.func(args)
         except BayeshrinkError as exc:
-            print(f"bayeshrink: error: {exc}", file=sys.stderr)
+            print(f"bayeshrink: error: {cli_words(str(exc))}", file=sys.stderr)
             return 2
+        except BrokenPipeError:
+            # the reader closed the pipe (`bayeshrink fit ... | head`): it has what it wanted.
+            # Point stdout at devnull so that the interpreter's final flush does not fail again.
+            import os
+
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            return 0
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -33,6 +33,7 @@ from .frames import (
     numeric,
     pow2_exponent,
 )
+from .response import check_normal_response
 
 __all__ = ["GroupStats", "Missing", "group_stats", "summary_stats"]
 
@@ -300,6 +301,9 @@ def group_stats(data, y: str, group: str, *, missing: Missing = "raise") -> Grou
             "the data must hold at least one row; got an empty table. Check the filter that "
             "produced it."
         )
+    check_normal_response(ycol, y, stacklevel=4)
+    if pd.api.types.is_bool_dtype(ycol.dtype):  # fitted as 0/1, as the warning says
+        ycol = ycol.astype("Float64")
     values = numeric(ycol, "y")
     gmissing = gcol.isna().to_numpy()
     keep = check_missing(

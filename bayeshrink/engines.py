@@ -27,6 +27,7 @@ from .frames import (
     nw_module,
     pow2_exponent,
 )
+from .response import check_response_profile, two_levels_error
 
 __all__ = ["engine_group_stats", "require_engine"]
 
@@ -81,7 +82,7 @@ def _check_columns(schema, y: str, group: str, engine: str = "polars") -> None:
                 "times. Rename the duplicate columns."
             )
     dtype = schema[y]
-    if not dtype.is_numeric() or str(dtype) == "Boolean":
+    if not dtype.is_numeric() and str(dtype) != "Boolean":  # booleans are fitted as 0/1
         raise DataTypeError(
             f"`y` column {y!r} must be numeric; got dtype {dtype}. Cast it in {engine} first, "
             f"{_cast_hint(engine, y)}."
@@ -119,6 +120,10 @@ def engine_group_stats(data, y: str, group: str, *, missing: str = "raise"):
                 "the data must hold at least one row; got an empty table (column names only). "
                 "Check the filter or the export that produced it."
             ) from None
+        if y in schema and schema[y] in (nw.String, nw.Categorical, nw.Enum):
+            levels = lazy.select(nw.col(y)).drop_nulls().unique().head(3).collect().to_pandas()[y]
+            if len(levels) == 2:  # yes/no
+                raise two_levels_error(y, levels.tolist()) from None
         raise
     yf = nw.col(y).cast(nw.Float64)
     finite = yf.is_finite().fill_null(False)
@@ -136,6 +141,8 @@ def engine_group_stats(data, y: str, group: str, *, missing: str = "raise"):
     ]
     if schema[y].is_integer():
         aggs += [nw.col(y).min().alias("int_lo"), nw.col(y).max().alias("int_hi")]
+    elif schema[y].is_float():  # whole numbers (counts stored as floats)?
+        aggs.append(nw.when(keep).then((yf != yf.round(0)).cast(nw.Int64)).sum().alias("not_whole"))
     counts = lazy.select(*aggs).collect().to_pandas().iloc[0]
     rows = int(counts["rows"])
     bad_y, bad_g = int(counts["bad_y"] or 0), int(counts["bad_g"] or 0)
@@ -171,6 +178,14 @@ def engine_group_stats(data, y: str, group: str, *, missing: str = "raise"):
         raise DataError("the data must hold at least one row; none are left after dropping.")
     centre = float(np.median(head.to_numpy(dtype=float)))
     lo, hi = float(counts["lo"]), float(counts["hi"])
+    check_response_profile(
+        y,
+        lo=lo,
+        hi=hi,
+        whole=not schema[y].is_float() or int(counts["not_whole"] or 0) == 0,
+        boolean=str(schema[y]) == "Boolean",
+        stacklevel=5,
+    )
     e = pow2_exponent(max(abs(hi - centre), abs(lo - centre)))
     per_group = (
         lazy.with_columns(

@@ -15,6 +15,7 @@ __all__ = [
     "DataError",
     "DataTypeError",
     "DivergenceWarning",
+    "FamilyWarning",
     "FormulaError",
     "MethodError",
     "NonIntegerWarning",
@@ -25,6 +26,7 @@ __all__ = [
     "RowsDroppedWarning",
     "SamplerConvergenceWarning",
     "SeparationError",
+    "TimeConvertedWarning",
     "describe_rows",
 ]
 
@@ -85,6 +87,11 @@ class DivergenceWarning(BayeshrinkWarning):
     """The sampler reported divergent transitions: the posterior may be biased."""
 
 
+class FamilyWarning(BayeshrinkWarning):
+    """The response looks binary or like counts, and the normal family is fitting it: the
+    warning names the family that models it (``family="binomial"`` or ``"poisson"``)."""
+
+
 class RefitWarning(BayeshrinkWarning):
     """REML fits were refitted by maximum likelihood to compare them (as lme4's ``anova``)."""
 
@@ -100,6 +107,11 @@ class NonIntegerWarning(BayeshrinkWarning):
 
 class RowsDroppedWarning(BayeshrinkWarning):
     """Rows were left out because ``missing='drop'`` was requested."""
+
+
+class TimeConvertedWarning(BayeshrinkWarning):
+    """A datetime or timedelta covariate of a formula entered as a number of days (the message
+    names the origin)."""
 
 
 def describe_rows(index_labels, limit: int = 5) -> str:

@@ -65,7 +65,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import optimize
 
 from .data import GroupStats
 from .errors import MethodError
@@ -172,6 +171,8 @@ def _argmin_halfline(
     compared only between these candidates, never to choose a bracket: near a small optimum the
     criterion is flat to rounding, its derivative is not.
     """
+    from scipy import optimize
+
     grid = [0.0, *(scale * np.logspace(-8.0, 8.0, 49))]
     g = [grad(x) for x in grid]
     while g[-1] < 0.0 and grid[-1] < 1e250:  # still falling: look further out

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
+import pandas as pd
+
 from .api import FitResult
 from .data import GroupStats, group_stats, summary_stats
 from .errors import MethodError
@@ -37,7 +41,8 @@ def fit(
     data : pandas.DataFrame or dict of columns
         Long data, one row per observation.
     y : str
-        Numeric response column (one-way model).
+        Numeric response column (one-way model). A formula passed here (a string holding
+        ``~``, as in ``bs.fit(df, "y ~ x + (1 | g)")``) is read as ``formula``.
     group : str
         Grouping column; any hashable labels. Groups are sorted by label where possible.
     method : {"reml", "ml"}
@@ -115,6 +120,14 @@ def fit(
     >>> round(g.loglik, 4)  # doctest: +SKIP
     -92.0263
     """
+    if formula is None and isinstance(y, str) and "~" in y:  # bs.fit(df, "y ~ x + (1 | g)")
+        if group is not None:
+            raise MethodError(
+                f"a formula passed as the second argument must come alone; got {y!r} followed "
+                f"by {group!r}. Pass the other options by keyword, e.g. "
+                f"bs.fit(df, {y!r}, method='ml')."
+            )
+        formula, y = y, None
     if family != "gaussian":
         if formula is None:
             raise MethodError(
@@ -142,10 +155,14 @@ def fit(
         from .lmm.multi import fit_multi, needs_multi
 
         if needs_multi(formula):  # several grouping factors, a/b or a:b
+            from .lmm.multi import parse_multi
+
+            _check_response_column(data, parse_multi(formula).response)
             return fit_multi(data, formula, method, missing=missing)
         spec = parse_formula(formula)
-        if spec.intercept_only:
+        if spec.intercept_only:  # group_stats checks the response
             return fit_stats(group_stats(data, spec.response, spec.group, missing=missing), method)
+        _check_response_column(data, spec.response)
         return fit_formula(data, formula, method, missing=missing, spec=spec)
     if y is None or group is None:
         raise MethodError(
@@ -154,6 +171,28 @@ def fit(
             "bs.fit(df, formula='y ~ x + (x | g)')."
         )
     return fit_stats(group_stats(data, y, group, missing=missing), method)
+
+
+def _check_response_column(data, response: str) -> None:
+    """The normal family's response check (bayeshrink.response) on a formula's response, when
+    it is a column of the data (a transformed response such as log(y) is not checked)."""
+    from .frames import is_engine_frame, lazy_frame
+    from .response import check_normal_response
+
+    if is_engine_frame(data):
+        frame = lazy_frame(data)
+        if response not in frame.collect_schema().names():
+            return
+        values = frame.select(response).collect().to_pandas()[response]
+    elif isinstance(data, pd.DataFrame) or isinstance(data, Mapping):
+        if response not in data:
+            return
+        values = data[response]
+        if isinstance(values, pd.DataFrame):  # a repeated name: the design refuses it
+            return
+    else:
+        return
+    check_normal_response(values, response, stacklevel=4)
 
 
 def fit_summary(

@@ -209,7 +209,36 @@ def factorize(groups: pd.Series) -> tuple[np.ndarray, pd.Index]:
                 f"a label first, e.g. `df[{groups.name!r}].map(tuple)` or `.astype(str)`."
             ) from exc
     labels = pd.Index(uniques, name=groups.name)
+    if labels.dtype == object and pd.api.types.infer_dtype(labels, skipna=True) not in (
+        "string",
+        "bytes",
+    ):
+        _check_label_types(labels, groups.name)
     return np.asarray(codes, dtype=np.intp), labels
+
+
+def _type_name(v) -> str:
+    return type(v).__name__
+
+
+def _check_label_types(labels: pd.Index, name) -> None:
+    """Labels of different types that print alike (308 and "308") would be two groups that no
+    table can tell apart: refuse them."""
+    text = pd.Index([str(v) for v in labels])
+    if text.is_unique:
+        return
+    dup = text[text.duplicated(keep=False)]
+    first = dup[0]
+    clash = sorted((v for v, t in zip(labels, text, strict=True) if t == first), key=_type_name)
+    shown = " and ".join(f"{v!r} ({type(v).__name__})" for v in clash)
+    n = int(text.duplicated().sum())
+    raise DataTypeError(
+        f"the grouping column {name!r} must hold one label per group; it holds labels of "
+        f"different types that print alike: {shown}"
+        + (f", and {n - 1} more such label(s)" if n > 1 else "")
+        + f". They would be separate groups. Make the column one type first, e.g. "
+        f"`df[{name!r}] = df[{name!r}].astype(str)`."
+    )
 
 
 def missing_error(subject: str, rows: str, count: int, problem: str, fix: str) -> DataError:

@@ -39,7 +39,6 @@ from typing import Literal
 
 import numpy as np
 import pandas as pd
-from scipy import optimize, stats
 
 from .api import FitResult
 from .errors import (
@@ -250,6 +249,12 @@ def _check_level(level) -> float:
     return float(level)
 
 
+def _offset(fit, df: pd.DataFrame) -> np.ndarray | float:
+    """The formula's offset() terms on new rows (0 for a fit without them)."""
+    enc = getattr(getattr(fit, "design", None), "encoder", None)
+    return 0.0 if enc is None else enc.offset(df)
+
+
 def _match_groups(labels: pd.Index, values: pd.Series) -> np.ndarray:
     """Position of each row's group among the fit's labels, -1 for a level not in the fit.
 
@@ -386,7 +391,7 @@ def predict(
         )
     X, Z = pieces.encoder(df)
     n = len(df)
-    mean = X @ pieces.beta
+    mean = X @ pieces.beta + _offset(fit, df)
     if random:
         pos = _match_groups(pieces.labels, df[factor])
         unknown = pos < 0
@@ -445,6 +450,8 @@ def _interval_frame(
 
     Adds the fixed effects' uncertainty (``k`` the rows' loadings on beta) when asked, and
     sigma^2 for a prediction interval; a population confidence interval has no random part."""
+    from scipy import stats
+
     if not random and interval == "confidence":
         var[:] = 0.0
     if fixef_uncertainty:
@@ -509,6 +516,8 @@ def _response_moments(fit) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
     """Per group: n, sum of y (None when the design has no intercept column), sum of y^2."""
 
     if _is_mixed(fit):
+        if getattr(fit.design, "response_moments", None) is not None:  # fitted with an offset
+            return fit.design.response_moments
         s = fit.design.stats
         yy = s.cross[:, s.y_idx, s.y_idx]
         if s.intercept_col is None:
@@ -527,7 +536,8 @@ def _same_data_multi(fits, names) -> None:
 
     def moments(f):
         if _is_multi(f):
-            y = f.design.y
+            off = getattr(f.design, "offset", None)
+            y = f.design.y if off is None else f.design.y + off  # the response, not y - offset
             return len(y), float(y.sum()), float(y @ y), y
         n, s, q = _response_moments(f)
         return int(n.sum()), None if s is None else float(s.sum()), float(q.sum()), None
@@ -664,6 +674,8 @@ def anova(
     Reaction ~ Days + (1 | Subject)        4      NaN  NaN
     Reaction ~ Days + (Days | Subject)     6  42.1393  2.0
     """
+    from scipy import stats
+
     if len(fits) == 1 and isinstance(fits[0], (list, tuple)):
         fits = tuple(fits[0])
     if len(fits) < 2:
@@ -702,13 +714,20 @@ def anova(
                 f"{names[a + 1]}: {why}. A likelihood-ratio test needs the smaller model to be "
                 "a special case of the larger (compare non-nested models by AIC/BIC)."
             )
+    # the same fixed-effects columns, whatever the order the formulas wrote them in
+    same_fixed = len({frozenset(p.fixed_names) for p in pieces}) == 1
     refitted = []
     if refit and any(f.method == "reml" for f in fits):
         refitted = [nm for f, nm in zip(fits, names, strict=True) if f.method == "reml"]
+        why = (
+            "; these models have the same fixed effects, so their REML criteria are comparable "
+            "as they are: pass refit=False to compare them without refitting."
+            if same_fixed
+            else " (REML likelihoods of models with different fixed effects are not comparable)."
+        )
         warnings.warn(
             f"refitting {len(refitted)} REML fit(s) by ML for the likelihood-ratio test, as "
-            "lme4's anova does (REML likelihoods of models with different fixed effects are not "
-            "comparable).",
+            f"lme4's anova does{why}",
             RefitWarning,
             stacklevel=2,
         )
@@ -719,7 +738,7 @@ def anova(
                 "`refit=False` needs every model fitted by the same method; got both REML and "
                 "ML fits. Leave refit=True, or refit them by one method."
             )
-        if fits[0].method == "reml" and len({p.fixed_names for p in pieces}) > 1:
+        if fits[0].method == "reml" and not same_fixed:
             raise MethodError(
                 "`refit=False` compares REML criteria, which is only valid for models with the "
                 "same fixed effects; these differ. Leave refit=True (ML refits)."
@@ -734,9 +753,9 @@ def anova(
         for a in range(1, len(fits)):
             small, big = pieces[a - 1], pieces[a]
             added = _random_set(big) - _random_set(small)
-            same_fixed = small.fixed_names == big.fixed_names
-            if not same_fixed or len(added) != 1:
-                change = "" if same_fixed else " and changes the fixed effects"
+            same_pair = set(small.fixed_names) == set(big.fixed_names)
+            if not same_pair or len(added) != 1:
+                change = "" if same_pair else " and changes the fixed effects"
                 raise MethodError(
                     "`boundary_correction=True` applies when the larger model adds exactly one "
                     f"random term and keeps the fixed effects; {names[a]} against {names[a - 1]} "
@@ -901,6 +920,8 @@ def _score(res) -> float:
 def _minimize(fun, x0, bounds, jac=None, constraints=()):
     """A small bounded minimisation (SLSQP: scipy's L-BFGS-B costs milliseconds per call on
     problems of a few variables, and the profile solves hundreds of them)."""
+    from scipy import optimize
+
     lo = np.array([-np.inf if b[0] is None else b[0] for b in bounds], float)
     hi = np.array([np.inf if b[1] is None else b[1] for b in bounds], float)
     x0 = np.clip(np.asarray(x0, float), lo, hi)
@@ -1200,6 +1221,8 @@ class _Profile:
 
     def _side(self, zeta, j, est, sign, step, bound, z, start) -> float:
         """The value on one side of est where |zeta| = z (bound if it is not reached)."""
+        from scipy import optimize
+
         if sign < 0 and est <= bound:
             return float(bound)  # e.g. an SD estimated at 0: a one-sided interval
         prev_v, prev_z, prev_start = est, 0.0, start
@@ -1325,6 +1348,8 @@ def confint(
     (Intercept)                   238.029  264.781
     Days                            7.438   13.497
     """
+    from scipy import stats
+
     method = _check_method(method)
     level = _check_level(level)
     p = fit_pieces(fit)
@@ -1573,8 +1598,9 @@ def pooling_predictions(fit, newdata) -> pd.DataFrame:
         if s.intercept_col is not None:
             ols[s.intercept_col] += s.y_shift
         own_dev = fit.own_fit().to_numpy() - fit.fixed_of_random @ pieces.beta
-        none = X @ pieces.beta + np.einsum("iq,iq->i", Z, own_dev[pos])
-        complete = X @ ols
+        off = _offset(fit, df)
+        none = X @ pieces.beta + np.einsum("iq,iq->i", Z, own_dev[pos]) + off
+        complete = X @ ols + off
     else:
         t = fit.table()
         none = t["no_pooling"].to_numpy()[pos]
@@ -1598,9 +1624,9 @@ def response_values(fit, data) -> np.ndarray:
         raise ColumnError(f"`data` must have the response column {name!r}.")
     from formulae.matrices import DesignMatrices
 
-    from .lmm.newdata import formula_env
-
-    dm = DesignMatrices(fit.design.spec.fixed, df, formula_env())
+    if fit.design.encoder is not None:
+        df = fit.design.encoder.prepare(df)  # datetime covariates as the fit converted them
+    dm = DesignMatrices(fit.design.spec.fixed, df, fit.design.spec.env())
     return np.asarray(dm.response.design_matrix, dtype=float).reshape(-1)
 
 
@@ -1849,7 +1875,7 @@ def _predict_multi(fit, df, p: MultiPieces, random, allow_new_levels, interval, 
     X, Zall = p.encoder.evaluate(df)
     Zf = _split_z(p, Zall)
     n = len(df)
-    mean = X @ p.beta
+    mean = X @ p.beta + p.encoder.offset(df)
     pos: dict[str, np.ndarray] = {}
     for f in p.multi:
         if not random:
@@ -1996,6 +2022,8 @@ class _MultiProfile:
 
     @staticmethod
     def _min(f, x0):
+        from scipy import optimize
+
         if len(x0) == 0:
             return f(x0), x0
         best = optimize.minimize(f, x0, method="BFGS", options={"gtol": 1e-7, "maxiter": 500})
@@ -2063,6 +2091,8 @@ class _MultiProfile:
     def _side(self, zeta, k, est, sign, bound, z, kind) -> float:
         """The value on one side of ``est`` where |zeta| = z (``bound`` if it is not reached);
         each profile optimisation starts where the previous one ended."""
+        from scipy import optimize
+
         state = {"x": None}
 
         def zf(v):

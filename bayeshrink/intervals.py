@@ -39,7 +39,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy import optimize
 from scipy.special import ndtr, ndtri
 
 from .batchfit import fit_batch
@@ -481,6 +480,8 @@ def _t0(chi: float) -> float:
     of r0 is the chord from 0 to t0 followed by r0 itself, with t0 solving
     r0(t0) - r0(0) = t0 r0'(t0).
     """
+    from scipy import optimize
+
     if chi * chi <= 3.0:
         return 0.0
     lo, hi = max(chi * chi - 3.0, 1e-6), chi * chi
@@ -511,6 +512,8 @@ def _two_point(m2: float, kappa: float, chi: float) -> tuple[float, float, float
     a one-dimensional search over a in [0, m2) (a grid, then a bounded refinement).
     Returns (value, a, b).
     """
+
+    from scipy import optimize
 
     def value(a):
         a = np.asarray(a, float)
@@ -560,6 +563,8 @@ def rho(m2: float, kappa: float, chi: float) -> float:
 
 def _cv_point(m2: float, alpha: float) -> float:
     """chi with r0(m2, chi) = alpha: sqrt of the 1 - alpha quantile of a noncentral chi^2_1(m2)."""
+    from scipy import optimize
+
     b = math.sqrt(m2)
     z = float(ndtri(1.0 - alpha))
     lo, hi = max(b + float(ndtri(1.0 - alpha)) - 1.0, 0.0), b + z + 10.0
@@ -586,6 +591,8 @@ def cva(m2: float, kappa: float = math.inf, alpha: float = 0.05) -> float:
     >>> round(cva(25.0, kappa=3.0), 6)   # ebci's published cva(m2=25, kappa=3)
     11.883584
     """
+    from scipy import optimize
+
     m2, kappa, alpha = float(m2), float(kappa), float(alpha)
     if not (0.0 < alpha < 1.0) or not m2 >= 0.0 or not kappa >= 1.0 or math.isinf(m2):
         raise MethodError(

@@ -677,6 +677,10 @@ def plot_shrinkage_curve(
     return fig
 
 
+#: plot_forest's figure height is capped here (inches), however many groups there are
+FOREST_MAX_HEIGHT = 11.0
+
+
 def plot_forest(
     fit: FitResult,
     plugin=None,
@@ -685,6 +689,7 @@ def plot_forest(
     *,
     term: str | None = None,
     factor: str | None = None,
+    max_labels: int = 40,
 ) -> Figure:
     """Per-group central ``prob`` intervals, one level for every row of the figure.
 
@@ -694,6 +699,14 @@ def plot_forest(
     first random term) from the plug-in (``plugin``) and full (``full``) models. z is the
     normal quantile of ``prob`` (1.88 for the default 94%, ArviZ's default level). With several
     grouping factors ``factor`` picks one.
+
+    Up to ``max_labels`` groups, each group has its own labelled row, in the order of
+    ``fit.table()``. With more, the figure is a caterpillar plot: every group is still drawn,
+    one thin row each, sorted by its BLUP (the lowest at the bottom), and ``max_labels`` of
+    them, evenly spaced in that order (the lowest and the highest among them), carry their
+    labels. The figure is at most
+    ``FOREST_MAX_HEIGHT`` (11) inches tall and its legend sits inside it, under the axes, so a
+    plain ``fig.savefig(path)`` keeps everything.
     """
     from scipy.stats import norm
 
@@ -702,6 +715,15 @@ def plot_forest(
     t = fit.table
     if not 0 < prob < 1:
         raise DataError(f"`prob` must be between 0 and 1; got {prob!r}. For example 0.95.")
+    if (
+        isinstance(max_labels, bool)
+        or not isinstance(max_labels, (int, np.integer))
+        or (max_labels < 2)
+    ):
+        raise DataError(
+            f"`max_labels` must be an integer >= 2; got {max_labels!r}. For example 40 (the "
+            "default): more groups than that are drawn as a sorted caterpillar with 40 labels."
+        )
     z = float(norm.ppf(0.5 + prob / 2))
     level = f"{prob:.0%}"
     rows = [
@@ -722,9 +744,11 @@ def plot_forest(
             POSTERIOR,
         )
     )
+    drawn = []
     for label, idata, color in (("plug-in posterior", plugin, SAMPLED), ("full Bayes", full, FULL)):
         if idata is not None:
             post = term_posterior_table(idata, "coef", prob, term=fit.term)
+            drawn.append(label)
             rows.append(
                 (
                     f"{label}: central {level}",
@@ -735,37 +759,60 @@ def plot_forest(
                 )
             )
     k = fit.n_groups
-    fig, ax = plt.subplots(figsize=(7.5, 0.42 * k * (1 + 0.25 * len(rows)) + 1.4))
-    offsets = np.linspace(0.25, -0.25, len(rows)) if len(rows) > 1 else [0.0]
-    y = np.arange(k)[::-1]
-    for (label, mid, lo, hi, color), off in zip(rows, offsets, strict=True):
-        mid, lo, hi = (np.asarray(v, dtype=float) for v in (mid, lo, hi))
+    caterpillar = k > max_labels
+    labels = np.asarray([str(g) for g in fit.groups], dtype=object)
+    if caterpillar:
+        order = np.argsort(t["blup"].to_numpy(), kind="stable")
+        height = FOREST_MAX_HEIGHT
+        # side by side while a group's row is a few points tall; beyond, on top of each other
+        spread = 0.25 if k <= 300 and len(rows) > 1 else 0.0
+        offsets = np.linspace(spread, -spread, len(rows))
+    else:
+        order = np.arange(k)
+        height = min(0.42 * k * (1 + 0.25 * len(rows)) + 2.2, FOREST_MAX_HEIGHT)
+        offsets = np.linspace(0.25, -0.25, len(rows)) if len(rows) > 1 else [0.0]
+    fig, ax = plt.subplots(figsize=(7.5, height), layout="constrained")
+    # table order from the top; sorted, the lowest BLUP at the bottom (as lme4's dotplot)
+    y = np.arange(k) if caterpillar else np.arange(k)[::-1]
+    for i, ((label, mid, lo, hi, color), off) in enumerate(zip(rows, offsets, strict=True)):
+        mid, lo, hi = (np.asarray(v, dtype=float)[order] for v in (mid, lo, hi))
+        style = (
+            {"ms": 1.2, "lw": max(0.25, min(1.0, 300 / k)), "alpha": 0.55 if i == 0 else 0.8}
+            if caterpillar
+            else {"ms": 4, "lw": 1.4}
+        )
         ax.errorbar(
             mid,
             y + off,
             xerr=[mid - lo, hi - mid],
             fmt="o",
-            ms=4,
             color=color,
-            lw=1.4,
             capsize=0,
             label=label,
             gid="interval",
+            **style,
         )
     ax.axvline(fit.mu, color=PRIOR, ls="--", lw=1.0, label=fit.centre_label)
-    ax.set_yticks(y, [str(g) for g in fit.groups], fontsize=9)
+    if caterpillar:
+        shown = np.unique(np.linspace(0, k - 1, max_labels).round().astype(int))
+        ax.set_yticks(y[shown], labels[order][shown], fontsize=7)
+        ax.set_ylim(-1, k)
+        ax.set_ylabel(f"{k:,} groups sorted by BLUP ({len(shown)} labelled)")
+    else:
+        ax.set_yticks(y, labels, fontsize=9)
     ax.set_xlabel(fit.axis_label)
-    ax.legend(
+    fig.legend(
         fontsize=8,
         frameon=False,
-        loc="upper center",
-        bbox_to_anchor=(0.5, -0.12 if k > 6 else -0.2),
+        loc="outside lower center",
         ncol=2,
+        markerscale=3.0 if caterpillar else 1.0,
     )
-    ax.set_title(
-        f"No pooling, partial pooling and Bayesian posteriors: {level} intervals", fontsize=11
-    )
-    fig.tight_layout()
+    what = "No pooling and partial pooling (BLUP)"
+    if drawn:
+        what = f"No pooling, partial pooling (BLUP) and {' and '.join(drawn)} draws"
+    where = f"{k:,} groups sorted by BLUP" if caterpillar else f"{k} groups"
+    ax.set_title(f"{what}: {level} intervals, {where}", fontsize=10)
     return fig
 
 

@@ -18,7 +18,7 @@ import pandas as pd
 from . import shrinkage as _shr
 from .api import SINGULAR_TOL, FitResult
 from .data import GroupStats
-from .display import fmt
+from .display import fmt, table_text
 from .estimate import VarianceComponents
 from .inference import InferenceMixin
 
@@ -273,7 +273,7 @@ class ShrinkageFit(FitResult, InferenceMixin):
         lines += [f"{k:<{width}}  {v}" for k, v in self._component_lines()]
         lines += [f"complete pooling mean: {fmt(self.complete_pooling)}", ""]
         lines += [self.explanation(), ""]
-        lines.append(self._display_table().to_string(float_format=lambda v: fmt(v, 6)))
+        lines.append(table_text(self._display_table(), "groups", "fit.table()"))
         return "\n".join(lines)
 
     def __repr__(self) -> str:

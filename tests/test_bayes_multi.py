@@ -39,6 +39,10 @@ def test_exact_plugin_posterior_is_lme4s_conditional_distribution(penicillin_fit
         np.testing.assert_allclose(sub["sd"], s, rtol=1e-6)
 
 
+# PyMC's convergence rules (R-hat <= 1.01) are meant for 4 x 1000 draws: on 2 chains they flag
+# runs at random (R-hat 1.013 here once); the assertions below are in Monte Carlo SEs, and the
+# convergence checks themselves are tested in test_hostile.py (as in test_bayes.py).
+@pytest.mark.filterwarnings("ignore::bayeshrink.errors.SamplerConvergenceWarning")
 def test_sampled_plugin_posterior_means_are_the_conditional_modes(penicillin_fit):
     model = plugin_model_multi(penicillin_fit)
     assert "plate (24 levels)" in model.description
@@ -53,8 +57,10 @@ def test_sampled_plugin_posterior_means_are_the_conditional_modes(penicillin_fit
     # posterior SDs: each within 4 Monte Carlo SEs of the SD (arviz's mcse, method="sd")
     import arviz as az
 
+    mcse = az.mcse(idata, var_names=["b"], method="sd")["b"]
     for f in penicillin_fit.factors:
-        mc = az.mcse(idata, var_names=[f"b:{f}"], method="sd")[f"b:{f}"].values[:, 0]
+        # b over (level, term): level "factor:label", its factor in the coordinate `factor`
+        mc = mcse.values[mcse["factor"].values == f, 0]
         sub = cmp.loc[f]
         z = (sub["plugin_sd"].to_numpy() - sub["sd"].to_numpy()) / mc
         assert np.all(np.abs(z) < 4), np.abs(z).max()
@@ -72,10 +78,9 @@ def test_hierarchical_model_log_density(penicillin_fit):
     point = {
         "beta_z": rng.normal(size=1),
         "sigma_log__": np.log(0.6),
-        "sd:plate_log__": np.log(0.8),
-        "sd:sample_log__": np.log(1.9),
-        "z:plate": rng.normal(size=(24, 1)),
-        "z:sample": rng.normal(size=(6, 1)),
+        "sd_block:plate_log__": np.log(0.8),
+        "sd_block:sample_log__": np.log(1.9),
+        "z": rng.normal(size=(30, 1)),  # level = plate:a..plate:x, then sample:A..sample:F
     }
     logp = model.compile_logp(jacobian=False, mode="NUMBA")(point)
     pb = pri["beta"].params
@@ -85,11 +90,11 @@ def test_hierarchical_model_log_density(penicillin_fit):
     eta = d.X @ beta
     expected = stats.norm.logpdf(point["beta_z"]).sum()
     expected += stats.halfnorm.logpdf(0.6, scale=pri["sigma"].params["sigma"])
-    for name, sd in (("plate", 0.8), ("sample", 1.9)):
+    expected += stats.norm.logpdf(point["z"]).sum()
+    for name, sd, rows in (("plate", 0.8, slice(0, 24)), ("sample", 1.9, slice(24, 30))):
         scale = pri["sd_re"].params["sigma"][name][0]
         expected += stats.halfnorm.logpdf(sd, scale=scale)
-        z = point[f"z:{name}"]
-        expected += stats.norm.logpdf(z).sum()
+        z = point["z"][rows]
         eta = eta + sd * z[by[name].codes, 0]
     expected += stats.norm.logpdf(d.y, eta, 0.6).sum()
     np.testing.assert_allclose(logp, expected, rtol=1e-10)
@@ -100,13 +105,13 @@ def test_hierarchical_model_with_a_correlated_block_builds():
     df = pd.read_csv(REFERENCE / "multi_sim_crossed.csv", dtype={"subj": str, "item": str})
     fit = fit_multi(df, "y ~ x + (1 + x | subj) + (1 | item)")
     model = hierarchical_model_multi(fit)
-    assert set(model.start) == {"chol:subj"}
+    assert set(model.start) == {"chol_block:subj"}
     names = {v.name for v in model.free_RVs}
-    assert {"beta_z", "sigma", "chol:subj", "sd:item", "z:subj", "z:item"} <= names
+    assert {"beta_z", "sigma", "chol_block:subj", "sd_block:item", "z"} <= names
     # the LKJ factor starts diagonal at the REML SDs of (Intercept, x): packed (0,0), (1,0), (1,1)
     sd = np.sqrt(np.diag(fit.cov_re("subj").to_numpy()))
-    np.testing.assert_allclose(model.start["chol:subj"][[0, 2]], sd, rtol=1e-12)
-    assert model.start["chol:subj"][1] == 0.0
+    np.testing.assert_allclose(model.start["chol_block:subj"][[0, 2]], sd, rtol=1e-12)
+    assert model.start["chol_block:subj"][1] == 0.0
 
 
 def test_bs_functions_dispatch_on_several_factors(penicillin_fit):
@@ -129,4 +134,4 @@ def test_bs_functions_dispatch_on_several_factors(penicillin_fit):
     # as.data.frame(VarCorr(m))$sdcor
     ref = load_ref("multi_penicillin_REML")
     np.testing.assert_allclose(hyp["estimate"], [r["sdcor"] for r in ref["varcorr"]], rtol=1e-6)
-    assert list(hyp.index) == ["sd:plate:Intercept", "sd:sample:Intercept", "sigma"]
+    assert list(hyp.index) == ["sd_re[plate:Intercept]", "sd_re[sample:Intercept]", "sigma"]

@@ -65,9 +65,8 @@ def test_nan_group_labels(long_df):
         bs.fit(long_df, y="y", group="g")
 
 
-@pytest.mark.parametrize("values", [list("abcdefghijklmnop"), [True, False] * 8])
-def test_non_numeric_y(long_df, values):
-    long_df["y"] = values
+def test_non_numeric_y(long_df):
+    long_df["y"] = list("abcdefghijklmnop")
     with pytest.raises(
         DataTypeError,
         match=r"`y` column 'y' must be numeric; got dtype .*"

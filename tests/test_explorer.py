@@ -10,6 +10,9 @@ import hashlib
 import json
 import math
 import re
+import shutil
+import subprocess
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -65,9 +68,25 @@ def test_fit_data_summary_has_no_sigma(summary_fit):
     json.dumps(d, allow_nan=False)
 
 
-def test_fit_data_rejects_other_objects(sleepstudy_fit):
-    with pytest.raises(bs.DataTypeError, match=r"`fit` must be a one-way fit .* got MixedFit"):
-        fit_data(sleepstudy_fit)
+def test_fit_data_rejects_fits_without_one_scalar_random_intercept():
+    sleep = bs.load_dataset("sleepstudy")
+    slopes = bs.fit(sleep, formula="Reaction ~ Days + (Days | Subject)")
+    with pytest.raises(
+        bs.DataTypeError,
+        match=r"`fit` must have a scalar random intercept \(1 \| Subject\) as its only random "
+        r"term for the explorer; got the random terms \['Intercept', 'Days'\] on Subject",
+    ):
+        fit_data(slopes)
+    with pytest.raises(bs.DataTypeError, match=r"must have a fixed intercept .*Add the intercept"):
+        fit_data(bs.fit(sleep, formula="Reaction ~ 0 + Days + (1 | Subject)"))
+    pastes = bs.fit(bs.load_dataset("pastes"), formula="strength ~ 1 + (1 | batch) + (1 | sample)")
+    for several in (pastes, pastes.factor_fit("batch")):
+        with pytest.raises(
+            bs.DataTypeError, match=r"`fit` must have one grouping factor for the explorer; got a"
+        ):
+            bs.explore(several)
+    with pytest.raises(bs.DataTypeError, match=r"`fit` must be a fit from bs.fit .* got dict"):
+        fit_data({"a": 1})
     with pytest.raises(bs.DataTypeError, match=r"`fits` must hold at least one fit"):
         bs.explore({})
 
@@ -75,6 +94,80 @@ def test_fit_data_rejects_other_objects(sleepstudy_fit):
 @pytest.fixture(scope="module")
 def sleepstudy_fit():
     return bs.fit(bs.load_dataset("sleepstudy"), formula="Reaction ~ Days + (1 | Subject)")
+
+
+@pytest.fixture(scope="module")
+def radon_fit():
+    return bs.fit(bs.load_dataset("radon"), formula="log_radon ~ floor + (1 | county)")
+
+
+def _js_compute(d: dict, value: float, mult: float = 1.0) -> dict:
+    """The page's own compute() (widget.js), run by node on ``d``."""
+    source = (Path(bs.explorer.__file__).parent / "widget.js").read_text()
+    body = re.search(r"^function compute\(d, value, mult\) \{.*?^\}$", source, re.M | re.S)
+    script = (
+        f"{body.group(0)}\nconsole.log(JSON.stringify(compute({json.dumps(d)}, {value}, {mult})));"
+    )
+    out = subprocess.run(["node", "-e", script], capture_output=True, text=True, check=True)
+    return json.loads(out.stdout)
+
+
+@pytest.mark.parametrize("name", ["radon_fit", "sleepstudy_fit"])
+def test_formula_fit_with_covariates_explores_its_random_intercept(name, request):
+    fit = request.getfixturevalue(name)
+    d = fit_data(fit)
+    t = fit.table()
+    (other,) = [x for x in fit.fixed_terms if x != "Intercept"]
+    assert d["mu"] == fit.fixef["Intercept"] and d["tau"] == fit.sd_re["Intercept"]
+    assert d["ratio"] == pytest.approx(fit.sd_re["Intercept"] ** 2 / fit.sigma**2, rel=1e-14)
+    np.testing.assert_array_equal(d["own"], t["no_pooling"])
+    # what is held fixed is said, with its value
+    assert d["held"].startswith(f"Held at their estimates: the fixed effects {other} = ")
+    assert d["formula"] == fit.formula and "other fixed effects held" in d["theta"]
+    # the explorer's closed form (se_j = sigma / sqrt(n_j), GLS mean, one-way BLUP) reproduces
+    # the fit at its estimates: the own intercepts' GLS mean is the fixed intercept (the
+    # intercept's GLS normal equation) and the BLUPs are lme4's coef()
+    own, n = np.asarray(d["own"]), np.asarray(d["n"])
+    v = fit.sigma**2 / n
+    w = 1 / (v + d["tau"] ** 2)
+    assert np.sum(w * own) / np.sum(w) == pytest.approx(fit.fixef["Intercept"], rel=1e-10)
+    if shutil.which("node") is None:
+        pytest.skip("node is not installed: the page's compute() is checked in test_browser.py")
+    r = _js_compute(d, d["ratio"])
+    assert r["mu"] == pytest.approx(fit.fixef["Intercept"], rel=1e-10)
+    np.testing.assert_allclose(r["blup"], fit.coef()["Intercept"], rtol=1e-10)
+    np.testing.assert_allclose(r["postsd"], fit.ranef_sd()["Intercept"], rtol=1e-10)
+
+
+def test_explorer_page_of_a_formula_fit_says_what_is_held(radon_fit, tmp_path):
+    path = bs.explore(radon_fit).save(tmp_path / "radon.html")
+    data = json.loads(re.search(r"id='bayeshrink-data'>(.*?)</script>", path.read_text()).group(1))
+    (d,) = data["datasets"]
+    assert d["held"] == fit_data(radon_fit)["held"] and "floor = " in d["held"]
+    assert data["title"] == "Shrinkage explorer: log_radon by county"
+    # the page shows d.held, d.formula and d.theta
+    js = (Path(bs.explorer.__file__).parent / "widget.js").read_text()
+    assert "d.held" in js and "d.theta" in js and "d.formula" in js
+
+
+def test_cli_explore_formula(tmp_path, capsys):
+    csv = tmp_path / "sleep.csv"
+    bs.load_dataset("sleepstudy").to_csv(csv, index=False)
+    out = tmp_path / "p.html"
+    argv = ["explore", str(csv), "--formula", "Reaction ~ Days + (1 | Subject)", "--out", str(out)]
+    assert main(argv) == 0
+    data = json.loads(re.search(r"id='bayeshrink-data'>(.*?)</script>", out.read_text()).group(1))
+    ref = bs.fit(bs.load_dataset("sleepstudy"), formula="Reaction ~ Days + (1 | Subject)")
+    np.testing.assert_allclose(data["datasets"][0]["blup"], ref.table()["blup"], rtol=1e-12)
+    assert "Days = " in data["datasets"][0]["held"]
+    capsys.readouterr()
+    slopes = ["explore", str(csv), "--formula", "Reaction ~ Days + (Days | Subject)"]
+    assert main([*slopes, "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("bayeshrink: error: `fit` must have a scalar random intercept")
+    both = ["explore", str(csv), "--formula", "Reaction ~ (1 | Subject)", "--y", "Reaction"]
+    assert main([*both, "--out", str(out)]) == 2
+    assert "`--formula` names the response and the group itself" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(
@@ -157,9 +250,9 @@ def test_cli_explore_file(tmp_path, capsys, seed_demo):
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--y", "nope", "--group", "group"], r"`y` .*nope"),
+        (["--y", "nope", "--group", "group"], r"`--y` .*nope"),
         (["--y", "y", "--group", "group", "--out-of-folder"], r"`out` must be a file"),
-        (["--y", "y"], r"`explore` needs FILE, --y and --group"),
+        (["--y", "y"], r"`explore` needs FILE, --y and --group .* or FILE and --formula"),
         (["--demo", "--y", "y"], r"`--demo` explores the bundled worked example"),
         (["--demo", "--method", "dl"], r"`--method` must be reml or ml .*got 'dl'\. DL is for"),
         (["--y", "y", "--group", "group", "--out-is-folder"], r"`out` must be a writable file"),

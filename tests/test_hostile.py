@@ -177,8 +177,10 @@ def test_integers_beyond_float64_resolution_are_refused_not_called_identical():
     y = (2**62 + rng.integers(0, 5, g.size)).astype(np.int64)
     with pytest.raises(bs.DataError, match=r"integers that float64 represents exactly.*baseline"):
         bs.fit(pd.DataFrame({"g": g, "y": y}), y="y", group="g")
-    # minus the baseline, as the message says: an ordinary fit
-    fit = bs.fit(pd.DataFrame({"g": g, "y": y - y.min()}), y="y", group="g")
+    # minus the baseline, as the message says: an ordinary fit (of what are now small whole
+    # numbers from 0, which the normal family's check reads as counts)
+    with pytest.warns(bs.FamilyWarning, match="looks like counts"):
+        fit = bs.fit(pd.DataFrame({"g": g, "y": y - y.min()}), y="y", group="g")
     assert np.isfinite(fit.sigma) and fit.sigma > 0
 
 
@@ -804,3 +806,145 @@ def test_group_intervals_of_a_formula_fit_are_refused_clearly(sleep):
     m = bs.fit(sleep, formula="Reaction ~ Days + (Days | Subject)")
     with pytest.raises(bs.MethodError, match=r"`intervals` must be called on a one-way fit"):
         m.intervals()
+
+
+# ---------------------------------------------------------------- what a new user writes
+
+
+def test_formula_passed_positionally_is_read_as_the_formula():
+    # bambi's and statsmodels' habit: bs.fit(df, "y ~ x + (1 | g)")
+    pastes = bs.load_dataset("pastes")
+    sleep = bs.load_dataset("sleepstudy")
+    for data, formula in (
+        (sleep, "Reaction ~ Days + (Days | Subject)"),
+        (sleep, "Reaction ~ 1 + (1 | Subject)"),  # the one-way fast path
+        (pastes, "strength ~ 1 + (1 | batch) + (1 | batch:cask)"),  # several factors
+    ):
+        by_position = bs.fit(data, formula)
+        by_keyword = bs.fit(data, formula=formula)
+        assert type(by_position) is type(by_keyword)
+        np.testing.assert_allclose(by_position.fixef, by_keyword.fixef, rtol=1e-12)
+        assert by_position.loglik == pytest.approx(by_keyword.loglik, rel=1e-12)
+    # lme4: fixef(lmer(Reaction ~ Days + (Days | Subject), sleepstudy, REML = FALSE))
+    ml = bs.fit(sleep, "Reaction ~ Days + (Days | Subject)", method="ml")
+    np.testing.assert_allclose(ml.fixef, [251.405105, 10.467286], rtol=1e-6)
+    with pytest.raises(bs.MethodError, match=r"formula passed as the second argument must come "):
+        bs.fit(sleep, "Reaction ~ Days + (Days | Subject)", "ml")
+    with pytest.raises(bs.MethodError, match=r"either `formula` or `y` and `group`"):
+        bs.fit(sleep, "Reaction ~ Days + (1 | Subject)", formula="Reaction ~ 1 + (1 | Subject)")
+
+
+def test_anova_of_reml_fits_says_why_it_refits():
+    sleep = bs.load_dataset("sleepstudy")
+    sleep = sleep.assign(w=np.random.default_rng(1).normal(size=len(sleep)))
+    same = [
+        bs.fit(sleep, formula="Reaction ~ Days + w + (1 | Subject)"),
+        # the same fixed effects, written in another order
+        bs.fit(sleep, formula="Reaction ~ w + Days + (Days | Subject)"),
+    ]
+    with pytest.warns(bs.RefitWarning) as record:
+        bs.anova(*same)
+    (message,) = [str(w.message) for w in record]
+    assert "not comparable" not in message
+    assert "same fixed effects" in message and "refit=False" in message
+    # and refit=False accepts them: chisq = 2 (REML logLik_1 - REML logLik_0)
+    kept = bs.anova(*same, refit=False)
+    assert kept["chisq"].iloc[1] == pytest.approx(2 * (same[1].loglik - same[0].loglik), rel=1e-12)
+    different = [
+        bs.fit(sleep, formula="Reaction ~ Days + (1 | Subject)"),
+        bs.fit(sleep, formula="Reaction ~ Days + w + (Days | Subject)"),
+    ]
+    with pytest.warns(
+        bs.RefitWarning, match=r"REML likelihoods of models with different fixed effects are not"
+    ):
+        bs.anova(*different)
+    with pytest.raises(bs.MethodError, match=r"only valid for models with the same fixed effects"):
+        bs.anova(*different, refit=False)
+
+
+# ------------------------------------------------- responses the normal family fits badly
+
+
+def _sleep_responses():
+    sleep = bs.load_dataset("sleepstudy")
+    rng = np.random.default_rng(5)
+    return sleep.assign(
+        slow=(sleep["Reaction"] > 300).astype(int),  # 0/1
+        slow_bool=sleep["Reaction"] > 300,
+        lapses=rng.poisson(np.exp(0.15 * sleep["Days"])),  # counts, zeros among them
+        lapses_float=lambda d: d["lapses"].astype(float),
+        answer=np.where(sleep["Reaction"] > 300, "yes", "no"),
+        rounded=sleep["Reaction"].round(),  # whole numbers in the hundreds: not counts
+        likert=1 + (sleep["Reaction"].rank(pct=True) * 4.999).astype(int),  # 1..5, no zero
+    )
+
+
+def _engines(df: pd.DataFrame) -> dict:
+    import duckdb
+    import polars as pl
+
+    return {"pandas": df, "polars": pl.from_pandas(df), "duckdb": duckdb.from_df(df)}
+
+
+def _fits(data, col: str):
+    """The response through each normal-family path: one-way, formula, several factors."""
+    return [
+        lambda: bs.fit(data, y=col, group="Subject"),
+        lambda: bs.fit(data, formula=f"{col} ~ Days + (1 | Subject)"),
+        lambda: bs.fit(data, formula=f"{col} ~ 1 + (1 | Subject) + (1 | Days)"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("col", "match"),
+    [
+        ("slow", r"'slow' holds only 0 and 1 \(a binary response\).*family=\"binomial\""),
+        ("slow_bool", r"'slow_bool' is boolean \(a binary response\).*family=\"binomial\""),
+        ("lapses", r"'lapses' looks like counts \(whole numbers from 0 to \d+\).*\"poisson\""),
+        ("lapses_float", r"'lapses_float' looks like counts.*family=\"poisson\""),
+    ],
+)
+def test_binary_and_count_responses_warn_naming_their_family(col, match):
+    d = _sleep_responses()
+    for data in _engines(d).values():
+        for fit in _fits(data, col):
+            with pytest.warns(bs.FamilyWarning, match=match):
+                fit()
+
+
+def test_boolean_response_is_fitted_as_its_0_1_coding():
+    d = _sleep_responses()
+    with pytest.warns(bs.FamilyWarning):
+        as_bool = bs.fit(d, y="slow_bool", group="Subject")
+    with pytest.warns(bs.FamilyWarning):
+        as_int = bs.fit(d, y="slow", group="Subject")
+    assert as_bool.tau == pytest.approx(as_int.tau, rel=1e-10)
+    assert as_bool.mu == pytest.approx(as_int.mu, rel=1e-10)
+
+
+def test_yes_no_response_points_to_the_binomial_family():
+    d = _sleep_responses()
+    for data in _engines(d).values():
+        for fit in _fits(data, "answer"):
+            with pytest.raises(
+                bs.DataTypeError,
+                match=r"the response 'answer' must be numeric for the normal family; got the two "
+                r"levels 'no' and 'yes' \(a binary response\)\. Fit it with family=\"binomial\"",
+            ):
+                fit()
+    # three or more text levels are not a binary response: the usual type error
+    with pytest.raises(bs.DataTypeError, match=r"`y` column 'Subject2' must be numeric"):
+        bs.fit(d.assign(Subject2=d["Subject"].astype(str)), y="Subject2", group="Days")
+
+
+@pytest.mark.parametrize("col", ["rounded", "likert", "Reaction"])
+def test_whole_numbers_without_zeros_are_not_called_counts(col):
+    import warnings
+
+    d = _sleep_responses()
+    assert (d[col] == d[col].round()).all() or col == "Reaction"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", bs.FamilyWarning)
+        for data in _engines(d).values():
+            for fit in _fits(data, col):
+                fit()

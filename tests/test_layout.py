@@ -28,7 +28,7 @@ CORE = {
     "bayeshrink.results",
     "bayeshrink.shrinkage",
 }
-NO_PYMC = {"bayeshrink.plots", "bayeshrink.posterior"}
+NO_PYMC = {"bayeshrink.plots", "bayeshrink.plots_bayes", "bayeshrink.posterior"}
 
 
 def _module_name(path: Path) -> str:
@@ -180,3 +180,55 @@ def test_every_error_and_warning_is_exported():
             if isinstance(node, ast.ClassDef):
                 bases = {getattr(b, "id", getattr(b, "attr", "")) for b in node.bases}
                 assert not any(b.endswith(("Error", "Warning")) for b in bases), (name, node.name)
+
+
+def test_importing_bayeshrink_loads_no_heavy_layer():
+    """``import bayeshrink`` stays light: scipy.optimize and scipy.stats, formulae, PyMC,
+    matplotlib and the worked example load on first use (PEP 562 attributes)."""
+    heavy = ("scipy.optimize", "scipy.stats", "formulae", "pymc", "matplotlib", "bayeshrink.demo")
+    code = (
+        "import sys\n"
+        "import bayeshrink as bs\n"
+        f"loaded = [m for m in {heavy!r} if m in sys.modules]\n"
+        "assert not loaded, loaded\n"
+        "bs.demo_fits\n"  # the lazy attributes still resolve
+        "assert 'bayeshrink.demo' in sys.modules and bs.demo.SCENARIOS\n"
+        "assert 'demo' in dir(bs) and 'demo_fits' in bs.__all__\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, env=_env())
+
+
+def test_a_wheel_built_from_the_checkout_carries_the_data_and_the_explorer(tmp_path):
+    """The wheel holds every bundled dataset and the explorer's script and styles (package
+    data), built offline from a copy of the checkout (so no build/ lands in it)."""
+    import shutil
+    import zipfile
+
+    pytest.importorskip("setuptools", reason="the test extra installs setuptools")
+    src = tmp_path / "src"
+    shutil.copytree(ROOT, src / "bayeshrink", ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT.parent / name, src / name)
+    pip = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-index", "--no-build-isolation"]
+    subprocess.run([*pip, "-q", "-w", str(tmp_path / "out"), str(src)], check=True, env=_env())
+    (wheel,) = (tmp_path / "out").glob("bayeshrink-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    expected = {
+        p.relative_to(ROOT.parent).as_posix()
+        for pattern in ("datasets/*.csv", "explorer/*.js", "explorer/*.css")
+        for p in ROOT.glob(pattern)
+    }
+    assert {"bayeshrink/datasets/radon.csv", "bayeshrink/explorer/widget.js"} <= expected
+    assert "bayeshrink/explorer/widget.css" in expected
+    missing = sorted(expected - names)
+    assert not missing, f"the wheel lacks {missing}: see [tool.setuptools.package-data]"
+    modules = {p.relative_to(ROOT.parent).as_posix() for p in ROOT.rglob("*.py")}
+    assert modules <= names
+    assert not any(n.startswith("tests/") for n in names)
+    # the light install: nutpie only with the `fast` extra, the suite's tools only with `test`
+    meta = next(n for n in names if n.endswith(".dist-info/METADATA"))
+    text = zipfile.ZipFile(wheel).read(meta).decode()
+    requires = [ln for ln in text.splitlines() if ln.startswith("Requires-Dist:")]
+    core = [ln for ln in requires if "extra ==" not in ln]
+    assert not any(p in ln for ln in core for p in ("nutpie", "pytest", "sphinx", "pyspark"))
+    assert any("nutpie" in ln and 'extra == "fast"' in ln for ln in requires)

@@ -358,12 +358,6 @@ BAD = [
         bs.DataError,
         "give NaN or inf in row 7",
     ),
-    (
-        lambda d: _with(d, Subject=d["Subject"].astype(int) * 1.0),
-        "Reaction ~ Days + (Days | Subject)",
-        bs.DataTypeError,
-        "must hold labels",
-    ),
 ]
 
 

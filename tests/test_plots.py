@@ -7,6 +7,7 @@ import matplotlib
 matplotlib.use("Agg")
 
 import numpy as np
+import pandas as pd
 import pytest
 import xarray as xr
 from conftest import panels_of, synthetic_posterior
@@ -188,7 +189,7 @@ def test_forest(fits, tmp_path):
     labels = [t.get_text() for t in ax.get_yticklabels()]
     assert labels == ["g1", "g2", "g3", "g4", "g5"]
     # one interval level for every row: z = 1.88 for the default 94%
-    assert {t.get_text() for t in ax.get_legend().get_texts()} == {
+    assert {t.get_text() for t in fig.legends[0].get_texts()} == {
         r"no pooling: own estimate $\pm$ 1.88 $se_j$ (94%)",
         r"partial pooling: BLUP $\pm$ 1.88 pred_sd (94%)",
         r"$\hat\mu$",
@@ -204,13 +205,82 @@ def test_forest(fits, tmp_path):
     full = synthetic_posterior(fit, draws=2000, seed=2, mu="flat")
     fig = bs.plot_forest(fit, full=full)
     ax = fig.axes[0]
-    assert any("full Bayes: central 94%" in t.get_text() for t in ax.get_legend().get_texts())
+    assert any("full Bayes: central 94%" in t.get_text() for t in fig.legends[0].get_texts())
+    assert ax.get_title() == (
+        "No pooling, partial pooling (BLUP) and full Bayes draws: 94% intervals, 5 groups"
+    )
     # the full-Bayes interval is the draws' central 94%: about blup +- 1.88 pred_sd here
     lo, hi = ax.containers[2].lines[2][0].get_segments()[0][:, 0]
     t = fit.table()
     z = 1.8808  # the normal's 97th percentile
     np.testing.assert_allclose(lo, t["blup"].iloc[0] - z * t["pred_sd"].iloc[0], rtol=0.05)
     np.testing.assert_allclose(hi, t["blup"].iloc[0] + z * t["pred_sd"].iloc[0], rtol=0.05)
+
+
+def _many_groups(k: int, seed: int = 0) -> pd.DataFrame:
+    """k groups of 2 to 29 observations (tau 2, sigma 4), labelled p0, p1, ..."""
+    rng = np.random.default_rng(seed)
+    n = rng.integers(2, 30, size=k)
+    g = np.repeat(np.arange(k), n)
+    y = 10 + 2 * rng.normal(size=k)[g] + 4 * rng.normal(size=g.size)
+    return pd.DataFrame({"y": y, "pig": [f"p{v}" for v in g]})
+
+
+def _inside_figure(fig, artist) -> bool:
+    fig.canvas.draw()
+    box = artist.get_window_extent(fig.canvas.get_renderer())
+    f = fig.bbox
+    return (
+        box.x0 >= f.x0 - 0.5
+        and box.y0 >= f.y0 - 0.5
+        and box.x1 <= f.x1 + 0.5
+        and (box.y1 <= f.y1 + 0.5)
+    )
+
+
+@pytest.mark.parametrize("k", [72, 3000])
+def test_forest_of_many_groups_is_a_bounded_sorted_caterpillar(k, tmp_path):
+    import matplotlib.image as mpimg
+
+    fit = bs.fit(_many_groups(k, seed=k), y="y", group="pig")
+    fig = bs.plot_forest(fit)
+    ax = fig.axes[0]
+    assert fig.get_size_inches()[1] <= bs.plots.FOREST_MAX_HEIGHT <= 12
+    # no draws given: the title does not speak of posteriors
+    assert ax.get_title() == (
+        f"No pooling and partial pooling (BLUP): 94% intervals, {k:,} groups sorted by BLUP"
+    )
+    assert "posterior" not in ax.get_title().lower()
+    # every group drawn, sorted by BLUP from the bottom; 40 of them labelled, in that order
+    blup = ax.containers[1].lines[0]
+    x, y = blup.get_xdata(), blup.get_ydata()
+    assert len(x) == k
+    np.testing.assert_array_equal(np.sort(x), x[np.argsort(y)])
+    np.testing.assert_array_equal(np.sort(x), np.sort(fit.table()["blup"].to_numpy()))
+    labels = [t.get_text() for t in ax.get_yticklabels()]
+    assert len(labels) == 40
+    ranked = fit.table()["blup"].sort_values(kind="stable").index
+    assert labels[0] == ranked[0] and labels[-1] == ranked[-1]  # bottom row: the lowest BLUP
+    assert ax.get_ylabel() == f"{k:,} groups sorted by BLUP (40 labelled)"
+    # the legend is inside the figure under a plain savefig, which stays a bounded PNG
+    assert _inside_figure(fig, fig.legends[0])
+    path = tmp_path / f"forest_{k}.png"
+    fig.savefig(path, dpi=100)
+    assert mpimg.imread(path).shape[:2] == (1100, 750)
+
+
+def test_forest_max_labels(fits, tmp_path):
+    fit = fits["2"]  # 5 groups
+    fig = bs.plot_forest(fit, max_labels=3)
+    ax = fig.axes[0]
+    assert len(ax.get_yticklabels()) == 3 and "sorted by BLUP" in ax.get_title()
+    fig = bs.plot_forest(fit)  # within max_labels: one labelled row per group, table order
+    assert [t.get_text() for t in fig.axes[0].get_yticklabels()] == list(fit.groups)
+    assert fig.get_size_inches()[1] < 8 and _inside_figure(fig, fig.legends[0])
+    fig.savefig(tmp_path / "forest_small.png")
+    for bad in (1, 2.5, True):
+        with pytest.raises(bs.DataError, match="`max_labels` must be an integer >= 2; got"):
+            bs.plot_forest(fit, max_labels=bad)
 
 
 def test_plots_never_fit():

@@ -26,6 +26,17 @@ name          dims                        meaning
 ``z``         ``level`` (``, term``)      standard-normal innovations (non-centered forms)
 ============  ==========================  =====================================================
 
+With several grouping factors the same names hold: ``b``, ``coef`` and ``z`` over
+(``level``, ``term``) with ``level`` = "factor:label" (e.g. "plate:a") and the coordinates
+``factor`` and ``label`` on it (``b.isel(level=b.factor == "plate")`` selects one factor);
+``term`` is every factor's terms, and a factor without a term has 0 there; ``sd_re`` is over
+``re_term`` = "factor:term", as lme4's VarCorr rows.
+
+Every DataTree from :func:`sample` also holds ``log_likelihood`` (pointwise: per row, or per
+group for summary data), ``observed_data`` and ``constant_data``
+(:mod:`bayeshrink.bayes.workflow`), so ``az.loo``, ``az.compare``, ``az.plot_ppc_dist`` (after
+:func:`sample_posterior_predictive`) and ``az.plot_loo_pit`` work on it as it is.
+
 One-way models keep the textbook names too: ``mu`` (= ``beta[Intercept]``), ``tau``
 (= ``sd_re[Intercept]``) and ``theta`` (over ``level``; ``theta == coef[:, "Intercept"]``).
 Mixed models add ``corr_re`` and ``chol_re`` (term x term). ``level`` holds the labels of
@@ -55,17 +66,23 @@ from ..posterior import (
 from ..results import ShrinkageFit
 from . import mixed, multi, oneway
 from .model import PriorSpec, ShrinkageModel
+from .report import CheckReport, check
 from .sampling import default_sampler, sample
+from .sensitivity import PriorSensitivity, prior_sensitivity
+from .workflow import sample_posterior_predictive, sample_prior_predictive
 
 __all__ = [
     "FIXED_DIM",
     "GROUP_DIM",
     "TERM_DIM",
+    "CheckReport",
     "DivergenceWarning",
+    "PriorSensitivity",
     "PriorSpec",
     "ShrinkageModel",
     "add_effects",
     "add_theta",
+    "check",
     "compare",
     "count_divergences",
     "default_priors",
@@ -75,7 +92,10 @@ __all__ = [
     "plugin_model",
     "plugin_posterior",
     "posterior_table",
+    "prior_sensitivity",
     "sample",
+    "sample_posterior_predictive",
+    "sample_prior_predictive",
     "term_posterior_table",
 ]
 
@@ -88,7 +108,7 @@ def _not_a_fit(fit):
 
 
 @singledispatch
-def plugin_model(fit, mu: str = "fixed") -> ShrinkageModel:
+def plugin_model(fit, mu: str = "fixed", *, data=None) -> ShrinkageModel:
     """The empirical-Bayes plug-in model of ``fit``: the fitted prior of the group effects, the
     data given sigma_hat; ``mu="fixed"`` plugs in the fixed effects (posterior SD =
     ``ranef_sd()``), ``mu="flat"`` gives them a flat prior (posterior SD = ``pred_sd()``).
@@ -120,10 +140,21 @@ def default_priors(fit) -> dict[str, PriorSpec]:
 
 @singledispatch
 def hierarchical_model(
-    fit, priors=None, parametrization: str = "noncentered", marginalize=None, *, eta=None
+    fit,
+    priors=None,
+    parametrization: str = "noncentered",
+    marginalize=None,
+    *,
+    eta=None,
+    data=None,
+    pooling: str = "partial",
 ) -> ShrinkageModel:
     """Full hierarchical Bayes: priors on the fixed effects, the random-effect SDs (and
-    correlations, LKJ(``eta``), for several terms) and sigma. See
+    correlations, LKJ(``eta``), for several terms) and sigma. ``data``: the rows the fit was
+    made from, for a per-row log-likelihood and predictive draws (see
+    :mod:`bayeshrink.bayes.workflow`). ``pooling`` ("partial", "none", "complete"; one-way fits)
+    gives the three models of the pooling comparison, each with its priors in its
+    description. See
     :func:`bayeshrink.bayes.oneway.hierarchical_model` and
     :func:`bayeshrink.bayes.mixed.hierarchical_model` for the options of each."""
     _not_a_fit(fit)

@@ -27,6 +27,7 @@ from ..posterior import convergence_table
 __all__ = [
     "check_draws",
     "check_model",
+    "check_model_draws",
     "check_run",
     "fingerprint",
     "tag_draws",
@@ -159,6 +160,7 @@ def tag_draws(idata, model) -> None:
     idata.attrs["bayeshrink_fit_kind"] = _fit_kind(fit)
     idata.attrs["bayeshrink_data"] = fingerprint(fit, estimates=False)
     idata.attrs["bayeshrink_fit"] = fingerprint(fit, estimates=True)
+    idata.attrs["bayeshrink_pooling"] = getattr(model, "pooling", "partial")
 
 
 _KIND_NAMES = {"plugin": "the plug-in model", "hierarchical": "the hierarchical model"}
@@ -208,7 +210,7 @@ def check_draws(idata, tag: str, fit) -> None:
 # --------------------------------------------------------------------------- convergence
 
 
-def _diagnosed_vars(idata, model=None) -> list[str]:
+def diagnosed_vars(idata, model=None) -> list[str]:
     """The free variables and the group effects (theta or coef). The standardized effects z
     are left to theta/coef, which carry them (theta = mu + tau z): on a boundary fit theta is
     pinned and z is a free variable that nothing depends on."""
@@ -224,7 +226,7 @@ def _diagnosed_vars(idata, model=None) -> list[str]:
     return [v for v in dict.fromkeys(names) if v in post.data_vars]
 
 
-def _worst(da, largest: bool) -> tuple[float, str]:
+def worst(da, largest: bool) -> tuple[float, str]:
     """The worst value of a diagnostic and where it is (e.g. "theta[g3]")."""
     values = np.asarray(da.values, dtype=float)
     if values.size == 0 or not np.isfinite(values).any():
@@ -246,18 +248,18 @@ def warn_convergence(idata, model=None, stacklevel: int = 3) -> None:
     """Warn, as PyMC does for its own sampler, when R-hat > 1.01 or ESS < 100 per chain."""
     post = idata["posterior"]
     chains = int(post.sizes.get("chain", 1))
-    names = _diagnosed_vars(idata, model)
+    names = diagnosed_vars(idata, model)
     if not names:
         return
     diag = convergence_table(idata, names)
     problems = []
     if chains > 1:
-        rhat = max(((*_worst(diag["rhat"][v], True), v) for v in names), key=_key_max)
+        rhat = max(((*worst(diag["rhat"][v], True), v) for v in names), key=_key_max)
         if rhat[0] > RHAT_MAX:
             problems.append(f"R-hat of {rhat[2]}{rhat[1]} is {rhat[0]:.3f} (above {RHAT_MAX})")
     need = ESS_PER_CHAIN_MIN * chains
     for kind in ("ess_bulk", "ess_tail"):
-        low = min(((*_worst(diag[kind][v], False), v) for v in names), key=_key_min)
+        low = min(((*worst(diag[kind][v], False), v) for v in names), key=_key_min)
         if low[0] < need:
             problems.append(
                 f"{kind.replace('_', ' ').replace('ess', 'ESS')} of {low[2]}{low[1]} is "
@@ -280,3 +282,32 @@ def _key_max(t):
 
 def _key_min(t):
     return t[0] if math.isfinite(t[0]) else math.inf
+
+
+def check_model_draws(idata, model) -> None:
+    """``idata`` given with ``model`` must be draws of that model's fit and kind."""
+    attrs = getattr(idata, "attrs", {}) or {}
+    fit = getattr(model, "fit", None)
+    if fit is None or "bayeshrink_model" not in attrs:
+        return
+    if attrs.get("bayeshrink_fit_kind") != _fit_kind(fit) or attrs.get(
+        "bayeshrink_data"
+    ) != fingerprint(fit, estimates=False):
+        raise DataError(
+            "`draws` must be sampled from this model's fit; these draws come from a model of "
+            f"another fit (a {attrs.get('bayeshrink_fit_kind')} fit with other data). Pass the "
+            "draws of bs.sample(model), or the model they were sampled from."
+        )
+    pooling = getattr(model, "pooling", "partial")
+    if attrs.get("bayeshrink_pooling", "partial") != pooling:
+        raise DataError(
+            f"`draws` must be draws of this model (pooling={pooling!r}); got draws of the "
+            f"pooling={attrs.get('bayeshrink_pooling')!r} model of the same fit. Pass the model "
+            "they were sampled from."
+        )
+    if attrs["bayeshrink_model"] != getattr(model, "kind", None):
+        raise DataError(
+            f"`draws` must be draws of {_KIND_NAMES.get(model.kind, model.kind)}; got draws of "
+            f"{_KIND_NAMES.get(attrs['bayeshrink_model'], attrs['bayeshrink_model'])}. Pass the "
+            "model they were sampled from."
+        )

@@ -46,7 +46,15 @@ from ..posterior import (
     term_posterior_table,
 )
 from .checks import check_draws
-from .model import PriorSpec, ShrinkageModel, check_mu, format_prior, make_prior
+from .model import (
+    PriorSpec,
+    ShrinkageModel,
+    check_mu,
+    check_pooling,
+    format_prior,
+    make_prior,
+)
+from .workflow import rows_of
 
 __all__ = [
     "add_effects",
@@ -179,7 +187,7 @@ def add_effects(model, idata, random_seed=None):
     return idata
 
 
-def plugin_model(fit: MixedFit, mu: str = "fixed") -> ShrinkageModel:
+def plugin_model(fit: MixedFit, mu: str = "fixed", *, data=None) -> ShrinkageModel:
     """The empirical-Bayes plug-in model of a mixed fit: b_j ~ N(0, cov_re_hat), sigma_hat fixed.
 
     ``mu="fixed"`` (default) fixes the fixed effects at beta_hat (posterior SD = ranef_sd());
@@ -218,6 +226,7 @@ def plugin_model(fit: MixedFit, mu: str = "fixed") -> ShrinkageModel:
         + ("; posterior SD = fit.ranef_sd()" if mu == "fixed" else "")
     )
     model.kind, model.fit, model.priors = "plugin", fit, {"beta": mu}
+    model.rows = rows_of(fit, data)
     return model
 
 
@@ -286,6 +295,8 @@ def hierarchical_model(
     marginalize: bool | None = None,
     *,
     eta: float | None = None,
+    data=None,
+    pooling: str = "partial",
 ) -> ShrinkageModel:
     """Full Bayes for a mixed fit: priors on beta, sigma and the random-effects covariance.
 
@@ -304,6 +315,7 @@ def hierarchical_model(
     Variables: beta (fixed_term), sigma, sd_re (term), corr_re and chol_re (term x term), and
     b and coef (level x term), sampled or drawn after sampling.
     """
+    check_pooling(pooling, one_way=False)
     if parametrization != "noncentered":
         raise MethodError(
             "a mixed-model fit is sampled non-centered (b_j = L z_j) or with b_j "
@@ -404,6 +416,7 @@ def hierarchical_model(
     model.marginalized = bool(marginalize)
     model.effect_sampler = add_effects
     model.start = init
+    model.rows = rows_of(fit, data)
     return model
 
 

@@ -9,7 +9,15 @@ import pymc as pm
 
 from ..errors import DataTypeError, MethodError
 
-__all__ = ["PriorSpec", "ShrinkageModel", "check_mu", "format_prior", "make_prior"]
+__all__ = [
+    "POOLINGS",
+    "PriorSpec",
+    "ShrinkageModel",
+    "check_mu",
+    "check_pooling",
+    "format_prior",
+    "make_prior",
+]
 
 
 class ShrinkageModel(pm.Model):
@@ -32,6 +40,13 @@ class ShrinkageModel(pm.Model):
     effect_sampler = None
     #: extra keyword arguments for nutpie, used by :func:`sample` when nutpie samples
     nutpie_kwargs: dict | None = None
+    #: the rows of the data (:class:`bayeshrink.bayes.workflow.Rows`) or None: the unit of the
+    #: pointwise log-likelihood and of the predictive draws (rows, or groups without them)
+    rows = None
+    #: "partial" (the hierarchical model), "none" or "complete" (hierarchical_model's pooling)
+    pooling: str = "partial"
+    #: several factors: where each factor's effects sit in ``b`` (workflow.EffectLayout)
+    layout = None
 
     def __str__(self) -> str:
         return f"{self.description}\n\n{self.str_repr()}"
@@ -64,6 +79,25 @@ def format_prior(spec: PriorSpec) -> str:
             f"{k}={np.array2string(arr, precision=4)}" if arr.size > 1 else f"{k}={arr[0]:.4g}"
         )
     return f"{spec.dist}({', '.join(parts)})"
+
+
+POOLINGS = ("partial", "none", "complete")
+
+
+def check_pooling(pooling, one_way: bool = True) -> str:
+    """``pooling`` must be one of :data:`POOLINGS` ("partial" only for fits beyond one-way)."""
+    if pooling not in POOLINGS:
+        raise MethodError(
+            f"`pooling` must be one of 'partial' (the hierarchical model), 'none' (every group "
+            f"on its own) or 'complete' (one mean for all); got {pooling!r}."
+        )
+    if pooling != "partial" and not one_way:
+        raise MethodError(
+            f"`pooling` must be 'partial' for a fit with covariates or several random terms or "
+            f"factors (the no- and complete-pooling models are written for the one-way model "
+            f"y ~ 1 + (1 | g)); got {pooling!r}."
+        )
+    return pooling
 
 
 def check_mu(mu, what: str = "mu_hat") -> str:

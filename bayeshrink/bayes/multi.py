@@ -23,10 +23,12 @@ import pandas as pd
 import pymc as pm
 import pytensor.tensor as pt
 
-from ..errors import BayeshrinkError, MethodError
+from ..errors import BayeshrinkError, DataError, MethodError
 from ..lmm.multi import MultiFit
 from ..lmm.pls import psd_cholesky
-from .model import PriorSpec, ShrinkageModel
+from ..posterior import FIXED_DIM, GROUP_DIM, TERM_DIM
+from .model import PriorSpec, ShrinkageModel, check_pooling
+from .workflow import EffectLayout, effect_layout, rows_of
 
 __all__ = [
     "compare",
@@ -43,6 +45,9 @@ __all__ = [
 ]
 
 
+#: the dimension of ``sd_re`` with several factors: "factor:term", as lme4's VarCorr rows
+SD_DIM = "re_term"
+
 #: Crossed factors leave a ridge in the posterior (every plate up, every sample down leaves each
 #: row's mean unchanged): with a diagonal mass matrix NUTS mixes slowly along it (Penicillin's
 #: plug-in model: bulk ESS 71 of 800 draws); nutpie's low-rank correction of the mass matrix
@@ -50,41 +55,66 @@ __all__ = [
 _LOW_RANK = {"adaptation": "low_rank"}
 
 
-def _dims(factor: str) -> tuple[str, str]:
-    return f"level:{factor}", f"term:{factor}"
+def _coords(fit: MultiFit, lay: EffectLayout) -> dict:
+    sd_terms = [f"{e.name}:{t}" for e in fit.components.factors for t in e.terms]
+    return {**lay.coords(), SD_DIM: sd_terms, FIXED_DIM: list(fit.fixed_terms)}
 
 
-def _var(factor: str) -> str:
-    return f"b:{factor}"
+def _effects(fit: MultiFit, lay: EffectLayout, chols: dict) -> tuple:
+    """z (level x term, standard normal), and the deterministics b (level x term) and coef
+    (b plus each term's fixed effect); returns (b, by factor: its (levels, q) block of b)."""
+    z = pm.Normal("z", 0.0, 1.0, dims=(GROUP_DIM, TERM_DIM))
+    b = pt.zeros((len(lay.levels), len(lay.terms)))
+    blocks = {}
+    for e in fit.components.factors:
+        rows = slice(lay.offset[e.name], lay.offset[e.name] + len(e.labels))
+        cols = lay.term_pos[e.name]
+        block = pt.dot(z[rows][:, cols], chols[e.name].T)
+        for k, col in enumerate(cols):
+            b = pt.set_subtensor(b[rows, col], block[:, k])
+        blocks[e.name] = block
+    b = pm.Deterministic("b", b, dims=(GROUP_DIM, TERM_DIM))
+    return b, blocks
+
+
+def _coef(fit: MultiFit, lay: EffectLayout, b, beta) -> None:
+    E = np.zeros((len(lay.terms), len(fit.fixed_terms)))
+    for k, t in enumerate(lay.terms):
+        if t in fit.fixed_terms:
+            E[k, list(fit.fixed_terms).index(t)] = 1.0
+    pm.Deterministic("coef", b + pt.dot(E, beta)[None, :], dims=(GROUP_DIM, TERM_DIM))
+
+
+def _linear(fit: MultiFit, blocks: dict, eta):
+    by_name = {f.name: f for f in fit.design.factors}
+    for name, block in blocks.items():
+        f = by_name[name]
+        eta = eta + (block[f.codes] * f.Z).sum(axis=1)
+    return eta
 
 
 def plugin_model_multi(fit: MultiFit) -> ShrinkageModel:
     """The empirical-Bayes plug-in model: each factor's effects ~ N(0, its cov_re_hat).
 
-    Variables: ``z:<factor>`` (standard normal, level x term) and the deterministic
-    ``b:<factor>`` (the random effects, lme4's ``ranef``), with dimensions
-    ``level:<factor>`` and ``term:<factor>``. beta and sigma are fixed at their estimates.
+    Variables, as in every bayeshrink model: ``z`` (standard normal) and the deterministics
+    ``b`` (the random effects, lme4's ``ranef``) and ``coef`` (``b`` plus the fixed effect of
+    each term, lme4's ``coef``), over (``level``, ``term``). With several factors ``level``
+    holds "factor:label" (e.g. "plate:a"), with the coordinates ``factor`` and ``label`` on it,
+    and ``term`` every factor's terms; a factor without a term has 0 there. beta and sigma are
+    fixed at their estimates.
     """
     d = fit.design
-    coords = {}
-    for e in fit.components.factors:
-        lev, term = _dims(e.name)
-        coords[lev] = [str(v) for v in e.labels]
-        coords[term] = list(e.terms)
-    model = ShrinkageModel(coords=coords)
-    by_name = {f.name: f for f in d.factors}
+    lay = effect_layout(fit)
+    model = ShrinkageModel(coords=_coords(fit, lay))
     with model:
-        mu = d.X @ fit.fixef.to_numpy() if d.X.shape[1] else np.zeros(len(d.y))
-        eta = pt.as_tensor(mu)
-        for e in fit.components.factors:
-            lev, term = _dims(e.name)
-            # L_f with L_f L_f' = cov_re_f (lme4's sigma T_f; zero columns where singular)
-            L = _chol_psd(e.cov)
-            z = pm.Normal(f"z:{e.name}", 0.0, 1.0, dims=(lev, term))
-            b = pm.Deterministic(_var(e.name), pt.dot(z, L.T), dims=(lev, term))
-            f = by_name[e.name]
-            eta = eta + (b[f.codes] * f.Z).sum(axis=1)
-        pm.Normal("y", mu=eta, sigma=fit.sigma, observed=d.y)
+        beta = fit.fixef.to_numpy(dtype=float)
+        mu = d.X @ beta if d.X.shape[1] else np.zeros(len(d.y))
+        # L_f with L_f L_f' = cov_re_f (lme4's sigma T_f; zero columns where singular)
+        chols = {e.name: pt.as_tensor(_chol_psd(e.cov)) for e in fit.components.factors}
+        b, blocks = _effects(fit, lay, chols)
+        if len(beta):
+            _coef(fit, lay, b, pt.as_tensor(beta))
+        pm.Normal("y", mu=_linear(fit, blocks, pt.as_tensor(mu)), sigma=fit.sigma, observed=d.y)
     levels = ", ".join(f"{e.name} ({len(e.labels)} levels)" for e in fit.components.factors)
     model.description = (
         f"Empirical-Bayes plug-in model for {fit.formula} ({fit.method.upper()} fit)\n"
@@ -93,7 +123,9 @@ def plugin_model_multi(fit: MultiFit) -> ShrinkageModel:
         "  posterior means = fit.ranef(factor), posterior SDs = fit.ranef_sd(factor)"
     )
     model.kind, model.fit, model.priors = "plugin", fit, {"beta": "fixed"}
+    model.layout = lay
     model.nutpie_kwargs = _LOW_RANK
+    model.rows = rows_of(fit)
     return model
 
 
@@ -132,23 +164,25 @@ def compare_multi(fit: MultiFit, plugin) -> pd.DataFrame:
     cols = {c: np.full(len(out), np.nan) for c in ("plugin_mean", "plugin_sd", "plugin_mcse")}
     pos = {key: i for i, key in enumerate(out.index)}
     post = plugin["posterior"]
+    lay = effect_layout(fit)
+    if "b" not in post or list(post["b"][GROUP_DIM].values) != lay.levels:
+        raise BayeshrinkError(
+            "`plugin` must be sampled from a model of this fit (bs.plugin_model(fit)); its "
+            "posterior has no `b` over this fit's levels."
+        )
+    da = post["b"]
+    mean = da.mean(("chain", "draw")).values
+    sd = da.std(("chain", "draw"), ddof=1).values
+    mcse = az.mcse(plugin, var_names=["b"])["b"].values
     for f in fit.factors:
-        var = _var(f)
-        if var not in post:
-            raise BayeshrinkError(
-                f"`plugin` must be sampled from plugin_model_multi(fit); it has no {var!r}."
-            )
-        da = post[var]
-        lev, term = _dims(f)
-        mean = da.mean(("chain", "draw"))
-        sd = da.std(("chain", "draw"), ddof=1)
-        mcse = az.mcse(plugin, var_names=[var])[var]
-        for li, level in enumerate(da[lev].values):
-            for ti, t in enumerate(da[term].values):
-                i = pos[(f, str(level), str(t))]
-                cols["plugin_mean"][i] = float(mean.values[li, ti])
-                cols["plugin_sd"][i] = float(sd.values[li, ti])
-                cols["plugin_mcse"][i] = float(mcse.values[li, ti])
+        for li, label in enumerate(lay.label_of):
+            if lay.factor_of[li] != f:
+                continue
+            for ti in lay.term_pos[f]:
+                i = pos[(f, label, lay.terms[ti])]
+                cols["plugin_mean"][i] = float(mean[li, ti])
+                cols["plugin_sd"][i] = float(sd[li, ti])
+                cols["plugin_mcse"][i] = float(mcse[li, ti])
     for c, v in cols.items():
         out[c] = v
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -191,34 +225,35 @@ def hierarchical_model_multi(fit: MultiFit, eta: float = 2.0) -> ShrinkageModel:
     random-effects covariance (HalfNormal SDs; LKJ(eta) correlations within a block), the
     effects sampled non-centred (b_fl = L_f z_fl) and the likelihood on the rows.
 
-    Variables: ``beta``, ``sigma``, ``sd:<factor>`` (term), ``z:<factor>`` and ``b:<factor>``
-    (level x term). The start of each LKJ factor is diagonal at the REML SDs (nutpie cannot
+    Variables, named as in every bayeshrink model: ``beta`` (``fixed_term``), ``sigma``,
+    ``sd_re`` over ``re_term`` ("factor:term", as lme4's VarCorr rows), ``z``, ``b`` and
+    ``coef`` over (``level``, ``term``) with ``level`` = "factor:label" (see
+    :func:`plugin_model_multi`); the free SDs and LKJ factors of each block are
+    ``sd_block:<factor>`` and ``chol_block:<factor>`` (``<factor>.<k>`` for a factor with
+    several blocks). The start of each LKJ factor is diagonal at the REML SDs (nutpie cannot
     build its default initial point).
     """
     if not eta > 0:
         raise MethodError(f"`eta` must be positive; got {eta}.")
     d = fit.design
     pri = default_priors_multi(fit)
-    coords = {"fixed_term": list(fit.fixed_terms)}
-    for e in fit.components.factors:
-        lev, term = _dims(e.name)
-        coords[lev] = [str(v) for v in e.labels]
-        coords[term] = list(e.terms)
+    lay = effect_layout(fit)
     by_name = {f.name: f for f in d.factors}
     init: dict[str, np.ndarray] = {}
-    model = ShrinkageModel(coords=coords)
+    model = ShrinkageModel(coords=_coords(fit, lay))
     with model:
         pb = pri["beta"].params
         if d.X.shape[1]:
-            beta_z = pm.Normal("beta_z", 0.0, 1.0, dims="fixed_term")
-            beta = pm.Deterministic("beta", pb["mu"] + pb["sigma"] * beta_z, dims="fixed_term")
+            beta_z = pm.Normal("beta_z", 0.0, 1.0, dims=FIXED_DIM)
+            beta = pm.Deterministic("beta", pb["mu"] + pb["sigma"] * beta_z, dims=FIXED_DIM)
             eta_lin = pt.dot(d.X, beta)
         else:
+            beta = pt.zeros(0)
             eta_lin = pt.zeros(len(d.y))
         sigma = pm.HalfNormal("sigma", sigma=pri["sigma"].params["sigma"])
+        chols, sds = {}, []
         for e in fit.components.factors:
             f = by_name[e.name]
-            lev, term = _dims(e.name)
             scale = pri["sd_re"].params["sigma"][e.name]
             chol = pt.zeros((f.q, f.q))
             start = 0
@@ -226,14 +261,14 @@ def hierarchical_model_multi(fit: MultiFit, eta: float = 2.0) -> ShrinkageModel:
                 sl = slice(start, start + size)
                 name = f"{e.name}.{k}" if len(f.block_sizes) > 1 else e.name
                 if size == 1:
-                    sd = pm.HalfNormal(f"sd:{name}", sigma=float(scale[start]))
+                    sd = pm.HalfNormal(f"sd_block:{name}", sigma=float(scale[start]))
                     chol = pt.set_subtensor(chol[start, start], sd)
                 else:
                     sd0 = np.maximum(np.sqrt(np.diag(e.cov))[sl], 0.1 * scale[sl])
                     rows, cols = np.tril_indices(size)
-                    init[f"chol:{name}"] = np.where(rows == cols, sd0[rows], 0.0)
+                    init[f"chol_block:{name}"] = np.where(rows == cols, sd0[rows], 0.0)
                     block, _, _ = pm.LKJCholeskyCov(
-                        f"chol:{name}",
+                        f"chol_block:{name}",
                         n=size,
                         eta=eta,
                         sd_dist=pm.HalfNormal.dist(sigma=scale[sl], shape=size),
@@ -241,10 +276,13 @@ def hierarchical_model_multi(fit: MultiFit, eta: float = 2.0) -> ShrinkageModel:
                     )
                     chol = pt.set_subtensor(chol[sl, sl], block)
                 start += size
-            z = pm.Normal(f"z:{e.name}", 0.0, 1.0, dims=(lev, term))
-            b = pm.Deterministic(_var(e.name), pt.dot(z, chol.T), dims=(lev, term))
-            eta_lin = eta_lin + (b[f.codes] * f.Z).sum(axis=1)
-        pm.Normal("y", mu=eta_lin, sigma=sigma, observed=d.y)
+            chols[e.name] = chol
+            sds.append(pt.sqrt(pt.diag(pt.dot(chol, chol.T))))
+        pm.Deterministic("sd_re", pt.concatenate(sds), dims=SD_DIM)
+        b, blocks = _effects(fit, lay, chols)
+        if d.X.shape[1]:
+            _coef(fit, lay, b, beta)
+        pm.Normal("y", mu=_linear(fit, blocks, eta_lin), sigma=sigma, observed=d.y)
     levels = ", ".join(f"{e.name} ({len(e.labels)} levels)" for e in fit.components.factors)
     model.description = (
         f"Full hierarchical model for {fit.formula} (non-centred, every effect sampled)\n"
@@ -255,8 +293,10 @@ def hierarchical_model_multi(fit: MultiFit, eta: float = 2.0) -> ShrinkageModel:
         "  y_i ~ N(x_i' beta + sum_f z_fi' b_f,l(i), sigma^2), on the rows"
     )
     model.kind, model.fit, model.priors = "hierarchical", fit, {"eta": eta}
+    model.layout = lay
     model.start = init
     model.nutpie_kwargs = _LOW_RANK
+    model.rows = rows_of(fit)
     return model
 
 
@@ -269,8 +309,10 @@ def _fixed_only(mu) -> None:
         )
 
 
-def plugin_model(fit: MultiFit, mu: str = "fixed") -> ShrinkageModel:
-    """``bs.plugin_model`` for several grouping factors: :func:`plugin_model_multi`."""
+def plugin_model(fit: MultiFit, mu: str = "fixed", *, data=None) -> ShrinkageModel:
+    """``bs.plugin_model`` for several grouping factors: :func:`plugin_model_multi` (the fit
+    keeps its rows, so ``data`` is not needed; given, it is checked against them)."""
+    _check_rows(fit, data)
     _fixed_only(mu)
     return plugin_model_multi(fit)
 
@@ -300,10 +342,20 @@ def default_priors(fit: MultiFit) -> dict[str, PriorSpec]:
 
 
 def hierarchical_model(
-    fit: MultiFit, priors=None, parametrization: str = "noncentered", marginalize=None, *, eta=None
+    fit: MultiFit,
+    priors=None,
+    parametrization: str = "noncentered",
+    marginalize=None,
+    *,
+    eta=None,
+    data=None,
+    pooling: str = "partial",
 ) -> ShrinkageModel:
     """``bs.hierarchical_model`` for several grouping factors: :func:`hierarchical_model_multi`
-    (non-centred, effects sampled; crossed effects cannot be integrated out level by level)."""
+    (non-centred, effects sampled; crossed effects cannot be integrated out level by level).
+    The fit keeps its rows, so ``data`` is not needed (given, it is checked against them)."""
+    check_pooling(pooling, one_way=False)
+    _check_rows(fit, data)
     if priors:
         raise MethodError(
             "`priors` must be None for a fit with several grouping factors (the data-scaled "
@@ -317,30 +369,40 @@ def hierarchical_model(
     return hierarchical_model_multi(fit, eta=2.0 if eta is None else float(eta))
 
 
+def _check_rows(fit: MultiFit, data) -> None:
+    """``data`` given with a several-factor fit must hold as many usable rows as the fit."""
+    if data is None:
+        return
+    n = len(data)
+    if n - fit.design.n_dropped != len(fit.design.y):
+        raise DataError(
+            f"`data` must be the rows the fit was made from ({len(fit.design.y)} rows used); "
+            f"got {n} rows. Leave `data` out: a fit with several factors keeps its rows."
+        )
+
+
 def hyperparameters(fit: MultiFit, full=None, prob: float = 0.94) -> pd.DataFrame:
     """Every SD of ``varcorr()`` (and sigma), with the full-Bayes posterior of the SDs when
     ``full`` (from :func:`hierarchical_model_multi`) is given: mean, lo, hi."""
     vc = fit.varcorr()
     rows = vc[vc["var2"].isna()]
-    names = [
-        f"sd:{g}:{v}" if v else "sigma" for g, v in zip(rows["grp"], rows["var1"], strict=True)
-    ]
+    keys = [f"{g}:{v}" if v else None for g, v in zip(rows["grp"], rows["var1"], strict=True)]
+    names = [f"sd_re[{k}]" if k else "sigma" for k in keys]
     out = pd.DataFrame({"estimate": rows["sdcor"].to_numpy()}, index=names)
     if full is not None:
         post = full["posterior"]
         lo_q, hi_q = (1 - prob) / 2, 1 - (1 - prob) / 2
         means, los, his = [], [], []
-        for name in out.index:
-            var = "sigma" if name == "sigma" else name.rsplit(":", 1)[0]
-            if var in post and post[var].ndim == 2:
-                v = post[var].values.ravel()
-                means.append(v.mean())
-                los.append(np.quantile(v, lo_q))
-                his.append(np.quantile(v, hi_q))
+        for key in keys:
+            if key is None:
+                v = post["sigma"].values.ravel() if "sigma" in post else None
+            elif "sd_re" in post and key in post["sd_re"][SD_DIM].values:
+                v = post["sd_re"].sel({SD_DIM: key}).values.ravel()
             else:
-                means.append(np.nan)
-                los.append(np.nan)
-                his.append(np.nan)
+                v = None
+            means.append(np.nan if v is None else v.mean())
+            los.append(np.nan if v is None else np.quantile(v, lo_q))
+            his.append(np.nan if v is None else np.quantile(v, hi_q))
         out["full_mean"], out["full_lo"], out["full_hi"] = means, los, his
     return out
 

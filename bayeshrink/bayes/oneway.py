@@ -37,7 +37,8 @@ from ..posterior import (
 )
 from ..results import ShrinkageFit
 from .checks import check_draws
-from .model import PriorSpec, ShrinkageModel, check_mu, make_prior
+from .model import PriorSpec, ShrinkageModel, check_mu, check_pooling, make_prior
+from .workflow import rows_of
 
 __all__ = [
     "add_theta",
@@ -73,7 +74,7 @@ def _effects(theta, mu) -> None:
 # --------------------------------------------------------------------------- plug-in model
 
 
-def plugin_model(fit: ShrinkageFit, mu: str = "fixed"):
+def plugin_model(fit: ShrinkageFit, mu: str = "fixed", *, data=None):
     """The empirical-Bayes plug-in model: theta_j ~ N(mu_hat, tau_hat^2), data given sigma_hat.
 
     (:func:`bayeshrink.plugin_model` dispatches here for a one-way fit and to
@@ -131,6 +132,7 @@ def plugin_model(fit: ShrinkageFit, mu: str = "fixed"):
         f"  posterior mean = BLUP; posterior SD = {'cond_sd' if mu == 'fixed' else 'pred_sd'}"
     )
     model.kind, model.fit, model.priors = "plugin", fit, {"mu": mu}
+    model.rows = rows_of(fit, data)
     return model
 
 
@@ -163,6 +165,9 @@ def _data_scale(fit: ShrinkageFit) -> tuple[float, float]:
         spread = float(np.std(fit.stats.mean, ddof=1))
         spread = max(spread, float(np.median(_se(fit))))
     return centre, spread
+
+
+data_scale = _data_scale  # public name for the other bayes modules
 
 
 def default_priors(fit: ShrinkageFit) -> dict[str, PriorSpec]:
@@ -206,6 +211,8 @@ def hierarchical_model(
     marginalize: bool | None = None,
     *,
     eta: float | None = None,
+    data=None,
+    pooling: str = "partial",
 ):
     """Full hierarchical Bayes: priors on mu and tau (and sigma for long data).
 
@@ -238,6 +245,17 @@ def hierarchical_model(
         needs a few gradient steps per draw instead of dozens, the draws of theta are
         independent given the hyperparameters, and the bundled examples show no divergences.
         False: the textbook form, theta sampled by NUTS (the default with "centered").
+    data : DataFrame, optional
+        The rows the fit was made from (long data): the pointwise log-likelihood and the
+        predictive draws are then per row; without them, per group (see
+        :mod:`bayeshrink.bayes.workflow`).
+    pooling : {"partial", "none", "complete"}
+        "partial" (default): the hierarchical model above. "complete": one mean for every
+        group, theta_j = mu, with mu's and sigma's priors as above (``priors`` may set "mu",
+        "sigma"). "none": every group on its own, theta_j ~ Normal(m, 2.5 s) independently (the
+        prior of mu above, for each group; nothing is shared but sigma), sampled by NUTS. The
+        three, compared with ``az.compare``, rank the pooling choices by expected predictive
+        accuracy (LOO).
 
     Returns
     -------
@@ -248,6 +266,9 @@ def hierarchical_model(
         ``pm.sample`` directly on a marginalized model, add them with
         :func:`bayeshrink.add_effects`.)
     """
+    check_pooling(pooling)
+    if pooling != "partial":
+        return _pooling_model(fit, pooling, priors, data)
     if eta is not None:
         raise MethodError(
             f"`eta` (the LKJ shape of random-effect correlations) is for fits with several "
@@ -335,6 +356,66 @@ def hierarchical_model(
     model.kind, model.fit, model.priors = "hierarchical", fit, used
     model.marginalized = bool(marginalize)
     model.effect_sampler = add_theta
+    model.rows = rows_of(fit, data)
+    return model
+
+
+def _pooling_model(fit: ShrinkageFit, pooling: str, priors, data) -> ShrinkageModel:
+    """The complete- or no-pooling model of :func:`hierarchical_model`."""
+    priors = dict(priors or {})
+    long = fit.data_kind == "long"
+    allowed = ({"mu"} if pooling == "complete" else set()) | ({"sigma"} if long else set())
+    unknown = set(priors) - allowed
+    if unknown:
+        raise MethodError(
+            f"`priors` keys must be among {sorted(allowed)} for pooling={pooling!r}; got "
+            f"{sorted(unknown)}."
+        )
+    defaults = default_priors(fit)
+    stats = fit.stats
+    used: dict[str, str] = {}
+    model = ShrinkageModel(coords=_coords(fit))
+    with model:
+        if long:
+            sigma, used["sigma"] = make_prior(
+                model, "sigma", priors.get("sigma"), defaults["sigma"]
+            )
+            se = sigma / np.sqrt(stats.n.astype(float))
+            resid_df = float(fit.n_obs - fit.n_groups)
+            if resid_df > 0:
+                pm.Potential(
+                    "within_groups",
+                    -resid_df * pt.log(sigma) - float(stats.ssw.sum()) / (2.0 * sigma**2),
+                )
+        else:
+            se = _se(fit)
+        if pooling == "complete":
+            mu, used["mu"] = make_prior(model, "mu", priors.get("mu"), defaults["mu"])
+            pm.Deterministic("beta", mu[None], dims=FIXED_DIM)
+            theta = pm.Deterministic("theta", mu + pt.zeros(fit.n_groups), dims=GROUP_DIM)
+            _effects(theta, mu)
+        else:
+            d = defaults["mu"]
+            theta = pm.Normal("theta", mu=d.params["mu"], sigma=d.params["sigma"], dims=GROUP_DIM)
+            used["theta"] = str(d)
+            pm.Deterministic("coef", theta[:, None], dims=(GROUP_DIM, "term"))
+        pm.Normal(_observed_name(fit), mu=theta, sigma=se, observed=stats.mean, dims=GROUP_DIM)
+    if pooling == "complete":
+        head = f"Complete-pooling model ({fit.n_groups} groups share one mean)"
+        prior = f"  theta_j = mu for every group;  mu ~ {used['mu']}"
+    else:
+        head = f"No-pooling model ({fit.n_groups} groups, each on its own)"
+        prior = f"  theta_j ~ {used['theta']} independently (nothing shared between groups)"
+    lik = (
+        f"  ybar_j ~ N(theta_j, sigma^2 / n_j) with the within-group SSW term; "
+        f"sigma ~ {used['sigma']}"
+        if long
+        else "  y_j ~ N(theta_j, se_j^2), se_j known"
+    )
+    model.description = "\n".join([head, prior, lik])
+    model.kind, model.fit, model.priors = "hierarchical", fit, used
+    model.pooling = pooling
+    model.rows = rows_of(fit, data)
     return model
 
 

@@ -14,6 +14,7 @@ import pymc as pm
 from ..errors import DivergenceWarning, MethodError
 from ..posterior import count_divergences
 from .checks import check_model, check_run, tag_draws, warn_convergence
+from .workflow import add_workflow_groups, remember
 
 __all__ = ["default_sampler", "sample"]
 
@@ -116,6 +117,11 @@ def sample(
     if hasattr(model, "add_effects"):
         idata = model.add_effects(idata, effect_seed)
     tag_draws(idata, model)  # which model of which fit: compare() checks it
+    if getattr(model, "fit", None) is not None:
+        # what ArviZ reads: pointwise log-likelihood, observed and constant data (from the
+        # draws, after sampling), and the model for sample_posterior_predictive
+        add_workflow_groups(idata, model)
+        remember(idata, model)
     n_div = count_divergences(idata)
     if n_div:
         warnings.warn(

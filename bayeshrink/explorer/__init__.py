@@ -17,6 +17,14 @@ Everything on screen is computed in the browser in closed form from a few number
   w_j = 1 / (se_j^2 + tau^2). At the fitted value this is the fit's mu_hat (REML, ML and DL all
   put mu_hat there), at tau = 0 the complete-pooling mean.
 
+A formula fit with covariates and one scalar random intercept (``y ~ x + (1 | g)``) is the same
+picture once the other fixed effects are held at their estimates beta_hat: ybar_j becomes the
+group's own intercept, its mean of y - x'beta_hat (``table()["no_pooling"]``), and mu the fixed
+intercept. Given beta_hat, the random intercept's posterior is exactly the one-way formula above
+with these numbers, and the GLS mean of the own intercepts at the fitted value is the fit's
+intercept (the intercept's GLS normal equation, sum_j w_j (ybar_j - mu) = 0). The page says
+which effects are held fixed.
+
 In the page, ``window.bayeshrink`` holds a small API: ``setRatio(r)``, ``setTau(t)``,
 ``setMultiplier(m)``, ``setGroup(label)``, ``setModel(name)``, ``reset()`` and ``state()``, which
 returns ``{ratio, tau, mu, regime, groups: [{label, blup, shrinkage, ...}, ...]}``. With several
@@ -43,7 +51,8 @@ import anywidget
 import traitlets
 
 # the public namespace only, so that moving modules inside the package costs nothing here
-from .. import DataTypeError, OutputError, ShrinkageFit
+from .. import DataTypeError, FactorFit, MixedFit, MultiFit, OutputError, ShrinkageFit
+from ..display import fmt
 
 __all__ = ["Explorer", "explore", "fit_data", "page_html", "write_page"]
 
@@ -57,13 +66,53 @@ def _numbers(values) -> list[float | None]:
     return [float(v) if math.isfinite(float(v)) else None for v in values]
 
 
-def fit_data(fit: ShrinkageFit, name: str = "") -> dict[str, Any]:
-    """Everything the explorer reads from a one-way fit, as plain numbers and labels.
+def _check_scalar_intercept(fit) -> list[str]:
+    """The fixed terms held at their estimates, once ``fit`` is known to have what the explorer
+    draws: one grouping factor whose only random term is an intercept, with a fixed intercept."""
+    if not isinstance(fit, (ShrinkageFit, MixedFit)):
+        if isinstance(fit, (MultiFit, FactorFit)):
+            raise DataTypeError(
+                f"`fit` must have one grouping factor for the explorer; got a {type(fit).__name__} "
+                f"of {fit.formula!r}, which has several. The explorer draws one scalar random "
+                "intercept with everything else held at its estimate, and the other factors' "
+                "effects are random, not held: fit one factor, e.g. "
+                "bs.fit(df, formula='y ~ x + (1 | g)')."
+            )
+        raise DataTypeError(
+            f"`fit` must be a fit from bs.fit or bs.fit_summary with a scalar random intercept; "
+            f"got {type(fit).__name__}. Fit one with `bs.fit(df, y=..., group=...)` or "
+            "`bs.fit(df, formula='y ~ x + (1 | group)')`."
+        )
+    if isinstance(fit, ShrinkageFit):
+        return []
+    terms = list(fit.random_terms)
+    if terms != ["Intercept"]:
+        raise DataTypeError(
+            f"`fit` must have a scalar random intercept (1 | {fit.group}) as its only random "
+            f"term for the explorer; got the random terms {terms} on {fit.group} in "
+            f"{fit.formula!r}. Its BLUPs move jointly, which the one-parameter picture does "
+            f"not draw: explore the same fixed part with (1 | {fit.group}) instead, and see "
+            "bs.plot_shrinkage_2d for the joint move."
+        )
+    if "Intercept" not in fit.fixed_terms:
+        raise DataTypeError(
+            f"`fit` must have a fixed intercept for the explorer; got {fit.formula!r}, whose "
+            "random intercepts shrink toward 0 rather than toward an estimated mean. Add the "
+            "intercept (drop '0 +' or '- 1')."
+        )
+    return [t for t in fit.fixed_terms if t != "Intercept"]
+
+
+def fit_data(fit: ShrinkageFit | MixedFit, name: str = "") -> dict[str, Any]:
+    """Everything the explorer reads from a fit's scalar random intercept, as plain numbers and
+    labels.
 
     Parameters
     ----------
-    fit : ShrinkageFit
-        From :func:`bayeshrink.fit` (long data) or :func:`bayeshrink.fit_summary`.
+    fit : ShrinkageFit or MixedFit
+        From :func:`bayeshrink.fit` (long data, a one-way model or a formula whose only random
+        term is ``(1 | group)``, with any fixed effects) or :func:`bayeshrink.fit_summary`. The
+        other fixed effects are held at their estimates (see the module docstring).
     name : str, optional
         Shown in the explorer's model menu when it holds several fits.
 
@@ -71,27 +120,45 @@ def fit_data(fit: ShrinkageFit, name: str = "") -> dict[str, Any]:
     -------
     dict
         JSON-ready: ``kind``, ``method``, ``response``, ``group``, ``mu``, ``tau``, ``sigma``
-        and ``ratio`` (None for summary data), ``boundary``, and per group ``labels`` (str),
-        ``n``, ``own`` (the no-pooling estimate), ``se``, ``blup`` and ``shrinkage``.
+        and ``ratio`` (None for summary data), ``boundary``, per group ``labels`` (str),
+        ``n``, ``own`` (the no-pooling estimate), ``se``, ``blup`` and ``shrinkage``; and
+        ``formula``, ``held`` (a sentence naming what is held fixed, "" for a one-way model)
+        and ``theta`` (what a group's effect is).
     """
-    if not isinstance(fit, ShrinkageFit):
-        raise DataTypeError(
-            f"`fit` must be a one-way fit from bs.fit or bs.fit_summary; got "
-            f"{type(fit).__name__}. The explorer shows one-way (y ~ 1 + (1 | group)) models; "
-            "fit one with `bs.fit(df, y=..., group=...)`."
-        )
+    others = _check_scalar_intercept(fit)
     table = fit.table()
     long = fit.data_kind == "long"
+    response = str(fit.response)
+    if isinstance(fit, ShrinkageFit):
+        mu, tau, ratio = float(fit.mu), float(fit.tau), float(fit.var_ratio)
+    else:
+        mu, tau = float(fit.fixef["Intercept"]), float(fit.sd_re["Intercept"])
+        ratio = tau**2 / float(fit.sigma) ** 2
+    if others:
+        beta = fit.fixef
+        values = ", ".join(f"{t} = {fmt(beta[t], 4)}" for t in others)
+        held = (
+            f"Held at their estimates: the fixed effects {values}. Each group's own estimate "
+            f"ȳⱼ is its intercept, its mean of {response} minus these terms; μ is the fixed "
+            "intercept."
+        )
+        theta = f"the group's intercept of {response}, other fixed effects held"
+    else:
+        held = ""
+        theta = f"the group's mean of {response}"
     return {
         "name": str(name),
         "kind": fit.data_kind,
         "method": str(fit.method),
-        "response": str(fit.stats.response),
+        "response": response,
         "group": str(table.index.name or "group"),
-        "mu": float(fit.mu),
-        "tau": float(fit.tau),
+        "formula": str(fit.formula),
+        "held": held,
+        "theta": theta,
+        "mu": mu,
+        "tau": tau,
         "sigma": float(fit.sigma) if long else None,
-        "ratio": float(fit.var_ratio) if long else None,
+        "ratio": ratio if long else None,
         "boundary": bool(fit.boundary),
         "labels": [str(v) for v in table.index],
         "n": _numbers(table["n"]),
@@ -144,7 +211,9 @@ class Explorer(anywidget.AnyWidget):
 
 
 def explore(fits, *, title: str | None = None) -> Explorer:
-    """An interactive shrinkage explorer for a one-way fit (or several, to choose among).
+    """An interactive shrinkage explorer for a fit's scalar random intercept (or several fits,
+    to choose among): a one-way fit, or a formula fit whose only random term is ``(1 | group)``,
+    its other fixed effects held at their estimates (the page says which).
 
     Controls: the variance ratio tau^2/sigma^2 on a log scale from 0 (complete pooling) to far
     above the fit (no pooling), with the fitted value marked and a reset; a group-size multiplier
@@ -160,8 +229,9 @@ def explore(fits, *, title: str | None = None) -> Explorer:
 
     Parameters
     ----------
-    fits : ShrinkageFit or dict of str to ShrinkageFit
-        One fit, or named fits offered in a menu (e.g. ``bs.demo_fits()``).
+    fits : ShrinkageFit, MixedFit, or dict of str to either
+        One fit, or named fits offered in a menu (e.g. ``bs.demo_fits()``). A fit with random
+        slopes or several grouping factors is refused with a message naming the term needed.
     title : str, optional
         The heading; by default "Shrinkage explorer: <response> by <group>".
 

@@ -277,7 +277,8 @@ function drawTriplot(svg, d, r, j, xr, uid) {
   }
   svg.append(g);
   svg.append(s("line", { x1: sx(r.mu), x2: sx(r.mu), y1: f.y0, y2: f.y1, class: "bsx-mu" }));
-  xAxis(svg, f, niceTicks(xr[0], xr[1], 6), sx, `θ (the group's mean of ${d.response})`);
+  const theta = d.theta || `the group's mean of ${d.response}`;
+  xAxis(svg, f, niceTicks(xr[0], xr[1], 6), sx, `θ (${theta})`);
   // markers below the axis: own estimate, mu, BLUP
   const marks = [
     [own, "lik", "ȳ"],
@@ -615,7 +616,8 @@ function render({ model, el }) {
       h(
         "span",
         { class: "bsx-sub" },
-        `${d.response} by ${d.group}: ${d.labels.length} groups, ${d.method.toUpperCase()} fit, ` +
+        `${d.held ? d.formula : `${d.response} by ${d.group}`}: ${d.labels.length} groups, ` +
+          `${d.method.toUpperCase()} fit, ` +
           (long
             ? `τ̂²/σ̂² = ${fmt(d.ratio)}, σ̂ = ${fmt(d.sigma)}, μ̂ = ${fmt(d.mu)}`
             : `summary data, τ̂ = ${fmt(d.tau)}, μ̂ = ${fmt(d.mu)}`) +
@@ -688,7 +690,8 @@ function render({ model, el }) {
       `setting (at the fitted value it is the fit's μ̂ = ${fmt(d.mu, 6)}). ` +
       (long
         ? `seⱼ = σ/√(nⱼ·m) with σ = ${fmt(d.sigma)} held at its fitted value.`
-        : "Summary data with known standard errors: there is no σ, so the control is τ itself.");
+        : "Summary data with known standard errors: there is no σ, so the control is τ itself.") +
+      (d.held ? ` ${d.held}` : "");
     const xr = xRange();
     drawTriplot(triSvg, d, r, j, xr, uid);
     drawArrows(arrowSvg, d, r, j, arrowRange(), uid, pick, drawn);

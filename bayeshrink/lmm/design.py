@@ -1,10 +1,9 @@
 """From an lme4-style formula and a data frame to per-group cross-products.
 
-The formula is parsed by the ``formulae`` package (the parser bambi uses). formulae resolves
-``(Days | Subject)`` and ``(1 | Subject) + (0 + Days | Subject)`` to the same list of terms, so
-the parenthesised blocks are read from formulae's own syntax tree: each block is one correlated
-set of random terms (an unstructured covariance block); several blocks on the same grouping
-factor are independent of each other, as in lme4.
+The formula is parsed and evaluated by :mod:`bayeshrink.formula` (one parser, one model frame):
+each parenthesised block is one correlated set of random terms (an unstructured covariance
+block); several blocks on the same grouping factor are independent of each other, as in lme4.
+An ``offset()`` enters with coefficient 1: the cross-products are those of y minus the offset.
 
 The model, for group j with n_j rows::
 
@@ -17,206 +16,26 @@ is linear in rows and the rows are never needed again.
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 
 import numpy as np
 import pandas as pd
 
-from ..errors import ColumnError, DataError, DataTypeError, FormulaError, describe_rows
-from ..frames import Missing, as_frame, check_missing, check_missing_option, factorize
-from .newdata import FORMULA_FUNCTIONS, RowEncoder
+from ..errors import DataError, FormulaError
+from ..formula import FormulaSpec, ModelFrame, model_frame, parse_formula
+from ..formula.parse import response_variables
+from ..frames import Missing
 
-__all__ = ["Design", "FormulaSpec", "MixedStats", "Standardization", "parse_formula", "standardize"]
-
-
-@dataclass(frozen=True)
-class FormulaSpec:
-    """A parsed formula: the fixed part, the random blocks and the grouping factor."""
-
-    formula: str
-    response: str  # the response expression as written
-    group: str  # the grouping variable
-    fixed: object  # formulae Model with the response and the common terms
-    blocks: tuple  # one formulae Model of common terms per parenthesised random block
-    variables: frozenset
-
-    def __reduce__(self):
-        # formulae's objects for a call such as log(x) hold modules, which do not pickle: a
-        # spec pickles as its formula and is parsed again
-        return (parse_formula, (self.formula,))
-
-    @property
-    def intercept_only(self) -> bool:
-        """``y ~ 1 + (1 | g)``, plain response: the one-way model of ``bs.fit(y=, group=)``."""
-        from formulae.terms.terms import Intercept
-
-        fixed_terms = list(self.fixed.common_terms)
-        plain = self.response.isidentifier()
-        one_block = len(self.blocks) == 1 and [type(t) for t in self.blocks[0].common_terms] == [
-            Intercept
-        ]
-        return plain and one_block and [type(t) for t in fixed_terms] == [Intercept]
-
-
-def formula_addends(node):
-    from formulae.expr import Binary, Unary
-
-    if isinstance(node, Binary) and node.operator.lexeme == "+":
-        return formula_addends(node.left) + formula_addends(node.right)
-    if isinstance(node, Unary) and node.operator.lexeme == "+":  # 'x + + (1 | g)', as R reads it
-        return formula_addends(node.right)
-    return [node]
-
-
-def _callees(node) -> list[str]:
-    """Names of the functions a formula calls (``log`` in ``log(x)``), from formulae's tree."""
-    from formulae.expr import Call
-
-    found = []
-    if isinstance(node, Call):
-        name = getattr(node.callee, "name", node.callee)
-        found.append(str(getattr(name, "lexeme", name)))
-    for attr in ("left", "right", "expression"):
-        child = getattr(node, attr, None)
-        if child is not None and not isinstance(child, (str, int, float)):
-            found += _callees(child)
-    for child in getattr(node, "args", None) or []:
-        found += _callees(child)
-    return found
-
-
-#: Functions formulae itself provides inside a formula
-FORMULAE_FUNCTIONS = ("C", "I", "center", "scale", "standardize", "poly", "bs", "offset")
-
-
-def check_formula_functions(tree, formula: str) -> None:
-    """A formula may call only the functions it is evaluated with (and formulae's own)."""
-    known = set(FORMULA_FUNCTIONS) | set(FORMULAE_FUNCTIONS)
-    unknown = [
-        c for c in dict.fromkeys(_callees(tree)) if c not in known and not c.startswith("np.")
-    ]
-    if unknown:
-        raise FormulaError(
-            f"`formula` may call only known functions; got {', '.join(f'{u}()' for u in unknown)} "
-            f"in {formula!r}. Known: {', '.join(sorted(known - {'np', 'numpy'}))} and np.<name>; "
-            "or compute the column first, e.g. df['fx'] = f(df['x'])."
-        )
-
-
-def is_random_block(node) -> bool:
-    from formulae.expr import Binary, Grouping
-
-    return (
-        isinstance(node, Grouping)
-        and isinstance(node.expression, Binary)
-        and node.expression.operator.lexeme == "|"
-    )
-
-
-def parse_formula(formula: str) -> FormulaSpec:
-    """Parse ``formula`` with formulae; check it asks for a model bayeshrink fits."""
-    from formulae import model_description
-    from formulae.expr import Binary
-    from formulae.parser import Parser
-    from formulae.resolver import Resolver
-    from formulae.scanner import Scanner
-    from formulae.terms import Model
-    from formulae.terms.terms import GroupSpecificTerm
-
-    if not isinstance(formula, str) or "~" not in formula:
-        raise FormulaError(
-            f"`formula` must be a string such as 'Reaction ~ Days + (Days | Subject)'; got "
-            f"{formula!r}."
-        )
-    try:
-        description = model_description(formula)
-        tree = Parser(Scanner(formula).scan()).parse()
-    except Exception as exc:  # formulae raises its own ParseError / ScanError / ValueError
-        hint = ""
-        if formula.count("(") != formula.count(")"):
-            hint = (
-                f" Its parentheses do not balance ({formula.count('(')} '(' and "
-                f"{formula.count(')')} ')')."
-            )
-        if "^" in formula:
-            hint = (
-                " Powers are written with '**' inside I() or braces, e.g. I(x**2) or {x**2} "
-                "(lme4's I(x^2))."
-            )
-        if "||" in formula:
-            hint = (
-                " The lme4 shorthand (x || g) is not part of this syntax: write "
-                "(1 | g) + (0 + x | g) for uncorrelated terms."
-            )
-        raise FormulaError(f"`formula` could not be parsed: {exc}.{hint}") from exc
-    if description.response is None:
-        raise FormulaError(
-            f"`formula` must have a response on the left of '~'; got {formula!r}. "
-            "Write e.g. 'y ~ x + (1 | g)'."
-        )
-    if not isinstance(tree, Binary) or tree.operator.lexeme != "~":
-        raise FormulaError(f"`formula` must be of the form 'y ~ terms'; got {formula!r}.")
-
-    check_formula_functions(tree, formula)
-    block_nodes = [a for a in formula_addends(tree.right) if is_random_block(a)]
-    if not block_nodes:
-        raise FormulaError(
-            f"`formula` must have a random-effects term such as (1 | group); got {formula!r}. "
-            "A model without one is an ordinary regression (e.g. statsmodels' ols)."
-        )
-    blocks = []
-    for node in block_nodes:
-        resolved = Resolver(node).resolve()
-        blocks.append(list(getattr(resolved, "group_terms", [resolved])))
-    group_terms = [t for t in description.terms if isinstance(t, GroupSpecificTerm)]
-    distinct = list(dict.fromkeys(_factor_name(t.factor) for t in group_terms))
-    if len(distinct) > 1:
-        raise FormulaError(
-            f"`formula` may have one grouping factor; got {len(distinct)} "
-            f"({', '.join(distinct)}). Crossed or nested random effects (e.g. (1 | a) + (1 | b) "
-            "or (1 | a/b)) are not supported so far; fit them with lme4, or combine the factors "
-            "into one column if that is the model you mean."
-        )
-    group = distinct[0]
-    if not group.isidentifier():
-        raise FormulaError(
-            f"the grouping factor must be a single column; got {group!r}. Make a column holding "
-            "it (e.g. df['g'] = ...) and write (... | g)."
-        )
-    block_models = []
-    seen: set[str] = set()
-    for terms in blocks:
-        exprs = [t.expr for t in terms]
-        names = [str(e) for e in exprs]
-        repeated = seen.intersection(names)
-        if repeated:
-            raise FormulaError(
-                f"`formula` repeats a random term for {group}: {sorted(repeated)}. "
-                "Each random term may appear in one block only."
-            )
-        seen.update(names)
-        block_models.append(Model(*exprs))
-    fixed = Model(
-        *[t for t in description.terms if not isinstance(t, GroupSpecificTerm)],
-        response=description.response,
-    )
-    response = formula.split("~", 1)[0].strip()
-    return FormulaSpec(
-        formula=formula,
-        response=response,
-        group=group,
-        fixed=fixed,
-        blocks=tuple(block_models),
-        # formulae lists a literal (the 2 of I(x**2)) as the variable ''
-        variables=frozenset(v for v in description.var_names if v),
-    )
-
-
-def _factor_name(term) -> str:
-    names = [getattr(c, "name", str(c)) for c in getattr(term, "components", [])]
-    return ":".join(names) if names else str(term)
+__all__ = [
+    "Design",
+    "FormulaSpec",
+    "MixedStats",
+    "Standardization",
+    "parse_formula",
+    "response_variables",
+    "standardize",
+]
 
 
 @dataclass(frozen=True, eq=False)
@@ -420,143 +239,63 @@ class Design:
     n_dropped: int = 0
     # the formula's encoding (levels, stateful transforms) for new rows: fit.predict(newdata)
     encoder: object = field(default=None, repr=False)
+    # the fit's summed offset() terms, row by row (None without one); y - offset was fitted
+    offset: np.ndarray | None = field(default=None, repr=False)
+    # with an offset: per group n, sum of y and sum of y^2 of the response itself (the
+    # cross-products hold y - offset), so that anova can tell the same response apart
+    response_moments: tuple | None = field(default=None, repr=False)
 
     @classmethod
     def from_formula(
         cls, data, formula: str, missing: Missing = "raise", *, spec: FormulaSpec | None = None
     ) -> Design:
-        from formulae.environment import Environment
-        from formulae.matrices import DesignMatrices
-        from formulae.terms import Model
-
-        check_missing_option(missing)
         spec = spec if spec is not None else parse_formula(formula)
-        df = as_frame(data)
-        if len(df) == 0:
-            raise DataError("`data` must have at least one row; got an empty frame.")
-        absent = sorted(v for v in spec.variables if v not in df.columns)
-        if absent:
-            cols = [str(c) for c in df.columns]
-            hints = []
-            for v in absent:
-                close = difflib.get_close_matches(v, cols, n=1)
-                hints.append(f"{v!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
-            raise ColumnError(
-                f"`formula` names variables that are not columns of the data: "
-                f"{', '.join(hints)}. Columns are: {', '.join(map(repr, cols[:20]))}."
-            )
-        if "Intercept" in spec.variables:
+        if spec.several_factors:
+            names = spec.factor_names
             raise FormulaError(
-                "`formula` may not use a column named 'Intercept': it would take the place of "
-                "the intercept term, which has that name. Rename the column, e.g. "
-                "df.rename(columns={'Intercept': 'intercept_x'})."
+                f"`formula` may have one grouping factor here; got {len(names)} "
+                f"({', '.join(names)}). Fit it with bs.fit(data, formula=...), which fits "
+                "crossed and nested factors (bayeshrink.lmm.multi)."
             )
-        names = [str(c) for c in df.columns]
-        repeated = sorted({c for c in names if c in spec.variables and names.count(c) > 1})
-        if repeated:
-            raise DataError(
-                f"the columns that `formula` uses must have unique names; "
-                f"{', '.join(f'{c!r} appears {names.count(c)} times' for c in repeated)}. "
-                "Rename or drop the duplicate columns."
-            )
-        used = [c for c in df.columns if c in spec.variables]
-        df = df[used]
-        bad = df.isna().any(axis=1).to_numpy().copy()
-        for c in used:
-            col = df[c]
-            if pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col):
-                bad |= ~np.isfinite(col.to_numpy(dtype=float, na_value=np.nan))
-        keep = check_missing(
-            df,
-            bad,
-            "the variables of `formula`",
-            "NaN, inf or a missing value",
-            missing,
-            "Drop or impute them first",
-        )
-        n_dropped = 0
-        if keep is not None:
-            df = df[keep]
-            n_dropped = int(bad.sum())
-            if len(df) == 0:
-                raise DataError(
-                    f"the data must hold rows with every variable of `formula` present; none are "
-                    f"left after dropping the {n_dropped} rows with missing values. Check which "
-                    "column is missing throughout."
-                )
-        group_col = df[spec.group]
-        if pd.api.types.is_float_dtype(group_col):
-            raise DataTypeError(
-                f"the grouping factor {spec.group!r} must hold labels (strings or integers); "
-                f"got floats. Convert it, e.g. df[{spec.group!r}].astype(int).astype(str)."
-            )
+        frame = model_frame(data, spec, missing, subject="the variables of `formula`")
+        return cls.from_frame(frame)
 
-        env = Environment([dict(FORMULA_FUNCTIONS)])
-
-        # numpy's warnings for log(0) and the like are replaced by the finiteness check below
-        def quiet():
-            return np.errstate(divide="ignore", invalid="ignore", over="ignore")
-
-        try:
-            with quiet():
-                dm = DesignMatrices(spec.fixed, df, env)
-        except Exception as exc:
-            raise FormulaError(f"`formula` could not be evaluated on the data: {exc}") from exc
-        if dm.response.kind != "numeric":
-            raise DataTypeError(
-                f"the response {spec.response!r} must be numeric; got a {dm.response.kind} "
-                "variable. Convert it (e.g. to 0/1) or model it with a GLM."
-            )
-        y = np.asarray(dm.response.design_matrix, dtype=float).reshape(-1)
-        if dm.common is None:
-            X = np.empty((len(df), 0))
-            fixed_names: list[str] = []
-        else:
-            Xdf = dm.common.as_dataframe()
-            X = Xdf.to_numpy(dtype=float)
-            fixed_names = [str(c) for c in Xdf.columns]
-        Zs, random_names, block_sizes, block_matrices = [], [], [], []
-        for block in spec.blocks:
-            try:
-                with quiet():
-                    bm = DesignMatrices(Model(*block.common_terms), df, env)
-            except Exception as exc:
-                raise FormulaError(f"a random term could not be evaluated: {exc}") from exc
-            Zdf = bm.common.as_dataframe()
-            block_matrices.append(bm.common)
-            Zs.append(Zdf.to_numpy(dtype=float))
-            random_names.extend(str(c) for c in Zdf.columns)
-            block_sizes.append(Zdf.shape[1])
-        Z = np.hstack(Zs)
-        made = ~(np.isfinite(y) & np.isfinite(X).all(axis=1) & np.isfinite(Z).all(axis=1))
-        if made.any():
-            rows = describe_rows(df.index[made])
-            raise DataError(
-                f"the terms of `formula` must be finite; evaluated on the data they give NaN or "
-                f"inf in {rows} (e.g. log of a value <= 0). Transform or filter those rows first."
-            )
-        codes, labels = factorize(group_col.reset_index(drop=True))
-        labels = labels.rename(spec.group)
+    @classmethod
+    def from_frame(cls, frame: ModelFrame) -> Design:
+        """The per-group statistics of an evaluated formula with one grouping factor."""
+        spec = frame.spec
+        codes, labels = frame.factor(spec.group)
         if len(labels) < 2:
             raise DataError(
                 f"the data must hold at least 2 levels of {spec.group!r} to estimate the "
                 f"random-effects variances; got 1 level ({labels[0]!r}). With one group there is "
                 "nothing to pool: fit an ordinary regression (e.g. statsmodels' ols) instead."
             )
+        Z = np.hstack(frame.blocks)
+        random_names = [n for names in frame.block_names for n in names]
+        block_sizes = [len(names) for names in frame.block_names]
         design = cls._build(
-            spec, X, Z, y, codes, labels, fixed_names, random_names, block_sizes, n_dropped
+            spec,
+            frame.X,
+            Z,
+            frame.working_response,
+            codes,
+            labels,
+            list(frame.fixed_names),
+            random_names,
+            block_sizes,
+            frame.n_dropped,
         )
         _check_residual_variation(design.stats, spec.response)
-        response_only = response_variables(spec)
-        encoder = RowEncoder(
-            dm.common,
-            block_matrices,
-            variables=sorted(spec.variables - {spec.group} - response_only),
-            response_vars=response_only,
-            fixed_names=fixed_names,
-            random_names=random_names,
-        )
-        return replace(design, encoder=encoder)
+        moments = None
+        if frame.offset is not None:
+            J = len(labels)
+            moments = (
+                design.stats.n,
+                np.bincount(codes, weights=frame.y, minlength=J),
+                np.bincount(codes, weights=frame.y * frame.y, minlength=J),
+            )
+        return replace(design, encoder=frame.encoder, offset=frame.offset, response_moments=moments)
 
     @classmethod
     def _build(
@@ -612,18 +351,6 @@ class Design:
             stats=stats,
             n_dropped=n_dropped,
         )
-
-
-def response_variables(spec: FormulaSpec) -> set[str]:
-    """Variables that appear only in the response (new rows for prediction need not have them)."""
-    from formulae import model_description
-
-    rhs = spec.formula.split("~", 1)[1]
-    try:
-        used = {v for v in model_description("y__ ~ " + rhs).var_names if v} - {"y__"}
-    except Exception:  # pragma: no cover - the full formula parsed, so its right side does
-        return set()
-    return set(spec.variables) - used
 
 
 def check_fixed_rank(G: np.ndarray, names: list[str]) -> None:

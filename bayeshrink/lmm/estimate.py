@@ -45,7 +45,6 @@ import warnings
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import optimize
 
 from ..errors import ConvergenceWarning, MethodError
 from .design import MixedStats
@@ -217,6 +216,8 @@ def _minimise_scalar(crit: ProfiledCriterion, scale: float) -> float:
     derivative is scanned on a logarithmic grid, every sign change from - to + is solved by
     Brent's method, and the lowest of those minima and the boundary point wins."""
 
+    from scipy import optimize
+
     def f(lam: float) -> float:
         return crit.value(np.array([math.sqrt(lam)]))
 
@@ -252,6 +253,8 @@ def _minimise_vector(crit: ProfiledCriterion) -> np.ndarray:
     bounds = [(0.0, None) if d else (None, None) for d in crit.diag]
 
     def run(x0) -> tuple[np.ndarray, float]:
+        from scipy import optimize
+
         res = optimize.minimize(
             crit.value_and_grad,
             x0,

@@ -9,7 +9,6 @@ and their levels labelled as lme4 does: the inner factor of ``(1 | school/class)
 
 from __future__ import annotations
 
-import difflib
 import warnings
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -18,26 +17,12 @@ import numpy as np
 import pandas as pd
 
 from ..api import FitResult
-from ..display import fmt
-from ..errors import (
-    ColumnError,
-    DataError,
-    DataTypeError,
-    FormulaError,
-    RepeatedLabelsWarning,
-    describe_rows,
-)
-from ..frames import Missing, as_frame, check_missing, check_missing_option, interaction_labels
+from ..display import fmt, group_tables, group_tables_text
+from ..errors import ColumnError, DataError, FormulaError, RepeatedLabelsWarning
+from ..formula import FormulaSpec, ModelFrame, model_frame, parse_formula
+from ..frames import Missing
 from ..inference import InferenceMixin
-from .design import (
-    FORMULA_FUNCTIONS,
-    check_fixed_rank,
-    check_formula_functions,
-    formula_addends,
-    is_random_block,
-    response_variables,
-)
-from .newdata import RowEncoder
+from .design import check_fixed_rank
 from .pls import FactorData, MultiComponents, fit_pls
 
 __all__ = [
@@ -51,132 +36,19 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True)
-class RandomBlock:
-    """One parenthesised block: its terms and the grouping factor (columns it interacts)."""
-
-    exprs: tuple  # formulae term expressions
-    components: tuple[str, ...]  # columns whose interaction is the factor, in lme4's name order
-
-    @property
-    def factor(self) -> str:
-        return ":".join(self.components)
-
-
-@dataclass(frozen=True)
-class MultiSpec:
-    """A parsed formula with one or more grouping factors."""
-
-    formula: str
-    response: str
-    fixed: object  # formulae Model with the response and the common terms
-    blocks: tuple[RandomBlock, ...]
-    variables: frozenset
-
-    @property
-    def factor_names(self) -> list[str]:
-        return list(dict.fromkeys(b.factor for b in self.blocks))
-
-
-def _grouping(node) -> list[tuple[str, ...]]:
-    """The factors of a grouping expression: ``a`` -> [(a,)], ``a:b`` -> [(a, b)],
-    ``a/b`` -> [(a,), (b, a)] (lme4 names the nested factor ``b:a``)."""
-    from formulae.expr import Binary, Variable
-
-    if isinstance(node, Variable):
-        return [(node.name.lexeme if hasattr(node.name, "lexeme") else str(node.name),)]
-    if isinstance(node, Binary) and node.operator.lexeme == ":":
-        left, right = _grouping(node.left), _grouping(node.right)
-        if len(left) != 1 or len(right) != 1:
-            raise FormulaError(
-                "`formula` must group by a column, an interaction a:b or a nesting a/b; got a "
-                "nesting inside an interaction. Write the factors out, e.g. (1 | a) + (1 | a:b)."
-            )
-        return [left[0] + right[0]]
-    if isinstance(node, Binary) and node.operator.lexeme == "/":
-        outer = _grouping(node.left)
-        inner = _grouping(node.right)
-        if len(inner) != 1:
-            raise FormulaError("`formula` nests as a/b or a/b/c; got a nesting on the right.")
-        return [*outer, inner[0] + outer[-1]]
-    raise FormulaError(
-        f"`formula` must group random effects by a column, a:b or a/b; got {node!r}. Make a "
-        "column holding the grouping (e.g. df['g'] = ...) and write (... | g)."
-    )
-
-
-def parse_multi(formula: str) -> MultiSpec:
-    """Parse an lme4-style formula with any number of grouping factors."""
-    from formulae import model_description
-    from formulae.expr import Binary
-    from formulae.parser import Parser
-    from formulae.resolver import Resolver
-    from formulae.scanner import Scanner
-    from formulae.terms import Model
-    from formulae.terms.terms import GroupSpecificTerm
-
-    if not isinstance(formula, str) or "~" not in formula:
-        raise FormulaError(
-            f"`formula` must be a string such as 'y ~ x + (1 | subj) + (1 | item)'; got "
-            f"{formula!r}."
-        )
-    try:
-        description = model_description(formula)
-        tree = Parser(Scanner(formula).scan()).parse()
-    except Exception as exc:
-        raise FormulaError(f"`formula` could not be parsed: {exc}.") from exc
-    if description.response is None or not isinstance(tree, Binary):
-        raise FormulaError(
-            f"`formula` must have a response on the left of '~'; got {formula!r}. "
-            "Write e.g. 'y ~ x + (1 | g)'."
-        )
-    check_formula_functions(tree, formula)
-    nodes = [a for a in formula_addends(tree.right) if is_random_block(a)]
-    if not nodes:
-        raise FormulaError(
-            f"`formula` must have a random-effects term such as (1 | group); got {formula!r}."
-        )
-    blocks: list[RandomBlock] = []
-    seen: dict[str, set] = {}
-    for node in nodes:
-        # formulae resolves the whole block, adding lme4's implicit intercept ((x | g) is
-        # (1 + x | g)) and dropping it for (0 + x | g); a nesting a/b repeats the terms per factor
-        resolved = Resolver(node).resolve()
-        group_terms = list(getattr(resolved, "group_terms", [resolved]))
-        exprs = tuple({str(t.expr): t.expr for t in group_terms}.values())
-        for comps in _grouping(node.expression.right):
-            blk = RandomBlock(exprs=exprs, components=comps)
-            names = {str(e) for e in exprs}
-            rep = seen.setdefault(blk.factor, set()).intersection(names)
-            if rep:
-                raise FormulaError(
-                    f"`formula` repeats a random term for {blk.factor}: {sorted(rep)}. "
-                    "Each random term may appear in one block only."
-                )
-            seen[blk.factor].update(names)
-            blocks.append(blk)
-    fixed = Model(
-        *[t for t in description.terms if not isinstance(t, GroupSpecificTerm)],
-        response=description.response,
-    )
-    return MultiSpec(
-        formula=formula,
-        response=formula.split("~", 1)[0].strip(),
-        fixed=fixed,
-        blocks=tuple(blocks),
-        variables=frozenset(description.var_names),
-    )
+#: one spec type for every formula (the names several-factor code has used)
+MultiSpec = FormulaSpec
+parse_multi = parse_formula
 
 
 def needs_multi(formula: str) -> bool:
     """Does ``formula`` group by more than one factor, or by an interaction / nesting? (Those
     go to this estimator; one plain grouping column keeps the per-group cross-product path.)"""
     try:
-        spec = parse_multi(formula)
+        spec = parse_formula(formula)
     except FormulaError:
-        return False  # the one-factor parser gives the error message
-    names = spec.factor_names
-    return len(names) > 1 or any(":" in n for n in names)
+        return False  # the caller parses again and gives the error message
+    return spec.several_factors
 
 
 @dataclass(frozen=True, eq=False)
@@ -189,148 +61,53 @@ class MultiDesign:
     fixed_names: tuple[str, ...]
     factors: tuple[FactorData, ...]  # lme4's order: most levels first
     n_dropped: int = 0
-    # new rows -> (X, Z of every block in the formula's order): lmm.newdata.RowEncoder
+    # new rows -> (X, Z of every block in the formula's order): formula.newdata.RowEncoder
     encoder: object = field(default=None, repr=False)
+    # the fit's summed offset() terms, row by row (None without one); ``y`` is the response
+    # minus the offset, what the terms model
+    offset: np.ndarray | None = field(default=None, repr=False)
 
     @classmethod
     def from_formula(
-        cls, data, formula: str, missing: Missing = "raise", *, spec: MultiSpec | None = None
+        cls, data, formula: str, missing: Missing = "raise", *, spec: FormulaSpec | None = None
     ) -> MultiDesign:
-        from formulae.environment import Environment
-        from formulae.matrices import DesignMatrices
-        from formulae.terms import Model
+        spec = spec if spec is not None else parse_formula(formula)
+        return cls.from_frame(model_frame(data, spec, missing))
 
-        check_missing_option(missing)
-        spec = spec if spec is not None else parse_multi(formula)
-        df = as_frame(data)
-        if len(df) == 0:
-            raise DataError("`data` must have at least one row; got an empty frame.")
-        absent = sorted(v for v in spec.variables if v not in df.columns)
-        if absent:
-            cols = [str(c) for c in df.columns]
-            hints = []
-            for v in absent:
-                close = difflib.get_close_matches(v, cols, n=1)
-                hints.append(f"{v!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
-            raise ColumnError(
-                f"`formula` names variables that are not columns of the data: "
-                f"{', '.join(hints)}. Columns are: {', '.join(map(repr, cols[:20]))}."
-            )
-        used = [c for c in df.columns if c in spec.variables]
-        df = df[used]
-        bad = df.isna().any(axis=1).to_numpy().copy()
-        for c in used:
-            col = df[c]
-            if pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col):
-                bad |= ~np.isfinite(col.to_numpy(dtype=float, na_value=np.nan))
-        keep = check_missing(
-            df,
-            bad,
-            "the variables of `formula` (grouping factors included)",
-            "NaN, inf or a missing value",
-            missing,
-            "Drop or impute them first",
-        )
-        n_dropped = 0
-        if keep is not None:
-            df = df[keep]
-            n_dropped = int(bad.sum())
-        for comp in dict.fromkeys(c for b in spec.blocks for c in b.components):
-            if pd.api.types.is_float_dtype(df[comp]):
-                raise DataTypeError(
-                    f"the grouping factor {comp!r} must hold labels (strings or integers); got "
-                    f"floats. Convert it, e.g. df[{comp!r}].astype(int).astype(str)."
-                )
-        env = Environment([dict(FORMULA_FUNCTIONS)])
-
-        def quiet():
-            return np.errstate(divide="ignore", invalid="ignore", over="ignore")
-
-        try:
-            with quiet():
-                dm = DesignMatrices(spec.fixed, df, env)
-        except Exception as exc:
-            raise FormulaError(f"`formula` could not be evaluated on the data: {exc}") from exc
-        if dm.response.kind != "numeric":
-            raise DataTypeError(
-                f"the response {spec.response!r} must be numeric; got a {dm.response.kind} "
-                "variable. Convert it (e.g. to 0/1) or model it with a GLM."
-            )
-        y = np.asarray(dm.response.design_matrix, dtype=float).reshape(-1)
-        if dm.common is None:
-            X = np.empty((len(df), 0))
-            fixed_names: list[str] = []
-        else:
-            Xdf = dm.common.as_dataframe()
-            X = Xdf.to_numpy(dtype=float)
-            fixed_names = [str(c) for c in Xdf.columns]
+    @classmethod
+    def from_frame(cls, frame: ModelFrame) -> MultiDesign:
+        """One FactorData per grouping factor of an evaluated formula."""
+        spec = frame.spec
         # one FactorData per distinct factor; its blocks in the order of the formula
-        per_factor: dict[str, list[tuple[np.ndarray, list[str]]]] = {}
-        block_matrices = []
-        comps_of: dict[str, tuple[str, ...]] = {}
-        for blk in spec.blocks:
-            try:
-                with quiet():
-                    bm = DesignMatrices(Model(*blk.exprs), df, env)
-            except Exception as exc:
-                raise FormulaError(f"a random term could not be evaluated: {exc}") from exc
-            Zdf = bm.common.as_dataframe()
-            block_matrices.append(bm.common)
-            per_factor.setdefault(blk.factor, []).append(
-                (Zdf.to_numpy(dtype=float), [str(c) for c in Zdf.columns])
-            )
-            comps_of[blk.factor] = blk.components
+        per_factor: dict[str, list[tuple[np.ndarray, tuple[str, ...]]]] = {}
+        for blk, Z, names in zip(spec.blocks, frame.blocks, frame.block_names, strict=True):
+            per_factor.setdefault(blk.factor, []).append((Z, names))
         factors = []
         for name, parts in per_factor.items():
-            labels = interaction_labels(df, comps_of[name])
-            codes, uniques = pd.factorize(labels, sort=True)
-            Z = np.hstack([p[0] for p in parts])
-            terms = [t for p in parts for t in p[1]]
-            if not np.isfinite(Z).all():
-                raise DataError(
-                    f"the random terms for {name} must be finite; evaluated on the data they "
-                    "give NaN or inf. Transform or filter those rows first."
-                )
+            codes, labels = frame.factor(name, text=True)
             factors.append(
                 FactorData(
                     name=name,
-                    codes=np.asarray(codes, dtype=np.intp),
-                    labels=pd.Index(uniques, name=name),
-                    Z=Z,
-                    terms=tuple(terms),
+                    codes=codes,
+                    labels=labels,
+                    Z=np.hstack([p[0] for p in parts]),
+                    terms=tuple(t for p in parts for t in p[1]),
                     block_sizes=tuple(p[0].shape[1] for p in parts),
                 )
             )
         # lme4 orders the random-effects terms by number of levels, most first (stable)
         factors.sort(key=lambda f: -f.n_levels)
-        made = ~(np.isfinite(y) & np.isfinite(X).all(axis=1))
-        if made.any():
-            rows = describe_rows(df.index[made])
-            raise DataError(
-                f"the terms of `formula` must be finite; evaluated on the data they give NaN or "
-                f"inf in {rows} (e.g. log of a value <= 0). Transform or filter those rows first."
-            )
         design = cls(
             spec=spec,
-            y=y,
-            X=X,
-            fixed_names=tuple(fixed_names),
+            y=frame.working_response,
+            X=frame.X,
+            fixed_names=frame.fixed_names,
             factors=tuple(factors),
-            n_dropped=n_dropped,
-            encoder=RowEncoder(
-                dm.common,
-                block_matrices,
-                variables=sorted(
-                    spec.variables
-                    - {c for b in spec.blocks for c in b.components}
-                    - response_variables(spec)
-                ),
-                response_vars=response_variables(spec),
-                fixed_names=fixed_names,
-                random_names=[t for f in factors for t in f.terms],
-            ),
+            n_dropped=frame.n_dropped,
+            encoder=frame.encoder,
+            offset=frame.offset,
         )
-        design._check(df)
+        design._check(frame.data)
         return design
 
     def _check(self, df: pd.DataFrame) -> None:
@@ -442,7 +219,16 @@ class FactorFit(FitResult):
         return self._parent.pred_sd(self._e.name)
 
     def summary(self) -> str:
-        return f"Grouping factor {self._e.name} of:\n{self._parent.summary()}"
+        """The whole fit's components, then this factor's per-level tables (bounded)."""
+        tables = group_tables(self)  # this view's table() has no factor argument
+        return "\n".join(
+            [
+                f"Grouping factor {self._e.name} of:",
+                *self._parent._summary_head(),
+                "",
+                group_tables_text(tables, "levels"),
+            ]
+        )
 
     def __repr__(self) -> str:
         return f"FactorFit({self._e.name!r} of {self._parent!r})"
@@ -461,7 +247,8 @@ class FactorFit(FitResult):
             lines,
             "no_pooling is the likelihood each level's data imply once the other factors are "
             "integrated out, so prior x likelihood = posterior level by level.",
-            self.table().drop(columns=["prior_mean", "prior_sd"]),
+            group_tables(self),
+            "levels",
         )
 
 
@@ -779,6 +566,15 @@ class MultiFit(InferenceMixin):
         return out
 
     def summary(self) -> str:
+        """Variance components and fixed effects as lme4 prints them, then each factor's
+        per-level tables (bounded like a pandas repr; ``table(factor=...)`` has every row)."""
+        tables = [
+            group_tables_text(group_tables(self.factor_fit(f), factor=f), "levels")
+            for f in self.factors
+        ]
+        return "\n".join([*self._summary_head(), "", *tables])
+
+    def _summary_head(self) -> list[str]:
         crit = "REML criterion" if self.method == "reml" else "-2 log-likelihood"
         vc = self.varcorr()
         fe = pd.DataFrame(
@@ -795,7 +591,7 @@ class MultiFit(InferenceMixin):
         ]
         if self.boundary:
             lines.append("boundary (singular) fit: see help('isSingular') in lme4")
-        return "\n".join(lines)
+        return lines
 
     def __str__(self) -> str:
         return self.summary()

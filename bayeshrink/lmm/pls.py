@@ -56,7 +56,6 @@ import numpy as np
 import pandas as pd
 import scipy.linalg as sla
 import scipy.sparse as sp
-from scipy import optimize
 
 from ..errors import ConvergenceWarning, DataError, MethodError
 from .estimate import theta_layout
@@ -824,6 +823,8 @@ def _optimise(prob: _Problem) -> np.ndarray:
     bounds = [(0.0, None) if d else (None, None) for d in prob.diag]
 
     def run(x0):
+        from scipy import optimize
+
         res = optimize.minimize(
             prob.value_and_grad,
             x0,

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from ..api import FitResult
-from ..display import fmt
+from ..display import fmt, group_tables, group_tables_text
 from ..inference import InferenceMixin
 from .design import Design
 from .estimate import LMMComponents
@@ -286,6 +286,8 @@ class MixedFit(FitResult, InferenceMixin):
             "Fixed effects:",
             self._fixed_table().to_string(float_format=lambda v: fmt(v, 5)),
             self.explanation(),
+            "",
+            group_tables_text(group_tables(self)),
         ]
         return "\n".join(lines)
 
@@ -313,7 +315,7 @@ class MixedFit(FitResult, InferenceMixin):
             f"Linear mixed model: {self.formula}",
             lines,
             self.explanation(),
-            self.table().drop(columns=["prior_mean", "prior_sd"]),
+            group_tables(self),
         )
 
     def _extra_dict(self) -> dict:
