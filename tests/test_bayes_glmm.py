@@ -249,3 +249,32 @@ def test_bad_input(cbpp, plugin_draws):
         bs.plugin_model(two)
     with pytest.raises(bs.errors.DataError, match="`full` must be draws of the hierarchical model"):
         bs.compare(fit, full=plugin_draws)
+
+
+def test_triplot_draws_the_exact_posterior_on_the_link_scale(cbpp, close_figures):
+    from conftest import panels_of
+
+    from bayeshrink.plots_glmm import glmm_curves
+
+    _, fit = cbpp
+    exact = bs.plugin_posterior(fit)
+    curves = glmm_curves(fit, ["1", "2"])
+    for g in ("1", "2"):
+        x = curves["posterior"].sel(level=g, plot_axis="x").to_numpy()
+        y = curves["posterior"].sel(level=g, plot_axis="y").to_numpy()
+        # the drawn density: unit area, its mode the conditional mode and its mean the exact mean
+        assert abs(np.trapezoid(y, x) - 1) < 1e-10
+        step = x[1] - x[0]
+        assert abs(x[np.argmax(y)] - exact.loc[g, "mode"]) <= step
+        np.testing.assert_allclose(np.trapezoid(x * y, x), exact.loc[g, "mean"], atol=1e-5)
+    pc = bs.plot_triplot(fit, groups=["1", "2", "3"])
+    panels = panels_of(pc)
+    assert sorted(panels) == ["1", "2", "3"]
+    for ax in panels.values():
+        gids = {ln.get_gid() for ln in ax.lines}
+        assert {"prior", "likelihood", "posterior", "laplace", "marker-mode", "marker-mean"} <= gids
+        (laplace,) = [ln for ln in ax.lines if ln.get_gid() == "laplace"]
+        assert laplace.get_linestyle() == "--"
+    pc.viz["figure"].item().savefig("/tmp/triplot_glmm.png", dpi=70)
+    with pytest.raises(MethodError, match="must be left out for a GLMM's triplot"):
+        bs.plot_triplot(fit, term="Intercept")
