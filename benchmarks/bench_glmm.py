@@ -6,6 +6,11 @@ is on the PATH, lme4's default ``glmer`` (Laplace) on the same rows (written to 
 CSV; R's reading time is not counted). Prints both times, the ratio, and the two logLiks.
 
     python benchmarks/bench_glmm.py [--rows 1000000] [--groups 10000] [--no-r]
+
+Measured here (2 cores shared with other jobs, load ~7): lme4 1.1-31's default glmer took
+707.7 s in the run where bayeshrink took 134.7 s (5.3x; lme4's logLik 0.006 below ours, its
+default optimum is not tight); with the second stage's Hessian kept across Newton steps
+bayeshrink alone took 82 s in a later run. On a quiet machine glmer takes about 115 s.
 """
 
 from __future__ import annotations

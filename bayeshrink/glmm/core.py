@@ -26,13 +26,10 @@ import numpy as np
 import scipy.linalg as sla
 import scipy.sparse as sp
 
+from ..errors import PirlsConvergenceError as PirlsError
 from .family import Family
 
 __all__ = ["Factor", "GlmmCore", "PirlsError"]
-
-
-class PirlsError(ArithmeticError):
-    """PIRLS did not reach the conditional modes (raised to the caller as a DataError)."""
 
 
 class Factor:

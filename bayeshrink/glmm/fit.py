@@ -25,7 +25,8 @@ __all__ = ["fit_glmm"]
 #: Fit from per-group sufficient statistics where rows share (group, covariates, offset).
 AGGREGATE = True
 
-#: Unique rows of X above which the linear-programming check for separation is skipped.
+#: Unique rows of X (and 4x as many rows) above which the linear-programming check for
+#: separation is skipped: on such data a separated design shows as diverging estimates.
 MAX_SEPARATION_ROWS = 50_000
 
 
@@ -57,6 +58,8 @@ def _check_separation(core: GlmmCore, names) -> None:
     from scipy.optimize import linprog
 
     y, wt, X = core.y, core.wt, core.X
+    if len(y) > 4 * MAX_SEPARATION_ROWS:
+        return
     use = wt > 0
     sign = np.where(y[use] >= 1, 1.0, np.where(y[use] <= 0, -1.0, 0.0))
     rows = np.column_stack([X[use], sign])
@@ -111,6 +114,8 @@ def _aggregate(des, Xs, factors, fam):
     if fam.name == "poisson" and not np.all(des.wt == 1.0):
         return None
     n = len(des.y)
+    if any(len(np.unique(Xs[:, c])) > n // 2 for c in range(Xs.shape[1])):
+        return None  # a row-level continuous covariate: the cells are the rows
     cols = [f.codes.astype(float), Xs] + ([des.offset] if fam.name == "binomial" else [])
     keys = np.column_stack(cols)
     uniq, inv = np.unique(keys, axis=0, return_inverse=True)

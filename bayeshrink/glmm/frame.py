@@ -29,7 +29,7 @@ from ..frames import Missing, as_frame, check_missing, check_missing_option, fac
 from ..lmm.newdata import FORMULA_FUNCTIONS
 from .family import Family
 
-__all__ = ["GlmmDesign", "glmm_design"]
+__all__ = ["GlmmDesign", "evaluate_expression", "glmm_design"]
 
 _RESPONSE = "bsglmm_response_"
 
@@ -51,7 +51,7 @@ def _split_top(text: str, sep: str) -> list[str]:
     return [s.strip() for s in out]
 
 
-def _evaluate(expr: str, df: pd.DataFrame, what: str) -> np.ndarray:
+def evaluate_expression(expr: str, df: pd.DataFrame, what: str) -> np.ndarray:
     """Evaluate an arithmetic expression of columns (with log, exp, sqrt, ...)."""
     names = set(re.findall(r"[A-Za-z_][A-Za-z_0-9.]*", expr)) - set(FORMULA_FUNCTIONS)
     absent = sorted(n for n in names if n not in df.columns)
@@ -157,7 +157,7 @@ def glmm_design(
     kept = [a for a in addends if not (a.startswith("offset(") and a.endswith(")"))]
     offset = np.zeros(len(df))
     for expr in offsets:
-        offset = offset + _evaluate(expr, df, f"`offset({expr})`").astype(float)
+        offset = offset + evaluate_expression(expr, df, f"`offset({expr})`").astype(float)
 
     kind, levels = "numeric", ()
     cb = re.fullmatch(r"cbind\((.*)\)", lhs)
@@ -178,18 +178,18 @@ def glmm_design(
                 "`weights` must not be given with a cbind(successes, failures) response; the "
                 f"trials are its sum; got weights={weights!r}. Drop `weights`."
             )
-        succ = _evaluate(args[0], df, f"`{args[0]}`").astype(float)
-        fail = _evaluate(args[1], df, f"`{args[1]}`").astype(float)
+        succ = evaluate_expression(args[0], df, f"`{args[0]}`").astype(float)
+        fail = evaluate_expression(args[1], df, f"`{args[1]}`").astype(float)
         trials = succ + fail
         raw = np.column_stack([succ, fail])
         kind = "cbind"
     else:
         if lhs.isidentifier():
             if lhs not in df.columns:
-                _evaluate(lhs, df, "`formula`")  # raises the ColumnError
+                evaluate_expression(lhs, df, "`formula`")  # raises the ColumnError
             col = df[lhs]
         else:
-            col = pd.Series(_evaluate(lhs, df, f"the response {lhs!r}"))
+            col = pd.Series(evaluate_expression(lhs, df, f"the response {lhs!r}"))
         if family.name == "binomial":
             y01, kind, levels = _binary(col, lhs)
         else:

@@ -298,14 +298,16 @@ class GlmmFit(FitResult):
         return eta.copy() if type == "link" else self._family.link.linkinv(eta)
 
     def _predict_new(self, df, random, allow_new_levels):
-        from .frame import _evaluate
+        from .frame import evaluate_expression
 
         des = self._design
         enc = des.encoder
         X, _ = enc.evaluate(df)
         eta = X @ self._beta
         for expr in des.offset_exprs:
-            eta = eta + _evaluate(expr, df, f"`offset({expr})` on `newdata`").astype(float)
+            eta = eta + evaluate_expression(expr, df, f"`offset({expr})` on `newdata`").astype(
+                float
+            )
         if not random:
             return eta
         n = len(df)
