@@ -278,3 +278,14 @@ def test_triplot_draws_the_exact_posterior_on_the_link_scale(cbpp, close_figures
     pc.viz["figure"].item().savefig("/tmp/triplot_glmm.png", dpi=70)
     with pytest.raises(MethodError, match="must be left out for a GLMM's triplot"):
         bs.plot_triplot(fit, term="Intercept")
+
+
+def test_prior_predictive_draws_counts(cbpp):
+    df, fit = cbpp
+    prior = bs.sample_prior_predictive(bs.hierarchical_model(fit), draws=100, random_seed=1)
+    y = prior["prior_predictive"]["incidence"]
+    assert y.dims == ("chain", "draw", "obs") and y.shape == (1, 100, len(df))
+    v = y.to_numpy()
+    assert np.all(v == np.round(v)) and v.min() >= 0 and np.all(v <= df["size"].to_numpy())
+    again = bs.sample_prior_predictive(bs.hierarchical_model(fit), draws=100, random_seed=1)
+    np.testing.assert_array_equal(again["prior_predictive"]["incidence"].to_numpy(), v)
