@@ -289,3 +289,19 @@ def test_prior_predictive_draws_counts(cbpp):
     assert np.all(v == np.round(v)) and v.min() >= 0 and np.all(v <= df["size"].to_numpy())
     again = bs.sample_prior_predictive(bs.hierarchical_model(fit), draws=100, random_seed=1)
     np.testing.assert_array_equal(again["prior_predictive"]["incidence"].to_numpy(), v)
+
+
+def test_correlated_slopes_plugin_map_and_full_model():
+    df = pd.read_csv(REFERENCE / "glmm_slopes.csv")
+    fit = bs.fit(df, formula="y ~ x + (x | g)", family="binomial")
+    model = bs.plugin_model(fit)
+    assert list(model.coords["term"]) == ["Intercept", "x"]
+    mp = _map(model)
+    np.testing.assert_allclose(mp["b"], fit.ranef().to_numpy(), rtol=0, atol=1e-5)
+    full = bs.hierarchical_model(fit)
+    assert {v.name for v in full.free_RVs} == {"beta_z", "chol_block0", "z"}
+    assert "correlations ~ LKJ(eta=2)" in str(full)
+    assert set(full.start) == {"chol_block0"}
+    # the plot and the exact posterior are for one scalar term
+    with pytest.raises(MethodError, match="one scalar random term"):
+        bs.plot_triplot(fit)
