@@ -305,3 +305,28 @@ def test_correlated_slopes_plugin_map_and_full_model():
     # the plot and the exact posterior are for one scalar term
     with pytest.raises(MethodError, match="one scalar random term"):
         bs.plot_triplot(fit)
+
+
+def test_poisson_full_model_rows_loo_and_predictive(rates):
+    df, fit = rates
+    idata = bs.sample(bs.hierarchical_model(fit), draws=300, tune=300, chains=2, random_seed=21)
+    idata = bs.sample_posterior_predictive(idata, random_seed=22)
+    post = idata["posterior"]
+    beta = post["beta"].to_numpy().reshape(-1, 2)
+    b = post["b"].sel(term="Intercept").to_numpy().reshape(-1, fit.n_groups)
+    codes = pd.Index(list(post["level"].to_numpy())).get_indexer(df["site"].astype(str))
+    eta = np.log(df["exposure"].to_numpy()) + beta[:, :1] + beta[:, 1:] * df["z"].to_numpy()
+    mu = np.exp(eta + b[:, codes])
+    ll = idata["log_likelihood"]["count"].to_numpy().reshape(-1, len(df))
+    np.testing.assert_allclose(ll, stats.poisson.logpmf(df["count"].to_numpy(), mu), atol=1e-10)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # ArviZ's Pareto k > 0.7 warning
+        loo = az.loo(idata, pointwise=True)
+    assert np.isfinite(loo.elpd) and np.isfinite(loo.pareto_k).all()
+    # given each draw's mu, y_rep ~ Poisson(mu): residuals have mean 0 and variance mu
+    y = idata["posterior_predictive"]["count"].to_numpy().reshape(-1, len(df))
+    z_mean = (y - mu).sum(axis=0) / np.sqrt(mu.sum(axis=0))
+    assert np.all(np.abs(z_mean) < 4.5), z_mean
+    # Var((y - mu)^2) = mu4 - mu^2 with the Poisson fourth central moment mu4 = mu + 3 mu^2
+    z_var = ((y - mu) ** 2 - mu).sum() / np.sqrt((mu + 2 * mu**2).sum())
+    assert abs(z_var) < 4.5, z_var
