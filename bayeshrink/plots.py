@@ -304,7 +304,23 @@ def plot_triplot(
     -------
     arviz_plots.PlotCollection
         ``pc.viz["figure"]`` is the matplotlib Figure; ``pc.viz["plot"]`` the panels by level.
+
+    For a GLMM (:class:`~bayeshrink.glmm.GlmmFit`) the panels are on the link scale: the
+    prior, the group's likelihood normalised, the exact non-normal posterior with its mode and
+    mean marked, and the Laplace normal dashed (:func:`bayeshrink.plots_glmm.plot_triplot_glmm`).
     """
+    from .glmm.results import GlmmFit
+
+    if isinstance(fit, GlmmFit):
+        if idata is not None or term is not None or factor is not None:
+            raise MethodError(
+                "`idata`, `term` and `factor` must be left out for a GLMM's triplot (one scalar "
+                f"term, exact curves); got idata={type(idata).__name__}, term={term!r}, "
+                f"factor={factor!r}."
+            )
+        from .plots_glmm import plot_triplot_glmm
+
+        return plot_triplot_glmm(fit, groups, col_wrap=col_wrap, n_points=max(n_points, 801))
     _no_draws_for_factors(fit, idata)
     fit = _Term(one_factor(fit, factor), term)
     mixed = fit.general

@@ -11,7 +11,8 @@ it still pools only partially.
 
 Every entry point takes a fit and dispatches on its type (:func:`functools.singledispatch`):
 :mod:`bayeshrink.bayes.oneway` for a :class:`~bayeshrink.ShrinkageFit`,
-:mod:`bayeshrink.bayes.mixed` for a :class:`~bayeshrink.MixedFit`.
+:mod:`bayeshrink.bayes.mixed` for a :class:`~bayeshrink.MixedFit`,
+:mod:`bayeshrink.bayes.glmm` for a :class:`~bayeshrink.glmm.GlmmFit` (binomial or Poisson).
 
 Variable names, the same in every model:
 
@@ -64,7 +65,7 @@ from ..posterior import (
     term_posterior_table,
 )
 from ..results import ShrinkageFit
-from . import mixed, multi, oneway
+from . import glmm, mixed, multi, oneway
 from .model import PriorSpec, ShrinkageModel
 from .report import CheckReport, check
 from .sampling import default_sampler, sample
@@ -189,15 +190,7 @@ for _name in (
     globals()[_name].register(ShrinkageFit, getattr(oneway, _name))
     globals()[_name].register(MixedFit, getattr(mixed, _name))
     globals()[_name].register(MultiFit, getattr(multi, _name))
-
-
-def _glmm_plugin_posterior(fit, mu: str = "fixed", **kwargs) -> pd.DataFrame:
-    from ..glmm.posterior import plugin_posterior as exact
-
-    return exact(fit, **kwargs)
-
-
-plugin_posterior.register(GlmmFit, _glmm_plugin_posterior)  # exact by quadrature, no PyMC
+    globals()[_name].register(GlmmFit, getattr(glmm, _name))  # plugin_posterior: quadrature
 
 
 def add_effects(model, idata, random_seed=None):

@@ -99,7 +99,9 @@ def check_model(model) -> None:
 
 def _fit_kind(fit) -> str:
     name = type(fit).__name__
-    return {"ShrinkageFit": "one-way", "MultiFit": "several-factor"}.get(name, "mixed")
+    return {"ShrinkageFit": "one-way", "MultiFit": "several-factor", "GlmmFit": "glmm"}.get(
+        name, "mixed"
+    )
 
 
 def fingerprint(fit, estimates: bool = True) -> str:
@@ -126,6 +128,19 @@ def fingerprint(fit, estimates: bool = True) -> str:
                 add(np.asarray(arr, dtype=float))
         if estimates:
             add((fit.method, fit.mu, fit.tau2, fit.sigma2))
+    elif _fit_kind(fit) == "glmm":
+        d = fit._design
+        add((fit.formula, fit.family, fit.link))
+        for arr in (d.y, d.wt, d.offset, d.X):
+            add(np.asarray(arr, dtype=float))
+        for f in fit._factors:
+            add((f.name, [str(g) for g in f.labels]))
+            add(np.asarray(f.codes, dtype=float))
+            add(np.asarray(f.Z, dtype=float))
+        if estimates:
+            add((fit.method, fit.nagq))
+            add(np.asarray(fit.fixef, dtype=float))
+            add(np.asarray(fit.theta, dtype=float))
     elif _fit_kind(fit) == "several-factor":
         d = fit.design
         add(fit.formula)

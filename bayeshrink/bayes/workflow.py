@@ -453,7 +453,11 @@ def pointwise(
 ) -> tuple[str, xr.DataArray | None, xr.DataArray | None]:
     """(name, log-likelihood, predictive draws or None) of the draws ``ds`` under ``model``.
 
-    With ``rng`` the predictive draws are made (one per draw and observation)."""
+    With ``rng`` the predictive draws are made (one per draw and observation). A model with
+    its own ``workflow`` hooks (a GLMM's: counts, not normal rows) computes them itself."""
+    hooks = getattr(model, "workflow", None)
+    if hooks is not None:
+        return hooks.pointwise(model, ds, rng, loglik)
     fit, rows = model.fit, getattr(model, "rows", None)
     ll, pp = [], []
     if rows is not None:
@@ -500,6 +504,9 @@ def pointwise(
 def observed(model) -> tuple[xr.Dataset, xr.Dataset]:
     """(observed_data, constant_data) of ``model``: the response under its name and the
     covariates and group labels of every row (or group)."""
+    hooks = getattr(model, "workflow", None)
+    if hooks is not None:
+        return hooks.observed(model)
     fit, rows = model.fit, getattr(model, "rows", None)
     if rows is not None:
         coords = _obs_coords(rows)
