@@ -9,8 +9,9 @@ import pandas as pd
 import pytest
 
 import bayeshrink as bs
-from bayeshrink.cli import _read_table, main
+from bayeshrink.cli import main
 from bayeshrink.engines import require_engine
+from bayeshrink.readers import read_table
 
 pl = pytest.importorskip("polars")
 duckdb = pytest.importorskip("duckdb")
@@ -154,8 +155,8 @@ def test_pyspark(spark, data):
 def test_cli_reads_lazily(tmp_path, data, capsys):
     path = tmp_path / "d.parquet"
     data.to_parquet(path)
-    assert isinstance(_read_table(path), pl.LazyFrame)
-    assert type(_read_table(path, "duckdb")).__name__ == "DuckDBPyRelation"
+    assert isinstance(read_table(path), pl.LazyFrame)
+    assert type(read_table(path, "duckdb")).__name__ == "DuckDBPyRelation"
     assert (
         main(["fit", str(path), "--y", "y", "--group", "group", "--engine", "duckdb", "--json"])
         == 0

@@ -118,8 +118,8 @@ def test_formula_fit_with_covariates_explores_its_random_intercept(name, request
     d = fit_data(fit)
     t = fit.table()
     (other,) = [x for x in fit.fixed_terms if x != "Intercept"]
-    assert d["mu"] == fit.fixef["Intercept"] and d["tau"] == fit.sd_re["Intercept"]
-    assert d["ratio"] == pytest.approx(fit.sd_re["Intercept"] ** 2 / fit.sigma**2, rel=1e-14)
+    assert d["mu"] == fit.fixef["Intercept"] and d["tau"] == fit.sd_re()["Intercept"]
+    assert d["ratio"] == pytest.approx(fit.sd_re()["Intercept"] ** 2 / fit.sigma**2, rel=1e-14)
     np.testing.assert_array_equal(d["own"], t["no_pooling"])
     # what is held fixed is said, with its value
     assert d["held"].startswith(f"Held at their estimates: the fixed effects {other} = ")

@@ -31,6 +31,7 @@ CORE = {
 NO_PYMC = {
     "bayeshrink.plots",
     "bayeshrink.plots_bayes",
+    "bayeshrink.plots_glmm",
     "bayeshrink.plots_predictions",
     "bayeshrink.posterior",
 }

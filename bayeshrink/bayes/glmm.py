@@ -465,7 +465,7 @@ def hyperparameters(fit: GlmmFit, full=None, prob: float = 0.94) -> pd.DataFrame
     """beta_hat and the random-term SDs beside their full-Bayes posteriors (posterior_mean,
     _sd, _lo, _hi, _mcse)."""
     rows = [(f"beta[{t}]", "beta", FIXED_DIM, t, v) for t, v in fit.fixef.items()]
-    rows += [(f"sd_re[{t}]", "sd_re", TERM_DIM, t, v) for t, v in fit.sd_re.items()]
+    rows += [(f"sd_re[{t}]", "sd_re", TERM_DIM, t, v) for t, v in fit.sd_re().items()]
     hyper = pd.DataFrame({"estimate": [r[4] for r in rows]}, index=[r[0] for r in rows])
     if full is not None:
         ds = full["posterior"].to_dataset()

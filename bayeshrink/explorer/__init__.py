@@ -140,7 +140,7 @@ def fit_data(fit: ShrinkageFit | MixedFit, name: str = "") -> dict[str, Any]:
     if isinstance(fit, ShrinkageFit):
         mu, tau, ratio = float(fit.mu), float(fit.tau), float(fit.var_ratio)
     else:
-        mu, tau = float(fit.fixef["Intercept"]), float(fit.sd_re["Intercept"])
+        mu, tau = float(fit.fixef["Intercept"]), float(fit.sd_re()["Intercept"])
         ratio = tau**2 / float(fit.sigma) ** 2
     if others:
         beta = fit.fixef
