@@ -71,7 +71,9 @@ class _Translator:
         try:
             node = ast.parse(text.strip(), mode="eval").body
         except SyntaxError:
-            raise _untranslatable(self.term, f"{text!r} is not an expression bayeshrink reads")
+            raise _untranslatable(
+                self.term, f"{text!r} is not an expression bayeshrink reads"
+            ) from None
         return self.expr(node)
 
     def expr(self, node):
