@@ -231,6 +231,14 @@ def _prototype(head: pd.DataFrame, levels: dict[str, list]) -> pd.DataFrame:
     return proto
 
 
+def _collect(lazy):
+    """Collect a small result; polars runs its streaming engine (bounded memory on big scans)."""
+    nw = nw_module()
+    if lazy.implementation is nw.Implementation.POLARS:
+        return lazy.collect(engine="streaming")
+    return lazy.collect()
+
+
 def _value(x) -> float:
     return float(0.0 if x is None or (isinstance(x, float) and np.isnan(x)) else x)
 
@@ -271,7 +279,7 @@ def engine_design(data, spec, missing: str = "raise"):
         bad = bad | miss
     counts = (
         lazy.select(nw.len().alias("rows"), bad.cast(nw.Int64).sum().alias("bad"))
-        .collect()
+        .pipe(_collect)
         .to_pandas()
     )
     rows, n_bad = int(counts["rows"].iloc[0]), int(_value(counts["bad"].iloc[0]))
@@ -301,9 +309,9 @@ def engine_design(data, spec, missing: str = "raise"):
     # the levels of the categorical covariates, collected once for every partition
     levels = {}
     for c in _categorical_candidates(spec, kinds):
-        values = lazy.select(nw.col(c)).unique().collect().to_pandas()[c]
+        values = lazy.select(nw.col(c)).unique().pipe(_collect).to_pandas()[c]
         levels[c] = list(values)
-    head = lazy.select(*[nw.col(c) for c in used]).head(1001).collect().to_pandas()
+    head = lazy.select(*[nw.col(c) for c in used]).head(1001).pipe(_collect).to_pandas()
     proto = _prototype(head, levels)
     frame = model_frame(proto, spec, "raise", subject=subject)
     enc = frame.encoder
@@ -347,7 +355,7 @@ def engine_design(data, spec, missing: str = "raise"):
         finite = finite & nw.col(a).is_finite().fill_null(False)
 
     # 2. global sums of products of the pre-centred columns (and a finiteness count)
-    first = evaluated.head(1001).collect().to_pandas()
+    first = evaluated.head(1001).pipe(_collect).to_pandas()
     centre = {a: float(np.nanmedian(first[a].to_numpy(dtype=float))) for a in cols}
     centre = {a: (v if np.isfinite(v) else 0.0) for a, v in centre.items()}
     names_c = list(cols)
@@ -359,7 +367,7 @@ def engine_design(data, spec, missing: str = "raise"):
             *[nw.col(a).sum().alias(f"s1|{a}") for a in names_c],
             *[(nw.col(a) * nw.col(b)).sum().alias(f"s2|{a}|{b}") for a, b in pairs],
         )
-        .collect()
+        .pipe(_collect)
         .to_pandas()
         .iloc[0]
     )
@@ -505,7 +513,7 @@ def engine_design(data, spec, missing: str = "raise"):
             nw.len().alias("__bs_n"),
             *[nw.col(f"__bs_p{i}_{j}").sum() for (i, j), a in spots.items() if a != "__bs_n"],
         )
-        .collect()
+        .pipe(_collect)
         .to_pandas()
     )
     codes, labels = factorize(per_group[group].rename(group))  # the pandas path's label order

@@ -4,12 +4,12 @@
     python benchmarks/bench_engine_formula.py --rows 5000000  # a smaller run
 
 Writes the Parquet file in chunks into a temporary folder, then fits it in a fresh process each
-through DuckDB (a relation over ``read_parquet``) and polars (``scan_parquet``, streaming engine),
-printing each process's wall time and peak resident memory (the maximum of ``getrusage``'s
-``ru_maxrss`` and a 20 ms sampling thread). Only the per-group cross-products leave the engine.
-Then the same numbers for the pandas fit (all rows in memory) when the file has at most
-``--pandas-max`` rows, and the largest relative difference between the fits (fixed effects,
-sigma, logLik, the random-effects covariance).
+through DuckDB (a relation over ``read_parquet``) and polars (``scan_parquet``; bayeshrink
+collects polars with its streaming engine), printing each process's wall time and peak
+resident memory (the maximum of ``getrusage``'s ``ru_maxrss`` and a 20 ms sampling thread).
+Only the per-group cross-products leave the engine. Then the same numbers for the pandas fit
+(all rows in memory) when the file has at most ``--pandas-max`` rows, and the largest relative
+difference between the fits (fixed effects, sigma, logLik, the random-effects covariance).
 """
 
 from __future__ import annotations
@@ -45,7 +45,6 @@ CHILD = textwrap.dedent(
         data = con.read_parquet(path)
     elif engine == "polars":
         import polars as pl
-        pl.Config.set_engine_affinity("streaming")
         data = pl.scan_parquet(path)
     else:
         import pandas as pd
