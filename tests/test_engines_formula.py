@@ -217,3 +217,53 @@ def test_pandas_frames_keep_the_row_path(sleep):
     # the engine path is taken for engine frames only; a dict of columns stays on the rows
     fit = bs.fit({c: sleep[c].to_numpy() for c in sleep.columns}, formula=SLEEP)
     assert_same_fit(fit, bs.fit(pd.DataFrame(sleep), formula=SLEEP), rtol=1e-12)
+
+
+# -- several factors: the criterion from cross-product blocks alone ---------------------------
+
+
+def _multi_cases():
+    from test_multi import CASES
+
+    return CASES
+
+
+@pytest.mark.parametrize(
+    ("name", "csv", "formula", "method"), _multi_cases(), ids=[c[0] for c in _multi_cases()]
+)
+def test_pls_from_blocks_equals_the_row_path(name, csv, formula, method):
+    """The criterion, its gradient and every estimate from the blocks alone (no rows) equal the
+    row path's at the same theta to 1e-10; the optimised fits reach the same criterion to 1e-10
+    (theta itself agrees as far as the optimiser's stopping rule pins it: on a flat optimum,
+    1e-8)."""
+    from test_multi import read
+
+    from bayeshrink.lmm.multi import MultiDesign
+    from bayeshrink.lmm.pls import _Problem, fit_pls, row_blocks
+
+    design = MultiDesign.from_formula(read(csv), formula)
+    factors = list(design.factors)
+    blocks = row_blocks(design.y, design.X, factors)
+    tol = 1e-10
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", bs.ConvergenceWarning)
+        rows = fit_pls(design.y, design.X, factors, method)
+        at = fit_pls(None, None, factors, method, theta=rows.theta, blocks=blocks)
+        opt = fit_pls(None, None, factors, method, blocks=blocks)
+    row_prob = _Problem(design.y, design.X, factors, method)
+    block_prob = _Problem(None, None, factors, method, blocks=blocks)
+    theta = row_prob.start()
+    np.testing.assert_allclose(block_prob.start(), theta, rtol=tol)
+    f_r, g_r = row_prob.value_and_grad(theta)
+    f_b, g_b = block_prob.value_and_grad(theta)
+    np.testing.assert_allclose(f_b, f_r, rtol=tol)
+    np.testing.assert_allclose(g_b, g_r, rtol=0, atol=tol * max(1.0, np.abs(g_r).max()))
+    np.testing.assert_allclose(opt.criterion, rows.criterion, rtol=tol)
+    np.testing.assert_allclose(at.beta, rows.beta, rtol=tol, atol=tol * np.abs(rows.beta).max())
+    np.testing.assert_allclose(at.sigma, rows.sigma, rtol=tol)
+    np.testing.assert_allclose(at.criterion, rows.criterion, rtol=tol)
+    for fb, fr in zip(at.factors, rows.factors, strict=True):
+        np.testing.assert_allclose(fb.cov, fr.cov, rtol=0, atol=tol * np.abs(fr.cov).max())
+        scale = max(np.abs(fr.b).max(), rows.sigma)
+        np.testing.assert_allclose(fb.b, fr.b, rtol=0, atol=tol * scale)
+        np.testing.assert_allclose(fb.cond_cov, fr.cond_cov, rtol=tol, atol=tol * rows.sigma**2)
