@@ -232,10 +232,14 @@ def _prototype(head: pd.DataFrame, levels: dict[str, list]) -> pd.DataFrame:
 
 
 def _collect(lazy):
-    """Collect a small result; polars runs its streaming engine (bounded memory on big scans)."""
+    """Collect a small result; polars runs its streaming engine (bounded memory on big scans),
+    without common-subexpression elimination, which would keep a shared column for every row."""
     nw = nw_module()
     if lazy.implementation is nw.Implementation.POLARS:
-        return lazy.collect(engine="streaming")
+        import polars as pl
+
+        flags = pl.QueryOptFlags(comm_subexpr_elim=False)
+        return lazy.collect(engine="streaming", optimizations=flags)
     return lazy.collect()
 
 
@@ -504,18 +508,20 @@ def engine_design(data, spec, missing: str = "raise"):
             else:
                 expr = nw.col(w_names[i]) * nw.col(w_names[j])
             alias = f"__bs_p{i}_{j}"
-            prods.append(expr.alias(alias))
+            prods.append((alias, expr))
             spots[i, j] = alias
-    per_group = (
-        mat.select(nw.col(group), *prods)
-        .group_by(group)
-        .agg(
-            nw.len().alias("__bs_n"),
-            *[nw.col(f"__bs_p{i}_{j}").sum() for (i, j), a in spots.items() if a != "__bs_n"],
+    if mat.implementation is nw.Implementation.DASK:
+        # Dask aggregates columns only: the products are columns first
+        grouped = (
+            mat.select(nw.col(group), *[e.alias(a) for a, e in prods])
+            .group_by(group)
+            .agg(nw.len().alias("__bs_n"), *[nw.col(a).sum() for a, _ in prods])
         )
-        .pipe(_collect)
-        .to_pandas()
-    )
+    else:  # sums of expressions: nothing per row is kept (polars' streaming engine, DuckDB)
+        grouped = mat.group_by(group).agg(
+            nw.len().alias("__bs_n"), *[e.sum().alias(a) for a, e in prods]
+        )
+    per_group = grouped.pipe(_collect).to_pandas()
     codes, labels = factorize(per_group[group].rename(group))  # the pandas path's label order
     order = np.argsort(codes, kind="stable")
     per_group = per_group.iloc[order].reset_index(drop=True)
