@@ -6,7 +6,8 @@ narwhals code path. The formula is evaluated once by :mod:`bayeshrink.formula` o
 column names, the contrasts and the encoder for new rows; each evaluated column is then written
 as a narwhals expression (numeric covariates, ``I(x**2)``, ``log()`` and the other functions of
 :data:`~bayeshrink.formula.FORMULA_FUNCTIONS`, interactions, categorical covariates one-hot
-through their contrast matrix, ``offset()`` subtracted from y) and checked against formulae's
+through their contrast matrix, a Categorical column in the order of its categories as collecting
+it to pandas would give them, ``offset()`` subtracted from y) and checked against formulae's
 own columns on the prototype, so a term that would be translated wrongly is refused, not fitted.
 
 The engine then runs three aggregations, mirroring the pandas path's standardization
@@ -97,6 +98,10 @@ class _Translator:
             for op, f in ops.items():
                 if isinstance(node.op, op):
                     return f()
+        if isinstance(node, ast.Call) and getattr(node.func, "id", None) in _STATEFUL:
+            raise _untranslatable(
+                self.term, f"{node.func.id}() depends on the whole column, not on each row alone"
+            )
         if isinstance(node, ast.Call) and len(node.args) == 1 and not node.keywords:
             name = node.func.attr if isinstance(node.func, ast.Attribute) else None
             if isinstance(node.func, ast.Name):
@@ -110,10 +115,6 @@ class _Translator:
                 return arg
             if not isinstance(arg, float) and name in _FUNCTIONS:
                 return _FUNCTIONS[name](arg)
-            if name in _STATEFUL:
-                raise _untranslatable(
-                    self.term, f"{name}() depends on the whole column, not on each row alone"
-                )
         raise _untranslatable(
             self.term,
             f"{ast.unparse(node)!r} uses an operation the engine translation does not cover "

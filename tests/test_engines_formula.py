@@ -87,6 +87,21 @@ def test_ml_offset_and_a_level_of_1e9(sleep):
     assert_same_fit(bs.fit(_duckdb(df), formula=f), bs.fit(df, formula=f))
 
 
+@pytest.mark.parametrize(
+    "formula",
+    [
+        "log_radon ~ C(basement, Sum) * log_uranium + (1 | county)",
+        "log_radon ~ C(basement, levels=['yes', 'no']) + np.sqrt(log_uranium + 1) + (1 | county)",
+        "log_radon ~ 0 + basement + (1 | county) + (0 + floor | county)",
+        "log_radon ~ C(floor, Treatment(1)) + exp(log_uranium) + (1 | county)",
+    ],
+)
+def test_codings_and_functions(radon, formula):
+    assert_same_fit(
+        bs.fit(pl.from_pandas(radon).lazy(), formula=formula), bs.fit(radon, formula=formula)
+    )
+
+
 def test_predict_on_new_rows_uses_the_engine_encoding(radon):
     fit = bs.fit(pl.from_pandas(radon).lazy(), formula=RADON_MORE)
     ref = bs.fit(radon, formula=RADON_MORE)
@@ -143,6 +158,8 @@ def test_untranslatable_terms_name_the_term_and_the_fix(sleep):
         r"on the whole column.*Collect the data to pandas first",
     ):
         bs.fit(pl.from_pandas(sleep).lazy(), formula="Reaction ~ center(Days) + (1 | Subject)")
+    with pytest.raises(bs.FormulaError, match=r"term 'poly\(Days, 2\)' must be computable"):
+        bs.fit(_duckdb(sleep), formula="Reaction ~ poly(Days, 2) + (1 | Subject)")
 
 
 # -- Dask on a local cluster of two worker processes; Spark local[2] on loopback -------------
