@@ -248,22 +248,11 @@ def _value(x) -> float:
     return float(0.0 if x is None or (isinstance(x, float) and np.isnan(x)) else x)
 
 
-def engine_design(data, spec, missing: str = "raise"):
-    """The :class:`~bayeshrink.lmm.design.Design` of a one-factor formula, from an engine frame.
-
-    Only aggregates leave the engine: counts, the levels of categorical covariates, the first
-    1001 rows (the prototype), one row of global sums and one row per group."""
+def _engine_columns(data, spec, missing: str):
+    """Steps 1 and 2 (module docstring): the formula's columns as expressions on the kept rows,
+    pre-centred, with their global moments. Returns a namespace of what the GROUP BYs need."""
     from .formula import model_frame
     from .formula.evaluate import _check_columns
-    from .lmm.design import (
-        Design,
-        MixedStats,
-        Standardization,
-        _check_random_support,
-        _check_residual_variation,
-        check_fixed_rank,
-        stats_from_std,
-    )
 
     nw = nw_module()
     check_missing_option(missing)
@@ -354,7 +343,8 @@ def engine_design(data, spec, missing: str = "raise"):
     cols = {f"__bs_u{i}": raw[k] for i, k in enumerate(keys)}
     col_of = {k: f"__bs_u{i}" for i, k in enumerate(keys)}
     cols["__bs_y"] = y_expr
-    evaluated = lazy.select(nw.col(group), *[e.alias(a) for a, e in cols.items()])
+    keys = [nw.col(c) for c in spec.grouping_columns]
+    evaluated = lazy.select(*keys, *[e.alias(a) for a, e in cols.items()])
     finite = nw.lit(True)
     for a in cols:
         finite = finite & nw.col(a).is_finite().fill_null(False)
@@ -405,6 +395,33 @@ def engine_design(data, spec, missing: str = "raise"):
         if not np.isfinite(s) or s == 0.0:
             s = 1.0
         return m, s
+
+    from types import SimpleNamespace
+
+    return SimpleNamespace(**{k: v for k, v in locals().items() if k != "SimpleNamespace"})
+
+
+def engine_design(data, spec, missing: str = "raise"):
+    """The :class:`~bayeshrink.lmm.design.Design` of a one-factor formula, from an engine frame.
+
+    Only aggregates leave the engine: counts, the levels of categorical covariates, the first
+    1001 rows (the prototype), one row of global sums and one row per group."""
+    from .lmm.design import (
+        Design,
+        MixedStats,
+        Standardization,
+        _check_random_support,
+        _check_residual_variation,
+        check_fixed_rank,
+        stats_from_std,
+    )
+
+    nw = nw_module()
+    ec = _engine_columns(data, spec, missing)
+    group, n_obs, n_bad, enc = spec.group, ec.n_obs, ec.n_bad, ec.enc
+    fixed_names, blocks, p, intercept = ec.fixed_names, ec.blocks, ec.p, ec.intercept
+    names_c, centre, col_of, M, pre = ec.names_c, ec.centre, ec.col_of, ec.M, ec.pre
+    centre_scale, K = ec.centre_scale, ec.K
 
     # the standardized columns: coefficients on [1, u - c ...], and their expressions
     def std_coef(a: str, m: float, s: float) -> np.ndarray:
