@@ -284,3 +284,61 @@ def test_pls_from_blocks_equals_the_row_path(name, csv, formula, method):
         scale = max(np.abs(fr.b).max(), rows.sigma)
         np.testing.assert_allclose(fb.b, fr.b, rtol=0, atol=tol * scale)
         np.testing.assert_allclose(fb.cond_cov, fr.cond_cov, rtol=tol, atol=tol * rows.sigma**2)
+
+
+PENICILLIN = ("penicillin.csv", "diameter ~ 1 + (1 | plate) + (1 | sample)")
+PASTES = ("pastes.csv", "strength ~ 1 + (1 | batch/cask)")
+SIM_CROSSED = ("multi_sim_crossed.csv", "y ~ x + (1 + x | subj) + (1 | item)")
+
+
+def assert_same_pls(csv, formula, native_of, method="reml"):
+    """The several-factor fit from the engine's blocks equals the row path's (the pandas fit's
+    numeric core) to 1e-9: fixed effects, sigma, criterion, theta, every conditional mode and
+    conditional covariance, the factors and their levels."""
+    from test_multi import read
+
+    from bayeshrink.engines_formula import engine_pls_blocks
+    from bayeshrink.formula import parse_formula
+    from bayeshrink.lmm.multi import MultiDesign
+    from bayeshrink.lmm.pls import fit_pls
+
+    df = read(csv)
+    design = MultiDesign.from_formula(df, formula)
+    ref = fit_pls(design.y, design.X, list(design.factors), method)
+    blocks, factors = engine_pls_blocks(native_of(df), parse_formula(formula))
+    assert [f.name for f in factors] == [f.name for f in design.factors]
+    for f, g in zip(factors, design.factors, strict=True):
+        assert list(f.labels) == list(g.labels) and f.terms == g.terms
+    fit = fit_pls(None, None, factors, method, blocks=blocks)
+    tol = 1e-9
+    np.testing.assert_allclose(fit.beta, ref.beta, rtol=tol, atol=tol * np.abs(ref.beta).max())
+    np.testing.assert_allclose(fit.sigma, ref.sigma, rtol=tol)
+    np.testing.assert_allclose(fit.criterion, ref.criterion, rtol=tol)
+    np.testing.assert_allclose(fit.theta, ref.theta, rtol=0, atol=tol * max(1.0, ref.theta.max()))
+    for a, b in zip(fit.factors, ref.factors, strict=True):
+        np.testing.assert_allclose(a.cov, b.cov, rtol=0, atol=tol * np.abs(b.cov).max())
+        np.testing.assert_allclose(a.b, b.b, rtol=0, atol=tol * max(np.abs(b.b).max(), ref.sigma))
+        np.testing.assert_allclose(a.cond_cov, b.cond_cov, rtol=tol, atol=tol * ref.sigma**2)
+
+
+@pytest.mark.parametrize("case", [PENICILLIN, PASTES, SIM_CROSSED], ids=["pen", "pastes", "sim"])
+@pytest.mark.parametrize("engine", ["polars-lazy", "duckdb"])
+def test_several_factors_from_engine_blocks(case, engine):
+    native_of = {"polars-lazy": lambda d: pl.from_pandas(d).lazy(), "duckdb": _duckdb}[engine]
+    assert_same_pls(*case, native_of)
+    if case is PASTES:
+        assert_same_pls(*case, native_of, method="ml")
+
+
+@pytest.mark.parametrize("case", [PENICILLIN, PASTES], ids=["pen", "pastes"])
+def test_several_factors_on_a_dask_cluster(dask_client, case):
+    import dask.dataframe as dd
+
+    assert_same_pls(*case, lambda d: dd.from_pandas(d, npartitions=3))
+
+
+@pytest.mark.parametrize("case", [PENICILLIN, PASTES], ids=["pen", "pastes"])
+def test_several_factors_on_spark(spark, case):
+    assert_same_pls(
+        *case, lambda d: spark.createDataFrame(pa.Table.from_pandas(d, preserve_index=False))
+    )
