@@ -252,14 +252,14 @@ def _engine_columns(data, spec, missing: str):
     """Steps 1 and 2 (module docstring): the formula's columns as expressions on the kept rows,
     pre-centred, with their global moments. Returns a namespace of what the GROUP BYs need."""
     from .formula import model_frame
-    from .formula.evaluate import _check_columns
+    from .formula.evaluate import check_columns
 
     nw = nw_module()
     check_missing_option(missing)
     lazy = lazy_frame(data)
     schema = lazy.collect_schema()
     names = list(schema.names())
-    _check_columns(pd.DataFrame(columns=names), spec)
+    check_columns(pd.DataFrame(columns=names), spec)
     group = spec.group
     used = [c for c in names if c in spec.variables]
     kinds = _schema_kinds(schema)
@@ -410,9 +410,9 @@ def engine_design(data, spec, missing: str = "raise"):
         Design,
         MixedStats,
         Standardization,
-        _check_random_support,
-        _check_residual_variation,
         check_fixed_rank,
+        check_random_support,
+        check_residual_variation,
         stats_from_std,
     )
 
@@ -590,7 +590,7 @@ def engine_design(data, spec, missing: str = "raise"):
     shift = centre[y_col] if intercept is not None else 0.0
     stats = stats_from_std(std, tr, np.asarray(z_idx, dtype=int), shift)
     check_fixed_rank(std.XtX, list(fixed_names))
-    _check_random_support(stats, n_obs, J, random_names, group)
+    check_random_support(stats, n_obs, J, random_names, group)
     design = Design(
         spec=spec,
         fixed_names=tuple(fixed_names),
@@ -602,7 +602,7 @@ def engine_design(data, spec, missing: str = "raise"):
         encoder=enc,
         offset=None,
     )
-    _check_residual_variation(design.stats, spec.response)
+    check_residual_variation(design.stats, spec.response)
     return design
 
 
@@ -640,7 +640,7 @@ def engine_pls_blocks(data, spec, missing: str = "raise"):
     factors (Z_f'Z_g per pair of levels) run in the engine; only those rows come back."""
     import scipy.sparse as sp
 
-    from .lmm.pls import FactorData, PLSBlocks, _elimination_order
+    from .lmm.pls import FactorData, PLSBlocks, elimination_order
 
     nw = nw_module()
     ec = _engine_columns(data, spec, missing)
@@ -770,7 +770,7 @@ def engine_pls_blocks(data, spec, missing: str = "raise"):
                 f"{fd.n_levels} ({fd.labels[0]!r}). A variance between levels cannot be "
                 f"estimated from one level: drop (... | {fd.name}) from the formula."
             )
-    elim = _elimination_order(factors)
+    elim = elimination_order(factors)
     offs, o = {}, 0
     for k in elim:
         offs[k] = o

@@ -236,7 +236,7 @@ class PLSBlocks:
     """Everything the criterion needs, on the internal (centred and scaled) scale.
 
     ``ZtZ`` (sparse), ``ZtX``, ``Zty`` with Z's columns in elimination order
-    (:func:`_elimination_order`, factor by factor, level by level, term by term); ``A11`` the
+    (:func:`elimination_order`, factor by factor, level by level, term by term); ``A11`` the
     first eliminated factor's per-level blocks of Z'Z; ``level_n`` the rows per level of each
     factor; ``A``/``icpt``/``my``/``sy``/``Az`` the map back to the data's scale (X = Xs A,
     y = my + sy y_s, Z_f = Zs_f Az_f); ``first_term_ones`` whether each factor's first term is
@@ -259,7 +259,7 @@ class PLSBlocks:
     first_term_ones: tuple
 
 
-def _elimination_order(factors) -> list[int]:
+def elimination_order(factors) -> list[int]:
     """The factor with most random effects first (stable)."""
     dims = [f.n_levels * f.q for f in factors]
     return sorted(range(len(factors)), key=lambda k: -dims[k])
@@ -292,7 +292,7 @@ def _row_blocks(prob, y: np.ndarray, X: np.ndarray, factors) -> PLSBlocks:
         Zs, Az = _scale_random(f.Z, f.block_sizes)
         Zs_all.append(Zs)
         Az_all.append(Az)
-    order = _elimination_order(factors)
+    order = elimination_order(factors)
     offs, o = {}, 0
     for k in order:
         offs[k] = o
@@ -375,7 +375,7 @@ class _Problem:
             for t in range(len(rr)):
                 self.below[o + t] = o + np.flatnonzero((cc == cc[t]) & (rr > rr[t]))
         dims = [f.n_levels * f.q for f in factors]
-        self.order = _elimination_order(factors)
+        self.order = elimination_order(factors)
         first = self.order[0]
         self.first = first
         self.rest = self.order[1:]
