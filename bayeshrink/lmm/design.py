@@ -283,7 +283,7 @@ class Design:
             block_sizes,
             frame.n_dropped,
         )
-        check_residual_variation(design.stats, spec.response)
+        _check_residual_variation(design.stats, spec.response)
         return replace(design, encoder=frame.encoder, offset=frame.offset)
 
     @classmethod
@@ -309,7 +309,7 @@ class Design:
         shift = float(np.median(y)) if intercept is not None else 0.0
         stats = stats_from_std(std, tr, z_idx, shift)
         check_fixed_rank(std.XtX, fixed_names)
-        check_random_support(stats, n_obs, J, random_names, spec.group)
+        _check_random_support(stats, n_obs, J, random_names, spec.group)
         return cls(
             spec=spec,
             fixed_names=tuple(fixed_names),
@@ -384,7 +384,7 @@ def check_fixed_rank(G: np.ndarray, names: list[str]) -> None:
 ROUNDING_MULTIPLE = 1e4
 
 
-def check_residual_variation(stats: MixedStats, response: str) -> None:
+def _check_residual_variation(stats: MixedStats, response: str) -> None:
     """Refuse a response that the terms reproduce exactly (sigma^2 = 0, no maximum).
 
     The closest the model can come to y is the fit with the fixed effects shared and every
@@ -428,7 +428,7 @@ def check_residual_variation(stats: MixedStats, response: str) -> None:
         )
 
 
-def check_random_support(stats: MixedStats, n_obs: int, J: int, names: list[str], group: str):
+def _check_random_support(stats: MixedStats, n_obs: int, J: int, names: list[str], group: str):
     q = stats.q
     if n_obs <= q * J:
         raise DataError(
@@ -444,3 +444,8 @@ def check_random_support(stats: MixedStats, n_obs: int, J: int, names: list[str]
                 "(e.g. a covariate that is constant within groups). Keep such a covariate in the "
                 "fixed part only, e.g. 'y ~ x + (1 | g)'."
             )
+
+
+# the checks every one-factor design runs, whether its cross-products come from rows or an engine
+check_residual_variation = _check_residual_variation
+check_random_support = _check_random_support
