@@ -143,6 +143,10 @@ def _check_columns(df: pd.DataFrame, spec: FormulaSpec) -> None:
         )
 
 
+#: the column checks of :func:`model_frame`, for data held in an engine (names only)
+check_columns = _check_columns
+
+
 def _prepare_covariates(df: pd.DataFrame, spec: FormulaSpec) -> tuple[pd.DataFrame, dict]:
     """Datetime / timedelta covariates to days, Categoricals in their categories' order.
 

@@ -26,7 +26,15 @@ def fit_formula(
     """Fit ``formula`` by REML or ML with the general estimator (no one-way shortcut).
 
     ``spec``: the formula already parsed by :func:`parse_formula`, so it is not parsed again."""
-    design = Design.from_formula(data, formula, missing=missing, spec=spec)
+    from ..frames import is_engine_frame
+
+    if is_engine_frame(data):  # polars, DuckDB, Dask, Spark: the blocks come from the engine
+        from ..engines_formula import engine_design
+
+        spec = spec if spec is not None else parse_formula(formula)
+        design = engine_design(data, spec, missing)
+    else:
+        design = Design.from_formula(data, formula, missing=missing, spec=spec)
     components = estimate_lmm(
         design.stats, design.block_sizes, method, names=list(design.random_names)
     )

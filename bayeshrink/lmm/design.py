@@ -316,30 +316,9 @@ class Design:
             y_shift=0.0,
             intercept_col=intercept,
         )
-        # the same cross-products on the data's own scale (for results and the PyMC models),
-        # W = W_s G: each original column is a combination of standardized ones
-        cols, z_idx = _shared_columns(X, Z)
+        _, z_idx = _shared_columns(X, Z)
         shift = float(np.median(y)) if intercept is not None else 0.0
-        G = np.zeros((len(std_cols) + 1, len(cols) + 1))
-        G[:p, :p] = tr.Gx
-        for k in range(Z.shape[1]):  # a column shared with X may be written through Z's map
-            G[:, z_idx[k]] = 0.0
-            G[z_std, z_idx[k]] = tr.Gz[:, k]
-        G[-1, -1] = tr.y_scale
-        G[:p, -1] = tr.beta0
-        if intercept is not None:
-            G[intercept, -1] -= shift
-        cross = np.einsum("ak,jab,bl->jkl", G, cross_std, G, optimize=True)
-        stats = MixedStats(
-            cross=cross,
-            n=n,
-            x_idx=np.arange(p),
-            z_idx=z_idx,
-            y_shift=shift,
-            intercept_col=intercept,
-            std=std,
-            transform=tr,
-        )
+        stats = stats_from_std(std, tr, z_idx, shift)
         check_fixed_rank(std.XtX, fixed_names)
         _check_random_support(stats, n_obs, J, random_names, spec.group)
         return cls(
@@ -351,6 +330,39 @@ class Design:
             stats=stats,
             n_dropped=n_dropped,
         )
+
+
+def stats_from_std(std: MixedStats, tr: Standardization, z_idx, shift: float) -> MixedStats:
+    """The cross-products on the data's own scale from the standardized ones (``std``).
+
+    ``z_idx`` says which data-scale column each random term is (a term equal to a fixed column
+    is that column); y is shifted by ``shift`` when X has an intercept. W = W_s G: each original
+    column is a combination of standardized ones (for results and the PyMC models)."""
+    p, q = std.p, std.q
+    z_std = std.z_idx
+    intercept = std.intercept_col
+    k_std = std.cross.shape[1] - 1
+    k = max(int(np.max(z_idx)) + 1 if q else 0, p)
+    G = np.zeros((k_std + 1, k + 1))
+    G[:p, :p] = tr.Gx
+    for j in range(q):  # a column shared with X may be written through Z's map
+        G[:, z_idx[j]] = 0.0
+        G[z_std, z_idx[j]] = tr.Gz[:, j]
+    G[-1, -1] = tr.y_scale
+    G[:p, -1] = tr.beta0
+    if intercept is not None:
+        G[intercept, -1] -= shift
+    cross = np.einsum("ak,jab,bl->jkl", G, std.cross, G, optimize=True)
+    return MixedStats(
+        cross=cross,
+        n=std.n,
+        x_idx=np.arange(p),
+        z_idx=np.asarray(z_idx, dtype=int),
+        y_shift=shift,
+        intercept_col=intercept,
+        std=std,
+        transform=tr,
+    )
 
 
 def check_fixed_rank(G: np.ndarray, names: list[str]) -> None:
@@ -443,3 +455,8 @@ def _check_random_support(stats: MixedStats, n_obs: int, J: int, names: list[str
                 "(e.g. a covariate that is constant within groups). Keep such a covariate in the "
                 "fixed part only, e.g. 'y ~ x + (1 | g)'."
             )
+
+
+# the checks every one-factor design runs, whether its cross-products come from rows or an engine
+check_residual_variation = _check_residual_variation
+check_random_support = _check_random_support

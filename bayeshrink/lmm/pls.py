@@ -60,7 +60,7 @@ import scipy.sparse as sp
 from ..errors import ConvergenceWarning, DataError, MethodError
 from .estimate import theta_layout
 
-__all__ = ["FactorData", "MultiComponents", "fit_pls"]
+__all__ = ["FactorData", "MultiComponents", "PLSBlocks", "fit_pls", "row_blocks"]
 
 #: lme4's isSingular(): a diagonal entry of a relative covariance factor below this is singular.
 SINGULAR_TOL = 1e-4
@@ -230,39 +230,136 @@ def _block_diag(blocks: np.ndarray) -> sp.csr_matrix:
     return sp.csr_matrix((blocks.reshape(-1), cols.reshape(-1), indptr), shape=(n * q, n * q))
 
 
+@dataclass(frozen=True, eq=False)
+class PLSBlocks:
+    """Everything the criterion needs, on the internal (centred and scaled) scale.
+
+    ``ZtZ`` (sparse), ``ZtX``, ``Zty`` with Z's columns in elimination order
+    (:func:`elimination_order`, factor by factor, level by level, term by term); ``A11`` the
+    first eliminated factor's per-level blocks of Z'Z; ``level_n`` the rows per level of each
+    factor; ``A``/``icpt``/``my``/``sy``/``Az`` the map back to the data's scale (X = Xs A,
+    y = my + sy y_s, Z_f = Zs_f Az_f); ``first_term_ones`` whether each factor's first term is
+    the intercept (for the start)."""
+
+    N: int
+    XtX: np.ndarray
+    Xty: np.ndarray
+    yty: float
+    ZtZ: sp.csr_matrix
+    ZtX: np.ndarray
+    Zty: np.ndarray
+    A11: np.ndarray
+    level_n: tuple
+    A: np.ndarray
+    icpt: int | None
+    my: float
+    sy: float
+    Az: tuple
+    first_term_ones: tuple
+
+
+def elimination_order(factors) -> list[int]:
+    """The factor with most random effects first (stable)."""
+    dims = [f.n_levels * f.q for f in factors]
+    return sorted(range(len(factors)), key=lambda k: -dims[k])
+
+
+def row_blocks(y: np.ndarray, X: np.ndarray, factors) -> PLSBlocks:
+    """The :class:`PLSBlocks` of rows (what an engine computes with GROUP BYs)."""
+    from types import SimpleNamespace
+
+    y = np.asarray(y, dtype=float)
+    return _row_blocks(SimpleNamespace(), y, np.asarray(X, float).reshape(len(y), -1), factors)
+
+
+def _row_blocks(prob, y: np.ndarray, X: np.ndarray, factors) -> PLSBlocks:
+    """The blocks from the rows; keeps the scaled rows on ``prob`` (Z, Xs, y) for the residual."""
+    N = len(y)
+    Xs, A, icpt = _scale_fixed(X)
+    if icpt is not None:
+        my = float(y.mean())
+        my = float(my + (y - my).mean())
+    else:
+        my = 0.0
+    yc = y - my
+    sy = float(np.sqrt(np.mean(yc * yc)))
+    if not np.isfinite(sy) or sy == 0.0:
+        sy = 1.0
+    ys = yc / sy
+    Zs_all, Az_all = [], []
+    for f in factors:
+        Zs, Az = _scale_random(f.Z, f.block_sizes)
+        Zs_all.append(Zs)
+        Az_all.append(Az)
+    order = elimination_order(factors)
+    offs, o = {}, 0
+    for k in order:
+        offs[k] = o
+        o += factors[k].n_levels * factors[k].q
+    rows, cols, vals = [], [], []
+    ar = np.arange(N)
+    for k, f in enumerate(factors):
+        for a in range(f.q):
+            rows.append(ar)
+            cols.append(offs[k] + f.codes * f.q + a)
+            vals.append(Zs_all[k][:, a])
+    Z = sp.csr_matrix(
+        (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(N, o)
+    )
+    first = order[0]
+    f1, Z1 = factors[first], Zs_all[first]
+    A11 = np.empty((f1.n_levels, f1.q, f1.q))
+    for a in range(f1.q):
+        for b in range(a, f1.q):
+            s = np.bincount(f1.codes, weights=Z1[:, a] * Z1[:, b], minlength=f1.n_levels)
+            A11[:, a, b] = s
+            A11[:, b, a] = s
+    prob.Z, prob.Xs, prob.y, prob.Zs = Z, Xs, ys, Zs_all
+    return PLSBlocks(
+        N=N,
+        XtX=Xs.T @ Xs,
+        Xty=Xs.T @ ys,
+        yty=float(ys @ ys),
+        ZtZ=(Z.T @ Z).tocsr(),
+        ZtX=np.asarray(Z.T @ Xs),
+        Zty=np.asarray(Z.T @ ys),
+        A11=A11,
+        level_n=tuple(np.bincount(f.codes, minlength=f.n_levels) for f in factors),
+        A=A,
+        icpt=icpt,
+        my=my,
+        sy=sy,
+        Az=tuple(Az_all),
+        first_term_ones=tuple(bool(np.all(Zs[:, 0] == 1.0)) for Zs in Zs_all),
+    )
+
+
 # ---------------------------------------------------------------------------- the problem
 class _Problem:
     """Cross-products on the internal scale and the criterion with its gradient."""
 
-    def __init__(self, y, X, factors: list[FactorData], method: str):
+    def __init__(self, y, X, factors: list[FactorData], method: str, blocks=None):
+        """From the rows (``y``, ``X`` and each factor's codes and Z), or from ``blocks``
+        (:class:`PLSBlocks`, the cross-products on the internal scale; ``y`` and ``X`` None):
+        nothing after this touches the rows on the block path."""
         self.method = method
-        N = len(y)
-        self.N = N
-        self.p = X.shape[1]
-        # ---- internal scale
-        self.Xs, self.A, self.icpt = _scale_fixed(X)
-        if self.icpt is not None:
-            my = float(y.mean())
-            my = float(my + (y - my).mean())
+        if blocks is None:
+            blocks = _row_blocks(self, np.asarray(y, float), X, factors)
         else:
-            my = 0.0
-        yc = y - my
-        sy = float(np.sqrt(np.mean(yc * yc)))
-        if not np.isfinite(sy) or sy == 0.0:
-            sy = 1.0
-        self.my, self.sy = my, sy
-        self.y = yc / sy
+            self.Z = self.Xs = self.y = self.Zs = None
+        N = blocks.N
+        self.N = N
+        self.p = blocks.XtX.shape[0]
+        self.A, self.icpt, self.my, self.sy = blocks.A, blocks.icpt, blocks.my, blocks.sy
+        self.Az = list(blocks.Az)
+        self.yty = blocks.yty
         self.dof = float(N - self.p) if method == "reml" else float(N)
 
         # ---- factors: lme4's order (most levels first, stable) is the order of theta; the
         # elimination order puts the factor with most random effects first.
         self.factors = factors
         F = len(factors)
-        self.Zs, self.Az = [], []
-        for f in factors:
-            Zs, Az = _scale_random(f.Z, f.block_sizes)
-            self.Zs.append(Zs)
-            self.Az.append(Az)
+        self.first_term_ones = list(blocks.first_term_ones)
         self.tmpl = [theta_layout(f.block_sizes) for f in factors]
         counts = [len(t[0]) for t in self.tmpl]
         self.theta_off = np.concatenate([[0], np.cumsum(counts)]).astype(int)
@@ -277,7 +374,7 @@ class _Problem:
             for t in range(len(rr)):
                 self.below[o + t] = o + np.flatnonzero((cc == cc[t]) & (rr > rr[t]))
         dims = [f.n_levels * f.q for f in factors]
-        self.order = sorted(range(F), key=lambda k: -dims[k])  # elimination order
+        self.order = elimination_order(factors)
         first = self.order[0]
         self.first = first
         self.rest = self.order[1:]
@@ -298,38 +395,14 @@ class _Problem:
                 "design."
             )
 
-        # ---- sparse Z (rows x qtot) on the internal scale, columns in elimination order
-        rows, cols, vals = [], [], []
-        ar = np.arange(N)
-        for k in range(F):
-            f = factors[k]
-            for a in range(f.q):
-                rows.append(ar)
-                cols.append(offs[k] + f.codes * f.q + a)
-                vals.append(self.Zs[k][:, a])
-        Z = sp.csr_matrix(
-            (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
-            shape=(N, self.qtot),
-        )
-        self.Z = Z
-        ZtZ = (Z.T @ Z).tocsr()
+        ZtZ = blocks.ZtZ
         self.ZtZ = ZtZ
-        self.ZtX = np.asarray(Z.T @ self.Xs)
-        self.Zty = np.asarray(Z.T @ self.y)
-        self.XtX = self.Xs.T @ self.Xs
-        self.Xty = self.Xs.T @ self.y
+        self.ZtX, self.Zty = blocks.ZtX, blocks.Zty
+        self.XtX, self.Xty = blocks.XtX, blocks.Xty
         f1 = factors[first]
         q1 = f1.q
         self.q1 = q1
-        # first factor's per-level blocks of Z'Z
-        Z1 = self.Zs[first]
-        A11 = np.empty((f1.n_levels, q1, q1))
-        for a in range(q1):
-            for b in range(a, q1):
-                s = np.bincount(f1.codes, weights=Z1[:, a] * Z1[:, b], minlength=f1.n_levels)
-                A11[:, a, b] = s
-                A11[:, b, a] = s
-        self.A11 = A11
+        self.A11 = blocks.A11  # the first factor's per-level blocks of Z'Z
         n1 = self.n1q1
         self.Ar1 = ZtZ[n1:, :n1].tocsr()
         self.Arr = ZtZ[n1:, n1:].toarray()
@@ -340,7 +413,7 @@ class _Problem:
             if self.r and _dense_enough(self.Ar1)
             else None
         )
-        self.level_n = [np.bincount(f.codes, minlength=f.n_levels) for f in factors]
+        self.level_n = list(blocks.level_n)
 
         # ---- Lambda of the remaining factors as a sparse pattern filled from theta
         lr, lc, lk = [], [], []
@@ -423,6 +496,8 @@ class _Problem:
         ANOVA moment estimate of its SD / sigma from the least-squares residuals (the factor
         alone), floored at 0.1: InstEval's optimum is (0.28, 0.44, 0.07), far from 1."""
         theta = np.where(self.diag, 1.0, 0.0)
+        if self.Z is None:
+            return self._start_from_blocks(theta)
         r = self.y
         if self.p:
             beta = np.linalg.lstsq(self.Xs, self.y, rcond=None)[0]
@@ -430,12 +505,36 @@ class _Problem:
         N = self.N
         for k, f in enumerate(self.factors):
             J = f.n_levels
-            if not np.all(self.Zs[k][:, 0] == 1.0) or J < 2 or N <= J:
+            if not self.first_term_ones[k] or J < 2 or N <= J:
                 continue
             n = self.level_n[k].astype(float)
             means = np.bincount(f.codes, weights=r, minlength=J) / np.maximum(n, 1.0)
             msw = float(np.sum((r - means[f.codes]) ** 2)) / (N - J)
             msb = float(np.sum(n * (means - r.mean()) ** 2)) / (J - 1)
+            n0 = (N - float(np.sum(n * n)) / N) / (J - 1)
+            if msw <= 0 or n0 <= 0:
+                continue
+            ratio = max(msb - msw, 0.0) / n0 / msw
+            theta[self.theta_off[k]] = math.sqrt(max(ratio, 0.01))
+        return theta
+
+    def _start_from_blocks(self, theta):
+        """start() from the cross-products: the same moments, sums over levels instead of rows."""
+        N, p = self.N, self.p
+        beta = np.linalg.lstsq(self.XtX, self.Xty, rcond=None)[0] if p else np.zeros(0)
+        rr = self.yty - 2.0 * beta @ self.Xty + beta @ self.XtX @ beta  # sum of r^2
+        zr = self.Zty - self.ZtX @ beta  # Z'r
+        for k, f in enumerate(self.factors):
+            J = f.n_levels
+            if not self.first_term_ones[k] or J < 2 or N <= J:
+                continue
+            n = self.level_n[k].astype(float)
+            idx = self.off[k] + np.arange(J) * f.q
+            sums = zr[idx]
+            rbar = float(sums.sum()) / N
+            means = sums / np.maximum(n, 1.0)
+            msw = (rr - float(np.sum(n * means * means))) / (N - J)
+            msb = float(np.sum(n * (means - rbar) ** 2)) / (J - 1)
             n0 = (N - float(np.sum(n * n)) / N) / (J - 1)
             if msw <= 0 or n0 <= 0:
                 continue
@@ -581,8 +680,12 @@ class _Problem:
             logdet_H = 0.0
             u = U[:, 0]
         b = lam @ u
-        resid = self.y - self.Xs @ beta - self.Z @ b
-        r2 = float(resid @ resid + u @ u)
+        if self.Z is not None:
+            resid = self.y - self.Xs @ beta - self.Z @ b
+            r2 = float(resid @ resid + u @ u)
+        else:  # the penalised normal equations: r2 = y'y - beta'X'y - u'Lambda'Z'y
+            resid = None
+            r2 = float(self.yty - beta @ self.Xty - u @ c[:, p])
         r2 = max(r2, np.finfo(float).tiny)
         crit = fac["logdet"] + self.dof * (1.0 + math.log(2.0 * math.pi * r2 / self.dof))
         if self.method == "reml":
@@ -672,7 +775,10 @@ class _Problem:
             Lr = fac["Lr"]
             Sinv, _ = sla.lapack.dpotri(Lr, lower=1)  # lower triangle of S^-1 (upper is 0)
         minv_sum = self._minv_blocks_sum(theta, fac, Sinv)
-        Ztr = np.asarray(self.Z.T @ st["resid"])
+        if st["resid"] is not None:
+            Ztr = np.asarray(self.Z.T @ st["resid"])
+        else:  # Z'r = Z'y - Z'X beta - Z'Z b
+            Ztr = self.Zty - self.ZtX @ st["beta"] - np.asarray(self.ZtZ @ st["b"]).ravel()
         if p and self.method == "reml":
             lamUX = st["lam"] @ U[:, :p]
             Y = self.ZtX - self.ZtZ @ lamUX  # Z'V^-1 X
@@ -890,19 +996,23 @@ def fit_pls(
     method: str = "reml",
     *,
     theta: np.ndarray | None = None,
+    blocks: PLSBlocks | None = None,
 ) -> MultiComponents:
     """Fit ``y = X beta + sum_f Z_f b_f + e`` by REML or ML (lme4's profiled criterion).
 
     ``factors`` in lme4's order (most levels first). Returns the estimates on the data's scale.
     ``theta`` (data scale, lme4's layout): evaluate everything at this theta instead of
     optimising, as lme4 does with ``start = theta`` and no optimiser steps.
+    ``blocks``: the cross-products (:class:`PLSBlocks`, e.g. from :func:`row_blocks` or an
+    engine) instead of the rows; ``y`` and ``X`` are then ignored and may be None.
     """
     method = str(method).lower()
     if method not in ("reml", "ml"):
         raise MethodError(f"`method` must be 'reml' or 'ml' for a mixed model; got {method!r}.")
-    y = np.asarray(y, dtype=float)
-    X = np.asarray(X, dtype=float).reshape(len(y), -1)
-    prob = _Problem(y, X, list(factors), method)
+    if blocks is None:
+        y = np.asarray(y, dtype=float)
+        X = np.asarray(X, dtype=float).reshape(len(y), -1)
+    prob = _Problem(y, X, list(factors), method, blocks=blocks)
     theta_s = _optimise(prob) if theta is None else prob.to_internal(np.asarray(theta, float))
     crit_s, st, grad = prob.evaluate(theta_s, want_grad=True)
     projected = np.where(prob.diag & (theta_s <= 0) & (grad >= 0), 0.0, grad)
