@@ -39,7 +39,7 @@ import pandas as pd
 from .errors import DataError, FormulaError, RowsDroppedWarning
 from .frames import check_missing_option, factorize, lazy_frame, missing_error, nw_module
 
-__all__ = ["engine_design"]
+__all__ = ["collect_frame", "engine_columns", "engine_design", "untranslatable", "verify"]
 
 #: formulae transforms whose value depends on the whole column (not computable row by row)
 _STATEFUL = ("center", "scale", "standardize", "poly", "bs")
@@ -50,7 +50,7 @@ _COLLECT_HINT = (
 )
 
 
-def _untranslatable(term: str, why: str) -> FormulaError:
+def untranslatable(term: str, why: str) -> FormulaError:
     return FormulaError(
         f"`formula` term {term!r} must be computable inside the engine to fit there; {why}. "
         f"{_COLLECT_HINT}."
@@ -72,7 +72,7 @@ class _Translator:
         try:
             node = ast.parse(text.strip(), mode="eval").body
         except SyntaxError:
-            raise _untranslatable(
+            raise untranslatable(
                 self.term, f"{text!r} is not an expression bayeshrink reads"
             ) from None
         return self.expr(node)
@@ -99,7 +99,7 @@ class _Translator:
                 if isinstance(node.op, op):
                     return f()
         if isinstance(node, ast.Call) and getattr(node.func, "id", None) in _STATEFUL:
-            raise _untranslatable(
+            raise untranslatable(
                 self.term, f"{node.func.id}() depends on the whole column, not on each row alone"
             )
         if isinstance(node, ast.Call) and len(node.args) == 1 and not node.keywords:
@@ -115,7 +115,7 @@ class _Translator:
                 return arg
             if not isinstance(arg, float) and name in _FUNCTIONS:
                 return _FUNCTIONS[name](arg)
-        raise _untranslatable(
+        raise untranslatable(
             self.term,
             f"{ast.unparse(node)!r} uses an operation the engine translation does not cover "
             "(+ - * / **, log, log1p, log2, log10, exp, sqrt, abs, I())",
@@ -136,7 +136,7 @@ class _Translator:
             return a**b
         if isinstance(b, float) and b == 0.5:
             return a.sqrt()
-        raise _untranslatable(self.term, "a power other than a whole number 0-8 or 0.5")
+        raise untranslatable(self.term, "a power other than a whole number 0-8 or 0.5")
 
 
 _FUNCTIONS = {
@@ -156,7 +156,7 @@ def _component_columns(nw, comp, spec, term: str) -> list:
     if kind == "categoric":
         var = [v for v in comp.var_names if v and v not in ("Sum", "Treatment")]
         if len(var) != 1:
-            raise _untranslatable(term, "a categorical term must read exactly one column")
+            raise untranslatable(term, "a categorical term must read exactly one column")
         col = spec.levels[var[0]][0] if var[0] in spec.levels else var[0]
         matrix = np.asarray(comp.contrast_matrix.matrix, dtype=float)
         out = []
@@ -174,12 +174,12 @@ def _component_columns(nw, comp, spec, term: str) -> list:
     if kind == "numeric":
         e = _Translator(nw, term)(comp.name)
         if isinstance(e, float):
-            raise _untranslatable(term, "a constant is not a covariate")
+            raise untranslatable(term, "a constant is not a covariate")
         return [e]
     if kind == "offset":
         inner = re.fullmatch(r"offset\((.*)\)", comp.name.strip(), flags=re.S)
         return [_Translator(nw, term)(inner.group(1) if inner else comp.name)]
-    raise _untranslatable(term, f"formulae evaluates it as a {kind} term")
+    raise untranslatable(term, f"formulae evaluates it as a {kind} term")
 
 
 def _matrix_columns(nw, matrix, spec) -> list:
@@ -232,7 +232,7 @@ def _prototype(head: pd.DataFrame, levels: dict[str, list]) -> pd.DataFrame:
     return proto
 
 
-def _collect(lazy):
+def collect_frame(lazy):
     """Collect a small result; polars runs its streaming engine (bounded memory on big scans),
     without common-subexpression elimination, which would keep a shared column for every row."""
     nw = nw_module()
@@ -248,7 +248,7 @@ def _value(x) -> float:
     return float(0.0 if x is None or (isinstance(x, float) and np.isnan(x)) else x)
 
 
-def _engine_columns(data, spec, missing: str):
+def engine_columns(data, spec, missing: str):
     """Steps 1 and 2 (module docstring): the formula's columns as expressions on the kept rows,
     pre-centred, with their global moments. Returns a namespace of what the GROUP BYs need."""
     from .formula import model_frame
@@ -273,7 +273,7 @@ def _engine_columns(data, spec, missing: str):
         bad = bad | miss
     counts = (
         lazy.select(nw.len().alias("rows"), bad.cast(nw.Int64).sum().alias("bad"))
-        .pipe(_collect)
+        .pipe(collect_frame)
         .to_pandas()
     )
     rows, n_bad = int(counts["rows"].iloc[0]), int(_value(counts["bad"].iloc[0]))
@@ -303,9 +303,9 @@ def _engine_columns(data, spec, missing: str):
     # the levels of the categorical covariates, collected once for every partition
     levels = {}
     for c in _categorical_candidates(spec, kinds):
-        values = lazy.select(nw.col(c)).unique().pipe(_collect).to_pandas()[c]
+        values = lazy.select(nw.col(c)).unique().pipe(collect_frame).to_pandas()[c]
         levels[c] = list(values)
-    head = lazy.select(*[nw.col(c) for c in used]).head(1001).pipe(_collect).to_pandas()
+    head = lazy.select(*[nw.col(c) for c in used]).head(1001).pipe(collect_frame).to_pandas()
     proto = _prototype(head, levels)
     frame = model_frame(proto, spec, "raise", subject=subject)
     enc = frame.encoder
@@ -319,14 +319,14 @@ def _engine_columns(data, spec, missing: str):
     ]
     resp = _Translator(nw, spec.response)(spec.response)
     if isinstance(resp, float):
-        raise _untranslatable(spec.response, "the response must read a column")
+        raise untranslatable(spec.response, "the response must read a column")
     offset_exprs = []
     if enc.offsets is not None:
         offset_exprs = _matrix_columns(nw, enc.offsets, spec)
     y_expr = resp
     for o in offset_exprs:
         y_expr = y_expr - o
-    _verify(nw, proto, frame, fixed_exprs, fixed_names, blocks, y_expr)
+    verify(nw, proto, frame, fixed_exprs, fixed_names, blocks, y_expr)
 
     # the distinct raw columns (a random term equal to a fixed one is read once)
     p = len(fixed_names)
@@ -350,7 +350,7 @@ def _engine_columns(data, spec, missing: str):
         finite = finite & nw.col(a).is_finite().fill_null(False)
 
     # 2. global sums of products of the pre-centred columns (and a finiteness count)
-    first = evaluated.head(1001).pipe(_collect).to_pandas()
+    first = evaluated.head(1001).pipe(collect_frame).to_pandas()
     centre = {a: float(np.nanmedian(first[a].to_numpy(dtype=float))) for a in cols}
     centre = {a: (v if np.isfinite(v) else 0.0) for a, v in centre.items()}
     names_c = list(cols)
@@ -362,7 +362,7 @@ def _engine_columns(data, spec, missing: str):
             *[nw.col(a).sum().alias(f"s1|{a}") for a in names_c],
             *[(nw.col(a) * nw.col(b)).sum().alias(f"s2|{a}|{b}") for a, b in pairs],
         )
-        .pipe(_collect)
+        .pipe(collect_frame)
         .to_pandas()
         .iloc[0]
     )
@@ -417,7 +417,7 @@ def engine_design(data, spec, missing: str = "raise"):
     )
 
     nw = nw_module()
-    ec = _engine_columns(data, spec, missing)
+    ec = engine_columns(data, spec, missing)
     group, n_obs, n_bad, enc = spec.group, ec.n_obs, ec.n_bad, ec.enc
     fixed_names, blocks, p, intercept = ec.fixed_names, ec.blocks, ec.p, ec.intercept
     names_c, centre, col_of, M, pre = ec.names_c, ec.centre, ec.col_of, ec.M, ec.pre
@@ -539,7 +539,7 @@ def engine_design(data, spec, missing: str = "raise"):
         grouped = mat.group_by(group).agg(
             nw.len().alias("__bs_n"), *[e.sum().alias(a) for a, e in prods]
         )
-    per_group = grouped.pipe(_collect).to_pandas()
+    per_group = grouped.pipe(collect_frame).to_pandas()
     codes, labels = factorize(per_group[group].rename(group))  # the pandas path's label order
     order = np.argsort(codes, kind="stable")
     per_group = per_group.iloc[order].reset_index(drop=True)
@@ -606,7 +606,7 @@ def engine_design(data, spec, missing: str = "raise"):
     return design
 
 
-def _verify(nw, proto, frame, fixed_exprs, fixed_names, blocks, y_expr) -> None:
+def verify(nw, proto, frame, fixed_exprs, fixed_names, blocks, y_expr) -> None:
     """Each translated column must equal formulae's on the prototype, or the fit is refused."""
     pdf = nw.from_native(proto, eager_only=True)
     checks = [("X", frame.X, fixed_exprs, fixed_names)]
@@ -615,7 +615,7 @@ def _verify(nw, proto, frame, fixed_exprs, fixed_names, blocks, y_expr) -> None:
     ]
     for _, target, exprs, nms in checks:
         if target.shape[1] != len(exprs):
-            raise _untranslatable(", ".join(nms), "its columns could not be matched")
+            raise untranslatable(", ".join(nms), "its columns could not be matched")
         for k, (e, nm) in enumerate(zip(exprs, nms, strict=True)):
             got = (
                 np.ones(len(proto))
@@ -623,219 +623,7 @@ def _verify(nw, proto, frame, fixed_exprs, fixed_names, blocks, y_expr) -> None:
                 else pdf.select(e.alias("v"))["v"].to_numpy().astype(float)
             )
             if not np.allclose(got, target[:, k], rtol=1e-12, atol=0.0, equal_nan=True):
-                raise _untranslatable(nm, "its translation does not reproduce formulae's column")
+                raise untranslatable(nm, "its translation does not reproduce formulae's column")
     got = pdf.select(y_expr.alias("v"))["v"].to_numpy().astype(float)
     if not np.allclose(got, frame.working_response, rtol=1e-12, atol=1e-300, equal_nan=True):
-        raise _untranslatable(frame.spec.response, "the response (minus offsets) differs")
-
-
-def engine_pls_blocks(data, spec, missing: str = "raise"):
-    """The cross-product blocks of a formula with several grouping factors, from GROUP BYs.
-
-    Returns ``(blocks, factors)``: a :class:`~bayeshrink.lmm.pls.PLSBlocks` on the internal
-    scale of :mod:`bayeshrink.lmm.pls` (the row path's standardization) and one
-    :class:`~bayeshrink.lmm.pls.FactorData` per grouping factor in lme4's order, without rows
-    (``codes`` and ``Z`` None); ``fit_pls(None, None, factors, method, blocks=blocks)`` fits
-    them. One GROUP BY per factor (counts, Z_f'Z_f per level, Z_f'X, Z_f'y) and one per pair of
-    factors (Z_f'Z_g per pair of levels) run in the engine; only those rows come back."""
-    import scipy.sparse as sp
-
-    from .lmm.pls import FactorData, PLSBlocks, elimination_order
-
-    nw = nw_module()
-    ec = _engine_columns(data, spec, missing)
-    N, p, icpt = ec.n_obs, ec.p, ec.intercept
-    centre, col_of, M, names_c = ec.centre, ec.col_of, ec.M, ec.names_c
-
-    def std_expr(desc):
-        if desc is None:
-            return None
-        a, m, s = desc
-        return (nw.col(a) + (centre[a] - m)) * (1.0 / s)
-
-    def coef(desc):
-        v = np.zeros(ec.K + 1)
-        if desc is None:
-            v[0] = 1.0
-            return v
-        a, m, s = desc
-        v[0] = (centre[a] - m) / s
-        v[names_c.index(a) + 1] = 1.0 / s
-        return v
-
-    # X = Xs A (lmm.pls._scale_fixed), y = my + sy * ys
-    A = np.eye(p)
-    x_desc = []
-    for i, nm in enumerate(ec.fixed_names):
-        if i == icpt:
-            x_desc.append(None)
-            continue
-        m, s = ec.centre_scale(col_of[nm], icpt is not None)
-        x_desc.append((col_of[nm], m, s))
-        A[i, i] = s
-        if icpt is not None:
-            A[icpt, i] = m
-    my, sy = ec.centre_scale("__bs_y", icpt is not None)
-    y_desc = ("__bs_y", my, sy)
-    Xc = np.column_stack([coef(d) for d in x_desc]) if p else np.zeros((ec.K + 1, 0))
-    yv = coef(y_desc)
-    XtX, Xty, yty = Xc.T @ M @ Xc, Xc.T @ M @ yv, float(yv @ M @ yv)
-
-    # one FactorData per factor (its blocks in the formula's order), Z = Zs Az
-    per: dict[str, dict] = {}
-    for blk, (_, bnames) in zip(spec.blocks, ec.blocks, strict=True):
-        f = per.setdefault(blk.factor, {"comps": list(blk.components), "names": [], "sizes": []})
-        f["names"] += list(bnames)
-        f["sizes"].append(len(bnames))
-    for f in per.values():
-        q = len(f["names"])
-        Az = np.eye(q)
-        descs, start = [], 0
-        for size in f["sizes"]:
-            names = f["names"][start : start + size]
-            ones = names.index("Intercept") if "Intercept" in names else None
-            for k, nm in enumerate(names):
-                if k == ones:
-                    descs.append(None)
-                    continue
-                m, s = ec.centre_scale(col_of[nm], ones is not None)
-                descs.append((col_of[nm], m, s))
-                Az[start + k, start + k] = s
-                if ones is not None:
-                    Az[start + ones, start + k] = m
-            start += size
-        f["Az"], f["z"] = Az, [std_expr(d) for d in descs]
-
-    def product(a, b):
-        if a is None and b is None:
-            return None
-        return b if a is None else a if b is None else a * b
-
-    def grouped(keys, named):
-        ones = [k for k, e in named if e is None]  # ones x ones: the count
-        named = [(k, e) for k, e in named if e is not None]
-        aggs = [nw.len().alias("__bs_n")]
-        if ec.pre.implementation is nw.Implementation.DASK:  # Dask sums columns only
-            lazy = ec.pre.select(*[nw.col(c) for c in keys], *[e.alias(k) for k, e in named])
-            aggs += [nw.col(k).sum() for k, _ in named]
-        else:
-            lazy = ec.pre
-            aggs += [e.sum().alias(k) for k, e in named]
-        out = lazy.group_by(*keys).agg(*aggs).pipe(_collect).to_pandas()
-        for k in ones:
-            out[k] = out["__bs_n"].astype(float)
-        return out
-
-    def level_text(df, comps):
-        out = df[comps[0]].astype(str)
-        for c in comps[1:]:
-            out = out + ":" + df[c].astype(str)
-        return out
-
-    xs = [std_expr(d) for d in x_desc]
-    ys = std_expr(y_desc)
-    stats = {}
-    for name, f in per.items():
-        q = len(f["z"])
-        named = []
-        for a in range(q):
-            for b in range(a, q):
-                named.append((f"zz{a}_{b}", product(f["z"][a], f["z"][b])))
-            for i in range(p):
-                named.append((f"zx{a}_{i}", product(f["z"][a], xs[i])))
-            named.append((f"zy{a}", product(f["z"][a], ys)))
-        df = grouped(f["comps"], named)
-        text = level_text(df, f["comps"])
-        codes, labels = pd.factorize(text, sort=True)
-        df = df.iloc[np.argsort(codes, kind="stable")].reset_index(drop=True)
-        f["labels"] = pd.Index(labels, name=name)
-        f["df"] = df
-        stats[name] = df
-    order_meta = sorted(per, key=lambda n: -len(per[n]["labels"]))  # lme4's order (stable)
-    factors = [
-        FactorData(
-            name=n,
-            codes=None,
-            labels=per[n]["labels"],
-            Z=None,
-            terms=tuple(per[n]["names"]),
-            block_sizes=tuple(per[n]["sizes"]),
-        )
-        for n in order_meta
-    ]
-    for fd in factors:
-        if fd.n_levels < 2:
-            raise DataError(
-                f"the grouping factor {fd.name!r} must have at least 2 levels; got "
-                f"{fd.n_levels} ({fd.labels[0]!r}). A variance between levels cannot be "
-                f"estimated from one level: drop (... | {fd.name}) from the formula."
-            )
-    elim = elimination_order(factors)
-    offs, o = {}, 0
-    for k in elim:
-        offs[k] = o
-        o += factors[k].n_levels * factors[k].q
-    qtot = o
-    rows, cols, vals = [], [], []
-    ZtX = np.zeros((qtot, p))
-    Zty = np.zeros(qtot)
-    level_n, A11 = [], None
-    for k, fd in enumerate(factors):
-        df, q, n = per[fd.name]["df"], fd.q, fd.n_levels
-        base = offs[k] + np.arange(n) * q
-        level_n.append(df["__bs_n"].to_numpy(dtype=np.int64))
-        blocks_k = np.zeros((n, q, q))
-        for a in range(q):
-            for b in range(a, q):
-                v = df[f"zz{a}_{b}"].to_numpy(dtype=float)
-                blocks_k[:, a, b] = blocks_k[:, b, a] = v
-            for i in range(p):
-                ZtX[base + a, i] = df[f"zx{a}_{i}"].to_numpy(dtype=float)
-            Zty[base + a] = df[f"zy{a}"].to_numpy(dtype=float)
-        if k == elim[0]:
-            A11 = blocks_k
-        ii, aa, bb = np.meshgrid(np.arange(n), np.arange(q), np.arange(q), indexing="ij")
-        rows.append((base[ii] + aa).ravel())
-        cols.append((base[ii] + bb).ravel())
-        vals.append(blocks_k.ravel())
-    for k in range(len(factors)):
-        for m_ in range(k + 1, len(factors)):
-            fk, fm = per[factors[k].name], per[factors[m_].name]
-            keys = list(dict.fromkeys(fk["comps"] + fm["comps"]))
-            named = [
-                (f"p{a}_{b}", product(fk["z"][a], fm["z"][b]))
-                for a in range(factors[k].q)
-                for b in range(factors[m_].q)
-            ]
-            df = grouped(keys, named)
-            lk = pd.Index(fk["labels"]).get_indexer(level_text(df, fk["comps"]))
-            lm = pd.Index(fm["labels"]).get_indexer(level_text(df, fm["comps"]))
-            for a in range(factors[k].q):
-                for b in range(factors[m_].q):
-                    v = df[f"p{a}_{b}"].to_numpy(dtype=float)
-                    r_ = offs[k] + lk * factors[k].q + a
-                    c_ = offs[m_] + lm * factors[m_].q + b
-                    rows += [r_, c_]
-                    cols += [c_, r_]
-                    vals += [v, v]
-    ZtZ = sp.csr_matrix(
-        (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(qtot, qtot)
-    )
-    blocks = PLSBlocks(
-        N=N,
-        XtX=XtX,
-        Xty=Xty,
-        yty=yty,
-        ZtZ=ZtZ,
-        ZtX=ZtX,
-        Zty=Zty,
-        A11=A11,
-        level_n=tuple(level_n),
-        A=A,
-        icpt=icpt,
-        my=float(my),
-        sy=float(sy),
-        Az=tuple(per[fd.name]["Az"] for fd in factors),
-        first_term_ones=tuple(fd.terms[0] == "Intercept" for fd in factors),
-    )
-    return blocks, factors
+        raise untranslatable(frame.spec.response, "the response (minus offsets) differs")

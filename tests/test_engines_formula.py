@@ -255,8 +255,9 @@ def test_pls_from_blocks_equals_the_row_path(name, csv, formula, method):
     1e-8)."""
     from test_multi import read
 
+    from bayeshrink.lmm.blocks import row_blocks
     from bayeshrink.lmm.multi import MultiDesign
-    from bayeshrink.lmm.pls import _Problem, fit_pls, row_blocks
+    from bayeshrink.lmm.pls import _Problem, fit_pls
 
     design = MultiDesign.from_formula(read(csv), formula)
     factors = list(design.factors)
@@ -297,7 +298,7 @@ def assert_same_pls(csv, formula, native_of, method="reml"):
     conditional covariance, the factors and their levels."""
     from test_multi import read
 
-    from bayeshrink.engines_formula import engine_pls_blocks
+    from bayeshrink.engines_blocks import engine_pls_blocks
     from bayeshrink.formula import parse_formula
     from bayeshrink.lmm.multi import MultiDesign
     from bayeshrink.lmm.pls import fit_pls

@@ -24,8 +24,8 @@ import pymc as pm
 import pytensor.tensor as pt
 
 from ..errors import BayeshrinkError, DataError, MethodError
+from ..lmm.blocks import psd_cholesky
 from ..lmm.multi import MultiFit
-from ..lmm.pls import psd_cholesky
 from ..posterior import FIXED_DIM, GROUP_DIM, TERM_DIM
 from .model import PriorSpec, ShrinkageModel, check_pooling
 from .workflow import EffectLayout, effect_layout, rows_of

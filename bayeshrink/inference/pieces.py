@@ -387,7 +387,7 @@ def multi_pieces(fit) -> MultiPieces:
 
 def rel_factor(cov: np.ndarray, sigma: float) -> np.ndarray:
     """T with T T' = cov / sigma^2 (lower triangular, zero columns where cov is singular)."""
-    from ..lmm.pls import psd_cholesky
+    from ..lmm.blocks import psd_cholesky
 
     rel = cov / sigma**2
     return psd_cholesky(0.5 * (rel + rel.T))

@@ -439,7 +439,7 @@ class MultiFit(FitResult, InferenceMixin):
         is then the level's least-squares fit with the other factors held at their BLUPs, and
         the weights 1 - diag(S_l Z_l'Z_l), S_l = T (T'Z_l'Z_l T + I)^-1 T'. Either way
         blup = prior_mean + (1 - shrinkage)(no_pooling - prior_mean) for a one-term factor."""
-        from .pls import psd_cholesky
+        from .blocks import psd_cholesky
 
         d = self.design
         comps = {e.name: e for e in self.components.factors}

@@ -58,6 +58,16 @@ import scipy.linalg as sla
 import scipy.sparse as sp
 
 from ..errors import ConvergenceWarning, DataError, MethodError
+from .blocks import (
+    PLSBlocks,
+    block_diag,
+    dense_enough,
+    elimination_order,
+    fill_row_blocks,
+    gram,
+    psd_cholesky,
+    row_blocks,
+)
 from .estimate import theta_layout
 
 __all__ = ["FactorData", "MultiComponents", "PLSBlocks", "fit_pls", "row_blocks"]
@@ -132,208 +142,6 @@ class MultiComponents:
         return -0.5 * self.criterion
 
 
-# ---------------------------------------------------------------------------- scaling
-def _is_const(col: np.ndarray) -> bool:
-    return bool(np.all(col == col[0])) if len(col) else True
-
-
-def _scale_fixed(X: np.ndarray) -> tuple[np.ndarray, np.ndarray, int | None]:
-    """X = Xs @ A with the columns of Xs centred (when X has an intercept) and of unit scale."""
-    p = X.shape[1]
-    icpt = next((j for j in range(p) if np.all(X[:, j] == 1.0)), None)
-    A = np.eye(p)
-    Xs = np.empty_like(X)
-    for j in range(p):
-        col = X[:, j]
-        if j == icpt:
-            Xs[:, j] = 1.0
-            continue
-        c = 0.0
-        if icpt is not None:
-            c = float(col.mean())
-            c = float(c + (col - c).mean())  # second pass removes the rounding of a large mean
-        d = col - c
-        s = float(np.sqrt(np.mean(d * d)))
-        if not np.isfinite(s) or s == 0.0:
-            s = 1.0
-        Xs[:, j] = d / s
-        A[j, j] = s
-        if icpt is not None:
-            A[icpt, j] = c
-    return Xs, A, icpt
-
-
-def _scale_random(Z: np.ndarray, block_sizes) -> tuple[np.ndarray, np.ndarray]:
-    """Z = Zs @ Az, Az block diagonal; a block with an intercept has its other columns centred."""
-    q = Z.shape[1]
-    Az = np.eye(q)
-    Zs = np.empty_like(Z)
-    start = 0
-    for size in block_sizes:
-        idx = list(range(start, start + size))
-        icpt = next((j for j in idx if np.all(Z[:, j] == 1.0)), None)
-        for j in idx:
-            col = Z[:, j]
-            if j == icpt:
-                Zs[:, j] = 1.0
-                continue
-            c = 0.0
-            if icpt is not None:
-                c = float(col.mean())
-                c = float(c + (col - c).mean())
-            d = col - c
-            s = float(np.sqrt(np.mean(d * d)))
-            if not np.isfinite(s) or s == 0.0:
-                s = 1.0
-            Zs[:, j] = d / s
-            Az[j, j] = s
-            if icpt is not None:
-                Az[icpt, j] = c
-        start += size
-    return Zs, Az
-
-
-def psd_cholesky(S: np.ndarray) -> np.ndarray:
-    """Lower-triangular L with L L' = S for a positive semi-definite S (zero columns where
-    S is singular), as lme4's theta holds it."""
-    q = S.shape[0]
-    L = np.zeros_like(S)
-    scale = max(float(np.max(np.abs(np.diag(S)))), np.finfo(float).tiny)
-    for j in range(q):
-        d = S[j, j] - L[j, :j] @ L[j, :j]
-        if d <= 1e-14 * scale:
-            continue
-        L[j, j] = math.sqrt(d)
-        for i in range(j + 1, q):
-            L[i, j] = (S[i, j] - L[i, :j] @ L[j, :j]) / L[j, j]
-    return L
-
-
-def _dense_enough(A) -> bool:
-    """Is a sparse matrix full enough that BLAS on its dense copy beats sparse products?"""
-    return A.nnz > 0.2 * A.shape[0] * A.shape[1]
-
-
-def _gram(G) -> np.ndarray:
-    """G G' as a dense array: a sparse product when G is sparse, BLAS when it is not."""
-    if _dense_enough(G):
-        Gd = G.toarray()
-        return Gd @ Gd.T
-    return (G @ G.T).toarray()
-
-
-def _block_diag(blocks: np.ndarray) -> sp.csr_matrix:
-    """CSR matrix with the (n, q, q) ``blocks`` on its diagonal (built without a Python loop)."""
-    n, q, _ = blocks.shape
-    cols = (np.arange(n)[:, None, None] * q + np.arange(q)[None, None, :]).repeat(q, axis=1)
-    indptr = np.arange(0, n * q * q + 1, q)
-    return sp.csr_matrix((blocks.reshape(-1), cols.reshape(-1), indptr), shape=(n * q, n * q))
-
-
-@dataclass(frozen=True, eq=False)
-class PLSBlocks:
-    """Everything the criterion needs, on the internal (centred and scaled) scale.
-
-    ``ZtZ`` (sparse), ``ZtX``, ``Zty`` with Z's columns in elimination order
-    (:func:`elimination_order`, factor by factor, level by level, term by term); ``A11`` the
-    first eliminated factor's per-level blocks of Z'Z; ``level_n`` the rows per level of each
-    factor; ``A``/``icpt``/``my``/``sy``/``Az`` the map back to the data's scale (X = Xs A,
-    y = my + sy y_s, Z_f = Zs_f Az_f); ``first_term_ones`` whether each factor's first term is
-    the intercept (for the start)."""
-
-    N: int
-    XtX: np.ndarray
-    Xty: np.ndarray
-    yty: float
-    ZtZ: sp.csr_matrix
-    ZtX: np.ndarray
-    Zty: np.ndarray
-    A11: np.ndarray
-    level_n: tuple
-    A: np.ndarray
-    icpt: int | None
-    my: float
-    sy: float
-    Az: tuple
-    first_term_ones: tuple
-
-
-def elimination_order(factors) -> list[int]:
-    """The factor with most random effects first (stable)."""
-    dims = [f.n_levels * f.q for f in factors]
-    return sorted(range(len(factors)), key=lambda k: -dims[k])
-
-
-def row_blocks(y: np.ndarray, X: np.ndarray, factors) -> PLSBlocks:
-    """The :class:`PLSBlocks` of rows (what an engine computes with GROUP BYs)."""
-    from types import SimpleNamespace
-
-    y = np.asarray(y, dtype=float)
-    return _row_blocks(SimpleNamespace(), y, np.asarray(X, float).reshape(len(y), -1), factors)
-
-
-def _row_blocks(prob, y: np.ndarray, X: np.ndarray, factors) -> PLSBlocks:
-    """The blocks from the rows; keeps the scaled rows on ``prob`` (Z, Xs, y) for the residual."""
-    N = len(y)
-    Xs, A, icpt = _scale_fixed(X)
-    if icpt is not None:
-        my = float(y.mean())
-        my = float(my + (y - my).mean())
-    else:
-        my = 0.0
-    yc = y - my
-    sy = float(np.sqrt(np.mean(yc * yc)))
-    if not np.isfinite(sy) or sy == 0.0:
-        sy = 1.0
-    ys = yc / sy
-    Zs_all, Az_all = [], []
-    for f in factors:
-        Zs, Az = _scale_random(f.Z, f.block_sizes)
-        Zs_all.append(Zs)
-        Az_all.append(Az)
-    order = elimination_order(factors)
-    offs, o = {}, 0
-    for k in order:
-        offs[k] = o
-        o += factors[k].n_levels * factors[k].q
-    rows, cols, vals = [], [], []
-    ar = np.arange(N)
-    for k, f in enumerate(factors):
-        for a in range(f.q):
-            rows.append(ar)
-            cols.append(offs[k] + f.codes * f.q + a)
-            vals.append(Zs_all[k][:, a])
-    Z = sp.csr_matrix(
-        (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(N, o)
-    )
-    first = order[0]
-    f1, Z1 = factors[first], Zs_all[first]
-    A11 = np.empty((f1.n_levels, f1.q, f1.q))
-    for a in range(f1.q):
-        for b in range(a, f1.q):
-            s = np.bincount(f1.codes, weights=Z1[:, a] * Z1[:, b], minlength=f1.n_levels)
-            A11[:, a, b] = s
-            A11[:, b, a] = s
-    prob.Z, prob.Xs, prob.y, prob.Zs = Z, Xs, ys, Zs_all
-    return PLSBlocks(
-        N=N,
-        XtX=Xs.T @ Xs,
-        Xty=Xs.T @ ys,
-        yty=float(ys @ ys),
-        ZtZ=(Z.T @ Z).tocsr(),
-        ZtX=np.asarray(Z.T @ Xs),
-        Zty=np.asarray(Z.T @ ys),
-        A11=A11,
-        level_n=tuple(np.bincount(f.codes, minlength=f.n_levels) for f in factors),
-        A=A,
-        icpt=icpt,
-        my=my,
-        sy=sy,
-        Az=tuple(Az_all),
-        first_term_ones=tuple(bool(np.all(Zs[:, 0] == 1.0)) for Zs in Zs_all),
-    )
-
-
 # ---------------------------------------------------------------------------- the problem
 class _Problem:
     """Cross-products on the internal scale and the criterion with its gradient."""
@@ -344,7 +152,7 @@ class _Problem:
         nothing after this touches the rows on the block path."""
         self.method = method
         if blocks is None:
-            blocks = _row_blocks(self, np.asarray(y, float), X, factors)
+            blocks = fill_row_blocks(self, np.asarray(y, float), X, factors)
         else:
             self.Z = self.Xs = self.y = self.Zs = None
         N = blocks.N
@@ -410,7 +218,7 @@ class _Problem:
         # products with Lambda and L1 are batched per level (BLAS), not sparse products
         self.ar1_dense = (
             self.Ar1.toarray().reshape(self.r, f1.n_levels, q1)
-            if self.r and _dense_enough(self.Ar1)
+            if self.r and dense_enough(self.Ar1)
             else None
         )
         self.level_n = list(blocks.level_n)
@@ -555,7 +363,7 @@ class _Problem:
             return sp.diags(theta[self.diag_idx], format="csr")
         T1 = self.T(theta, self.first)
         n1 = self.factors[self.first].n_levels
-        L1 = _block_diag(np.broadcast_to(T1, (n1, *T1.shape)))
+        L1 = block_diag(np.broadcast_to(T1, (n1, *T1.shape)))
         return sp.block_diag([L1, self.lam_r(theta)], format="csr")
 
     def factor(self, theta):
@@ -581,7 +389,7 @@ class _Problem:
             S[np.diag_indices(self.r)] += 1.0
             pairs = self._pairs
             if pairs is None:
-                S -= _gram(G)
+                S -= gram(G)
             else:  # lower triangle only: the Cholesky reads nothing else
                 w = col_scale**2
                 B = np.bincount(pairs["flat"], pairs["prod"] * w[pairs["lev"]], self.r * self.r)
@@ -604,12 +412,12 @@ class _Problem:
             out.update(G=G, Lr=Lr)
         elif self.r:
             lam_r = self.lam_r(theta)
-            lam1 = _block_diag(np.broadcast_to(T1, (n1, *T1.shape)))
+            lam1 = block_diag(np.broadcast_to(T1, (n1, *T1.shape)))
             Mr1 = (lam_r.T @ self.Ar1 @ lam1).tocsr()
-            L1invT_bd = _block_diag(np.transpose(L1inv, (0, 2, 1)))
+            L1invT_bd = block_diag(np.transpose(L1inv, (0, 2, 1)))
             G = (Mr1 @ L1invT_bd).tocsr()  # Mr1 L1^-T
             Mrr = np.asarray(lam_r.T @ (lam_r.T @ self.Arr.T).T) + np.eye(self.r)
-            S = Mrr - _gram(G)
+            S = Mrr - gram(G)
             Lr = self._chol(S)
             logdet += 2.0 * float(np.log(np.diag(Lr)).sum())
             out.update(G=G, Lr=Lr)
@@ -707,7 +515,7 @@ class _Problem:
         if self.q1 == 1:
             d = fac["L1inv"][:, 0, 0]
             return sp.csr_matrix((G.data * d[G.indices], G.indices, G.indptr), shape=G.shape)
-        return (G @ _block_diag(fac["L1inv"])).tocsr()
+        return (G @ block_diag(fac["L1inv"])).tocsr()
 
     def _minv_blocks_sum(self, theta, fac, Sinv):
         """sum over levels of the diagonal blocks of M^-1, per factor (q_f x q_f)."""
@@ -730,7 +538,7 @@ class _Problem:
         elif self.r:
             n1 = self.factors[self.first].n_levels
             Fm = self._F(fac)  # Mr1 M11^-1
-            if isinstance(Fm, np.ndarray) or _dense_enough(Fm):
+            if isinstance(Fm, np.ndarray) or dense_enough(Fm):
                 Fd = Fm if isinstance(Fm, np.ndarray) else Fm.toarray()
                 Sfull = Sinv + np.tril(Sinv, -1).T
                 for a in range(q1):

@@ -1,0 +1,231 @@
+"""Several-factor formula fits inside a dataframe engine: the penalised least-squares blocks.
+
+One GROUP BY per grouping factor and one per pair of factors compute, inside polars, DuckDB,
+Dask or Spark, the blocks :class:`~bayeshrink.lmm.blocks.PLSBlocks` that the criterion of
+:mod:`bayeshrink.lmm.pls` reads (Z'Z from level-pair counts and sums, Z'X, Z'y, X'X, X'y, y'y);
+the columns are the engine expressions of :mod:`bayeshrink.engines_formula`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from .engines_formula import collect_frame, engine_columns
+from .errors import DataError
+from .frames import nw_module
+
+__all__ = ["engine_pls_blocks"]
+
+
+def engine_pls_blocks(data, spec, missing: str = "raise"):
+    """The cross-product blocks of a formula with several grouping factors, from GROUP BYs.
+
+    Returns ``(blocks, factors)``: a :class:`~bayeshrink.lmm.pls.PLSBlocks` on the internal
+    scale of :mod:`bayeshrink.lmm.pls` (the row path's standardization) and one
+    :class:`~bayeshrink.lmm.pls.FactorData` per grouping factor in lme4's order, without rows
+    (``codes`` and ``Z`` None); ``fit_pls(None, None, factors, method, blocks=blocks)`` fits
+    them. One GROUP BY per factor (counts, Z_f'Z_f per level, Z_f'X, Z_f'y) and one per pair of
+    factors (Z_f'Z_g per pair of levels) run in the engine; only those rows come back."""
+    import scipy.sparse as sp
+
+    from .lmm.blocks import PLSBlocks, elimination_order
+    from .lmm.pls import FactorData
+
+    nw = nw_module()
+    ec = engine_columns(data, spec, missing)
+    N, p, icpt = ec.n_obs, ec.p, ec.intercept
+    centre, col_of, M, names_c = ec.centre, ec.col_of, ec.M, ec.names_c
+
+    def std_expr(desc):
+        if desc is None:
+            return None
+        a, m, s = desc
+        return (nw.col(a) + (centre[a] - m)) * (1.0 / s)
+
+    def coef(desc):
+        v = np.zeros(ec.K + 1)
+        if desc is None:
+            v[0] = 1.0
+            return v
+        a, m, s = desc
+        v[0] = (centre[a] - m) / s
+        v[names_c.index(a) + 1] = 1.0 / s
+        return v
+
+    # X = Xs A (lmm.blocks.scale_fixed), y = my + sy * ys
+    A = np.eye(p)
+    x_desc = []
+    for i, nm in enumerate(ec.fixed_names):
+        if i == icpt:
+            x_desc.append(None)
+            continue
+        m, s = ec.centre_scale(col_of[nm], icpt is not None)
+        x_desc.append((col_of[nm], m, s))
+        A[i, i] = s
+        if icpt is not None:
+            A[icpt, i] = m
+    my, sy = ec.centre_scale("__bs_y", icpt is not None)
+    y_desc = ("__bs_y", my, sy)
+    Xc = np.column_stack([coef(d) for d in x_desc]) if p else np.zeros((ec.K + 1, 0))
+    yv = coef(y_desc)
+    XtX, Xty, yty = Xc.T @ M @ Xc, Xc.T @ M @ yv, float(yv @ M @ yv)
+
+    # one FactorData per factor (its blocks in the formula's order), Z = Zs Az
+    per: dict[str, dict] = {}
+    for blk, (_, bnames) in zip(spec.blocks, ec.blocks, strict=True):
+        f = per.setdefault(blk.factor, {"comps": list(blk.components), "names": [], "sizes": []})
+        f["names"] += list(bnames)
+        f["sizes"].append(len(bnames))
+    for f in per.values():
+        q = len(f["names"])
+        Az = np.eye(q)
+        descs, start = [], 0
+        for size in f["sizes"]:
+            names = f["names"][start : start + size]
+            ones = names.index("Intercept") if "Intercept" in names else None
+            for k, nm in enumerate(names):
+                if k == ones:
+                    descs.append(None)
+                    continue
+                m, s = ec.centre_scale(col_of[nm], ones is not None)
+                descs.append((col_of[nm], m, s))
+                Az[start + k, start + k] = s
+                if ones is not None:
+                    Az[start + ones, start + k] = m
+            start += size
+        f["Az"], f["z"] = Az, [std_expr(d) for d in descs]
+
+    def product(a, b):
+        if a is None and b is None:
+            return None
+        return b if a is None else a if b is None else a * b
+
+    def grouped(keys, named):
+        ones = [k for k, e in named if e is None]  # ones x ones: the count
+        named = [(k, e) for k, e in named if e is not None]
+        aggs = [nw.len().alias("__bs_n")]
+        if ec.pre.implementation is nw.Implementation.DASK:  # Dask sums columns only
+            lazy = ec.pre.select(*[nw.col(c) for c in keys], *[e.alias(k) for k, e in named])
+            aggs += [nw.col(k).sum() for k, _ in named]
+        else:
+            lazy = ec.pre
+            aggs += [e.sum().alias(k) for k, e in named]
+        out = lazy.group_by(*keys).agg(*aggs).pipe(collect_frame).to_pandas()
+        for k in ones:
+            out[k] = out["__bs_n"].astype(float)
+        return out
+
+    def level_text(df, comps):
+        out = df[comps[0]].astype(str)
+        for c in comps[1:]:
+            out = out + ":" + df[c].astype(str)
+        return out
+
+    xs = [std_expr(d) for d in x_desc]
+    ys = std_expr(y_desc)
+    stats = {}
+    for name, f in per.items():
+        q = len(f["z"])
+        named = []
+        for a in range(q):
+            for b in range(a, q):
+                named.append((f"zz{a}_{b}", product(f["z"][a], f["z"][b])))
+            for i in range(p):
+                named.append((f"zx{a}_{i}", product(f["z"][a], xs[i])))
+            named.append((f"zy{a}", product(f["z"][a], ys)))
+        df = grouped(f["comps"], named)
+        text = level_text(df, f["comps"])
+        codes, labels = pd.factorize(text, sort=True)
+        df = df.iloc[np.argsort(codes, kind="stable")].reset_index(drop=True)
+        f["labels"] = pd.Index(labels, name=name)
+        f["df"] = df
+        stats[name] = df
+    order_meta = sorted(per, key=lambda n: -len(per[n]["labels"]))  # lme4's order (stable)
+    factors = [
+        FactorData(
+            name=n,
+            codes=None,
+            labels=per[n]["labels"],
+            Z=None,
+            terms=tuple(per[n]["names"]),
+            block_sizes=tuple(per[n]["sizes"]),
+        )
+        for n in order_meta
+    ]
+    for fd in factors:
+        if fd.n_levels < 2:
+            raise DataError(
+                f"the grouping factor {fd.name!r} must have at least 2 levels; got "
+                f"{fd.n_levels} ({fd.labels[0]!r}). A variance between levels cannot be "
+                f"estimated from one level: drop (... | {fd.name}) from the formula."
+            )
+    elim = elimination_order(factors)
+    offs, o = {}, 0
+    for k in elim:
+        offs[k] = o
+        o += factors[k].n_levels * factors[k].q
+    qtot = o
+    rows, cols, vals = [], [], []
+    ZtX = np.zeros((qtot, p))
+    Zty = np.zeros(qtot)
+    level_n, A11 = [], None
+    for k, fd in enumerate(factors):
+        df, q, n = per[fd.name]["df"], fd.q, fd.n_levels
+        base = offs[k] + np.arange(n) * q
+        level_n.append(df["__bs_n"].to_numpy(dtype=np.int64))
+        blocks_k = np.zeros((n, q, q))
+        for a in range(q):
+            for b in range(a, q):
+                v = df[f"zz{a}_{b}"].to_numpy(dtype=float)
+                blocks_k[:, a, b] = blocks_k[:, b, a] = v
+            for i in range(p):
+                ZtX[base + a, i] = df[f"zx{a}_{i}"].to_numpy(dtype=float)
+            Zty[base + a] = df[f"zy{a}"].to_numpy(dtype=float)
+        if k == elim[0]:
+            A11 = blocks_k
+        ii, aa, bb = np.meshgrid(np.arange(n), np.arange(q), np.arange(q), indexing="ij")
+        rows.append((base[ii] + aa).ravel())
+        cols.append((base[ii] + bb).ravel())
+        vals.append(blocks_k.ravel())
+    for k in range(len(factors)):
+        for m_ in range(k + 1, len(factors)):
+            fk, fm = per[factors[k].name], per[factors[m_].name]
+            keys = list(dict.fromkeys(fk["comps"] + fm["comps"]))
+            named = [
+                (f"p{a}_{b}", product(fk["z"][a], fm["z"][b]))
+                for a in range(factors[k].q)
+                for b in range(factors[m_].q)
+            ]
+            df = grouped(keys, named)
+            lk = pd.Index(fk["labels"]).get_indexer(level_text(df, fk["comps"]))
+            lm = pd.Index(fm["labels"]).get_indexer(level_text(df, fm["comps"]))
+            for a in range(factors[k].q):
+                for b in range(factors[m_].q):
+                    v = df[f"p{a}_{b}"].to_numpy(dtype=float)
+                    r_ = offs[k] + lk * factors[k].q + a
+                    c_ = offs[m_] + lm * factors[m_].q + b
+                    rows += [r_, c_]
+                    cols += [c_, r_]
+                    vals += [v, v]
+    ZtZ = sp.csr_matrix(
+        (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(qtot, qtot)
+    )
+    blocks = PLSBlocks(
+        N=N,
+        XtX=XtX,
+        Xty=Xty,
+        yty=yty,
+        ZtZ=ZtZ,
+        ZtX=ZtX,
+        Zty=Zty,
+        A11=A11,
+        level_n=tuple(level_n),
+        A=A,
+        icpt=icpt,
+        my=float(my),
+        sy=float(sy),
+        Az=tuple(per[fd.name]["Az"] for fd in factors),
+        first_term_ones=tuple(fd.terms[0] == "Intercept" for fd in factors),
+    )
+    return blocks, factors
