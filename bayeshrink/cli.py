@@ -243,8 +243,10 @@ def _fit(args: argparse.Namespace) -> int:
     if args.json:
         out = result.to_dict()
         out.setdefault("n_obs", int(result.n_obs))
-        if hasattr(result, "factors"):  # several grouping factors: levels of each
-            out["n_groups"] = {f: len(result.factor_fit(f).groups) for f in result.factors}
+        if len(result.factors) > 1:  # several grouping factors: levels of each
+            out["n_groups"] = {f: len(result.ranef(factor=f)) for f in result.factors}
+        else:
+            out.setdefault("n_groups", int(result.n_groups))
         if info is not None:
             out.update({k: info[k] for k in ("aic", "bic", "n_params", "deviance")})
         json.dump(_jsonable(out), sys.stdout, indent=2, allow_nan=False)
