@@ -258,6 +258,11 @@ def engine_columns(data, spec, missing: str):
     check_missing_option(missing)
     lazy = lazy_frame(data)
     schema = lazy.collect_schema()
+    # Decimal columns are float64 here as on the pandas path (frames.engine_to_pandas)
+    decimals = [name for name, dtype in schema.items() if str(dtype).startswith("Decimal")]
+    if decimals:
+        lazy = lazy.with_columns(*[nw.col(c).cast(nw.Float64) for c in decimals])
+        schema = lazy.collect_schema()
     names = list(schema.names())
     check_columns(pd.DataFrame(columns=names), spec)
     group = spec.group

@@ -2,7 +2,7 @@
 
 >>> import bayeshrink as bs
 >>> sorted(bs.list_datasets())[:3]
-['dyestuff', 'dyestuff2', 'efron_morris']
+['cbpp', 'dyestuff', 'dyestuff2']
 >>> bs.load_dataset("eight_schools").shape
 (8, 3)
 """
