@@ -46,13 +46,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..api import SINGULAR_TOL
 from ..errors import ConvergenceWarning, MethodError
 from .design import MixedStats
 
 __all__ = ["LMMComponents", "ProfiledCriterion", "estimate_lmm", "theta_layout"]
-
-#: lme4's isSingular(): a diagonal entry of Lambda below this is "on the boundary".
-SINGULAR_TOL = 1e-4
 
 
 def theta_layout(block_sizes) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

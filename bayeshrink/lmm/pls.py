@@ -57,6 +57,7 @@ import pandas as pd
 import scipy.linalg as sla
 import scipy.sparse as sp
 
+from ..api import SINGULAR_TOL
 from ..errors import ConvergenceWarning, DataError, MethodError
 from .blocks import (
     PLSBlocks,
@@ -72,8 +73,6 @@ from .estimate import theta_layout
 
 __all__ = ["FactorData", "MultiComponents", "PLSBlocks", "fit_pls", "row_blocks"]
 
-#: lme4's isSingular(): a diagonal entry of a relative covariance factor below this is singular.
-SINGULAR_TOL = 1e-4
 #: Largest Schur complement (random effects of all factors but the first) factored densely.
 MAX_DENSE = 12_000
 
