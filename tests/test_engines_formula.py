@@ -46,7 +46,7 @@ def assert_same_fit(fit, ref, rtol=1e-9):
     np.testing.assert_allclose(fit.fixef, ref.fixef, rtol=rtol, atol=0)
     np.testing.assert_allclose(fit.loglik, ref.loglik, rtol=rtol)
     np.testing.assert_allclose(fit.sigma, ref.sigma, rtol=rtol)
-    cov, ref_cov = np.asarray(fit.cov_re, dtype=float), np.asarray(ref.cov_re, dtype=float)
+    cov, ref_cov = np.asarray(fit.cov_re(), dtype=float), np.asarray(ref.cov_re(), dtype=float)
     np.testing.assert_allclose(cov, ref_cov, rtol=rtol, atol=rtol * np.abs(ref_cov).max())
     modes, ref_modes = fit.ranef().to_numpy(), ref.ranef().to_numpy()
     np.testing.assert_allclose(modes, ref_modes, rtol=0, atol=rtol * np.abs(ref_modes).max())
