@@ -195,7 +195,7 @@ def _check_response_column(data, response: str) -> None:
             return
     else:
         return
-    check_normal_response(values, response, stacklevel=4)
+    check_normal_response(values, response)
 
 
 def _single_interaction(formula: str) -> tuple[str, ...] | None:

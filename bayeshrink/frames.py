@@ -14,7 +14,14 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-from .errors import ColumnError, DataError, DataTypeError, RowsDroppedWarning, describe_rows
+from .errors import (
+    ColumnError,
+    DataError,
+    DataTypeError,
+    RowsDroppedWarning,
+    describe_rows,
+    warn,
+)
 
 __all__ = [
     "Missing",
@@ -261,11 +268,10 @@ def check_missing(
         return None
     rows = describe_rows(df.index[bad])
     if missing == "drop":
-        warnings.warn(
+        warn(
             f"left out {int(bad.sum())} of {len(bad)} rows where {subject} held {problem} "
             f"({rows}).",
             RowsDroppedWarning,
-            stacklevel=4,
         )
         return ~bad
     raise missing_error(subject, rows, int(bad.sum()), problem, fix)

@@ -27,7 +27,6 @@ cross-products from the frame; nothing here knows about estimators.
 from __future__ import annotations
 
 import difflib
-import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -40,6 +39,7 @@ from ..errors import (
     FormulaError,
     TimeConvertedWarning,
     describe_rows,
+    warn,
 )
 from ..frames import Missing, as_frame, check_missing, check_missing_option, factorize
 from .newdata import RowEncoder, time_to_days
@@ -178,12 +178,11 @@ def _prepare_covariates(df: pd.DataFrame, spec: FormulaSpec) -> tuple[pd.DataFra
                 if origin is not None
                 else "days (a timedelta of 36 hours is 1.5)"
             )
-            warnings.warn(
+            warn(
                 f"the {col.dtype} covariate {c!r} enters the formula as {since}; its coefficient "
                 f"is per day. To choose another unit or origin, convert the column first, e.g. "
                 f"df['t'] = (df[{c!r}] - <origin>) / pd.Timedelta(hours=1).",
                 TimeConvertedWarning,
-                stacklevel=5,
             )
         elif isinstance(col.dtype, pd.CategoricalDtype) and not col.dtype.ordered:
             # formulae sorts an unordered Categorical's levels and keeps an ordered one's order:
