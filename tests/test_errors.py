@@ -201,9 +201,7 @@ def test_from_arrays_needs_ssw():
 )
 def test_warnings_point_at_the_callers_line(kwargs):
     # a warning names the line of the user's code that called bs.fit, whichever path the fit
-    # takess inside the package
-    import numpy as np
-
+    # takes inside the package
     df = bs.load_dataset("sleepstudy").copy()
     df.loc[3, "Reaction"] = np.nan
     with pytest.warns(bs.RowsDroppedWarning) as record:
