@@ -100,14 +100,23 @@ def code_factor(df: pd.DataFrame, components, text: bool = False) -> tuple[np.nd
     from ..frames import interaction_labels
 
     components = list(components)
-    for c in components:
-        codes, labels = factorize(df[c].reset_index(drop=True).rename(c))
+    coded = [factorize(df[c].reset_index(drop=True).rename(c)) for c in components]
     if len(components) == 1 and not text:
+        codes, labels = coded[0]
         return codes, labels.rename(components[0])
+    # Levels in R's order for `factor(a:b)`: each component's own level order (numbers
+    # numerically, text alphabetically), the first component varying slowest, unused
+    # combinations dropped; sorting the joined text would put "10" before "2".
     name = ":".join(components)
-    labels_text = interaction_labels(df, components)
-    codes, uniques = pd.factorize(labels_text, sort=True)
-    return np.asarray(codes, dtype=np.intp), pd.Index(uniques, name=name)
+    labels_text = interaction_labels(df, components).to_numpy()
+    if len(components) == 1:
+        key = coded[0][0]
+    else:
+        key = np.zeros(len(df), dtype=np.int64)
+        for codes, labels in coded:  # re-coded after each step: no int64 overflow
+            key = np.unique(key * len(labels) + codes, return_inverse=True)[1].astype(np.int64)
+    _, first, codes = np.unique(key, return_index=True, return_inverse=True)
+    return np.asarray(codes, dtype=np.intp), pd.Index(labels_text[first], name=name)
 
 
 def _quiet():
