@@ -1,24 +1,18 @@
 r"""lme4's everyday API after a fit: predict, fitted, resid, simulate, confint, information
 criteria and anova, as methods of every fit (:class:`InferenceMixin`).
 
-The subpackage, one idea per module: :mod:`.pieces` (what a fit supplies, shared helpers),
-:mod:`.predict` (predict, pooling lines), :mod:`.rows` (fitted, resid, simulate on the model's
-rows), :mod:`.profile` (parameter names, lme4's profile), :mod:`.bootstrap` (bootMer),
-:mod:`.confint`, :mod:`.anova` (information criteria, likelihood-ratio tests).
+The subpackage, one idea per module: :mod:`.model` (the small model API every method is written
+over: :class:`ModelPieces`, one :class:`Term` per grouping factor), :mod:`.backends` (its
+deviance, conditional covariance, simulated responses and refits, from per-group
+cross-products or from rows), :mod:`.predict` (predict, pooling lines), :mod:`.rows` (fitted,
+resid, simulate), :mod:`.profile` (parameter names, lme4's profile), :mod:`.bootstrap`
+(bootMer), :mod:`.confint`, :mod:`.anova` (information criteria, likelihood-ratio tests).
 
 Every function takes a fitted model (a one-way :class:`~bayeshrink.ShrinkageFit`, a formula
-:class:`~bayeshrink.MixedFit` or a several-factor :class:`~bayeshrink.MultiFit`), and works from
-one small bundle of what the fit must supply (:func:`fit_pieces`; :class:`MultiPieces` for
-several factors): its estimates (fixed effects and their covariance, the random
-effects' covariance, sigma, each group's BLUPs and conditional covariance), Z_j'X_j per group
-(for the fixed effects' share of a group's prediction error), its per-group cross-products and
-random-effects layout (for profiles and the parametric bootstrap), and an encoder that evaluates
-new rows with the fit's formula. The one-way fit is the formula ``y ~ 1 + (1 | g)``: its
+:class:`~bayeshrink.MixedFit` or a several-factor :class:`~bayeshrink.MultiFit`) and works from
+its :func:`model_of`: one implementation whatever the number of grouping factors (a one-factor
+fit is the one-term case). The one-way fit is the formula ``y ~ 1 + (1 | g)``: its
 cross-products are built from its group sizes, means and within-group sums of squares.
-
-The estimator's criterion is reached only through :func:`ml_deviance_function`,
-:func:`profiled_ml_criterion` and :func:`refit_from_stats`, on the estimator's standardized
-cross-products (``MixedStats.std``, mapped back by :class:`.profile.Scale`).
 
 The Bayesian reading, term by term:
 
@@ -45,30 +39,34 @@ import pandas as pd
 
 from ..errors import RefitWarning
 from .anova import anova, information
-from .bootstrap import DenseRefit, bootstrap, bootstrap_multi, refit_from_stats
+from .backends import DenseRefit, MultiSystem, refit_from_stats
+from .bootstrap import bootstrap, bootstrap_multi
 from .confint import confint
-from .pieces import (
-    FactorPieces,
-    FitPieces,
-    MultiPieces,
+from .model import (
+    ModelPieces,
+    ModelRows,
+    Term,
     factor_columns,
-    fit_pieces,
-    group_values,
     level_values,
+    model_of,
     response_values,
 )
 from .predict import pooling_predictions, predict
-from .profile import ml_deviance_function, profiled_ml_criterion, variance_parameter_names
-from .rows import ModelRows, fitted, model_rows, resid, simulate
+from .profile import Profile, variance_parameter_names
+from .rows import fitted, model_rows, resid, simulate
+
+#: The former name of :func:`model_of`
+fit_pieces = model_of
 
 __all__ = [
     "DenseRefit",
-    "FactorPieces",
-    "FitPieces",
     "InferenceMixin",
+    "ModelPieces",
     "ModelRows",
-    "MultiPieces",
+    "MultiSystem",
+    "Profile",
     "RefitWarning",
+    "Term",
     "anova",
     "bootstrap",
     "bootstrap_multi",
@@ -76,14 +74,12 @@ __all__ = [
     "factor_columns",
     "fit_pieces",
     "fitted",
-    "group_values",
     "information",
     "level_values",
-    "ml_deviance_function",
+    "model_of",
     "model_rows",
     "pooling_predictions",
     "predict",
-    "profiled_ml_criterion",
     "refit_from_stats",
     "resid",
     "response_values",
@@ -96,7 +92,7 @@ __all__ = [
 
 
 class InferenceMixin:
-    """lme4's after-fit API as methods of every fit (ShrinkageFit and MixedFit)."""
+    """lme4's after-fit API as methods of every fit (ShrinkageFit, MixedFit, MultiFit)."""
 
     def predict(
         self,
