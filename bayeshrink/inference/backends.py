@@ -409,14 +409,13 @@ class RowsBackend:
     def scale(self) -> Scale:
         return Scale.identity(self.system.X.shape[1], sum(self._q))
 
-    def own_rows(self, model):
-        from .model import ModelRows
-
+    def own_rows(self, model) -> dict:
+        """The fit's rows, as the fields of a :class:`~.model.ModelRows`."""
         d = self.fit.design
         by_name = {f.name: f for f in d.factors}
         fs = [by_name[t.name] for t in model.terms]
         off = 0.0 if d.offset is None else d.offset
-        return ModelRows(
+        return dict(
             index=pd.RangeIndex(len(d.y)),
             X=d.X,
             offset=off,

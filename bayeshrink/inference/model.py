@@ -158,6 +158,11 @@ class ModelPieces:
         return len(self.beta) + self.n_theta + 1
 
     @property
+    def oneway(self) -> bool:
+        """The one-way model ``y ~ 1 + (1 | g)`` of group statistics (no formula to evaluate)."""
+        return isinstance(self.encoder, _OneWayEncoder)
+
+    @property
     def block_sizes(self) -> tuple[int, ...]:
         """Every term's blocks in order: the layout of the stacked theta."""
         return tuple(s for t in self.terms for s in t.block_sizes)
@@ -190,10 +195,13 @@ class ModelPieces:
         return E
 
     # ------------------------------------------------------------------ rows
-    def rows(self, df: pd.DataFrame, *, random: bool = True, response: bool = False) -> ModelRows:
+    def rows(
+        self, df: pd.DataFrame, *, random: bool = True, only: Term | None = None, response=False
+    ) -> ModelRows:
         """``df`` evaluated with the fit's formula; ``random=False`` leaves every level unknown
-        (and needs no grouping column)."""
-        comps = tuple(dict.fromkeys(c for t in self.terms for c in t.components))
+        (and needs no grouping column), ``only`` every level but those of one term."""
+        chosen = [t for t in self.terms if only is None or t is only]
+        comps = tuple(dict.fromkeys(c for t in chosen for c in t.components))
         self.encoder.check_columns(df, extra=comps if random else ())
         X, Zall = self.encoder.evaluate(df)
         parts: dict[str, list[np.ndarray]] = {}
@@ -204,7 +212,7 @@ class ModelPieces:
         n = len(df)
         codes, labels = [], []
         for t in self.terms:
-            if random:
+            if random and t in chosen:
                 vals = t.values(df)
                 codes.append(t.positions(vals))
                 labels.append(pd.Index(vals))
@@ -223,7 +231,8 @@ class ModelPieces:
 
     def own_rows(self) -> ModelRows | None:
         """The fit's own rows, where it keeps them (several factors)."""
-        return self.backend.own_rows(self)
+        rows = self.backend.own_rows(self)
+        return None if rows is None else ModelRows(**rows)
 
     def cond_var(self, rows: ModelRows) -> tuple[np.ndarray, np.ndarray]:
         """Per row Var(z'b | y) over the levels the fit has seen, and the loadings K on beta."""

@@ -10,17 +10,19 @@ import pandas as pd
 
 from ..errors import DataError, MethodError
 from .model import ModelPieces, ModelRows, check_level, check_long, model_of
-from .model import _OneWayEncoder as _OneWay
 
 
-def new_level_error(term, values: pd.Series, what: str) -> DataError:
+def new_level_error(term, values: pd.Series, what: str, several: bool) -> DataError:
+    """A level not in the fit; with several factors the message says which factor's."""
     new = pd.unique(values)
     shown = ", ".join(repr(v.item() if hasattr(v, "item") else v) for v in new[:5]) + (
         " ..." if len(new) > 5 else ""
     )
+    name = f"the grouping factor {term.name!r}" if several else repr(term.name)
+    of = f" of {term.name!r}" if several else ""
     return DataError(
-        f"`newdata` must hold levels of {term.name!r} seen in the fit {what}; for the grouping "
-        f"factor {term.name!r} it holds {len(new)} new level(s) of {term.name!r}: {shown}."
+        f"`newdata` must hold levels of {name} seen in the fit {what}; got {len(new)} new "
+        f"level(s){of}: {shown}."
     )
 
 
@@ -28,11 +30,12 @@ def model_rows_of(p: ModelPieces, df: pd.DataFrame, random: bool, allow_new: boo
     """``df`` evaluated with the fit's formula; a level not in the fit raises unless
     ``allow_new``."""
     rows = p.rows(df, random=random)
+    several = len(p.terms) > 1
     if random and not allow_new:
         for t, codes, labels in zip(p.terms, rows.codes, rows.labels, strict=True):
             if (codes < 0).any():
                 err = new_level_error(
-                    t, pd.Series(labels[codes < 0]), "unless allow_new_levels=True"
+                    t, pd.Series(labels[codes < 0]), "unless allow_new_levels=True", several
                 )
                 raise DataError(
                     f"{err} Pass allow_new_levels=True to give those rows 0 for {t.name!r}'s "
@@ -122,7 +125,7 @@ def predict(
         )
     level = check_level(level)
     if newdata is None:
-        if not isinstance(p.encoder, _OneWay):
+        if not p.oneway:
             raise DataError(
                 "`newdata` must be given for a formula fit: it keeps its cross-products or its "
                 "design matrices, not its data frame. Pass the data frame you fitted to get "
@@ -202,12 +205,14 @@ def pooling_predictions(fit, newdata, factor: str | None = None) -> pd.DataFrame
     df = as_frame(newdata)
     p = model_of(fit)
     term = p.term(factor)
-    rows = p.rows(df)
+    rows = p.rows(df, only=term)
     i = p.terms.index(term)
     pos, Z = rows.codes[i], rows.Z[i]
     if (pos < 0).any():
-        raise new_level_error(term, pd.Series(rows.labels[i][pos < 0]), "for pooling predictions")
-    if isinstance(p.encoder, _OneWay):
+        raise new_level_error(
+            term, pd.Series(rows.labels[i][pos < 0]), "for pooling predictions", len(p.terms) > 1
+        )
+    if p.oneway:
         t = fit.table()
         none = t["no_pooling"].to_numpy()[pos]
         complete = np.full(len(df), fit.complete_pooling)
