@@ -33,9 +33,7 @@ fit's own term names, with the intercept written ``(Intercept)`` as lme4 does.
 
 from __future__ import annotations
 
-from typing import Literal
-
-import pandas as pd
+import functools
 
 from ..errors import RefitWarning
 from .anova import anova, information
@@ -91,63 +89,25 @@ __all__ = [
 # =============================================================================== fit methods
 
 
+def _method(function):
+    """``function(fit, ...)`` as a method of every fit, with its signature and docstring."""
+
+    @functools.wraps(function)
+    def method(self, *args, **kwargs):
+        return function(self, *args, **kwargs)
+
+    return method
+
+
 class InferenceMixin:
-    """lme4's after-fit API as methods of every fit (ShrinkageFit, MixedFit, MultiFit)."""
+    """lme4's after-fit API as methods of every fit (ShrinkageFit, MixedFit, MultiFit): each
+    is the function of this package of the same name, written once over the fit's model."""
 
-    def predict(
-        self,
-        newdata=None,
-        *,
-        random: bool = True,
-        allow_new_levels: bool = False,
-        interval: Literal["prediction", "confidence"] | None = None,
-        level: float = 0.95,
-        fixef_uncertainty: bool = True,
-    ) -> pd.Series | pd.DataFrame:
-        """Predictions for new rows, as lme4's ``predict``; see :func:`bayeshrink.predict`."""
-        return predict(
-            self,
-            newdata,
-            random=random,
-            allow_new_levels=allow_new_levels,
-            interval=interval,
-            level=level,
-            fixef_uncertainty=fixef_uncertainty,
-        )
-
-    def confint(
-        self,
-        parm: str | list[str] | None = None,
-        level: float = 0.95,
-        method: Literal["wald", "profile", "bootstrap"] = "wald",
-        *,
-        n_boot: int = 500,
-        random_seed: int | None = None,
-    ) -> pd.DataFrame:
-        """Confidence intervals as lme4's ``confint(oldNames = FALSE)``; see
-        :func:`bayeshrink.confint`."""
-        return confint(self, parm, level, method, n_boot=n_boot, random_seed=random_seed)
-
-    def fitted(self, data=None) -> pd.Series:
-        """lme4's ``fitted(m)``: X beta_hat + Z b_hat per row (:func:`bayeshrink.inference.fitted`).
-
-        ``data`` is the frame that was fitted (or rows of known levels); a fit with several
-        grouping factors keeps its rows and may be called without it."""
-
-        return fitted(self, data)
-
-    def resid(self, data=None) -> pd.Series:
-        """lme4's ``residuals(m)``: the response minus ``fitted()``; ``data`` as for
-        :meth:`fitted`."""
-
-        return resid(self, data)
-
-    def simulate(self, nsim: int = 1, seed: int | None = None, data=None) -> pd.DataFrame:
-        """lme4's ``simulate(m, nsim, seed)``: new responses from the fitted model with the
-        random effects redrawn, one column per simulation (``sim_1``, ...); ``data`` as for
-        :meth:`fitted`. See :func:`bayeshrink.inference.simulate`."""
-
-        return simulate(self, nsim, seed, data)
+    predict = _method(predict)
+    confint = _method(confint)
+    fitted = _method(fitted)
+    resid = _method(resid)
+    simulate = _method(simulate)
 
     @property
     def n_params(self) -> int:

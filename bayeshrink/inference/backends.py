@@ -55,16 +55,34 @@ def theta_bounds(diag: np.ndarray) -> list[tuple[float | None, None]]:
     return [(0.0, None) if d else (None, None) for d in diag]
 
 
-def restart_zeros(f, best, bounds, diag, starts=(0.02, 0.1, 0.5), jac=None, constraints=()):
-    """SDs left at 0 restarted from inside (the criterion is even there): the best result."""
-    zero = diag & (best.x <= 1e-6)
-    if not zero.any():
+def score(res) -> float:
+    """An optimisation result's value, infinite when it ended infeasible."""
+    ok = (res.success or res.status in (0, 8, 9)) and float(res.fun) < 1e299
+    return float(res.fun) if ok else math.inf
+
+
+def best_of(f, starts, bounds, jac=None, constraints=()):
+    """The best minimisation from the first start that ends feasible (or from all)."""
+    best = None
+    for x0 in starts:
+        res = minimize(f, x0, bounds, jac=jac, constraints=constraints)
+        if best is None or score(res) < score(best):
+            best = res
+        if np.isfinite(score(res)):
+            break
+    return best
+
+
+def restart_zeros(f, best, bounds, zero, starts=(0.02, 0.1, 0.5), unit=1.0, jac=None, cons=()):
+    """Entries ``zero`` (SDs left at 0) restarted from inside at ``starts`` x ``unit`` (the
+    criterion is even there): the best result."""
+    if not np.any(zero):
         return best
     for v in starts:
         x0 = best.x.copy()
-        x0[zero] = v
-        res = minimize(f, x0, bounds, jac=jac, constraints=constraints)
-        if res.fun < best.fun - 1e-12 * abs(best.fun):
+        x0[zero] = v * np.broadcast_to(unit, x0.shape)[zero]
+        res = minimize(f, x0, bounds, jac=jac, constraints=cons)
+        if score(res) < score(best) - 1e-12 * abs(best.fun):
             best = res
     return best
 
@@ -149,7 +167,8 @@ def refit_from_stats(stats, block_sizes, method: str, theta0: np.ndarray):
     bnds = theta_bounds(diag)
     best = minimize(f, theta0, bnds, jac=True)
     for _ in range(2):
-        again = restart_zeros(f, best, bnds, diag, (0.02, 0.1, 0.5, 1.0), jac=True)
+        zero = diag & (best.x <= 1e-6)
+        again = restart_zeros(f, best, bnds, zero, (0.02, 0.1, 0.5, 1.0), jac=True)
         if again is best:
             break
         best = again

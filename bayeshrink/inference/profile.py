@@ -9,7 +9,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from .backends import chol_psd, minimize, theta_bounds
+from .backends import best_of, chol_psd, restart_zeros, score, theta_bounds
 from .model import ModelPieces, model_of, refit_by_method
 
 
@@ -83,12 +83,6 @@ def theta_from_phi(p: ModelPieces, phi: np.ndarray, Gz: np.ndarray | None = None
     return L[rows, cols]
 
 
-def _score(res) -> float:
-    """An optimisation result's value, infinite when it ended infeasible."""
-    ok = (res.success or res.status in (0, 8, 9)) and float(res.fun) < 1e299
-    return float(res.fun) if ok else math.inf
-
-
 def _criterion(backend):
     """The backend's profiled ML criterion as scipy wants it, and its ``jac``."""
     if backend.grad:
@@ -152,21 +146,9 @@ class Profile:
         for k, s_ in zip(free, sc, strict=True):
             lo, hi = self.bounds(k)
             bnds.append((lo / s_, hi / s_))
-        best = None
-        for x0 in (phi_start[free] / sc, self.phi_hat[free] / sc):
-            res = minimize(obj, x0, bnds)
-            if best is None or _score(res) < _score(best):
-                best = res
-            if np.isfinite(_score(res)):
-                break
+        best = best_of(obj, (phi_start[free] / sc, self.phi_hat[free] / sc), bnds)
         zero = (self.kind[free] == "sd") & (best.x <= 1e-6)
-        if zero.any():
-            for v0 in (0.02, 0.1, 0.5):
-                x0 = best.x.copy()
-                x0[zero] = v0 * self.p.sigma / sc[zero]
-                res = minimize(obj, x0, bnds)
-                if _score(res) < _score(best) - 1e-12 * abs(best.fun):
-                    best = res
+        best = restart_zeros(obj, best, bnds, zero, unit=self.p.sigma / sc)
         phi = np.empty(len(self.phi_hat))
         phi[i] = value
         phi[free] = np.clip(best.x, [b[0] for b in bnds], [b[1] for b in bnds]) * sc
@@ -215,7 +197,7 @@ class Profile:
         if kind == "cor":
             return self.zeta_cor(i, value, start)
         sy = self.sc.sy
-        bnds = [(0.0, None) if d else (None, None) for d in self.diag]
+        bnds = theta_bounds(self.diag)
         cons = ()
         jac = None
         if kind == "sigma":
@@ -245,26 +227,12 @@ class Profile:
         theta_hat = self.theta_hat
         if kind == "sd":
             theta_hat = np.r_[theta_hat, math.log(self.phi_hat[-1] / sy)]
-        starts = [np.asarray(start, float), theta_hat]
-        best = None
-        for x0 in starts:
-            res = minimize(f, x0, bnds, jac=jac, constraints=cons)
-            if best is None or _score(res) < _score(best):
-                best = res
-            if np.isfinite(_score(res)):
-                break
+        best = best_of(f, (np.asarray(start, float), theta_hat), bnds, jac, cons)
         diag = np.r_[self.diag, False] if kind == "sd" else self.diag
-        zero = diag & (best.x <= 1e-6)  # restart diagonal entries left at 0 (even there)
-        if zero.any() or not np.isfinite(_score(best)):
-            zero = zero | (diag & ~np.isfinite(_score(best)))
-            for v0 in (0.02, 0.1, 0.5):
-                x0 = best.x.copy()
-                x0[zero] = v0
-                res = minimize(f, x0, bnds, jac=jac, constraints=cons)
-                if _score(res) < _score(best) - 1e-12 * abs(best.fun):
-                    best = res
-        fun = float(best.fun)
-        d = max(fun - self.base, 0.0)
+        # restart diagonal entries left at 0 (the criterion is even there), all if infeasible
+        zero = diag & ((best.x <= 1e-6) | ~np.isfinite(score(best)))
+        best = restart_zeros(f, best, bnds, zero, jac=jac, cons=cons)
+        d = max(float(best.fun) - self.base, 0.0)
         x = np.asarray(best.x)
         return math.copysign(math.sqrt(d), value - self.phi_hat[i]), x[: len(self.diag)]
 
@@ -273,16 +241,9 @@ class Profile:
         """beta_j held at ``value`` (the model's ``with_fixed``), theta re-optimised with beta
         and sigma profiled out."""
         f, jac = _criterion(self.p.backend.with_fixed(j, value))
-        diag = self.diag
-        bnds = theta_bounds(diag)
-        best = None
-        for x0 in (start, self.theta_hat):
-            res = minimize(f, x0, bnds, jac=jac)
-            if best is None or res.fun < best.fun:
-                best = res
-            if res.success and np.isfinite(res.fun):
-                break
-        best = _restart(f, best, bnds, diag, jac)  # diagonal entries left at 0 (see zeta_var)
+        bnds = theta_bounds(self.diag)
+        best = best_of(f, (start, self.theta_hat), bnds, jac)
+        best = restart_zeros(f, best, bnds, self.diag & (best.x <= 1e-6), jac=jac)  # as zeta_var
         d = max(float(best.fun) - self.base, 0.0)
         return math.copysign(math.sqrt(d), value - self.p.beta[j]), np.asarray(best.x)
 
@@ -349,12 +310,6 @@ class Profile:
         if a == b:
             return float(a)
         return float(optimize.brentq(g, a, b, xtol=1e-12 * max(1.0, abs(b)), rtol=1e-12))
-
-
-def _restart(f, best, bnds, diag, jac):
-    from .backends import restart_zeros
-
-    return restart_zeros(f, best, bnds, diag, jac=jac)
 
 
 def estimates(p: ModelPieces) -> pd.Series:
