@@ -159,9 +159,11 @@ def test_simulate_refuses_summary_data():
 def test_dense_refit_is_the_fit(crossed):
     """The bootstrap's refit at the fitted response lands on the fit (two of our own paths; the
     refit's optimiser uses finite differences, which stop at ~1e-6 relative in theta)."""
-    from bayeshrink.inference.bootstrap import DenseRefit
+    from bayeshrink.inference import model_of
 
-    beta, sigma, covs = DenseRefit(crossed).refit(crossed.design.y)
+    p = model_of(crossed)
+    beta, sigma, covs, converged = p.backend.refit(p, crossed.design.y)
+    assert converged
     np.testing.assert_allclose(beta, crossed.fixef, rtol=1e-9)
     np.testing.assert_allclose(sigma, crossed.sigma, rtol=1e-5)
     for cov, name in zip(covs, crossed.factors, strict=True):

@@ -37,7 +37,7 @@ import functools
 
 from ..errors import RefitWarning
 from .anova import anova, information
-from .backends import DenseRefit, MultiSystem, refit_from_stats
+from .backends import MultiSystem, RowsBackend, refit_from_stats
 from .bootstrap import bootstrap, bootstrap_multi
 from .confint import confint
 from .model import (
@@ -57,13 +57,13 @@ from .rows import fitted, model_rows, resid, simulate
 fit_pieces = model_of
 
 __all__ = [
-    "DenseRefit",
     "InferenceMixin",
     "ModelPieces",
     "ModelRows",
     "MultiSystem",
     "Profile",
     "RefitWarning",
+    "RowsBackend",
     "Term",
     "anova",
     "bootstrap",

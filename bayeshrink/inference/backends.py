@@ -8,8 +8,8 @@ conditional covariance, simulated responses and refits (see :mod:`.model` for th
   each group's cross-products from their exact distribution.
 * :class:`RowsBackend`: several grouping factors, from the fit's rows: lme4's penalised least
   squares on the sparse Z Lambda (:class:`MultiSystem`), responses simulated row by row and
-  refitted with the dense criterion of :class:`DenseRefit` (or, for many random effects, the
-  estimator itself).
+  refitted with the dense criterion of :meth:`RowsBackend.dense_parts` (or, for many random
+  effects, the estimator itself).
 """
 
 from __future__ import annotations
@@ -448,10 +448,8 @@ class RowsBackend:
         """The observed levels' joint posterior, cross-factor covariances included (exact, from
         the sparse factor of the mixed-model equations at the estimates)."""
         system = self.system
-        by_name = dict(zip([t.name for t in model.terms], range(len(model.terms)), strict=True))
-        order = [by_name[f.name] for f in system.factors]
-        st = system.solve([rel_factor(model.terms[i].cov_re, model.sigma) for i in order])
-        Zn = system._z([rows.Z[i] for i in order], [rows.codes[i] for i in order], len(rows.index))
+        st = system.solve([rel_factor(t.cov_re, model.sigma) for t in model.terms])
+        Zn = system._z(rows.Z, rows.codes, len(rows.index))
         w = (Zn @ st["L"]).toarray()  # rows' (Lambda'z)'
         Mw = st["lu"].solve(w.T)  # q x n
         var = model.sigma**2 * np.einsum("iq,qi->i", w, Mw)
@@ -504,130 +502,90 @@ class RowsBackend:
         for k in range(n):
             yield sims[:, k] if off is None else sims[:, k] - off
 
-    def refit(self, model, y, theta0) -> Refit:
+    def refit(self, model, y, theta0=None) -> Refit:
         """The fit's method on its own design (X and every factor's Z reused; only y
-        changes): the dense criterion where the random effects fit a dense matrix."""
+        changes): the dense criterion of :meth:`dense_parts` where the random effects fit a
+        dense matrix, the estimator otherwise. Started at the fitted theta."""
         d = self.fit.design
-        if self.system.q <= MAX_DENSE_REFIT:
-            if self._dense is None:
-                self._dense = DenseRefit(self.fit)
-            beta, sigma, covs = self._dense.refit(y)
-            return Refit(beta, sigma, covs)
-        from ..lmm.pls import fit_pls
+        if self.system.q > MAX_DENSE_REFIT:
+            from ..lmm.pls import fit_pls
 
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always", ConvergenceWarning)
-            comp = fit_pls(y, d.X, list(d.factors), model.method)
-        stalled = any(issubclass(w.category, ConvergenceWarning) for w in caught)
-        by_name = {e.name: e for e in comp.factors}
-        covs = [np.asarray(by_name[t.name].cov, float) for t in model.terms]
-        return Refit(np.asarray(comp.beta, float), float(comp.sigma), covs, not stalled)
-
-
-#: Largest number of random effects the bootstrap refits with the dense criterion
-MAX_DENSE_REFIT = 3000
-
-
-class DenseRefit:
-    """The profiled REML/ML criterion of a several-factor design for new responses, from its
-    cross-products (lme4's penalised least squares, dense): what the bootstrap refits.
-
-    Z'Z, Z'X and X'X are built once from the fit's design; a new response needs only Z'y, X'y
-    and y'y. For relative factors Lambda(theta) (lme4's theta layout, factor by factor) with
-    L L' = Lambda'Z'Z Lambda + I, c_u = L^-1 Lambda'Z'y and R_ZX = L^-1 Lambda'Z'X:
-    H = X'X - R_ZX'R_ZX, beta = H^-1 (X'y - R_ZX'c_u), r^2 = y'y - c_u'c_u - (X'y - R_ZX'c_u)'beta,
-    and -2 log L = log|L L'| + N (1 + log(2 pi r^2 / N)) (ML), or with log|H| added and N - p
-    for N (REML). The same criterion as :func:`bayeshrink.lmm.pls.fit_pls`, for designs whose
-    random effects fit a dense q x q matrix."""
-
-    def __init__(self, fit):
-        from ..lmm.estimate import theta_layout
-
-        system = MultiSystem(fit)
-        self.method = fit.method
-        by_name = {f.name: f for f in fit.design.factors}
-        self.factors = [by_name[n] for n in fit.factors]
-        if [f.name for f in system.factors] != fit.factors:  # pragma: no cover - one order
-            raise RuntimeError("the design's factors are not in the fit's order")
-        self.Z, self.X = system.Z, system.X
-        self.N, self.p = self.X.shape
-        self.ZtZ = np.asarray((self.Z.T @ self.Z).todense())
-        self.ZtX = np.asarray(self.Z.T @ self.X)
-        self.XtX = self.X.T @ self.X
-        self.layout = [theta_layout(f.block_sizes) for f in self.factors]
-        self.diag = np.concatenate([lay[2] for lay in self.layout])
-        self.theta_hat = np.asarray(fit.theta, float)
-        self.scalar = all(f.q == 1 for f in self.factors)
-        self.levels = np.array([f.n_levels for f in self.factors])
-
-    def _T(self, theta):
-        out, i = [], 0
-        for f, (rr, cc, _) in zip(self.factors, self.layout, strict=True):
-            T = np.zeros((f.q, f.q))
-            T[rr, cc] = theta[i : i + len(rr)]
-            i += len(rr)
-            out.append(T)
-        return out
-
-    def parts(self, theta, Zty, Xty, yty):
-        from scipy.linalg import block_diag, solve_triangular
-
-        if self.scalar:  # every term scalar: Lambda is diagonal
-            d = np.repeat(theta, self.levels)
-            M = self.ZtZ * d[:, None] * d[None, :]
-            M[np.diag_indices_from(M)] += 1.0
-            LZy, LZX = d * Zty, d[:, None] * self.ZtX
-        else:
-            Ts = self._T(theta)
-            lam = block_diag(
-                *[np.kron(np.eye(f.n_levels), T) for f, T in zip(self.factors, Ts, strict=True)]
-            )
-            M = lam.T @ self.ZtZ @ lam + np.eye(len(lam))
-            LZy, LZX = lam.T @ Zty, lam.T @ self.ZtX
-        L = np.linalg.cholesky(M)
-        cu = solve_triangular(L, LZy, lower=True)
-        RZX = solve_triangular(L, LZX, lower=True)
-        H = self.XtX - RZX.T @ RZX
-        rhs = Xty - RZX.T @ cu
-        beta = np.linalg.solve(H, rhs) if self.p else np.zeros(0)
-        r2 = float(yty - cu @ cu - rhs @ beta)
-        return L, H, beta, r2
-
-    def criterion(self, theta, Zty, Xty, yty) -> float:
-        try:
-            L, H, _, r2 = self.parts(theta, Zty, Xty, yty)
-        except np.linalg.LinAlgError:
-            return 1e300
-        if not r2 > 0:
-            return 1e300
-        dev = 2.0 * float(np.log(np.diag(L)).sum())
-        n = self.N
-        if self.method == "reml":
-            dev += float(np.linalg.slogdet(H)[1]) if self.p else 0.0
-            n = self.N - self.p
-        return dev + n * (1.0 + np.log(2.0 * np.pi * r2 / n))
-
-    def refit(self, y: np.ndarray):
-        """beta, sigma and each factor's covariance (in the fit's factor order) for response y."""
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always", ConvergenceWarning)
+                comp = fit_pls(y, d.X, list(d.factors), model.method)
+            stalled = any(issubclass(w.category, ConvergenceWarning) for w in caught)
+            by_name = {e.name: e for e in comp.factors}
+            covs = [np.asarray(by_name[t.name].cov, float) for t in model.terms]
+            return Refit(np.asarray(comp.beta, float), float(comp.sigma), covs, not stalled)
         from scipy import optimize
 
-        Zty = np.asarray(self.Z.T @ y).reshape(-1)
-        Xty = self.X.T @ y
-        yty = float(y @ y)
+        Z, X = self.system.Z, self.system.X
+        moments = (np.asarray(Z.T @ y).reshape(-1), X.T @ y, float(y @ y))
+        N, p = X.shape
+        n = N - p if model.method == "reml" else N
 
         def f(theta):
-            return self.criterion(theta, Zty, Xty, yty)
+            try:
+                L, H, _, r2 = self.dense_parts(theta, *moments)
+            except np.linalg.LinAlgError:
+                return 1e300
+            if not r2 > 0:
+                return 1e300
+            dev = 2.0 * float(np.log(np.diag(L)).sum())
+            if model.method == "reml" and p:
+                dev += float(np.linalg.slogdet(H)[1])
+            return dev + n * (1.0 + np.log(2.0 * np.pi * r2 / n))
 
-        bounds = theta_bounds(self.diag)
+        from ..lmm.estimate import theta_layout
+
+        diag = theta_layout(self.block_sizes)[2]
+        bounds = theta_bounds(diag)
         opts = {"ftol": 1e-11, "gtol": 1e-5, "maxiter": 200}
-        best = optimize.minimize(f, self.theta_hat, method="L-BFGS-B", bounds=bounds, options=opts)
-        zero = self.diag & (best.x <= 1e-6)
+        theta_hat = np.asarray(self.fit.theta, float)
+        best = optimize.minimize(f, theta_hat, method="L-BFGS-B", bounds=bounds, options=opts)
+        zero = diag & (best.x <= 1e-6)
         for v in (0.1, 0.5, 1.0) if zero.any() else ():
             x0 = best.x.copy()
             x0[zero] = v
             res = optimize.minimize(f, x0, method="L-BFGS-B", bounds=bounds, options=opts)
             if res.fun < best.fun:
                 best = res
-        _, _, beta, r2 = self.parts(best.x, Zty, Xty, yty)
-        sigma = float(np.sqrt(r2 / (self.N - (self.p if self.method == "reml" else 0))))
-        return beta, sigma, [sigma**2 * T @ T.T for T in self._T(best.x)]
+        _, _, beta, r2 = self.dense_parts(best.x, *moments)
+        sigma = float(np.sqrt(r2 / n))
+        return Refit(beta, sigma, [sigma**2 * T @ T.T for T in self._Ts(best.x)])
+
+    def dense_parts(self, theta, Zty, Xty, yty):
+        """lme4's penalised least squares from cross-products (dense; Z'Z, Z'X and X'X built
+        once, a response needs only Z'y, X'y and y'y). With L L' = Lambda'Z'Z Lambda + I,
+        c_u = L^-1 Lambda'Z'y and R_ZX = L^-1 Lambda'Z'X: H = X'X - R_ZX'R_ZX,
+        beta = H^-1 (X'y - R_ZX'c_u), r^2 = y'y - c_u'c_u - (X'y - R_ZX'c_u)'beta; -2 log L is
+        log|L L'| + N (1 + log(2 pi r^2 / N)) (ML), or with log|H| added and N - p for N
+        (REML), the criterion of :func:`bayeshrink.lmm.pls.fit_pls`."""
+        from scipy.linalg import block_diag, solve_triangular
+
+        if self._dense is None:
+            Z, X = self.system.Z, self.system.X
+            self._dense = (np.asarray((Z.T @ Z).todense()), np.asarray(Z.T @ X), X.T @ X)
+        ZtZ, ZtX, XtX = self._dense
+        factors = self.system.factors
+        if all(f.q == 1 for f in factors):  # every term scalar: Lambda is diagonal
+            d = np.repeat(theta, [f.n_levels for f in factors])
+            M = ZtZ * d[:, None] * d[None, :]
+            M[np.diag_indices_from(M)] += 1.0
+            LZy, LZX = d * Zty, d[:, None] * ZtX
+        else:
+            Ts = zip(factors, self._Ts(theta), strict=True)
+            lam = block_diag(*[np.kron(np.eye(f.n_levels), T) for f, T in Ts])
+            M = lam.T @ ZtZ @ lam + np.eye(len(lam))
+            LZy, LZX = lam.T @ Zty, lam.T @ ZtX
+        L = np.linalg.cholesky(M)
+        cu = solve_triangular(L, LZy, lower=True)
+        RZX = solve_triangular(L, LZX, lower=True)
+        H = XtX - RZX.T @ RZX
+        rhs = Xty - RZX.T @ cu
+        beta = np.linalg.solve(H, rhs) if len(rhs) else np.zeros(0)
+        return L, H, beta, float(yty - cu @ cu - rhs @ beta)
+
+
+#: Largest number of random effects the bootstrap refits with the dense criterion
+MAX_DENSE_REFIT = 3000

@@ -9,11 +9,11 @@ import numpy as np
 import pandas as pd
 
 from ..errors import ConvergenceWarning, DataError
-from .backends import DenseRefit, refit_from_stats
+from .backends import refit_from_stats
 from .model import check_count, check_long, model_of
 from .profile import estimates, phi_from, theta_from_phi
 
-__all__ = ["DenseRefit", "bootstrap", "bootstrap_multi", "refit_from_stats"]
+__all__ = ["bootstrap", "bootstrap_multi", "refit_from_stats"]
 
 
 def bootstrap(fit, n_boot: int = 500, random_seed: int | None = None) -> pd.DataFrame:

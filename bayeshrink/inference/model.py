@@ -309,6 +309,8 @@ def model_of(fit) -> ModelPieces:
             )
             for e in fit.components.factors
         )
+        if [f.name for f in d.factors] != [t.name for t in terms]:  # pragma: no cover
+            raise RuntimeError("the design's factors are not in the fit's order")
         return ModelPieces(
             **common,
             terms=terms,
