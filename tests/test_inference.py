@@ -30,7 +30,7 @@ import bayeshrink as bs
 from bayeshrink.inference import (
     RefitWarning,
     bootstrap,
-    fit_pieces,
+    model_of,
     refit_from_stats,
 )
 from bayeshrink.inference.backends import Scale
@@ -392,7 +392,7 @@ def test_bootstrap_refits_reach_the_optimum():
     from bayeshrink.lmm.estimate import ProfiledCriterion, estimate_lmm, theta_layout
 
     m = fitted("slopes", "REML")
-    p = fit_pieces(m)
+    p = model_of(m)
     seen = []
     import importlib
 
@@ -425,7 +425,7 @@ def test_simulated_cross_products_have_the_right_moments():
     """E[y*'y*] and E[X'y*] of the exact cross-product simulation, against their closed forms
     (Monte Carlo tolerance)."""
     m = fitted("intercepts", "ML")
-    p = fit_pieces(m)
+    p = model_of(m)
     s = p.backend.stats
     rng_draws = 4000
     import importlib

@@ -35,7 +35,7 @@ from conftest import REFERENCE, load_ref
 
 import bayeshrink as bs
 from bayeshrink.errors import DataError
-from bayeshrink.inference import RefitWarning, fit_pieces
+from bayeshrink.inference import RefitWarning, model_of
 from bayeshrink.inference.profile import Profile
 
 RTOL = 1e-6
@@ -199,7 +199,7 @@ def test_profile_minimum_is_the_ml_deviance():
 
 def _dense_pieces(m, data, fe_terms):
     """Z, G, X from the data frame by hand (independent of the estimator's layout)."""
-    p = fit_pieces(m)
+    p = model_of(m)
     cols, G_blocks, keys = [], [], []
     for f in p.terms:
         (comp,) = f.components
@@ -283,7 +283,7 @@ def test_diagonal_posterior_blocks_match_the_estimator():
     from bayeshrink.inference.backends import MultiSystem, rel_factor
 
     m, _ = fitted("sim_crossed", "REML")
-    p = fit_pieces(m)
+    p = model_of(m)
     sysm = MultiSystem(m)
     st = sysm.solve([rel_factor(f.cov_re, p.sigma) for f in p.terms])
     A = st["A"].toarray()

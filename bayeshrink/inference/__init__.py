@@ -38,7 +38,7 @@ import functools
 from ..errors import RefitWarning
 from .anova import anova, information
 from .backends import MultiSystem, RowsBackend, refit_from_stats
-from .bootstrap import bootstrap, bootstrap_multi
+from .bootstrap import bootstrap
 from .confint import confint
 from .model import (
     ModelPieces,
@@ -53,9 +53,6 @@ from .predict import pooling_predictions, predict
 from .profile import Profile, variance_parameter_names
 from .rows import fitted, model_rows, resid, simulate
 
-#: The former name of :func:`model_of`
-fit_pieces = model_of
-
 __all__ = [
     "InferenceMixin",
     "ModelPieces",
@@ -67,10 +64,8 @@ __all__ = [
     "Term",
     "anova",
     "bootstrap",
-    "bootstrap_multi",
     "confint",
     "factor_columns",
-    "fit_pieces",
     "fitted",
     "information",
     "level_values",

@@ -13,7 +13,7 @@ from .backends import refit_from_stats
 from .model import check_count, check_long, model_of
 from .profile import estimates, phi_from, theta_from_phi
 
-__all__ = ["bootstrap", "bootstrap_multi", "refit_from_stats"]
+__all__ = ["bootstrap", "refit_from_stats"]
 
 
 def bootstrap(fit, n_boot: int = 500, random_seed: int | None = None) -> pd.DataFrame:
@@ -53,7 +53,3 @@ def bootstrap(fit, n_boot: int = 500, random_seed: int | None = None) -> pd.Data
     out = pd.DataFrame(rows, columns=estimates(p).index)
     out.attrs.update(n_boot=n_boot, random_seed=random_seed)
     return out
-
-
-#: The former name of :func:`bootstrap` for several grouping factors (one function serves all)
-bootstrap_multi = bootstrap
