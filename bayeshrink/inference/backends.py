@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import dataclass
+from functools import cached_property
 from typing import NamedTuple
 
 import numpy as np
@@ -419,14 +420,21 @@ class RowsBackend:
 
     def __init__(self, fit, block_sizes: tuple[int, ...], qs: list[int], y=None, X=None):
         self.fit = fit
-        self.system = MultiSystem(fit, y, X)
+        self._yX = (y, X)
         self.block_sizes = block_sizes  # every term's blocks, in the model's term order
         self._q = qs  # each term's number of random terms
         self._dense = None
 
+    @cached_property
+    def system(self) -> MultiSystem:
+        """The sparse system, built when first needed (predictions without intervals, fitted
+        values and simulations do not need it)."""
+        return MultiSystem(self.fit, *self._yX)
+
     @property
     def scale(self) -> Scale:
-        return Scale.identity(self.system.X.shape[1], sum(self._q))
+        X = self.fit.design.X if self._yX[1] is None else self._yX[1]
+        return Scale.identity(np.shape(X)[1], sum(self._q))
 
     def own_rows(self, model) -> dict:
         """The fit's rows, as the fields of a :class:`~.model.ModelRows`."""
