@@ -172,18 +172,17 @@ class ModelPieces:
         return tuple(n for t in self.terms for n in t.terms)
 
     def term(self, factor: str | None = None) -> Term:
-        names = [t.name for t in self.terms]
-        if factor is None:
-            if len(self.terms) == 1:
-                return self.terms[0]
-            raise ColumnError(
-                f"`factor` must name one of the grouping factors {names} for a fit with "
-                f"several; got None. Pass e.g. factor={names[0]!r}."
-            )
-        for t in self.terms:
-            if t.name == factor:
-                return t
-        raise ColumnError(f"`factor` must be one of the grouping factors {names}; got {factor!r}.")
+        """The term of grouping factor ``factor`` (which may be left out when there is one)."""
+        by_name = {t.name: t for t in self.terms}
+        if factor in by_name or (factor is None and len(by_name) == 1):
+            return by_name.get(factor, self.terms[0])
+        names = list(by_name)
+        raise ColumnError(
+            f"`factor` must be one of the grouping factors {names}; got {factor!r}."
+            if factor is not None
+            else f"`factor` must name one of the grouping factors {names} for a fit with "
+            f"several; got None. Pass e.g. factor={names[0]!r}."
+        )
 
     def fixed_of_random(self, term: Term) -> np.ndarray:
         """E (terms x fixed): 1 where a random term has a fixed effect of the same name, so that
