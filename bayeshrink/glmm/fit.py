@@ -217,16 +217,25 @@ def _fit_glmm(data, formula, family, link, nagq, weights, missing):
 
     def dev0(theta):
         core.set_theta(theta)
+        u0 = state["u"] if "theta" not in state else core.carry_u(state["u"], state["theta"])
         try:
-            beta, u, S = core.pirls_joint(state["beta"], state["u"])
+            beta, u, S = core.pirls_joint(state["beta"], u0)
         except PirlsError as exc:
             fail(exc, theta, state["beta"])
-        state.update(beta=beta, u=u, S=S)
+        state.update(beta=beta, u=u, S=S, theta=np.array(theta, dtype=float))
         return core.laplace(beta, u)
+
+    grad0 = None
+    if core.has_gradient:
+
+        def grad0(theta):
+            if not np.array_equal(state.get("theta"), theta):
+                dev0(theta)
+            return core.laplace_gradient(state["beta"], state["u"], profiled=True)
 
     # a start for the second stage (nagq >= 1) need not be tight
     theta1, f1, _, info1 = minimize(
-        dev0, theta0, lower, newton=(nagq == 0), ftol=1e-13 if nagq == 0 else 1e-9
+        dev0, theta0, lower, grad=grad0, newton=(nagq == 0), ftol=1e-13 if nagq == 0 else 1e-9
     )
     dev0(theta1)
     beta1, u1, S1 = state["beta"].copy(), state["u"].copy(), state["S"].copy()
@@ -238,20 +247,32 @@ def _fit_glmm(data, formula, family, link, nagq, weights, missing):
     else:
         R = np.linalg.cholesky(np.linalg.inv(S1)) if p else np.zeros((0, 0))
         nt = len(theta0)
+        state["x"] = np.concatenate([theta1, np.zeros(p)])
         lower2 = np.concatenate([lower, np.full(p, -np.inf)])
 
         def dev1(x):
             theta, beta = x[:nt], beta1 + R @ x[nt:]
             core.set_theta(theta)
+            u0 = core.carry_u(state["u"], state["x"][:nt])
             try:
-                u = core.pirls_u(beta, state["u"])
+                u = core.pirls_u(beta, u0)
             except PirlsError as exc:
                 fail(exc, theta, beta)
             state["u"] = u
+            state["x"] = np.array(x, dtype=float)
             return core.laplace(beta, u) if nagq == 1 else core.agq(beta, u, nagq)
 
+        grad1 = None
+        if nagq == 1 and core.has_gradient:
+
+            def grad1(x):
+                if not np.array_equal(state.get("x"), x):
+                    dev1(x)
+                g_theta, g_beta = core.laplace_gradient(beta1 + R @ x[nt:], state["u"])
+                return np.concatenate([g_theta, R.T @ g_beta])
+
         x, dev, hess, info2 = minimize(
-            dev1, np.concatenate([theta1, np.zeros(p)]), lower2, quasi=False
+            dev1, np.concatenate([theta1, np.zeros(p)]), lower2, grad=grad1, quasi=False
         )
         info["stage2"] = info2
         dev1(x)
