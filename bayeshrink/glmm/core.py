@@ -157,9 +157,11 @@ class GlmmCore:
             d = np.abs(np.diag(T_new))
             if d.min() > 1e-6 * max(1.0, d.max()):
                 U = u[pos : pos + size].reshape(f.J, f.k)
-                u[pos : pos + size] = sla.solve_triangular(
-                    T_new, f.T(t_old) @ U.T, lower=True
-                ).T.ravel()
+                T_old = f.T(t_old)
+                if f.k == 1:
+                    u[pos : pos + size] = U[:, 0] * (T_old[0, 0] / T_new[0, 0])
+                else:
+                    u[pos : pos + size] = np.linalg.solve(T_new, T_old @ U.T).T.ravel()
             pos += size
         return u
 
@@ -386,8 +388,10 @@ class GlmmCore:
         f = self.factors[0]
         codes, J = f.codes, f.J
         c = self._cache
-        if c is None or not np.array_equal(c[1], u) or not np.array_equal(
-            c[0], self.offset + self.X @ beta
+        if (
+            c is None
+            or not np.array_equal(c[1], u)
+            or not np.array_equal(c[0], self.offset + self.X @ beta)
         ):
             self.pirls_u(beta, u)
         _, r, W = self._mode_rows

@@ -20,7 +20,7 @@ from .family import get_family
 from .frame import glmm_design
 from .optimize import minimize
 
-__all__ = ["fit_glmm"]
+__all__ = ["build_core", "fit_design", "fit_glmm"]
 
 #: Fit from per-group sufficient statistics where rows share (group, covariates, offset).
 AGGREGATE = True
@@ -155,8 +155,6 @@ def fit_glmm(
 
 
 def _fit_glmm(data, formula, family, link, nagq, weights, missing):
-    from .results import GlmmFit
-
     fam = get_family(family, link)
     if isinstance(nagq, bool) or not isinstance(nagq, (int, np.integer)) or not 0 <= nagq <= 100:
         raise MethodError(
@@ -175,6 +173,13 @@ def _fit_glmm(data, formula, family, link, nagq, weights, missing):
             f"`nagq` > 1 (adaptive Gauss-Hermite) needs a single scalar random term such as "
             f"(1 | g); got nagq={nagq} with {what}. Use nagq=1 (Laplace), as lme4 requires."
         )
+    return fit_design(des, fam, nagq)
+
+
+def build_core(des, fam):
+    """The estimator's core for a design: X centred and scaled, Z scaled, and the rows replaced
+    by per-cell sufficient statistics where that shrinks them. Returns (core, A, zscale) with
+    ``beta = A beta_s`` and ``b = u T_s' / zscale``."""
     Xs, A = _standardize_X(des.X)
     zscale = []
     factors = []
@@ -194,11 +199,22 @@ def _fit_glmm(data, formula, family, link, nagq, weights, missing):
         )
         # the rows' log-likelihood differs from the aggregate's by a constant
         core.const = const_full
-    if fam.name == "binomial":
+    return core, A, zscale
+
+
+def fit_design(des, fam, nagq: int, start=None, check_separation: bool = True):
+    """The two-stage fit of an evaluated design (:func:`~.frame.glmm_design`); ``start`` an
+    earlier fit on the same design (a parametric-bootstrap refit): its estimates start both
+    stages."""
+    from .results import GlmmFit
+
+    core, A, zscale = build_core(des, fam)
+    factors = core.factors
+    if check_separation and fam.name == "binomial":
         _check_separation(core, des.fixed_names)
+    p = core.p
     lower = np.array([lo for f in factors for lo in f.theta_lower()])
     theta0 = np.array([t for f in factors for t in f.theta_start()])
-    p = Xs.shape[1]
 
     def fail(exc, theta, beta):
         raise PirlsConvergenceError(
@@ -207,13 +223,17 @@ def _fit_glmm(data, formula, family, link, nagq, weights, missing):
             "Check for separation or extreme counts, or simplify the random effects."
         ) from exc
 
-    # a plain GLM for the start (theta = 0)
+    # a plain GLM for the start (theta = 0), or the earlier fit's estimates
     state = {"beta": np.zeros(p), "u": np.zeros(core.q)}
-    core.set_theta(np.zeros_like(theta0))
-    try:
-        state["beta"], _, _ = core.pirls_joint(state["beta"], state["u"])
-    except PirlsError as exc:
-        fail(exc, np.zeros_like(theta0), state["beta"])
+    if start is not None:
+        theta0 = np.maximum(np.asarray(start._theta_s, dtype=float), lower)
+        state["beta"] = np.asarray(start._beta_s, dtype=float).copy()
+    else:
+        core.set_theta(np.zeros_like(theta0))
+        try:
+            state["beta"], _, _ = core.pirls_joint(state["beta"], state["u"])
+        except PirlsError as exc:
+            fail(exc, np.zeros_like(theta0), state["beta"])
 
     def dev0(theta):
         core.set_theta(theta)
@@ -286,6 +306,9 @@ def _fit_glmm(data, formula, family, link, nagq, weights, missing):
         vcov_s = R @ (2.0 * inv[nt:, nt:]) @ R.T
         vcov_s = 0.5 * (vcov_s + vcov_s.T)
     core.set_theta(theta_s)
-    return GlmmFit._from_core(
+    out = GlmmFit._from_core(
         des, core, fam, nagq, theta_s, beta_s, u, dev, A, zscale, vcov_s, hess, info
     )
+    # the estimator's coordinates, for refits started from this fit
+    out._theta_s, out._beta_s = np.asarray(theta_s).copy(), np.asarray(beta_s).copy()
+    return out
