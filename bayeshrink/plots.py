@@ -499,7 +499,12 @@ def _as_term_dict(fits, term=None) -> dict[str, _Term]:
 
 
 def plot_shrinkage(
-    fits, *, sharex: bool = True, term: str | None = None, factor: str | None = None
+    fits,
+    *,
+    sharex: bool = True,
+    term: str | None = None,
+    factor: str | None = None,
+    scale: str = "link",
 ) -> Figure:
     """The partial-pooling picture: an arrow per group from its own estimate to its BLUP.
 
@@ -515,7 +520,27 @@ def plot_shrinkage(
     shrinkage matrix, "other terms held fixed") is not the fraction moved.
     :func:`plot_shrinkage_2d` shows the two terms at once. With several grouping factors ``factor``
     picks one.
+
+    For a GLMM (:class:`~bayeshrink.glmm.GlmmFit`) the arrows go from each group's own GLM
+    estimate to its conditional mode, on the link scale or, with ``scale="response"``, as
+    probabilities or rates (:func:`bayeshrink.plots_glmm.plot_shrinkage_glmm`).
     """
+    from .glmm.results import GlmmFit
+
+    if isinstance(fits, GlmmFit):
+        from .plots_glmm import plot_shrinkage_glmm
+
+        return plot_shrinkage_glmm(fits, term=term, factor=factor, scale=scale)
+    if scale != "link":
+        raise MethodError(
+            f"`scale` must be 'link' (the default) except for a GLMM; got scale={scale!r} for "
+            "a normal model, whose estimates have one scale."
+        )
+    if isinstance(fits, Mapping) and any(isinstance(v, GlmmFit) for v in fits.values()):
+        raise DataTypeError(
+            "`fits` must be one GLMM fit, or a dict of normal fits; got a dict holding a GLMM. "
+            "Draw each GLMM with its own bs.plot_shrinkage(fit)."
+        )
     if not isinstance(fits, dict):
         fits = one_factor(fits, factor)
     if isinstance(fits, FitResult) and term is None and len(fits.random_terms) > 1:
@@ -617,8 +642,21 @@ def plot_shrinkage_curve(
     Long data: B(n) = 1 / (1 + n tau^2/sigma^2) for the fitted variance ratio, with the groups
     marked, and dashed curves for other variance ratios given in ``ratios``; ``n_max`` extends
     the n axis (default five times the largest group). Summary data: B(se) = se^2 / (se^2 +
-    tau^2), with other between-group SDs in ``taus``.
+    tau^2), with other between-group SDs in ``taus``. A GLMM: B against the information of a
+    group's data at its conditional mode (:func:`bayeshrink.plots_glmm.plot_shrinkage_curve_glmm`;
+    other SDs in ``taus``).
     """
+    from .glmm.results import GlmmFit
+
+    if isinstance(fit, GlmmFit):
+        from .plots_glmm import plot_shrinkage_curve_glmm
+
+        if ratios is not None or n_max is not None:
+            raise DataError(
+                "`ratios` and `n_max` are for normal models; for a GLMM give `taus` (SDs on "
+                "the link scale)."
+            )
+        return plot_shrinkage_curve_glmm(fit, taus)
     if len(_check_fit(fit).random_terms) > 1:
         raise DataTypeError(
             f"`fit` must have one random term here (B_j = 1 / (1 + n_j tau^2 / sigma^2) holds "
@@ -704,6 +742,7 @@ def plot_forest(
     term: str | None = None,
     factor: str | None = None,
     max_labels: int = 40,
+    scale: str = "link",
 ) -> Figure:
     """Per-group central ``prob`` intervals, one level for every row of the figure.
 
@@ -721,12 +760,31 @@ def plot_forest(
     labels. The figure is at most
     ``FOREST_MAX_HEIGHT`` (11) inches tall and its legend sits inside it, under the axes, so a
     plain ``fig.savefig(path)`` keeps everything.
+
+    A GLMM: own GLM estimate +- z se and conditional mode +- z pred_sd on the link scale, or
+    with ``scale="response"`` their ends mapped to probabilities or rates; a group with no
+    finite own estimate (all failures, all successes, all zero) gets an open triangle at the
+    axis' edge on the link scale (:class:`bayeshrink.plots_glmm.GlmmPicture`).
     """
     from scipy.stats import norm
 
-    _no_draws_for_factors(fit, plugin, full)
-    fit = _Term(one_factor(fit, factor), term)
+    from .glmm.results import GlmmFit
+
+    glmm = isinstance(fit, GlmmFit)
+    if glmm:
+        from .plots_glmm import GlmmPicture
+
+        fit = GlmmPicture(fit, term, factor, scale)
+    else:
+        if scale != "link":
+            raise MethodError(
+                f"`scale` must be 'link' (the default) except for a GLMM; got {scale!r}."
+            )
+        _no_draws_for_factors(fit, plugin, full)
+        fit = _Term(one_factor(fit, factor), term)
     t = fit.table
+    word = "conditional mode" if glmm else "BLUP"
+    tr = fit.to_scale if glmm else np.asarray
     if not 0 < prob < 1:
         raise DataError(f"`prob` must be between 0 and 1; got {prob!r}. For example 0.95.")
     if (
@@ -740,21 +798,18 @@ def plot_forest(
         )
     z = float(norm.ppf(0.5 + prob / 2))
     level = f"{prob:.0%}"
-    rows = [
-        (
-            f"no pooling: own estimate $\\pm$ {z:.2f} $se_j$ ({level})",
-            t["no_pooling"],
-            t["no_pooling"] - z * t["se"],
-            t["no_pooling"] + z * t["se"],
-            LIKELIHOOD,
-        )
-    ]
+    own = (
+        fit.own_rows(z)
+        if glmm
+        else (t["no_pooling"], t["no_pooling"] - z * t["se"], t["no_pooling"] + z * t["se"])
+    )
+    rows = [(f"no pooling: own estimate $\\pm$ {z:.2f} $se_j$ ({level})", *own, LIKELIHOOD)]
     rows.append(
         (
-            f"partial pooling: BLUP $\\pm$ {z:.2f} pred_sd ({level})",
-            t["blup"],
-            t["blup"] - z * t["pred_sd"],
-            t["blup"] + z * t["pred_sd"],
+            f"partial pooling: {word} $\\pm$ {z:.2f} pred_sd ({level})",
+            tr(t["blup"]),
+            tr(t["blup"] - z * t["pred_sd"]),
+            tr(t["blup"] + z * t["pred_sd"]),
             POSTERIOR,
         )
     )
@@ -766,9 +821,9 @@ def plot_forest(
             rows.append(
                 (
                     f"{label}: central {level}",
-                    post["mean"].to_numpy(),
-                    post["lo"].to_numpy(),
-                    post["hi"].to_numpy(),
+                    tr(post["mean"].to_numpy()),
+                    tr(post["lo"].to_numpy()),
+                    tr(post["hi"].to_numpy()),
                     color,
                 )
             )
@@ -807,11 +862,15 @@ def plot_forest(
             **style,
         )
     ax.axvline(fit.mu, color=PRIOR, ls="--", lw=1.0, label=fit.centre_label)
+    if glmm and fit.scale == "link" and (fit.infinite != 0).any():
+        from .plots_glmm import mark_infinite
+
+        mark_infinite(ax, fit, y, order, offsets[0])
     if caterpillar:
         shown = np.unique(np.linspace(0, k - 1, max_labels).round().astype(int))
         ax.set_yticks(y[shown], labels[order][shown], fontsize=7)
         ax.set_ylim(-1, k)
-        ax.set_ylabel(f"{k:,} groups sorted by BLUP ({len(shown)} labelled)")
+        ax.set_ylabel(f"{k:,} groups sorted by {word} ({len(shown)} labelled)")
     else:
         ax.set_yticks(y, labels, fontsize=9)
     ax.set_xlabel(fit.axis_label)
@@ -822,12 +881,12 @@ def plot_forest(
         ncol=2,
         markerscale=3.0 if caterpillar else 1.0,
     )
-    what = "No pooling and partial pooling (BLUP)"
+    what = f"No pooling and partial pooling ({word})"
     if len(drawn) == 1:
-        what = f"No pooling, partial pooling (BLUP) and {drawn[0]} draws"
+        what = f"No pooling, partial pooling ({word}) and {drawn[0]} draws"
     elif drawn:
-        what = f"No pooling, partial pooling (BLUP), {' and '.join(drawn)} draws"
-    where = f"{k:,} groups sorted by BLUP" if caterpillar else f"{k} groups"
+        what = f"No pooling, partial pooling ({word}), {' and '.join(drawn)} draws"
+    where = f"{k:,} groups sorted by {word}" if caterpillar else f"{k} groups"
     # one line while it fits the 7.5-inch width at 10 points (about 95 characters), else two:
     # a longer line is cut at both edges of a saved figure
     sep = ": " if len(what) + len(level) + len(where) < 80 else ":\n"

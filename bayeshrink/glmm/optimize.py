@@ -72,6 +72,23 @@ def gd_hessian(grad, x, lower, free, h=1e-5):
     return 0.5 * (H + H.T)
 
 
+def _probe_zero(f, x, lower, values=(0.05, 0.2, 0.5, 1.0)):
+    """A point below ``f(x)`` with one coordinate at a lower bound of 0 moved off it, or None."""
+    at_zero = np.flatnonzero((lower == 0.0) & (x <= 1e-12))
+    if not len(at_zero):
+        return None
+    f0 = f(x)
+    best, fbest = None, f0 - 1e-9 * (1.0 + abs(f0))
+    for i in at_zero:
+        for v in values:
+            y = x.copy()
+            y[i] = v
+            fy = f(y)
+            if fy < fbest:
+                best, fbest = y, fy
+    return best
+
+
 def minimize(fun, x0, lower, *, grad=None, newton=True, quasi=True, max_newton=12, ftol=1e-13):
     """Minimise ``fun`` over ``x >= lower`` (``grad`` its gradient, if known). Returns
     (x, f, H, info)."""
@@ -118,6 +135,20 @@ def minimize(fun, x0, lower, *, grad=None, newton=True, quasi=True, max_newton=1
             options={"maxiter": 500, "ftol": ftol, "gtol": 1e-7},
         )
         x = np.maximum(res.x, lower)
+        # a diagonal entry of theta (lower bound 0) at 0 is a stationary point of an even
+        # function (the deviance depends on theta_jj through theta_jj^2 there): its gradient is
+        # exactly 0 even when the deviance falls away from it. Probe it, and restart if so
+        best = _probe_zero(f, x, lower)
+        if best is not None:
+            res = optimize.minimize(
+                f,
+                best,
+                jac=quasi_jac,
+                method="L-BFGS-B",
+                bounds=bounds,
+                options={"maxiter": 500, "ftol": ftol, "gtol": 1e-7},
+            )
+            x = np.maximum(res.x, lower)
     fx = f(x)
     H = None
     steps = 0
