@@ -379,7 +379,7 @@ def test_grouseticks_crossed_poisson():
 def test_sufficient_statistics_path_equals_rows(cbpp, monkeypatch):
     # Bernoulli rows with covariates constant within (herd, period): fitted from per-cell
     # successes and trials; the row-by-row path must give the same fit
-    from bayeshrink.glmm import fit as glmm_fit
+    from bayeshrink.glmm import estimate as glmm_fit
 
     rows = []
     for _, r in cbpp.iterrows():

@@ -10,7 +10,7 @@
   terms and fixed effects, on the SD scale) and ``"bootstrap"`` (parametric: :func:`simulate`,
   then each sample refitted from the fit's own estimates, lme4's ``bootMer``).
 
-The profile works on the estimator's own deviance (:func:`~.fit.build_core`: X centred and
+The profile works on the estimator's own deviance (:func:`~.estimate.build_core`: X centred and
 scaled, Z scaled, the rows aggregated where that is exact), so it is the criterion the fit
 minimised, and the bound at the fit's estimate is exactly 0.
 """
@@ -24,6 +24,7 @@ import warnings
 import numpy as np
 import pandas as pd
 
+from ..api import FitResult
 from ..errors import (
     ColumnError,
     DataError,
@@ -59,10 +60,22 @@ def parameter_names(fit) -> list[str]:
     return names + [_lme4(t) for t in fit.fixed_terms]
 
 
-def _variance_values(fit) -> np.ndarray:
+def _variance_from(fit, e) -> np.ndarray:
+    """The (sd, cor) parameters of an :class:`~.estimate.Estimate` on ``fit``'s layout."""
+    Ts = [
+        core_f.T(t) / d[:, None]
+        for core_f, t, d in zip(
+            e.core.factors, e.core.split_theta(e.theta_s), e.zscale, strict=True
+        )
+    ]
+    return _variance_values(fit, Ts)
+
+
+def _variance_values(fit, Ts=None) -> np.ndarray:
     out = []
-    for f in fit._factors:
-        cov = f.T @ f.T.T
+    for i, f in enumerate(fit._factors):
+        T = f.T if Ts is None else Ts[i]
+        cov = T @ T.T
         sd = np.sqrt(np.clip(np.diag(cov), 0.0, None))
         start = 0
         for size in f.block_sizes:
@@ -82,9 +95,8 @@ def _estimates(fit) -> pd.Series:
 
 
 def _check_fit(fit) -> None:
-    from .results import GlmmFit
-
-    if not isinstance(fit, GlmmFit):
+    # a GlmmFit (read by its parts: results.py imports this module for its methods)
+    if not (isinstance(fit, FitResult) and hasattr(fit, "_family") and hasattr(fit, "nagq")):
         raise DataTypeError(
             f"`fit` must be a GLMM fit (bs.fit(..., family='binomial' or 'poisson')); got "
             f"{type(fit).__name__}."
@@ -267,7 +279,7 @@ class _Deviance:
     """The fit's own criterion as a function of (theta_s, beta_s), PIRLS warm-started."""
 
     def __init__(self, fit):
-        from .fit import build_core
+        from .estimate import build_core
 
         if not hasattr(fit, "_theta_s"):
             raise MethodError("the fit does not carry its estimator's coordinates; refit it.")
@@ -498,7 +510,7 @@ def bootstrap(fit, n_boot: int = 500, random_seed=None, use_u: bool = False) -> 
     Returns the estimates (lme4's names, as :func:`confint`), one row per replicate; a refit
     that fails (separation, PIRLS) is a row of NaN, counted in ``attrs["failed"]`` and
     announced by a :class:`~bayeshrink.errors.RefitWarning`."""
-    from .fit import _one_thread, fit_design
+    from .estimate import estimate, one_thread
 
     _check_fit(fit)
     n_boot = _check_nsim(n_boot, "n_boot")
@@ -508,15 +520,16 @@ def bootstrap(fit, n_boot: int = 500, random_seed=None, use_u: bool = False) -> 
     names = parameter_names(fit)
     out = np.full((n_boot, len(names)), np.nan)
     failed = 0
-    with _one_thread():
+    start = (fit._theta_s, fit._beta_s)
+    with one_thread():
         for s in range(n_boot):
             d2 = dataclasses.replace(des, y=ys[:, s])
             try:
-                f2 = fit_design(d2, fam, fit.nagq, start=fit)
+                e = estimate(d2, fam, fit.nagq, start=start)
             except (SeparationError, PirlsConvergenceError):
                 failed += 1
                 continue
-            out[s] = _estimates(f2).to_numpy()
+            out[s] = np.r_[_variance_from(fit, e), e.A @ e.beta_s]
     if failed:
         warnings.warn(
             f"{failed} of {n_boot} bootstrap refits failed (separation or PIRLS) and are NaN; "
