@@ -251,3 +251,20 @@ def test_confint_bad_input(gm):
         gm.confint(level=1.5)
     with pytest.raises(ColumnError, match="must name parameters"):
         gm.confint("nope")
+
+
+def test_profile_agq_and_poisson_bounds_are_roots(cbpp):
+    # the profile runs on each fit's own deviance: AGQ's (no analytic gradient) and a Poisson
+    # fit with an offset; each bound is a root of zeta -+ z
+    z = stats.norm.ppf(0.975)
+    agq = bs.fit(cbpp, formula=F1, family="binomial", nagq=9)
+    ra = pd.read_csv(REFERENCE / "glmm_rates.csv")
+    pois = bs.fit(ra, formula="count ~ z + offset(log(exposure)) + (1 | site)", family="poisson")
+    for fit, name in ((agq, "sd_(Intercept)|herd"), (pois, "sd_(Intercept)|site"), (pois, "z")):
+        ci = fit.confint(name, method="profile")
+        dev = gi._Deviance(fit)
+        names = list(gi._estimates(fit).index)
+        pr = gi._Profile(fit, dev, name, names.index(name), 1)
+        for side, col in ((-1, "lo"), (1, "hi")):
+            assert pr.zeta(ci.loc[name, col], side) == pytest.approx(side * z, abs=1e-6)
+        assert ci.loc[name, "lo"] < ci.loc[name, "estimate"] < ci.loc[name, "hi"]
