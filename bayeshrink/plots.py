@@ -525,22 +525,10 @@ def plot_shrinkage(
     estimate to its conditional mode, on the link scale or, with ``scale="response"``, as
     probabilities or rates (:func:`bayeshrink.plots_glmm.plot_shrinkage_glmm`).
     """
-    from .glmm.results import GlmmFit
+    from .plots_glmm import glmm_shrinkage
 
-    if isinstance(fits, GlmmFit):
-        from .plots_glmm import plot_shrinkage_glmm
-
-        return plot_shrinkage_glmm(fits, term=term, factor=factor, scale=scale)
-    if scale != "link":
-        raise MethodError(
-            f"`scale` must be 'link' (the default) except for a GLMM; got scale={scale!r} for "
-            "a normal model, whose estimates have one scale."
-        )
-    if isinstance(fits, Mapping) and any(isinstance(v, GlmmFit) for v in fits.values()):
-        raise DataTypeError(
-            "`fits` must be one GLMM fit, or a dict of normal fits; got a dict holding a GLMM. "
-            "Draw each GLMM with its own bs.plot_shrinkage(fit)."
-        )
+    if (fig := glmm_shrinkage(fits, term, factor, scale)) is not None:
+        return fig
     if not isinstance(fits, dict):
         fits = one_factor(fits, factor)
     if isinstance(fits, FitResult) and term is None and len(fits.random_terms) > 1:
@@ -646,17 +634,10 @@ def plot_shrinkage_curve(
     group's data at its conditional mode (:func:`bayeshrink.plots_glmm.plot_shrinkage_curve_glmm`;
     other SDs in ``taus``).
     """
-    from .glmm.results import GlmmFit
+    from .plots_glmm import glmm_shrinkage_curve
 
-    if isinstance(fit, GlmmFit):
-        from .plots_glmm import plot_shrinkage_curve_glmm
-
-        if ratios is not None or n_max is not None:
-            raise DataError(
-                "`ratios` and `n_max` are for normal models; for a GLMM give `taus` (SDs on "
-                "the link scale)."
-            )
-        return plot_shrinkage_curve_glmm(fit, taus)
+    if (fig := glmm_shrinkage_curve(fit, ratios, taus, n_max)) is not None:
+        return fig
     if len(_check_fit(fit).random_terms) > 1:
         raise DataTypeError(
             f"`fit` must have one random term here (B_j = 1 / (1 + n_j tau^2 / sigma^2) holds "
@@ -923,6 +904,12 @@ def plot_shrinkage_2d(fit, terms: Sequence[str] | None = None, *, ax=None) -> Fi
         )
     for t in terms:
         fit._term(t)
+    from .glmm.results import GlmmFit
+
+    glmm = isinstance(fit, GlmmFit)  # own GLM fits, conditional modes, on the link scale
+    mode, own_word = (
+        ("conditional mode", "own GLM fit") if glmm else ("BLUP", "own least-squares fit")
+    )
     own = fit.own_fit()[terms]
     coef = fit.coef()[terms]
     centre = np.array([fit.table(t)["prior_mean"].iloc[0] for t in terms])
@@ -951,14 +938,15 @@ def plot_shrinkage_2d(fit, terms: Sequence[str] | None = None, *, ax=None) -> Fi
             gid="shrinkage-arrow",
             arrowprops={"arrowstyle": "-|>", "color": "0.5", "lw": 0.9, "shrinkA": 3, "shrinkB": 3},
         )
-    sizes = 25 + 125 * fit.n / fit.n.max()
+    weight = fit.table(terms[0])["trials"].to_numpy() if glmm else fit.n
+    sizes = 25 + 125 * weight / weight.max()
     ax.scatter(
         *own.to_numpy()[ok].T,
         s=sizes[ok],
         color=LIKELIHOOD,
         edgecolor="white",
         zorder=3,
-        label="own least-squares fit",
+        label=own_word,
         gid="own-fit",
     )
     ax.scatter(
@@ -967,7 +955,7 @@ def plot_shrinkage_2d(fit, terms: Sequence[str] | None = None, *, ax=None) -> Fi
         color=POSTERIOR,
         edgecolor="white",
         zorder=4,
-        label="BLUP (coef)",
+        label=f"{mode} (coef)",
         gid="blup",
     )
     ax.plot(
@@ -975,14 +963,15 @@ def plot_shrinkage_2d(fit, terms: Sequence[str] | None = None, *, ax=None) -> Fi
     )
     ax.plot([], [], color=PRIOR, lw=1.2, label="prior N(fixef, cov_re): 50% region")
     ax.plot([], [], color=PRIOR, lw=1.2, ls="--", label="prior N(fixef, cov_re): 95% region")
-    ax.set_xlabel(terms[0])
-    ax.set_ylabel(terms[1])
+    scale = f" ({fit.link} scale)" if glmm else ""
+    ax.set_xlabel(terms[0] + scale)
+    ax.set_ylabel(terms[1] + scale)
     corr = fit.corr_re().loc[terms[0], terms[1]]
     title = f"{fit.formula}\n{fit.method.upper()}: corr = {corr:.3f}" + (
         "  (boundary fit: singular covariance)" if fit.boundary else ""
     )
     if (~ok).any():
-        title += f"; {int((~ok).sum())} groups cannot fit both terms alone (BLUP only)"
+        title += f"; {int((~ok).sum())} groups cannot fit both terms alone ({mode} only)"
     ax.set_title(title, fontsize=10)
     ax.legend(fontsize=8.5, frameon=False, loc="best")
     for side in ("top", "right"):

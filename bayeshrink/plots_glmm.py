@@ -30,6 +30,8 @@ from .posterior import GROUP_DIM
 __all__ = [
     "GlmmPicture",
     "glmm_curves",
+    "glmm_shrinkage",
+    "glmm_shrinkage_curve",
     "mark_infinite",
     "plot_shrinkage_curve_glmm",
     "plot_shrinkage_glmm",
@@ -384,6 +386,43 @@ def plot_shrinkage_glmm(fit, *, term=None, factor=None, scale: str = "link"):
     )
     fig.tight_layout(rect=(0, 0.12, 1, 1))
     return fig
+
+
+def glmm_shrinkage(fits, term, factor, scale):
+    """``plot_shrinkage``'s GLMM branch: the figure for a GLMM, None for other fits (after
+    refusing a response scale for them, and a dict holding a GLMM)."""
+    from collections.abc import Mapping
+
+    from .errors import DataTypeError
+    from .glmm.results import GlmmFit
+
+    if isinstance(fits, GlmmFit):
+        return plot_shrinkage_glmm(fits, term=term, factor=factor, scale=scale)
+    if scale != "link":
+        raise MethodError(
+            f"`scale` must be 'link' (the default) except for a GLMM; got scale={scale!r} for "
+            "a normal model, whose estimates have one scale."
+        )
+    if isinstance(fits, Mapping) and any(isinstance(v, GlmmFit) for v in fits.values()):
+        raise DataTypeError(
+            "`fits` must be one GLMM fit, or a dict of normal fits; got a dict holding a GLMM. "
+            "Draw each GLMM with its own bs.plot_shrinkage(fit)."
+        )
+    return None
+
+
+def glmm_shrinkage_curve(fit, ratios, taus, n_max):
+    """``plot_shrinkage_curve``'s GLMM branch: the figure for a GLMM, None for other fits."""
+    from .glmm.results import GlmmFit
+
+    if not isinstance(fit, GlmmFit):
+        return None
+    if ratios is not None or n_max is not None:
+        raise DataError(
+            "`ratios` and `n_max` are for normal models; for a GLMM give `taus` (SDs on the "
+            "link scale)."
+        )
+    return plot_shrinkage_curve_glmm(fit, taus)
 
 
 def plot_shrinkage_curve_glmm(fit, taus=None, *, factor=None):

@@ -127,3 +127,18 @@ def test_bad_scale_and_arguments(edged):
     with pytest.raises(MethodError, match="one scalar random term"):
         bs.plot_shrinkage_curve(slopes)
     plt.close("all")
+
+
+def test_shrinkage_2d_speaks_of_glms_and_modes(tmp_path):
+    sl = pd.read_csv(REFERENCE / "glmm_slopes.csv")
+    fit = bs.fit(sl, formula="y ~ x + (x | g)", family="binomial")
+    fig = bs.plot_shrinkage_2d(fit)
+    fig.savefig(tmp_path / "shrinkage_2d.png")
+    ax = fig.axes[0]
+    labels = ax.get_legend_handles_labels()[1]
+    assert "own GLM fit" in labels and "conditional mode (coef)" in labels
+    assert not any("least-squares" in lab or "BLUP" in lab for lab in labels)
+    assert ax.get_xlabel() == "Intercept (logit scale)" and ax.get_ylabel() == "x (logit scale)"
+    [modes] = [c for c in ax.collections if c.get_gid() == "blup"]
+    np.testing.assert_allclose(modes.get_offsets(), fit.coef()[["Intercept", "x"]].to_numpy())
+    plt.close(fig)
