@@ -499,7 +499,12 @@ def _as_term_dict(fits, term=None) -> dict[str, _Term]:
 
 
 def plot_shrinkage(
-    fits, *, sharex: bool = True, term: str | None = None, factor: str | None = None
+    fits,
+    *,
+    sharex: bool = True,
+    term: str | None = None,
+    factor: str | None = None,
+    scale: str = "link",
 ) -> Figure:
     """The partial-pooling picture: an arrow per group from its own estimate to its BLUP.
 
@@ -515,7 +520,15 @@ def plot_shrinkage(
     shrinkage matrix, "other terms held fixed") is not the fraction moved.
     :func:`plot_shrinkage_2d` shows the two terms at once. With several grouping factors ``factor``
     picks one.
+
+    For a GLMM (:class:`~bayeshrink.glmm.GlmmFit`) the arrows go from each group's own GLM
+    estimate to its conditional mode, on the link scale or, with ``scale="response"``, as
+    probabilities or rates (:func:`bayeshrink.plots_glmm.plot_shrinkage_glmm`).
     """
+    from .plots_glmm import glmm_shrinkage
+
+    if (fig := glmm_shrinkage(fits, term, factor, scale)) is not None:
+        return fig
     if not isinstance(fits, dict):
         fits = one_factor(fits, factor)
     if isinstance(fits, FitResult) and term is None and len(fits.random_terms) > 1:
@@ -617,8 +630,14 @@ def plot_shrinkage_curve(
     Long data: B(n) = 1 / (1 + n tau^2/sigma^2) for the fitted variance ratio, with the groups
     marked, and dashed curves for other variance ratios given in ``ratios``; ``n_max`` extends
     the n axis (default five times the largest group). Summary data: B(se) = se^2 / (se^2 +
-    tau^2), with other between-group SDs in ``taus``.
+    tau^2), with other between-group SDs in ``taus``. A GLMM: B against the information of a
+    group's data at its conditional mode (:func:`bayeshrink.plots_glmm.plot_shrinkage_curve_glmm`;
+    other SDs in ``taus``).
     """
+    from .plots_glmm import glmm_shrinkage_curve
+
+    if (fig := glmm_shrinkage_curve(fit, ratios, taus, n_max)) is not None:
+        return fig
     if len(_check_fit(fit).random_terms) > 1:
         raise DataTypeError(
             f"`fit` must have one random term here (B_j = 1 / (1 + n_j tau^2 / sigma^2) holds "
@@ -704,6 +723,7 @@ def plot_forest(
     term: str | None = None,
     factor: str | None = None,
     max_labels: int = 40,
+    scale: str = "link",
 ) -> Figure:
     """Per-group central ``prob`` intervals, one level for every row of the figure.
 
@@ -721,12 +741,31 @@ def plot_forest(
     labels. The figure is at most
     ``FOREST_MAX_HEIGHT`` (11) inches tall and its legend sits inside it, under the axes, so a
     plain ``fig.savefig(path)`` keeps everything.
+
+    A GLMM: own GLM estimate +- z se and conditional mode +- z pred_sd on the link scale, or
+    with ``scale="response"`` their ends mapped to probabilities or rates; a group with no
+    finite own estimate (all failures, all successes, all zero) gets an open triangle at the
+    axis' edge on the link scale (:class:`bayeshrink.plots_glmm.GlmmPicture`).
     """
     from scipy.stats import norm
 
-    _no_draws_for_factors(fit, plugin, full)
-    fit = _Term(one_factor(fit, factor), term)
+    from .glmm.results import GlmmFit
+
+    glmm = isinstance(fit, GlmmFit)
+    if glmm:
+        from .plots_glmm import GlmmPicture
+
+        fit = GlmmPicture(fit, term, factor, scale)
+    else:
+        if scale != "link":
+            raise MethodError(
+                f"`scale` must be 'link' (the default) except for a GLMM; got {scale!r}."
+            )
+        _no_draws_for_factors(fit, plugin, full)
+        fit = _Term(one_factor(fit, factor), term)
     t = fit.table
+    word = "conditional mode" if glmm else "BLUP"
+    tr = fit.to_scale if glmm else np.asarray
     if not 0 < prob < 1:
         raise DataError(f"`prob` must be between 0 and 1; got {prob!r}. For example 0.95.")
     if (
@@ -740,21 +779,18 @@ def plot_forest(
         )
     z = float(norm.ppf(0.5 + prob / 2))
     level = f"{prob:.0%}"
-    rows = [
-        (
-            f"no pooling: own estimate $\\pm$ {z:.2f} $se_j$ ({level})",
-            t["no_pooling"],
-            t["no_pooling"] - z * t["se"],
-            t["no_pooling"] + z * t["se"],
-            LIKELIHOOD,
-        )
-    ]
+    own = (
+        fit.own_rows(z)
+        if glmm
+        else (t["no_pooling"], t["no_pooling"] - z * t["se"], t["no_pooling"] + z * t["se"])
+    )
+    rows = [(f"no pooling: own estimate $\\pm$ {z:.2f} $se_j$ ({level})", *own, LIKELIHOOD)]
     rows.append(
         (
-            f"partial pooling: BLUP $\\pm$ {z:.2f} pred_sd ({level})",
-            t["blup"],
-            t["blup"] - z * t["pred_sd"],
-            t["blup"] + z * t["pred_sd"],
+            f"partial pooling: {word} $\\pm$ {z:.2f} pred_sd ({level})",
+            tr(t["blup"]),
+            tr(t["blup"] - z * t["pred_sd"]),
+            tr(t["blup"] + z * t["pred_sd"]),
             POSTERIOR,
         )
     )
@@ -766,9 +802,9 @@ def plot_forest(
             rows.append(
                 (
                     f"{label}: central {level}",
-                    post["mean"].to_numpy(),
-                    post["lo"].to_numpy(),
-                    post["hi"].to_numpy(),
+                    tr(post["mean"].to_numpy()),
+                    tr(post["lo"].to_numpy()),
+                    tr(post["hi"].to_numpy()),
                     color,
                 )
             )
@@ -807,11 +843,15 @@ def plot_forest(
             **style,
         )
     ax.axvline(fit.mu, color=PRIOR, ls="--", lw=1.0, label=fit.centre_label)
+    if glmm and fit.scale == "link" and (fit.infinite != 0).any():
+        from .plots_glmm import mark_infinite
+
+        mark_infinite(ax, fit, y, order, offsets[0])
     if caterpillar:
         shown = np.unique(np.linspace(0, k - 1, max_labels).round().astype(int))
         ax.set_yticks(y[shown], labels[order][shown], fontsize=7)
         ax.set_ylim(-1, k)
-        ax.set_ylabel(f"{k:,} groups sorted by BLUP ({len(shown)} labelled)")
+        ax.set_ylabel(f"{k:,} groups sorted by {word} ({len(shown)} labelled)")
     else:
         ax.set_yticks(y, labels, fontsize=9)
     ax.set_xlabel(fit.axis_label)
@@ -822,12 +862,12 @@ def plot_forest(
         ncol=2,
         markerscale=3.0 if caterpillar else 1.0,
     )
-    what = "No pooling and partial pooling (BLUP)"
+    what = f"No pooling and partial pooling ({word})"
     if len(drawn) == 1:
-        what = f"No pooling, partial pooling (BLUP) and {drawn[0]} draws"
+        what = f"No pooling, partial pooling ({word}) and {drawn[0]} draws"
     elif drawn:
-        what = f"No pooling, partial pooling (BLUP), {' and '.join(drawn)} draws"
-    where = f"{k:,} groups sorted by BLUP" if caterpillar else f"{k} groups"
+        what = f"No pooling, partial pooling ({word}), {' and '.join(drawn)} draws"
+    where = f"{k:,} groups sorted by {word}" if caterpillar else f"{k} groups"
     # one line while it fits the 7.5-inch width at 10 points (about 95 characters), else two:
     # a longer line is cut at both edges of a saved figure
     sep = ": " if len(what) + len(level) + len(where) < 80 else ":\n"
@@ -864,6 +904,12 @@ def plot_shrinkage_2d(fit, terms: Sequence[str] | None = None, *, ax=None) -> Fi
         )
     for t in terms:
         fit._term(t)
+    from .glmm.results import GlmmFit
+
+    glmm = isinstance(fit, GlmmFit)  # own GLM fits, conditional modes, on the link scale
+    mode, own_word = (
+        ("conditional mode", "own GLM fit") if glmm else ("BLUP", "own least-squares fit")
+    )
     own = fit.own_fit()[terms]
     coef = fit.coef()[terms]
     centre = np.array([fit.table(t)["prior_mean"].iloc[0] for t in terms])
@@ -892,14 +938,15 @@ def plot_shrinkage_2d(fit, terms: Sequence[str] | None = None, *, ax=None) -> Fi
             gid="shrinkage-arrow",
             arrowprops={"arrowstyle": "-|>", "color": "0.5", "lw": 0.9, "shrinkA": 3, "shrinkB": 3},
         )
-    sizes = 25 + 125 * fit.n / fit.n.max()
+    weight = fit.table(terms[0])["trials"].to_numpy() if glmm else fit.n
+    sizes = 25 + 125 * weight / weight.max()
     ax.scatter(
         *own.to_numpy()[ok].T,
         s=sizes[ok],
         color=LIKELIHOOD,
         edgecolor="white",
         zorder=3,
-        label="own least-squares fit",
+        label=own_word,
         gid="own-fit",
     )
     ax.scatter(
@@ -908,7 +955,7 @@ def plot_shrinkage_2d(fit, terms: Sequence[str] | None = None, *, ax=None) -> Fi
         color=POSTERIOR,
         edgecolor="white",
         zorder=4,
-        label="BLUP (coef)",
+        label=f"{mode} (coef)",
         gid="blup",
     )
     ax.plot(
@@ -916,14 +963,15 @@ def plot_shrinkage_2d(fit, terms: Sequence[str] | None = None, *, ax=None) -> Fi
     )
     ax.plot([], [], color=PRIOR, lw=1.2, label="prior N(fixef, cov_re): 50% region")
     ax.plot([], [], color=PRIOR, lw=1.2, ls="--", label="prior N(fixef, cov_re): 95% region")
-    ax.set_xlabel(terms[0])
-    ax.set_ylabel(terms[1])
+    scale = f" ({fit.link} scale)" if glmm else ""
+    ax.set_xlabel(terms[0] + scale)
+    ax.set_ylabel(terms[1] + scale)
     corr = fit.corr_re().loc[terms[0], terms[1]]
     title = f"{fit.formula}\n{fit.method.upper()}: corr = {corr:.3f}" + (
         "  (boundary fit: singular covariance)" if fit.boundary else ""
     )
     if (~ok).any():
-        title += f"; {int((~ok).sum())} groups cannot fit both terms alone (BLUP only)"
+        title += f"; {int((~ok).sum())} groups cannot fit both terms alone ({mode} only)"
     ax.set_title(title, fontsize=10)
     ax.legend(fontsize=8.5, frameon=False, loc="best")
     for side in ("top", "right"):

@@ -379,7 +379,7 @@ def test_grouseticks_crossed_poisson():
 def test_sufficient_statistics_path_equals_rows(cbpp, monkeypatch):
     # Bernoulli rows with covariates constant within (herd, period): fitted from per-cell
     # successes and trials; the row-by-row path must give the same fit
-    from bayeshrink.glmm import fit as glmm_fit
+    from bayeshrink.glmm import estimate as glmm_fit
 
     rows = []
     for _, r in cbpp.iterrows():
@@ -468,3 +468,40 @@ def test_several_factor_glmm_prints_bounded_tables_and_needs_factor():
     with pytest.raises(bs.ColumnError, match="when the model has several"):
         f.ranef()
     assert len(f.ranef(factor="BROOD")) == 118
+
+
+def test_theta_at_zero_is_not_taken_for_the_optimum(cbpp):
+    # cbpp's sizes and periods with these incidences (a parametric-bootstrap sample): the
+    # deviance is even in theta, so its gradient at theta = 0 is exactly 0 while it falls away
+    # from 0. lme4 (default glmer): theta 0.3830975, logLik -68.8818
+    inc = [int(c) for c in "01004238200311040104310111061010101072113010822020007320"]
+    fit = bs.fit(cbpp.assign(incidence=inc), formula=CBPP_F, family="binomial")
+    # lme4's default optimum is not tight (ours is 1.4e-5 higher in logLik): theta to 1e-3
+    assert fit.theta[0] == pytest.approx(0.3830975, rel=1e-3)
+    assert fit.loglik >= -68.8818 - 5e-5
+
+
+def test_bad_response_forms(cbpp):
+    # the cbind() and offset() forms are read by formula/parse.py (split_offsets,
+    # cbind_arguments)
+    from bayeshrink.errors import FormulaError
+
+    with pytest.raises(FormulaError, match="takes two arguments"):
+        bs.fit(cbpp, formula="cbind(incidence) ~ period + (1 | herd)", family="binomial")
+    with pytest.raises(FormulaError, match="is a binomial response"):
+        bs.fit(cbpp, formula=CBPP_F, family="poisson")
+    with pytest.raises(DataError, match="`weights` must not be given"):
+        bs.fit(cbpp, formula=CBPP_F, family="binomial", weights="size")
+    # a Poisson group of all zeros is fine too: its conditional mode is finite
+    df = cbpp.copy()
+    df.loc[df["herd"] == 5, "incidence"] = 0
+    fit = bs.fit(df, formula="incidence ~ period + offset(log(size)) + (1 | herd)",
+                 family="poisson")  # fmt: skip
+    t = fit.table()
+    assert np.isfinite(t.loc[5, "blup"]) and t.loc[5, "own_status"].startswith("all zero")
+
+
+def test_binary_response_with_the_normal_family_warns(cbpp):
+    df = cbpp.assign(any_case=(cbpp["incidence"] > 0).astype(int))
+    with pytest.warns(bs.FamilyWarning, match="family="):
+        bs.fit(df, formula="any_case ~ period + (1 | herd)")

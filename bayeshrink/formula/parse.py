@@ -32,11 +32,14 @@ __all__ = [
     "FORMULA_FUNCTIONS",
     "FormulaSpec",
     "RandomBlock",
+    "cbind_arguments",
     "check_formula_functions",
     "formula_addends",
     "is_random_block",
     "parse_formula",
     "response_variables",
+    "split_offsets",
+    "split_top",
 ]
 
 # Functions a formula may call besides formulae's own (C, center, scale, ...): the names numpy
@@ -400,6 +403,54 @@ def parse_formula(formula: str) -> FormulaSpec:
         offsets=tuple(offsets),
         levels=levels,
     )
+
+
+def split_top(text: str, sep: str) -> list[str]:
+    """``text`` split at ``sep`` outside parentheses, brackets and braces, each part stripped:
+    ``split_top("a + log(b + c)", "+")`` is ``["a", "log(b + c)"]``."""
+    out, depth, cur = [], 0, []
+    for ch in text:
+        if ch in "([{":
+            depth += 1
+        elif ch in ")]}":
+            depth -= 1
+        if ch == sep and depth == 0:
+            out.append("".join(cur))
+            cur = []
+        else:
+            cur.append(ch)
+    out.append("".join(cur))
+    return [s.strip() for s in out]
+
+
+def split_offsets(rhs: str) -> tuple[list[str], list[str]]:
+    """The right side of a formula as (its other addends, the expressions inside its
+    ``offset(...)`` terms): ``"x + offset(log(t)) + (1 | g)"`` gives
+    ``(["x", "(1 | g)"], ["log(t)"])``. The GLMM frame evaluates the offsets itself, since a
+    GLMM's response (``cbind(...)``) is not a formulae response."""
+    addends = split_top(rhs, "+")
+
+    def is_offset(a: str) -> bool:
+        # the whole addend one call: offset(a) - not offset(a) * x or offset(a) + offset(b)
+        return a.startswith("offset(") and a.endswith(")") and split_top(a[7:-1], ",") != [""]
+
+    offsets = [a[len("offset(") : -1] for a in addends if is_offset(a)]
+    return [a for a in addends if not is_offset(a)], offsets
+
+
+def cbind_arguments(lhs: str) -> tuple[str, str] | None:
+    """R's binomial response ``cbind(successes, failures)``: its two argument expressions, or
+    None when ``lhs`` is not a cbind() call. Raises when it has another number of arguments."""
+    m = re.fullmatch(r"cbind\((.*)\)", lhs.strip())
+    if m is None:
+        return None
+    args = split_top(m.group(1), ",")
+    if len(args) != 2:
+        raise FormulaError(
+            f"`cbind()` on the left of `formula` takes two arguments, successes and failures; "
+            f"got {len(args)} in {lhs!r}. Write e.g. cbind(y, n - y)."
+        )
+    return args[0], args[1]
 
 
 def response_variables(spec: FormulaSpec) -> set[str]:

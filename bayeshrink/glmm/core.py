@@ -103,7 +103,10 @@ class GlmmCore:
         self.q = sum(f.J * f.k for f in self.factors)
         self.const = family.loglik_constant(self.y, self.wt)
         self._theta = None
-        self.tol = 1e-10
+        # PIRLS stops after a full step below tol. For a canonical link the step is Newton's,
+        # so the error after a step of 1e-7 is of order 1e-14; Fisher scoring for another link
+        # converges linearly and needs the step itself to be small
+        self.tol = 1e-7 if family.canonical else 1e-10
 
     # ------------------------------------------------------------------ theta
     @property
@@ -140,6 +143,27 @@ class GlmmCore:
             self.m0 = f0.Z @ self.Ts[0]
             self.M1t = blocks[0].T.tocsr()
             self.M2 = sp.hstack(blocks[1:], format="csr")
+
+    def carry_u(self, u, theta_from):
+        """A start for the modes at the current theta from the modes ``u`` at ``theta_from``:
+        the same random effects ``b = Lambda u`` (they move much less with theta than u does
+        when the groups carry information), where the new factor is invertible."""
+        u = np.array(u, dtype=float)
+        pos = 0
+        for f, t_old, T_new in zip(
+            self.factors, self.split_theta(theta_from), self.Ts, strict=True
+        ):
+            size = f.J * f.k
+            d = np.abs(np.diag(T_new))
+            if d.min() > 1e-6 * max(1.0, d.max()):
+                U = u[pos : pos + size].reshape(f.J, f.k)
+                T_old = f.T(t_old)
+                if f.k == 1:
+                    u[pos : pos + size] = U[:, 0] * (T_old[0, 0] / T_new[0, 0])
+                else:
+                    u[pos : pos + size] = np.linalg.solve(T_new, T_old @ U.T).T.ravel()
+            pos += size
+        return u
 
     # ------------------------------------------------------------------ pieces
     def _re_eta(self, u):
@@ -223,6 +247,7 @@ class GlmmCore:
                 out = U.ravel()
                 # the state at the modes, for laplace() without another pass over the rows
                 self._cache = (base, out.copy(), float(dev.sum()), self._blocks(r, W, U)[1])
+                self._mode_rows = (eta_new, r, W)
                 return out
         raise PirlsError(f"no convergence in {max_iter} iterations")
 
@@ -260,26 +285,32 @@ class GlmmCore:
         def pdev(b, uu):
             eta = self.offset + self.X @ b + self._re_eta(uu)
             dev, r, W = fam.eval_eta(self.y, eta, self.wt)
-            return dev.sum() + uu @ uu, r, W
+            dsum = float(dev.sum())
+            return dsum + uu @ uu, r, W, eta, dsum
 
-        pd, r, W = pdev(beta, u)
+        pd, r, W, eta, dsum = pdev(beta, u)
         for _ in range(max_iter):
             db, du, S = self._joint_step(r, W, u)
             step = 1.0
             for _half in range(40):
                 bn, un = beta + step * db, u + step * du
-                pd_new, r_new, W_new = pdev(bn, un)
+                pd_new, r_new, W_new, eta_new, dsum_new = pdev(bn, un)
                 if pd_new <= pd + 1e-10 * (1.0 + abs(pd)):
                     break
                 step *= 0.5
             else:
                 raise PirlsError("step-halving did not decrease the penalised deviance")
-            beta, u, pd, r, W = bn, un, pd_new, r_new, W_new
+            beta, u, pd, r, W, eta, dsum = bn, un, pd_new, r_new, W_new, eta_new, dsum_new
             size = max(
                 np.max(np.abs(step * db), initial=0.0), np.max(np.abs(step * du), initial=0.0)
             )
             if size < self.tol:
                 S = self._joint_step(r, W, u)[2]
+                if self.one:
+                    # the state at the modes, as pirls_u leaves it
+                    base = self.offset + self.X @ beta
+                    self._cache = (base, u.copy(), dsum, self._blocks(r, W, u)[1])
+                    self._mode_rows = (eta, r, W)
                 return beta, u, S
         raise PirlsError(f"no convergence in {max_iter} iterations")
 
@@ -336,6 +367,67 @@ class GlmmCore:
                 return c[2] - 2.0 * self.const + float(u @ u) + self.logdet(c[3])
         H = self.information(beta, u)
         return self.minus2_cond_loglik(beta, u) + float(u @ u) + self.logdet(H)
+
+    @property
+    def has_gradient(self) -> bool:
+        """Whether :meth:`laplace_gradient` applies: one factor with one scalar term and a
+        canonical link (where the IRLS weights are the observed information)."""
+        return self.one and self.factors[0].k == 1 and self.family.canonical
+
+    def laplace_gradient(self, beta, u, profiled=False):
+        """The gradient of :meth:`laplace` in (theta, beta) with u at its conditional modes
+        (the state :meth:`pirls_u` just left). With ``m_i = theta z_i``,
+        ``H_j = 1 + sum_i W_i m_i^2`` and ``W'`` the derivative of the weights in eta: the
+        penalised deviance moves only through its explicit arguments (u is its minimiser), and
+        ``d log H_j`` through eta, including ``du_j`` from the mode's equation
+        ``sum_i r_i m_i = u_j`` differentiated (``dr_i/deta_i = -W_i`` for a canonical link).
+
+        ``profiled=True``: (beta, u) are the joint solution of :meth:`pirls_joint` (the first
+        stage's criterion, a function of theta alone); returns its total derivative in theta,
+        adding ``g_beta . dbeta/dtheta`` from the joint system differentiated."""
+        f = self.factors[0]
+        codes, J = f.codes, f.J
+        c = self._cache
+        if (
+            c is None
+            or not np.array_equal(c[1], u)
+            or not np.array_equal(c[0], self.offset + self.X @ beta)
+        ):
+            self.pirls_u(beta, u)
+        _, r, W = self._mode_rows
+        if self.family.name == "binomial":
+            # mu from the score r = wt (y - mu); W = wt mu (1 - mu) is 0 where wt is
+            mu = self.y - np.divide(r, self.wt, out=np.zeros_like(r), where=self.wt > 0)
+            Wp = W * (1.0 - 2.0 * mu)
+        else:
+            Wp = W
+        z = f.Z[:, 0]
+        m = self.m[:, 0]
+        uu = np.asarray(u, dtype=float)
+        uj = uu[codes]
+        H = self._cache[3][:, 0, 0]
+        Hi = 1.0 / H
+        Wm = W * m
+        t = Wp * m * m
+        q = t * Hi[codes]
+        A = np.bincount(codes, weights=t * m, minlength=J) * Hi
+        X = self.X
+        Bx = _bincount_cols(codes, Wm[:, None] * X, J) if X.shape[1] else np.zeros((J, 0))
+        res = q - 2.0 * r
+        g_beta = X.T @ res - (A * Hi) @ Bx
+        rz = np.bincount(codes, weights=r * z, minlength=J)
+        wmz = np.bincount(codes, weights=Wm * z, minlength=J)
+        du_t = (rz - uu * wmz) * Hi
+        zu = z * uj
+        g_theta = float(zu @ res + A @ du_t + 2.0 * np.sum(wmz * Hi))
+        if profiled:
+            if not X.shape[1]:
+                return np.array([g_theta])
+            S = X.T @ (W[:, None] * X) - Bx.T @ (Bx / H[:, None])
+            b_u = rz - uu * wmz
+            dbeta = np.linalg.solve(S, -X.T @ (W * zu) - Bx.T @ (b_u / H))
+            return np.array([g_theta + g_beta @ dbeta])
+        return np.array([g_theta]), g_beta
 
     def agq(self, beta, u, n_nodes: int) -> float:
         """-2 x the marginal log-likelihood by adaptive Gauss-Hermite quadrature (one factor,

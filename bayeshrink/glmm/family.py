@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import special, stats
+from scipy import special
 
 from ..errors import MethodError
 
@@ -39,7 +39,7 @@ class Link:
             mu = special.expit(np.clip(eta, -_THRESH, _THRESH))
             return np.clip(mu, _EPS, 1 - _EPS)
         if self.name == "probit":
-            t = -stats.norm.ppf(_EPS)
+            t = -special.ndtri(_EPS)
             return special.ndtr(np.clip(eta, -t, t))
         if self.name == "cloglog":
             return np.clip(-np.expm1(-np.exp(eta)), _EPS, 1 - _EPS)

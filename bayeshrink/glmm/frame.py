@@ -26,29 +26,13 @@ from ..errors import (
     describe_rows,
 )
 from ..formula import FORMULA_FUNCTIONS
+from ..formula.parse import cbind_arguments, split_offsets
 from ..frames import Missing, as_frame, check_missing, check_missing_option, factorize
 from .family import Family
 
 __all__ = ["GlmmDesign", "evaluate_expression", "glmm_design"]
 
 _RESPONSE = "bsglmm_response_"
-
-
-def _split_top(text: str, sep: str) -> list[str]:
-    """Split at ``sep`` outside parentheses."""
-    out, depth, cur = [], 0, []
-    for ch in text:
-        if ch in "([{":
-            depth += 1
-        elif ch in ")]}":
-            depth -= 1
-        if ch == sep and depth == 0:
-            out.append("".join(cur))
-            cur = []
-        else:
-            cur.append(ch)
-    out.append("".join(cur))
-    return [s.strip() for s in out]
 
 
 def evaluate_expression(expr: str, df: pd.DataFrame, what: str) -> np.ndarray:
@@ -114,25 +98,16 @@ def _binary(values: pd.Series, response: str) -> tuple[np.ndarray, str, tuple]:
 
 
 def _design_class():
-    from ..lmm.design import check_fixed_rank
     from ..lmm.multi import MultiDesign
 
     class GlmmMultiDesign(MultiDesign):
-        """The linear model's design without its residual-variance checks: a GLMM may have one
-        random effect per row (an observation-level effect, e.g. grouseticks' (1 | INDEX))."""
+        """The linear model's design with only the checks every mixed model shares
+        (:meth:`~bayeshrink.lmm.multi.MultiDesign.check_terms`): a GLMM has no residual
+        variance, so it may have one random effect per row (an observation-level effect, e.g.
+        grouseticks' (1 | INDEX))."""
 
         def _check(self, df):
-            if self.X.shape[1]:
-                ones = np.all(self.X == 1.0, axis=0)
-                Xc = self.X - np.where(ones, 0.0, self.X.mean(axis=0)) if ones.any() else self.X
-                check_fixed_rank(Xc.T @ Xc, list(self.fixed_names))
-            for f in self.factors:
-                if f.n_levels < 2:
-                    raise DataError(
-                        f"the grouping factor {f.name!r} must have at least 2 levels; got "
-                        f"{f.n_levels} ({f.labels[0]!r}). A variance between levels cannot be "
-                        f"estimated from one level: drop (... | {f.name}) from the formula."
-                    )
+            self.check_terms()
 
     return GlmmMultiDesign
 
@@ -150,24 +125,15 @@ def glmm_design(
     if len(df) == 0:
         raise DataError("`data` must have at least one row; got an empty frame.")
     lhs, rhs = (s.strip() for s in formula.split("~", 1))
-    addends = _split_top(rhs, "+")
-    offsets = [
-        a[len("offset(") : -1] for a in addends if a.startswith("offset(") and a.endswith(")")
-    ]
-    kept = [a for a in addends if not (a.startswith("offset(") and a.endswith(")"))]
+    kept, offsets = split_offsets(rhs)
     offset = np.zeros(len(df))
     for expr in offsets:
         offset = offset + evaluate_expression(expr, df, f"`offset({expr})`").astype(float)
 
     kind, levels = "numeric", ()
-    cb = re.fullmatch(r"cbind\((.*)\)", lhs)
+    args = cbind_arguments(lhs)
+    cb = args is not None
     if cb:
-        args = _split_top(cb.group(1), ",")
-        if len(args) != 2:
-            raise FormulaError(
-                f"`cbind()` on the left of `formula` takes two arguments, successes and "
-                f"failures; got {len(args)} in {lhs!r}. Write e.g. cbind(y, n - y)."
-            )
         if family.name != "binomial":
             raise FormulaError(
                 f"`cbind(successes, failures)` is a binomial response; got family="

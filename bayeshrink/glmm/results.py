@@ -340,6 +340,29 @@ class GlmmFit(FitResult):
             eta = eta + np.einsum("ik,ik->i", Z, b)
         return eta
 
+    # ------------------------------------------------------------------ after the fit
+    def simulate(self, nsim: int = 1, seed=None, use_u: bool = False) -> pd.DataFrame:
+        """New responses, lme4's ``simulate(m, nsim, seed, use.u)``; see
+        :func:`bayeshrink.glmm.inference.simulate`."""
+        from .inference import simulate
+
+        return simulate(self, nsim, seed, use_u)
+
+    def confint(
+        self,
+        parm=None,
+        level: float = 0.95,
+        method: str = "wald",
+        *,
+        n_boot: int = 500,
+        random_seed=None,
+    ) -> pd.DataFrame:
+        """lme4's ``confint(m, method = "Wald" | "profile" | "boot")``; see
+        :func:`bayeshrink.glmm.inference.confint`."""
+        from .inference import confint
+
+        return confint(self, parm, level, method, n_boot=n_boot, random_seed=random_seed)
+
     # ------------------------------------------------------------------ per group, link scale
     def _information(self, f):
         """Per group, Z_j' W Z_j at the conditional modes (link scale; b's units)."""

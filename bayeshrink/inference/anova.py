@@ -205,8 +205,14 @@ def anova(
     """
     from scipy import stats
 
+    from ..glmm.results import GlmmFit
+
     if len(fits) == 1 and isinstance(fits[0], (list, tuple)):
         fits = tuple(fits[0])
+    if any(isinstance(f, GlmmFit) for f in fits):
+        from ..glmm.inference import anova as glmm_anova
+
+        return glmm_anova(*fits, names=names)
     if len(fits) < 2:
         raise DataError(
             f"`anova` must be given at least two fitted models; got {len(fits)}. "

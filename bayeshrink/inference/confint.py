@@ -94,6 +94,12 @@ def confint(
     """
     from scipy import stats
 
+    from ..glmm.results import GlmmFit
+
+    if isinstance(fit, GlmmFit):
+        from ..glmm.inference import confint as glmm_confint
+
+        return glmm_confint(fit, parm, level, method, n_boot=n_boot, random_seed=random_seed)
     method = _check_method(method)
     level = check_level(level)
     p = model_of(fit)

@@ -87,6 +87,12 @@ def simulate(fit, nsim: int = 1, seed=None, data=None) -> pd.DataFrame:
     """lme4's ``simulate(m, nsim, seed)``: ``nsim`` new responses from the fitted model, random
     effects redrawn (see the module docstring). One column per simulation, ``sim_1`` ...,
     indexed as the rows (``data``'s index, or 0..N-1 for a fit's own rows)."""
+    from ..glmm.results import GlmmFit
+
+    if isinstance(fit, GlmmFit):
+        from ..glmm.inference import simulate as glmm_simulate
+
+        return glmm_simulate(fit, nsim, seed)
     nsim = check_nsim(nsim)
     check_long(fit, "simulate")
     rows = model_rows(fit, data)

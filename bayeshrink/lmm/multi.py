@@ -111,8 +111,23 @@ class MultiDesign:
         return design
 
     def _check(self, df: pd.DataFrame) -> None:
-        """Designs lme4 refuses or silently misreads."""
+        """Designs lme4 refuses or silently misreads: :meth:`check_terms` (every mixed model)
+        and, for the normal model, random effects that outnumber the rows."""
+        self.check_terms()
         N = len(self.y)
+        for f in self.factors:
+            if f.n_levels * f.q >= N:
+                raise DataError(
+                    f"there are more random effects for {f.name!r} ({f.q} terms x {f.n_levels} "
+                    f"levels = {f.q * f.n_levels}) than observations ({N}); the variance "
+                    "components cannot be told apart from the residual. Use fewer random terms "
+                    "or a coarser grouping."
+                )
+
+    def check_terms(self) -> None:
+        """The checks of every mixed model, normal or not (GLMMs call this alone): the fixed
+        effects of full rank, every grouping factor with two levels or more, and the warning for
+        labels that restart within another factor."""
         if self.X.shape[1]:
             # centred when there is an intercept, so a covariate far from 0 (x + 1e6) is not
             # mistaken for a multiple of the intercept
@@ -125,13 +140,6 @@ class MultiDesign:
                     f"the grouping factor {f.name!r} must have at least 2 levels; got "
                     f"{f.n_levels} ({f.labels[0]!r}). A variance between levels cannot be "
                     f"estimated from one level: drop (... | {f.name}) from the formula."
-                )
-            if f.n_levels * f.q >= N:
-                raise DataError(
-                    f"there are more random effects for {f.name!r} ({f.q} terms x {f.n_levels} "
-                    f"levels = {f.q * f.n_levels}) than observations ({N}); the variance "
-                    "components cannot be told apart from the residual. Use fewer random terms "
-                    "or a coarser grouping."
                 )
         # Class labels that repeat across the levels of another factor: (1 | class) treats
         # class c1 of every school as one class. Data alone cannot tell that from a crossed
@@ -151,7 +159,7 @@ class MultiDesign:
                         f"one level. If {f.name} is nested in {g.name}, write "
                         f"(1 | {g.name}/{f.name}); if the design is crossed, ignore this warning.",
                         RepeatedLabelsWarning,
-                        stacklevel=4,
+                        stacklevel=5,
                     )
 
 
