@@ -14,7 +14,7 @@ TEST_STAMP := $(VENV)/.bayeshrink-test
 STAMP      := $(VENV)/.bayeshrink-installed
 PIP        := $(BIN)/python -m pip install --quiet -c constraints.txt
 
-.PHONY: demo test test-full lint bench docs clean
+.PHONY: demo test test-full lint bench docs notebooks clean
 
 $(BIN)/python:
 	@py=$$(sh .ci/find-python.sh) || exit 1; \
@@ -61,6 +61,10 @@ docs: $(TEST_STAMP)
 	$(BIN)/sphinx-build -W --keep-going -q -b html docs docs/_build/html
 	@touch docs/_build/html/.built  # tests/test_browser.py reuses a build newer than its sources
 	@echo "open docs/_build/html/index.html"
+
+# Re-execute every notebook in full mode (its committed outputs); minutes, one notebook at a time.
+notebooks: $(TEST_STAMP)
+	PYTHONPATH=. $(BIN)/python .ci/execute_notebooks.py notebooks/*.ipynb
 
 clean:
 	rm -rf $(VENV) build *.egg-info docs/_build docs/_generated docs/generated docs/notebooks

@@ -111,7 +111,11 @@ class _Term:
     def centre_label(self) -> str:
         """The population value the groups shrink toward: fixef with covariates, else mu_hat."""
         if self.general:
-            return f"fixef[{self.term!r}]" if self.several else "fixef (intercept)"
+            return (
+                f"population {self.term} (fixef)"
+                if self.several
+                else "population intercept (fixef)"
+            )
         return r"$\hat\mu$"
 
     @property
@@ -423,7 +427,9 @@ def plot_triplot(
             color=PRIOR,
             lw=1.8,
             label=(
-                "prior N(fixef, cov_re) (marginal)" if mixed else r"prior $N(\hat\mu, \hat\tau^2)$"
+                r"prior $N(\hat\mu, \hat\tau^2)$ (marginal)"
+                if mixed
+                else r"prior $N(\hat\mu, \hat\tau^2)$"
             )
             if not fit.boundary
             else r"prior: point mass at $\hat\mu$ (wide arrow)",
@@ -441,11 +447,7 @@ def plot_triplot(
             [],
             color=POSTERIOR,
             lw=2.6,
-            label=(
-                r"posterior $N(\mathrm{coef}, \mathrm{ranef\_sd}^2)$"
-                if mixed
-                else r"posterior $N(\mathrm{BLUP}, \mathrm{cond\_sd}^2)$"
-            )
+            label=r"posterior $N(\mathrm{BLUP}, \mathrm{cond\_sd}^2)$"
             if not fit.boundary
             else "posterior: the same point mass",
         ),
@@ -458,7 +460,7 @@ def plot_triplot(
             ms=12,
             mew=2,
             ls="",
-            label="fixef" if mixed else r"$\hat\mu$",
+            label=r"$\hat\mu$",
         ),
         Line2D([], [], color=POSTERIOR, marker="o", ls="", label="BLUP"),
     ]
@@ -473,9 +475,11 @@ def plot_triplot(
         rf"$\hat\mu$ = {fit.mu:.4g}, {ratio})"
     )
     if mixed:
+        # one legend for every triplot: lme4's names are mapped onto mu, tau, BLUP, cond_sd here
         head = (
-            f"{fit.fit.formula}: term {fit.term!r}, marginals of prior N({fit.mu:.4g}, "
-            f"{fit.tau:.3g}^2), likelihood and posterior ({fit.method.upper()})"
+            f"{fit.fit.formula}: term {fit.term!r}, marginals ({fit.method.upper()})\n"
+            rf"$\hat\mu$ = fixef = {fit.mu:.4g},  $\hat\tau$ = SD of the term = {fit.tau:.3g},  "
+            "BLUP = coef (fixef + ranef),  cond_sd = its conditional SD"
         )
     if fit.boundary:
         head += " - boundary fit, complete pooling"
@@ -483,7 +487,8 @@ def plot_triplot(
         head += f"\n{note}"
     fig.suptitle(head, fontsize=11)
     legend_rows = math.ceil(len(handles) / 4)
-    fig.tight_layout(rect=(0, 0.06 * legend_rows / rows**0.5, 1, 0.97 if not note else 0.93))
+    lines = head.count("\n") + 1
+    fig.tight_layout(rect=(0, 0.06 * legend_rows / rows**0.5, 1, 1.0 - 0.035 * lines / rows**0.5))
     return pc
 
 
@@ -955,14 +960,23 @@ def plot_shrinkage_2d(fit, terms: Sequence[str] | None = None, *, ax=None) -> Fi
         color=POSTERIOR,
         edgecolor="white",
         zorder=4,
-        label=f"{mode} (coef)",
+        label=f"{mode} (coef = fixef + ranef)",
         gid="blup",
     )
     ax.plot(
-        *centre, "P", color=PRIOR, ms=12, mec="white", zorder=5, label="fixef", gid="population"
+        *centre,
+        "P",
+        color=PRIOR,
+        ms=12,
+        mec="white",
+        zorder=5,
+        label=r"population $\hat\beta$ (fixef)",
+        gid="population",
     )
-    ax.plot([], [], color=PRIOR, lw=1.2, label="prior N(fixef, cov_re): 50% region")
-    ax.plot([], [], color=PRIOR, lw=1.2, ls="--", label="prior N(fixef, cov_re): 95% region")
+    ax.plot([], [], color=PRIOR, lw=1.2, label=r"prior $N(\hat\beta, \hat\Sigma)$: 50% region")
+    ax.plot(
+        [], [], color=PRIOR, lw=1.2, ls="--", label=r"prior $N(\hat\beta, \hat\Sigma)$: 95% region"
+    )
     scale = f" ({fit.link} scale)" if glmm else ""
     ax.set_xlabel(terms[0] + scale)
     ax.set_ylabel(terms[1] + scale)

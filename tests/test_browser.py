@@ -438,7 +438,7 @@ def test_docs_pages(browser, docs_html, shots):
     finally:
         api.close()
 
-    nb = docs_html / "notebooks" / "01_blup_vs_fixed_effects.html"
+    nb = docs_html / "notebooks" / "01_blup_vs_no_pooling.html"
     page = Opened(browser, nb.as_uri(), 1300, 900)
     try:
         images = page.js(

@@ -136,7 +136,7 @@ def test_shrinkage_2d_speaks_of_glms_and_modes(tmp_path):
     fig.savefig(tmp_path / "shrinkage_2d.png")
     ax = fig.axes[0]
     labels = ax.get_legend_handles_labels()[1]
-    assert "own GLM fit" in labels and "conditional mode (coef)" in labels
+    assert "own GLM fit" in labels and "conditional mode (coef = fixef + ranef)" in labels
     assert not any("least-squares" in lab or "BLUP" in lab for lab in labels)
     assert ax.get_xlabel() == "Intercept (logit scale)" and ax.get_ylabel() == "x (logit scale)"
     [modes] = [c for c in ax.collections if c.get_gid() == "blup"]

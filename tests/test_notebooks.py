@@ -25,7 +25,7 @@ def execute(path: Path, tmp_path: Path, monkeypatch) -> nbformat.NotebookNode:
 def test_all_notebooks_are_found():
     names = [p.name for p in NOTEBOOKS]
     assert names == [
-        "01_blup_vs_fixed_effects.ipynb",
+        "01_blup_vs_no_pooling.ipynb",
         "02_eight_schools.ipynb",
         "03_baseball.ipynb",
         "04a_radon_one_way.ipynb",

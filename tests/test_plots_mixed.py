@@ -56,6 +56,12 @@ def test_triplot_per_term_draws_the_marginals(sleep_fit, term, tmp_path):
         assert ax.get_xlabel() == term
     fig = pc.viz["figure"].item()
     assert f"term {term!r}" in fig._suptitle.get_text()
+    # one legend for every triplot, the one-way one: lme4's names are mapped in the title
+    legend = [t.get_text() for t in fig.legends[0].get_texts()]
+    one_way = bs.plot_triplot(bs.demo_fits()["2"], groups=["g1"]).viz["figure"].item()
+    assert legend[2] == r"posterior $N(\mathrm{BLUP}, \mathrm{cond\_sd}^2)$"
+    assert legend[2] == one_way.legends[0].get_texts()[2].get_text()
+    assert r"$\hat\mu$ = fixef" in fig._suptitle.get_text()
     fig.savefig(tmp_path / f"triplot_{term}.png")
 
 
@@ -99,10 +105,11 @@ def test_shrinkage_plot_labels_each_term_in_its_own_units(sleep_fit):
     assert titles[1].startswith(f"Days:  SD of Days across groups = {sd_days:.3g}")
     assert "other terms held fixed" in titles[1]
     legend = [t.get_text() for t in fig.legends[0].get_texts()]
-    assert "fixef['Intercept']" in legend and "fixef['Days']" in legend
+    # no code in legends: the population value is named in words
+    assert "population Intercept (fixef)" in legend and "population Days (fixef)" in legend
     assert not any("mu" in t for t in legend), legend
     for ax, term in zip(axes, ["Intercept", "Days"], strict=True):
-        (line,) = [ln for ln in ax.lines if ln.get_label() == f"fixef[{term!r}]"]
+        (line,) = [ln for ln in ax.lines if ln.get_label() == f"population {term} (fixef)"]
         assert line.get_xdata()[0] == pytest.approx(sleep_fit.fixef[term])
 
 
