@@ -21,7 +21,8 @@ __all__ = ["plot_nested", "plot_ranef"]
 
 
 def plot_ranef(fit: MultiFit, factor: str | None = None, term: str | None = None, ax=None):
-    """One factor's conditional modes, sorted, with +-2 conditional SDs (lme4's caterpillar)."""
+    """One factor's conditional modes, sorted, with 95% intervals (+-1.96 conditional SDs:
+    lme4's caterpillar, ``dotplot(ranef(m, condVar = TRUE))``)."""
     import matplotlib.pyplot as plt
 
     b = fit.ranef(factor)
@@ -35,11 +36,11 @@ def plot_ranef(fit: MultiFit, factor: str | None = None, term: str | None = None
     if ax is None:
         _, ax = plt.subplots(figsize=(5, max(2.5, 0.18 * len(vals) + 1)))
     y = np.arange(len(vals))
-    ax.errorbar(vals, y, xerr=2 * sds, fmt="o", ms=3, lw=1, capsize=0, color="C0")
+    ax.errorbar(vals, y, xerr=1.959964 * sds, fmt="o", ms=3, lw=1, capsize=0, color="C0")
     ax.axvline(0.0, color="0.5", lw=0.8, ls="--")
     ax.set_yticks(y, labels, fontsize=7 if len(vals) > 30 else 9)
     name = factor if factor is not None else fit.factors[0]
-    ax.set_xlabel(f"conditional mode of {term} (+-2 conditional SDs)")
+    ax.set_xlabel(f"conditional mode of {term} (95%: ±1.96 conditional SDs)")
     ax.set_title(name)
     return ax
 

@@ -232,6 +232,7 @@ def _full_bayes(design: Design, y, ssw, seqs, level, draws):
 
     from . import bayes
     from .data import GroupStats
+    from .errors import DivergenceWarning, SamplerConvergenceWarning
     from .fitting import fit_stats
     from .intervals import theta_draws
 
@@ -250,7 +251,10 @@ def _full_bayes(design: Design, y, ssw, seqs, level, draws):
             np.random.SeedSequence(seq.entropy, spawn_key=(*seq.spawn_key, 1)).generate_state(1)[0]
         )
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # divergences are part of what is measured
+            # divergences and R-hat/ESS shortfalls of single replications are part of what
+            # the study measures (their coverage); any other warning still reaches the user
+            warnings.simplefilter("ignore", DivergenceWarning)
+            warnings.simplefilter("ignore", SamplerConvergenceWarning)
             idata = bayes.sample(
                 bayes.hierarchical_model(fit),
                 draws=draws,
