@@ -31,7 +31,10 @@ Numerics that make the answer independent of the data's units:
   centring would change the model: no intercept, or a block without an intercept), and every
   estimate is mapped back exactly. Centring a slope inside an unstructured block with an
   intercept is a reparametrisation of the same model (Sigma_b maps by a congruence).
-* r2 is computed from the residuals ``y - X beta - Z b`` and ``u``, never as y'y - beta'X'y.
+* Once the blocks exist (:class:`PLSBlocks`, from rows or from an engine) nothing reads the
+  rows again: r2 = y'y - beta'X'y - u'Lambda'Z'y from the penalised normal equations (y is
+  centred and of unit scale, so y'y = N and the subtraction loses at most log10(N sy^2 /
+  (N sigma^2)) digits), and Z'r = Z'y - Z'X beta - Z'Z b for the gradient.
 * The criterion is even in every diagonal entry of T_f, so theta_kk = 0 is always a stationary
   point. A boundary estimate is accepted only after restarts from inside do not find a lower
   criterion; the boundary flag is lme4's ``isSingular()`` on the data-scale theta.
@@ -64,7 +67,6 @@ from .blocks import (
     block_diag,
     dense_enough,
     elimination_order,
-    fill_row_blocks,
     gram,
     psd_cholesky,
     row_blocks,
@@ -146,14 +148,12 @@ class _Problem:
     """Cross-products on the internal scale and the criterion with its gradient."""
 
     def __init__(self, y, X, factors: list[FactorData], method: str, blocks=None):
-        """From the rows (``y``, ``X`` and each factor's codes and Z), or from ``blocks``
-        (:class:`PLSBlocks`, the cross-products on the internal scale; ``y`` and ``X`` None):
-        nothing after this touches the rows on the block path."""
+        """From the rows (``y``, ``X`` and each factor's codes and Z), reduced here to their
+        :class:`PLSBlocks`, or from ``blocks`` (the cross-products on the internal scale; ``y``
+        and ``X`` None). The rows are not kept: every evaluation reads the blocks alone."""
         self.method = method
         if blocks is None:
-            blocks = fill_row_blocks(self, np.asarray(y, float), X, factors)
-        else:
-            self.Z = self.Xs = self.y = self.Zs = None
+            blocks = row_blocks(y, X, factors)
         N = blocks.N
         self.N = N
         self.p = blocks.XtX.shape[0]
@@ -303,27 +303,7 @@ class _Problem:
         ANOVA moment estimate of its SD / sigma from the least-squares residuals (the factor
         alone), floored at 0.1: InstEval's optimum is (0.28, 0.44, 0.07), far from 1."""
         theta = np.where(self.diag, 1.0, 0.0)
-        if self.Z is None:
-            return self._start_from_blocks(theta)
-        r = self.y
-        if self.p:
-            beta = np.linalg.lstsq(self.Xs, self.y, rcond=None)[0]
-            r = self.y - self.Xs @ beta
-        N = self.N
-        for k, f in enumerate(self.factors):
-            J = f.n_levels
-            if not self.first_term_ones[k] or J < 2 or N <= J:
-                continue
-            n = self.level_n[k].astype(float)
-            means = np.bincount(f.codes, weights=r, minlength=J) / np.maximum(n, 1.0)
-            msw = float(np.sum((r - means[f.codes]) ** 2)) / (N - J)
-            msb = float(np.sum(n * (means - r.mean()) ** 2)) / (J - 1)
-            n0 = (N - float(np.sum(n * n)) / N) / (J - 1)
-            if msw <= 0 or n0 <= 0:
-                continue
-            ratio = max(msb - msw, 0.0) / n0 / msw
-            theta[self.theta_off[k]] = math.sqrt(max(ratio, 0.01))
-        return theta
+        return self._start_from_blocks(theta)
 
     def _start_from_blocks(self, theta):
         """start() from the cross-products: the same moments, sums over levels instead of rows."""
@@ -487,17 +467,15 @@ class _Problem:
             logdet_H = 0.0
             u = U[:, 0]
         b = lam @ u
-        if self.Z is not None:
-            resid = self.y - self.Xs @ beta - self.Z @ b
-            r2 = float(resid @ resid + u @ u)
-        else:  # the penalised normal equations: r2 = y'y - beta'X'y - u'Lambda'Z'y
-            resid = None
-            r2 = float(self.yty - beta @ self.Xty - u @ c[:, p])
+        # the penalised normal equations: r2 = y'y - beta'X'y - u'Lambda'Z'y (MixedModels.jl
+        # reads the same number as the square of the last diagonal entry of the blocked
+        # Cholesky of the system augmented by y)
+        r2 = float(self.yty - beta @ self.Xty - u @ c[:, p])
         r2 = max(r2, np.finfo(float).tiny)
         crit = fac["logdet"] + self.dof * (1.0 + math.log(2.0 * math.pi * r2 / self.dof))
         if self.method == "reml":
             crit += logdet_H
-        state = dict(fac=fac, lam=lam, U=U, H=H, beta=beta, u=u, b=b, r2=r2, resid=resid)
+        state = dict(fac=fac, lam=lam, U=U, H=H, beta=beta, u=u, b=b, r2=r2)
         if not want_grad:
             return crit, state
         return crit, state, self._gradient(theta, state)
@@ -582,10 +560,8 @@ class _Problem:
             Lr = fac["Lr"]
             Sinv, _ = sla.lapack.dpotri(Lr, lower=1)  # lower triangle of S^-1 (upper is 0)
         minv_sum = self._minv_blocks_sum(theta, fac, Sinv)
-        if st["resid"] is not None:
-            Ztr = np.asarray(self.Z.T @ st["resid"])
-        else:  # Z'r = Z'y - Z'X beta - Z'Z b
-            Ztr = self.Zty - self.ZtX @ st["beta"] - np.asarray(self.ZtZ @ st["b"]).ravel()
+        # Z'r = Z'y - Z'X beta - Z'Z b
+        Ztr = self.Zty - self.ZtX @ st["beta"] - np.asarray(self.ZtZ @ st["b"]).ravel()
         if p and self.method == "reml":
             lamUX = st["lam"] @ U[:, :p]
             Y = self.ZtX - self.ZtZ @ lamUX  # Z'V^-1 X
