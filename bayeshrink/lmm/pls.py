@@ -301,8 +301,15 @@ class _Problem:
         del flat
         uhi, ulo = pos // self.r, pos % self.r
         values, cls = np.unique(self.A11[:, 0, 0], return_inverse=True)
-        Cmat = sp.csr_matrix((prod, (inv, cls[lev])), shape=(len(pos), len(values)))
-        Cmat.sum_duplicates()
+        # C column by column (a stable counting sort of the pairs by their value of A11); a
+        # position repeated within a column is summed by the product itself
+        kind = np.int16 if len(values) < 1 << 15 else np.int64
+        pc = cls[lev].astype(kind)
+        order = np.argsort(pc, kind="stable")
+        indptr = np.concatenate([[0], np.cumsum(np.bincount(pc, minlength=len(values)))])
+        Cmat = sp.csc_matrix(
+            (prod[order], inv[order], indptr.astype(small)), shape=(len(pos), len(values))
+        )
         return {
             "C": Cmat,  # (positions, values of A11): sum of a_il a_jl over the levels
             "a11": values,  # the distinct A11_l
