@@ -37,11 +37,16 @@ $(STAMP): pyproject.toml constraints.txt | $(BIN)/python
 demo: $(DEMO_STAMP)
 	$(BIN)/bayeshrink demo
 
+# pytest-xdist workers: one per core, at most 4 (each imports PyMC; a test module stays on one
+# worker, so its module fixtures, Spark session and Dask cluster start once). JOBS=1 runs serially.
+JOBS       ?= $(shell n=$$(nproc 2>/dev/null || echo 2); [ $$n -gt 4 ] && n=4; echo $$n)
+XDIST      := $(if $(filter 1,$(JOBS)),,-n $(JOBS) --dist loadscope)
+
 test: $(TEST_STAMP)
-	MPLBACKEND=Agg $(BIN)/python -m pytest
+	MPLBACKEND=Agg $(BIN)/python -m pytest $(XDIST)
 
 test-full: $(TEST_STAMP)
-	BAYESHRINK_FULL=1 MPLBACKEND=Agg $(BIN)/python -m pytest
+	BAYESHRINK_FULL=1 MPLBACKEND=Agg $(BIN)/python -m pytest $(XDIST)
 
 lint: $(STAMP)
 	$(BIN)/ruff check bayeshrink tests benchmarks

@@ -243,8 +243,11 @@ def _fit(args: argparse.Namespace) -> int:
     if args.json:
         out = result.to_dict()
         out.setdefault("n_obs", int(result.n_obs))
-        if len(result.factors) > 1:  # several grouping factors: levels of each
-            out["n_groups"] = {f: len(result.ranef(factor=f)) for f in result.factors}
+        # one shape for every fit: the levels of each grouping factor, by lme4's factor name;
+        # n_groups is that count when there is one factor, else the count per factor
+        out["n_levels"] = {f: len(result.ranef(factor=f)) for f in result.factors}
+        if len(result.factors) > 1:
+            out["n_groups"] = dict(out["n_levels"])
         else:
             out.setdefault("n_groups", int(result.n_groups))
         if info is not None:
@@ -441,6 +444,9 @@ def build_parser() -> argparse.ArgumentParser:
         "predicts (--predict) and gives confidence intervals (--confint); `explore` writes an "
         "interactive page; `demo` runs the worked example.",
     )
+    from . import __version__
+
+    parser.add_argument("--version", action="version", version=f"bayeshrink {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     demo = sub.add_parser("demo", help="fit the bundled worked example and explain the shrinkage")
     demo.add_argument("--method", default="reml", choices=["reml", "ml"])

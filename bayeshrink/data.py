@@ -301,7 +301,7 @@ def group_stats(data, y: str, group: str, *, missing: Missing = "raise") -> Grou
             "the data must hold at least one row; got an empty table. Check the filter that "
             "produced it."
         )
-    check_normal_response(ycol, y, stacklevel=4)
+    check_normal_response(ycol, y)
     if pd.api.types.is_bool_dtype(ycol.dtype):  # fitted as 0/1, as the warning says
         ycol = ycol.astype("Float64")
     values = numeric(ycol, "y")

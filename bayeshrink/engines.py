@@ -184,7 +184,6 @@ def engine_group_stats(data, y: str, group: str, *, missing: str = "raise"):
         hi=hi,
         whole=not schema[y].is_float() or int(counts["not_whole"] or 0) == 0,
         boolean=str(schema[y]) == "Boolean",
-        stacklevel=5,
     )
     e = pow2_exponent(max(abs(hi - centre), abs(lo - centre)))
     per_group = (

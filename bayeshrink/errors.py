@@ -123,3 +123,19 @@ def describe_rows(index_labels, limit: int = 5) -> str:
     shown = ", ".join(labels)
     more = total - len(labels)
     return f"rows {shown}" + (f" and {more} more" if more > 0 else "")
+
+
+#: the package's own directory: warnings skip its frames so that they point at the user's line
+_PACKAGE_DIR = str(__import__("pathlib").Path(__file__).resolve().parent)
+
+
+def warn(message: str, category: type[Warning]) -> None:
+    """Issue ``category(message)`` attributed to the first caller outside bayeshrink.
+
+    Counting frames with ``stacklevel`` breaks whenever a call path gains or loses a level (the
+    same warning can be reached from ``bs.fit``, an engine or a refit); skipping the package's
+    files (Python 3.12's ``skip_file_prefixes``) always lands on the user's own line.
+    """
+    import warnings
+
+    warnings.warn(message, category, skip_file_prefixes=(_PACKAGE_DIR,))

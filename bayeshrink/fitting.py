@@ -195,7 +195,7 @@ def _check_response_column(data, response: str) -> None:
             return
     else:
         return
-    check_normal_response(values, response, stacklevel=4)
+    check_normal_response(values, response)
 
 
 def _single_interaction(formula: str) -> tuple[str, ...] | None:
@@ -220,6 +220,7 @@ def _fit_interaction(data, formula: str, columns: tuple[str, ...], method: str, 
     import pandas as pd
 
     from .errors import DataTypeError
+    from .formula.evaluate import code_factor
     from .frames import as_frame, interaction_labels
     from .lmm import fit_formula, parse_formula
 
@@ -239,8 +240,12 @@ def _fit_interaction(data, formula: str, columns: tuple[str, ...], method: str, 
     column = "_".join(columns)  # an identifier the formula can name
     while column in df.columns:
         column = "_" + column
-    labels = interaction_labels(df, columns).where(df[list(columns)].notna().all(axis=1))
-    df = df.assign(**{column: labels})
+    complete = df[list(columns)].notna().all(axis=1).to_numpy()
+    labels = interaction_labels(df, columns).where(complete)
+    # R's level order for factor(a:b) (each column's own order, numbers numerically): as a
+    # Categorical, whose category order the fit keeps
+    _, order = code_factor(df.loc[complete], columns, text=True)
+    df = df.assign(**{column: pd.Categorical(labels, categories=list(order))})
     one = re.sub(r"\|[^|()]*\)", f"| {column})", formula)
     spec = parse_formula(one)
     if spec.intercept_only:

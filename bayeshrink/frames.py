@@ -14,7 +14,14 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-from .errors import ColumnError, DataError, DataTypeError, RowsDroppedWarning, describe_rows
+from .errors import (
+    ColumnError,
+    DataError,
+    DataTypeError,
+    RowsDroppedWarning,
+    describe_rows,
+    warn,
+)
 
 __all__ = [
     "Missing",
@@ -194,8 +201,8 @@ def numeric(col: pd.Series, role: str) -> np.ndarray:
 
 
 def factorize(groups: pd.Series) -> tuple[np.ndarray, pd.Index]:
-    """Integer codes and labels of a grouping column: labels sorted where they can be sorted,
-    in order of first appearance otherwise."""
+    """Integer codes and labels of a grouping column: labels sorted where they can be sorted
+    (a Categorical's in its categories' order), in order of first appearance otherwise."""
     try:
         codes, uniques = pd.factorize(groups, sort=True)
     except TypeError:  # labels of mixed, unorderable types: keep first-appearance order
@@ -208,6 +215,10 @@ def factorize(groups: pd.Series) -> tuple[np.ndarray, pd.Index]:
                 f"numbers, dates, tuples); got values of type {', '.join(kinds)}. Turn each into "
                 f"a label first, e.g. `df[{groups.name!r}].map(tuple)` or `.astype(str)`."
             ) from exc
+    if isinstance(
+        uniques, (pd.Categorical, pd.CategoricalIndex)
+    ):  # in category order, as plain labels
+        uniques = np.asarray(uniques)
     labels = pd.Index(uniques, name=groups.name)
     if labels.dtype == object and pd.api.types.infer_dtype(labels, skipna=True) not in (
         "string",
@@ -261,11 +272,10 @@ def check_missing(
         return None
     rows = describe_rows(df.index[bad])
     if missing == "drop":
-        warnings.warn(
+        warn(
             f"left out {int(bad.sum())} of {len(bad)} rows where {subject} held {problem} "
             f"({rows}).",
             RowsDroppedWarning,
-            stacklevel=4,
         )
         return ~bad
     raise missing_error(subject, rows, int(bad.sum()), problem, fix)

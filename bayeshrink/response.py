@@ -22,12 +22,10 @@ call :func:`check_response_profile`; pandas data go through :func:`check_normal_
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 import pandas as pd
 
-from .errors import DataTypeError, FamilyWarning
+from .errors import DataTypeError, FamilyWarning, warn
 
 __all__ = ["check_normal_response", "check_response_profile", "two_levels_error"]
 
@@ -35,28 +33,26 @@ _SILENCE = 'warnings.filterwarnings("ignore", category=bs.FamilyWarning)'
 
 
 def check_response_profile(
-    name, *, lo: float, hi: float, whole: bool, boolean: bool = False, stacklevel: int = 3
+    name, *, lo: float, hi: float, whole: bool, boolean: bool = False
 ) -> None:
     """Warn when a numeric response with range ``[lo, hi]`` (all whole numbers when ``whole``)
     looks binary or like counts (the module's rules)."""
     if boolean or (whole and lo == 0 and hi == 1):
         what = "is boolean" if boolean else "holds only 0 and 1"
-        warnings.warn(
+        warn(
             f"the response {name!r} {what} (a binary response), which the normal family fits "
             "as a linear probability model: its predictions can fall outside [0, 1]. Fit it "
             'with family="binomial" (a logistic mixed model); if the linear model is meant, '
             f"silence this warning with {_SILENCE}.",
             FamilyWarning,
-            stacklevel=stacklevel,
         )
     elif whole and lo == 0 and hi >= 2:
-        warnings.warn(
+        warn(
             f"the response {name!r} looks like counts (whole numbers from 0 to {hi:g}), which "
             "the normal family fits with one variance for every mean, and whose predictions "
             'can fall below 0. Fit it with family="poisson" (a Poisson mixed model); if the '
             f"linear model is meant, silence this warning with {_SILENCE}.",
             FamilyWarning,
-            stacklevel=stacklevel,
         )
 
 
@@ -80,7 +76,7 @@ def _is_text(values: pd.Series) -> bool:
     )
 
 
-def check_normal_response(values, name, *, stacklevel: int = 3) -> None:
+def check_normal_response(values, name) -> None:
     """Check a response about to be fitted by the normal family (the module's rules).
 
     Raises :class:`~bayeshrink.errors.DataTypeError` for two text levels; warns with
@@ -99,9 +95,7 @@ def check_normal_response(values, name, *, stacklevel: int = 3) -> None:
             raise two_levels_error(name, levels)
         return
     if pd.api.types.is_bool_dtype(values.dtype):
-        check_response_profile(
-            name, lo=0, hi=1, whole=True, boolean=True, stacklevel=stacklevel + 1
-        )
+        check_response_profile(name, lo=0, hi=1, whole=True, boolean=True)
         return
     if not pd.api.types.is_numeric_dtype(values.dtype) or pd.api.types.is_complex_dtype(
         values.dtype
@@ -117,5 +111,4 @@ def check_normal_response(values, name, *, stacklevel: int = 3) -> None:
         lo=float(arr.min()),
         hi=float(arr.max()),
         whole=whole,
-        stacklevel=stacklevel + 1,
     )

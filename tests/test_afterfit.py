@@ -159,9 +159,11 @@ def test_simulate_refuses_summary_data():
 def test_dense_refit_is_the_fit(crossed):
     """The bootstrap's refit at the fitted response lands on the fit (two of our own paths; the
     refit's optimiser uses finite differences, which stop at ~1e-6 relative in theta)."""
-    from bayeshrink.inference.bootstrap import DenseRefit
+    from bayeshrink.inference import model_of
 
-    beta, sigma, covs = DenseRefit(crossed).refit(crossed.design.y)
+    p = model_of(crossed)
+    beta, sigma, covs, converged = p.backend.refit(p, crossed.design.y)
+    assert converged
     np.testing.assert_allclose(beta, crossed.fixef, rtol=1e-9)
     np.testing.assert_allclose(sigma, crossed.sigma, rtol=1e-5)
     for cov, name in zip(covs, crossed.factors, strict=True):
@@ -194,3 +196,99 @@ def test_bootstrap_with_several_factors_bad_n_boot(crossed, n_boot):
 def test_bootstrap_with_several_factors_bad_level(crossed, level):
     with pytest.raises(DataError, match=r"`level` must be a probability strictly between 0 and 1"):
         crossed.confint(method="bootstrap", level=level, n_boot=10)
+
+
+# ---------------------------------------------------------------------------- offsets
+@pytest.mark.parametrize(
+    "case, csv",
+    [("sleepstudy", None), ("sim_crossed", "multi_sim_crossed.csv")],
+)
+def test_fitted_and_resid_with_an_offset_match_lme4(case, csv, sleep):
+    # fitted(m); residuals(m) of lme4 fits with an offset() term, which fitted() includes
+    # (make_afterfit_offset_simulate_references.R): one factor and two crossed factors
+    r = json.loads((REF / "afterfit_offsets.json").read_text())[case]
+    data = sleep if csv is None else pd.read_csv(REF / csv, dtype={"subj": str, "item": str})
+    m = bs.fit(data, formula=r["formula"])
+    scale = np.abs(r["fitted"]).max()
+    np.testing.assert_allclose(m.fitted(data), r["fitted"], rtol=0, atol=1e-6 * scale)
+    np.testing.assert_allclose(m.resid(data), r["residuals"], rtol=0, atol=1e-6 * scale)
+
+
+# ---------------------------------------------------------------------------- simulate, lme4
+def test_simulate_moments_match_lme4_simulate_on_penicillin(crossed, pen):
+    """Row means, variances and covariances (same plate, same sample, neither) of our
+    simulate() against those of lme4's simulate(m, nsim = 20000): both are Monte Carlo
+    estimates, so each difference is judged by the two runs' standard errors together."""
+    r = ref("simulate_penicillin")
+    n_ours, n_r = 4000, r["nsim"]
+    sims = crossed.simulate(n_ours, seed=11).to_numpy()
+    mean, var = sims.mean(axis=1), sims.var(axis=1, ddof=1)
+    v_r = np.asarray(r["var"])
+    z_mean = (mean - r["mean"]) / np.sqrt(v_r * (1 / n_ours + 1 / n_r))
+    se_var = np.sqrt((np.asarray(r["fourth"]) - v_r**2) * (1 / n_ours + 1 / n_r))
+    z_var = (var - v_r) / se_var
+    assert np.abs(z_mean).max() < 4.5 and np.abs(z_var).max() < 4.5, (z_mean, z_var)
+    for j, c_r in zip(r["pairs"], r["cov"], strict=True):
+        c = np.cov(sims[0], sims[j])[0, 1]
+        se = np.sqrt((v_r[0] * v_r[j] + c_r**2) * (1 / n_ours + 1 / n_r))
+        assert abs(c - c_r) < 4.5 * se, (j, c, c_r)
+
+
+# ---------------------------------------------------------------------------- one model API
+@pytest.fixture(scope="module")
+def two_backends(sleep):
+    """One model through both backends of the model API: per-group cross-products (bs.fit's
+    one-factor fit) and rows (the several-factor estimator given one factor)."""
+    from bayeshrink.lmm.multi import fit_multi
+
+    f = "Reaction ~ Days + (Days | Subject)"
+    return bs.fit(sleep, formula=f), fit_multi(sleep, f)
+
+
+def test_two_backends_give_the_same_after_fit_numbers(two_backends, sleep):
+    # both are exact computations at estimates that agree to ~1e-10 (two estimators): 1e-8
+    groups, rows = two_backends
+    assert type(groups).__name__ == "MixedFit" and type(rows).__name__ == "MultiFit"
+    new = pd.DataFrame({"Subject": [308, 999], "Days": [4.5, 4.5]})
+    for interval in ("prediction", "confidence"):
+        a = groups.predict(new, allow_new_levels=True, interval=interval)
+        b = rows.predict(new, allow_new_levels=True, interval=interval)
+        np.testing.assert_allclose(b.to_numpy(), a.to_numpy(), rtol=1e-8)
+    np.testing.assert_allclose(rows.fitted(), groups.fitted(sleep), rtol=1e-8)
+    np.testing.assert_allclose(rows.resid(), groups.resid(sleep), rtol=1e-8, atol=1e-8)
+    assert groups.n_params == rows.n_params == 6
+    a = groups.confint(["cor_Days.(Intercept)|Subject", "Days"], method="profile")
+    b = rows.confint(["cor_Days.(Intercept)|Subject", "Days"], method="profile")
+    pd.testing.assert_frame_equal(a, b, rtol=1e-8)
+
+
+def test_two_backends_bootstrap_one_distribution(sleep):
+    """bootMer through the cross-product draws and through simulated rows: the same
+    distribution (means within 4 Monte Carlo SEs of their difference, sqrt(2 / n) SD)."""
+    from bayeshrink.lmm.multi import fit_multi
+
+    f = "Reaction ~ Days + (1 | Subject)"
+    n = 300
+    a = bs.inference.bootstrap(bs.fit(sleep, formula=f), n_boot=n, random_seed=1)
+    b = bs.inference.bootstrap(fit_multi(sleep, f), n_boot=n, random_seed=2)
+    assert list(a.columns) == list(b.columns)
+    sd = a.std().to_numpy()
+    z = (a.mean().to_numpy() - b.mean().to_numpy()) / (sd * np.sqrt(2 / n))
+    assert np.abs(z).max() < 4.0, z
+    # and the SDs: the SE of a sample SD is about SD / sqrt(2 (n - 1))
+    z_sd = (a.std().to_numpy() - b.std().to_numpy()) / (sd * np.sqrt(2 / (2 * (n - 1))))
+    assert np.abs(z_sd).max() < 4.0, z_sd
+
+
+def test_model_api_bad_input(crossed, slopes):
+    from bayeshrink.inference import model_of
+
+    p = model_of(crossed)
+    assert [t.name for t in p.terms] == crossed.factors
+    with pytest.raises(bs.errors.ColumnError, match=r"`factor` must name one of .*'plate'"):
+        p.term()
+    with pytest.raises(bs.errors.ColumnError, match=r"`factor` must be one of .*got 'batch'"):
+        p.term("batch")
+    assert model_of(slopes).term().name == "Subject"
+    with pytest.raises(DataTypeError, match=r"`fit` must be a fitted model"):
+        model_of(object())

@@ -361,6 +361,20 @@ def test_json_of_formula_fits_counts_observations_and_groups(tmp_path, capsys):
     assert main(["fit", str(path), "--formula", formula, "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["n_obs"] == 180 and out["n_groups"] == 18
+    # n_levels has one shape for every fit: levels per grouping factor, by lme4's name
+    assert out["n_levels"] == {"Subject": 18}
+    path = tmp_path / "pastes.csv"
+    assert main(["fit", str(path), "--formula", "strength ~ 1 + (1 | batch/cask)", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["n_levels"] == {"cask:batch": 30, "batch": 10}
+    assert main(["fit", str(path), "--y", "strength", "--group", "batch", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["n_levels"] == {"batch": 10}
+
+
+def test_version_flag_prints_the_package_version(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["--version"])
+    assert exc.value.code == 0
+    assert capsys.readouterr().out.strip() == f"bayeshrink {bs.__version__}"
 
 
 def test_top_level_help_describes_what_the_cli_fits(capsys):

@@ -187,3 +187,23 @@ def test_unknown_dataset():
 def test_from_arrays_needs_ssw():
     with pytest.raises(DataError, match="need `n` and `ssw`"):
         bs.GroupStats.from_arrays(labels=["a", "b"], mean=[1, 2], n=[3, 4])
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"formula": "Reaction ~ Days + (Days | Subject)"},
+        {"formula": "Reaction ~ 1 + (1 | Subject)"},
+        {"formula": "Reaction ~ Days + (1 | Subject) + (1 | Days)"},
+        {"y": "Reaction", "group": "Subject"},
+    ],
+    ids=["slopes", "intercept", "crossed", "one-way"],
+)
+def test_warnings_point_at_the_callers_line(kwargs):
+    # a warning names the line of the user's code that called bs.fit, whichever path the fit
+    # takes inside the package
+    df = bs.load_dataset("sleepstudy").copy()
+    df.loc[3, "Reaction"] = np.nan
+    with pytest.warns(bs.RowsDroppedWarning) as record:
+        bs.fit(df, missing="drop", **kwargs)
+    assert [w.filename for w in record] == [__file__]

@@ -333,3 +333,22 @@ def test_anova_compares_a_model_with_an_offset_to_one_without(random):
     other = d.assign(strength=d["strength"] + d["w"])
     with pytest.raises(bs.DataError, match="different response values"):
         bs.anova(fixed, bs.fit(other, formula=f"strength ~ z + {random}", method="ml"))
+
+
+def test_numeric_levels_are_ordered_as_r_orders_them():
+    # lme4 (R 4.x), on these data: rownames(ranef(lmer(y ~ 1 + (1|g) + (1|h)))$g) is
+    # "1" "2" "3" "10" "11", $h is "5" "20" "100", and (1|g:h) gives "1:5" "1:20" "1:100"
+    # "2:5" ... "11:100": each column in its own (numeric) order, the first varying slowest
+    rng = np.random.default_rng(1)
+    df = pd.DataFrame({"g": np.repeat([1, 2, 10, 11, 3], 6), "h": np.tile([5, 20, 100], 10)})
+    df["y"] = rng.normal(size=len(df)) + 0.1 * df["g"]
+    crossed = bs.fit(df, formula="y ~ 1 + (1 | g) + (1 | h)")
+    assert list(crossed.ranef(factor="g").index) == ["1", "2", "3", "10", "11"]
+    assert list(crossed.ranef(factor="h").index) == ["5", "20", "100"]
+    inter = bs.fit(df, formula="y ~ 1 + (1 | g:h)")
+    expected = [f"{g}:{h}" for g in (1, 2, 3, 10, 11) for h in (5, 20, 100)]
+    assert list(inter.ranef().index) == expected
+    assert type(inter.ranef().index) is pd.Index
+    # a Categorical grouping column keeps its categories' order, as plain labels
+    cat = df.assign(g=pd.Categorical(df["g"], categories=[11, 10, 3, 2, 1]))
+    assert list(bs.fit(cat, y="y", group="g").ranef().index) == [11, 10, 3, 2, 1]

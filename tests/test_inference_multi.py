@@ -35,8 +35,8 @@ from conftest import REFERENCE, load_ref
 
 import bayeshrink as bs
 from bayeshrink.errors import DataError
-from bayeshrink.inference import RefitWarning, fit_pieces
-from bayeshrink.inference.profile import MultiProfile
+from bayeshrink.inference import RefitWarning, model_of
+from bayeshrink.inference.profile import Profile
 
 RTOL = 1e-6
 PROFILE_RTOL = 1e-4
@@ -193,15 +193,15 @@ def test_predict_nested_factors_from_lme4_modes():
 def test_profile_minimum_is_the_ml_deviance():
     # the profile's deviance at the ML estimates is the ML fit's -2 logLik (two code paths)
     m, _ = fitted("sim_crossed", "ML")
-    prof = MultiProfile(m)
-    close(prof.d_min, -2.0 * m.loglik, rtol=1e-10)
+    prof = Profile(m)
+    close(prof.base, -2.0 * m.loglik, rtol=1e-10)
 
 
 def _dense_pieces(m, data, fe_terms):
     """Z, G, X from the data frame by hand (independent of the estimator's layout)."""
-    p = fit_pieces(m)
+    p = model_of(m)
     cols, G_blocks, keys = [], [], []
-    for f in p.multi:
+    for f in p.terms:
         (comp,) = f.components
         for lev in f.labels:
             ind = (data[comp] == lev).to_numpy(float)
@@ -249,7 +249,7 @@ def test_prediction_sd_is_the_joint_posterior(name):
             x = np.array([1.0 if t == "Intercept" else float(row[t]) for t in fe])
             z = np.zeros(len(keys))
             prior = 0.0
-            for f in p.multi:
+            for f in p.terms:
                 (comp,) = f.components
                 zt = np.array([1.0 if t == "Intercept" else float(row[t]) for t in f.terms])
                 if row[comp] in set(f.labels):
@@ -268,11 +268,11 @@ def test_prediction_sd_is_the_joint_posterior(name):
     r0 = 0
     row = nd.iloc[r0]
     zz = np.zeros(len(keys))
-    for f in p.multi:
+    for f in p.terms:
         (comp,) = f.components
         for t in f.terms:
             zz[index[(f.name, row[comp], t)]] = 1.0 if t == "Intercept" else float(row[t])
-    n1 = sum(len(f.labels) * len(f.terms) for f in p.multi[:1])
+    n1 = sum(len(f.labels) * len(f.terms) for f in p.terms[:1])
     cross = 2 * zz[:n1] @ post[:n1, n1:] @ zz[n1:]
     assert abs(cross) > 1e-6 * (zz @ post @ zz)
 
@@ -280,17 +280,17 @@ def test_prediction_sd_is_the_joint_posterior(name):
 def test_diagonal_posterior_blocks_match_the_estimator():
     # the joint posterior's diagonal blocks are the estimator's conditional covariances
     # (lme4's condVar): two code paths, 1e-10
-    from bayeshrink.inference.pieces import MultiSystem, rel_factor
+    from bayeshrink.inference.backends import MultiSystem, rel_factor
 
     m, _ = fitted("sim_crossed", "REML")
-    p = fit_pieces(m)
+    p = model_of(m)
     sysm = MultiSystem(m)
-    st = sysm.solve([rel_factor(f.cov_re, p.sigma) for f in p.multi])
+    st = sysm.solve([rel_factor(f.cov_re, p.sigma) for f in p.terms])
     A = st["A"].toarray()
     L = st["L"].toarray()
     post = m.sigma**2 * L @ np.linalg.inv(A.T @ A + np.eye(sysm.q)) @ L.T
     o = 0
-    for f in p.multi:
+    for f in p.terms:
         q, n = len(f.terms), len(f.labels)
         blocks = np.array(
             [post[o + i * q : o + (i + 1) * q, o + i * q : o + (i + 1) * q] for i in range(n)]

@@ -458,3 +458,32 @@ def test_formula_intervals_bad_input(sleep, crossed):
     one = bs.fit(sleep, y="Reaction", group="Subject")
     with pytest.raises(bs.errors.ColumnError, match=r"`factor` must be one of the grouping"):
         one.intervals(factor="plate")
+
+
+def test_formula_intervals_of_a_scalar_factor_beside_a_vector_one():
+    # y ~ x + (1 + x | subj) + (1 | item): item's scalar term has intervals; subj's vector
+    # term has none (its levels' intervals are joint), said clearly
+    from pathlib import Path
+
+    d = pd.read_csv(
+        Path(__file__).parent / "reference" / "multi_sim_crossed.csv",
+        dtype={"subj": str, "item": str},
+    )
+    fit = bs.fit(d, formula="y ~ x + (1 + x | subj) + (1 | item)")
+    for method in ("morris", "kass-steffey", "robust"):
+        ci = fit.intervals(method=method, factor="item")
+        assert ci.index.equals(fit.table(factor="item").index)
+        assert (ci["lo"] < ci["estimate"]).all() and (ci["estimate"] < ci["hi"]).all()
+    with pytest.raises(MethodError, match=r"`term` must be a scalar random term.*'subj'"):
+        fit.intervals(factor="subj")
+
+
+def test_formula_intervals_of_a_nested_factor():
+    # strength ~ 1 + (1 | batch/cask): the inner factor cask:batch, BLUP +- z condVar for "cond"
+    fit = bs.fit(bs.load_dataset("pastes"), formula="strength ~ 1 + (1 | batch/cask)")
+    ci = fit.intervals(method="cond", factor="cask:batch")
+    sd = fit.ranef_sd("cask:batch")["Intercept"]
+    np.testing.assert_allclose(ci["half_width"], stats.norm.ppf(0.975) * sd, rtol=1e-9)
+    assert len(fit.intervals(factor="batch")) == 10
+    with pytest.raises(bs.errors.ColumnError, match=r"`factor` must be one of the grouping"):
+        fit.intervals(factor="cask")

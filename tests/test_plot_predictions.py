@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 import bayeshrink as bs
@@ -93,3 +94,24 @@ def test_nested_fit_panels_of_the_inner_factor():
         np.testing.assert_allclose(lines["partial_pooling"].get_ydata(), table.loc[g, "blup"])
         pts = next(c for c in ax.collections if c.get_gid() == "data")
         assert len(pts.get_offsets()) == 2  # two samples per cask
+
+
+def test_crossed_fit_with_a_covariate_draws_pooling_lines():
+    # y ~ x + (1 + x | subj) + (1 | item): subj's lines have its own slope (partial pooling =
+    # fixef + ranef of subj, item at 0); the pooling lines come from the one implementation
+    from pathlib import Path
+
+    d = pd.read_csv(
+        Path(__file__).parent / "reference" / "multi_sim_crossed.csv",
+        dtype={"subj": str, "item": str},
+    )
+    m = bs.fit(d, formula="y ~ x + (1 + x | subj) + (1 | item)")
+    g = m.table(factor="subj").index[0]
+    fig = bs.plot_predictions(m, d, factor="subj", groups=[g])
+    (ax,) = [ax for ax in fig.axes if ax.get_visible()]
+    line = _lines(ax)["partial_pooling"]
+    x, y = line.get_xdata(), line.get_ydata()
+    coef = m.coef("subj").loc[g]
+    np.testing.assert_allclose(y, coef["Intercept"] + coef["x"] * np.asarray(x), rtol=1e-9)
+    with pytest.raises(bs.errors.ColumnError, match=r"`factor` must be one of the grouping"):
+        bs.plot_predictions(m, d, factor="class")

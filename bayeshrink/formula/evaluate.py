@@ -27,7 +27,6 @@ cross-products from the frame; nothing here knows about estimators.
 from __future__ import annotations
 
 import difflib
-import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -40,6 +39,7 @@ from ..errors import (
     FormulaError,
     TimeConvertedWarning,
     describe_rows,
+    warn,
 )
 from ..frames import Missing, as_frame, check_missing, check_missing_option, factorize
 from .newdata import RowEncoder, time_to_days
@@ -100,14 +100,23 @@ def code_factor(df: pd.DataFrame, components, text: bool = False) -> tuple[np.nd
     from ..frames import interaction_labels
 
     components = list(components)
-    for c in components:
-        codes, labels = factorize(df[c].reset_index(drop=True).rename(c))
+    coded = [factorize(df[c].reset_index(drop=True).rename(c)) for c in components]
     if len(components) == 1 and not text:
+        codes, labels = coded[0]
         return codes, labels.rename(components[0])
+    # Levels in R's order for `factor(a:b)`: each component's own level order (numbers
+    # numerically, text alphabetically), the first component varying slowest, unused
+    # combinations dropped; sorting the joined text would put "10" before "2".
     name = ":".join(components)
-    labels_text = interaction_labels(df, components)
-    codes, uniques = pd.factorize(labels_text, sort=True)
-    return np.asarray(codes, dtype=np.intp), pd.Index(uniques, name=name)
+    labels_text = interaction_labels(df, components).to_numpy()
+    if len(components) == 1:
+        key = coded[0][0]
+    else:
+        key = np.zeros(len(df), dtype=np.int64)
+        for codes, labels in coded:  # re-coded after each step: no int64 overflow
+            key = np.unique(key * len(labels) + codes, return_inverse=True)[1].astype(np.int64)
+    _, first, codes = np.unique(key, return_index=True, return_inverse=True)
+    return np.asarray(codes, dtype=np.intp), pd.Index(labels_text[first], name=name)
 
 
 def _quiet():
@@ -178,12 +187,11 @@ def _prepare_covariates(df: pd.DataFrame, spec: FormulaSpec) -> tuple[pd.DataFra
                 if origin is not None
                 else "days (a timedelta of 36 hours is 1.5)"
             )
-            warnings.warn(
+            warn(
                 f"the {col.dtype} covariate {c!r} enters the formula as {since}; its coefficient "
                 f"is per day. To choose another unit or origin, convert the column first, e.g. "
                 f"df['t'] = (df[{c!r}] - <origin>) / pd.Timedelta(hours=1).",
                 TimeConvertedWarning,
-                stacklevel=5,
             )
         elif isinstance(col.dtype, pd.CategoricalDtype) and not col.dtype.ordered:
             # formulae sorts an unordered Categorical's levels and keeps an ordered one's order:

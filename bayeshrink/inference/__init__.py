@@ -1,24 +1,18 @@
 r"""lme4's everyday API after a fit: predict, fitted, resid, simulate, confint, information
 criteria and anova, as methods of every fit (:class:`InferenceMixin`).
 
-The subpackage, one idea per module: :mod:`.pieces` (what a fit supplies, shared helpers),
-:mod:`.predict` (predict, pooling lines), :mod:`.rows` (fitted, resid, simulate on the model's
-rows), :mod:`.profile` (parameter names, lme4's profile), :mod:`.bootstrap` (bootMer),
-:mod:`.confint`, :mod:`.anova` (information criteria, likelihood-ratio tests).
+The subpackage, one idea per module: :mod:`.model` (the small model API every method is written
+over: :class:`ModelPieces`, one :class:`Term` per grouping factor), :mod:`.backends` (its
+deviance, conditional covariance, simulated responses and refits, from per-group
+cross-products or from rows), :mod:`.predict` (predict, pooling lines), :mod:`.rows` (fitted,
+resid, simulate), :mod:`.profile` (parameter names, lme4's profile), :mod:`.bootstrap`
+(bootMer), :mod:`.confint`, :mod:`.anova` (information criteria, likelihood-ratio tests).
 
 Every function takes a fitted model (a one-way :class:`~bayeshrink.ShrinkageFit`, a formula
-:class:`~bayeshrink.MixedFit` or a several-factor :class:`~bayeshrink.MultiFit`), and works from
-one small bundle of what the fit must supply (:func:`fit_pieces`; :class:`MultiPieces` for
-several factors): its estimates (fixed effects and their covariance, the random
-effects' covariance, sigma, each group's BLUPs and conditional covariance), Z_j'X_j per group
-(for the fixed effects' share of a group's prediction error), its per-group cross-products and
-random-effects layout (for profiles and the parametric bootstrap), and an encoder that evaluates
-new rows with the fit's formula. The one-way fit is the formula ``y ~ 1 + (1 | g)``: its
+:class:`~bayeshrink.MixedFit` or a several-factor :class:`~bayeshrink.MultiFit`) and works from
+its :func:`model_of`: one implementation whatever the number of grouping factors (a one-factor
+fit is the one-term case). The one-way fit is the formula ``y ~ 1 + (1 | g)``: its
 cross-products are built from its group sizes, means and within-group sums of squares.
-
-The estimator's criterion is reached only through :func:`ml_deviance_function`,
-:func:`profiled_ml_criterion` and :func:`refit_from_stats`, on the estimator's standardized
-cross-products (``MixedStats.std``, mapped back by :class:`.profile.Scale`).
 
 The Bayesian reading, term by term:
 
@@ -39,51 +33,46 @@ fit's own term names, with the intercept written ``(Intercept)`` as lme4 does.
 
 from __future__ import annotations
 
-from typing import Literal
-
-import pandas as pd
+import functools
 
 from ..errors import RefitWarning
 from .anova import anova, information
-from .bootstrap import DenseRefit, bootstrap, bootstrap_multi, refit_from_stats
+from .backends import MultiSystem, RowsBackend, refit_from_stats
+from .bootstrap import bootstrap
 from .confint import confint
-from .pieces import (
-    FactorPieces,
-    FitPieces,
-    MultiPieces,
+from .model import (
+    ModelPieces,
+    ModelRows,
+    Term,
     factor_columns,
-    fit_pieces,
-    group_values,
     level_values,
+    model_of,
     response_values,
 )
 from .predict import pooling_predictions, predict
-from .profile import ml_deviance_function, profiled_ml_criterion, variance_parameter_names
-from .rows import ModelRows, fitted, model_rows, resid, simulate
+from .profile import Profile, variance_parameter_names
+from .rows import fitted, model_rows, resid, simulate
 
 __all__ = [
-    "DenseRefit",
-    "FactorPieces",
-    "FitPieces",
     "InferenceMixin",
+    "ModelPieces",
     "ModelRows",
-    "MultiPieces",
+    "MultiSystem",
+    "Profile",
     "RefitWarning",
+    "RowsBackend",
+    "Term",
     "anova",
     "bootstrap",
-    "bootstrap_multi",
     "confint",
     "factor_columns",
-    "fit_pieces",
     "fitted",
-    "group_values",
     "information",
     "level_values",
-    "ml_deviance_function",
+    "model_of",
     "model_rows",
     "pooling_predictions",
     "predict",
-    "profiled_ml_criterion",
     "refit_from_stats",
     "resid",
     "response_values",
@@ -95,63 +84,25 @@ __all__ = [
 # =============================================================================== fit methods
 
 
+def _method(function):
+    """``function(fit, ...)`` as a method of every fit, with its signature and docstring."""
+
+    @functools.wraps(function)
+    def method(self, *args, **kwargs):
+        return function(self, *args, **kwargs)
+
+    return method
+
+
 class InferenceMixin:
-    """lme4's after-fit API as methods of every fit (ShrinkageFit and MixedFit)."""
+    """lme4's after-fit API as methods of every fit (ShrinkageFit, MixedFit, MultiFit): each
+    is the function of this package of the same name, written once over the fit's model."""
 
-    def predict(
-        self,
-        newdata=None,
-        *,
-        random: bool = True,
-        allow_new_levels: bool = False,
-        interval: Literal["prediction", "confidence"] | None = None,
-        level: float = 0.95,
-        fixef_uncertainty: bool = True,
-    ) -> pd.Series | pd.DataFrame:
-        """Predictions for new rows, as lme4's ``predict``; see :func:`bayeshrink.predict`."""
-        return predict(
-            self,
-            newdata,
-            random=random,
-            allow_new_levels=allow_new_levels,
-            interval=interval,
-            level=level,
-            fixef_uncertainty=fixef_uncertainty,
-        )
-
-    def confint(
-        self,
-        parm: str | list[str] | None = None,
-        level: float = 0.95,
-        method: Literal["wald", "profile", "bootstrap"] = "wald",
-        *,
-        n_boot: int = 500,
-        random_seed: int | None = None,
-    ) -> pd.DataFrame:
-        """Confidence intervals as lme4's ``confint(oldNames = FALSE)``; see
-        :func:`bayeshrink.confint`."""
-        return confint(self, parm, level, method, n_boot=n_boot, random_seed=random_seed)
-
-    def fitted(self, data=None) -> pd.Series:
-        """lme4's ``fitted(m)``: X beta_hat + Z b_hat per row (:func:`bayeshrink.inference.fitted`).
-
-        ``data`` is the frame that was fitted (or rows of known levels); a fit with several
-        grouping factors keeps its rows and may be called without it."""
-
-        return fitted(self, data)
-
-    def resid(self, data=None) -> pd.Series:
-        """lme4's ``residuals(m)``: the response minus ``fitted()``; ``data`` as for
-        :meth:`fitted`."""
-
-        return resid(self, data)
-
-    def simulate(self, nsim: int = 1, seed: int | None = None, data=None) -> pd.DataFrame:
-        """lme4's ``simulate(m, nsim, seed)``: new responses from the fitted model with the
-        random effects redrawn, one column per simulation (``sim_1``, ...); ``data`` as for
-        :meth:`fitted`. See :func:`bayeshrink.inference.simulate`."""
-
-        return simulate(self, nsim, seed, data)
+    predict = _method(predict)
+    confint = _method(confint)
+    fitted = _method(fitted)
+    resid = _method(resid)
+    simulate = _method(simulate)
 
     @property
     def n_params(self) -> int:

@@ -16,7 +16,7 @@ from ..errors import (
     MethodError,
     RefitWarning,
 )
-from .pieces import FitPieces, MultiPieces, fit_pieces, is_mixed, is_multi, refit_by_method
+from .model import ModelPieces, is_multi, model_of, refit_by_method
 
 # =============================================================================== criteria
 
@@ -49,7 +49,7 @@ def information(fit) -> dict[str, float]:
         k = 2
         nobs = fit.n_groups - (1 if fit.method == "reml" else 0)
     else:
-        k = fit_pieces(fit).n_params
+        k = model_of(fit).n_params
         nobs = fit.n_obs
     return {
         "loglik": ll,
@@ -63,10 +63,13 @@ def information(fit) -> dict[str, float]:
 # =============================================================================== anova
 
 
-def _response_moments(fit) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
-    """Per group: n, sum of y (None when the design has no intercept column), sum of y^2."""
-
-    if is_mixed(fit):
+def _response_moments(fit):
+    """The response of a fit as far as the fit keeps it: its rows (several factors), or per
+    group of its one factor n, sum of y (None without an intercept column) and sum of y^2."""
+    if is_multi(fit):
+        off = getattr(fit.design, "offset", None)
+        return fit.design.y if off is None else fit.design.y + off  # the response itself
+    if hasattr(fit, "design"):
         if getattr(fit.design, "response_moments", None) is not None:  # fitted with an offset
             return fit.design.response_moments
         s = fit.design.stats
@@ -80,30 +83,44 @@ def _response_moments(fit) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
     return gs.n.astype(float), gs.n * gs.mean, gs.ssw + gs.n * gs.mean**2
 
 
-def _same_data_multi(fits, names) -> None:
-    """As _same_data when some fit has several factors: the same number of rows, response and
-    response values (row by row between two several-factor fits, by sum and sum of squares
-    against a one-factor fit, which keeps per-group sums only)."""
+def _totals(m) -> tuple[int, float | None, float]:
+    if isinstance(m, np.ndarray):
+        return len(m), float(m.sum()), float(m @ m)
+    n, s, q = m
+    return int(n.sum()), None if s is None else float(s.sum()), float(q.sum())
 
-    def moments(f):
-        if is_multi(f):
-            off = getattr(f.design, "offset", None)
-            y = f.design.y if off is None else f.design.y + off  # the response, not y - offset
-            return len(y), float(y.sum()), float(y @ y), y
-        n, s, q = _response_moments(f)
-        return int(n.sum()), None if s is None else float(s.sum()), float(q.sum()), None
 
-    n0, s0, q0, y0 = moments(fits[0])
-    r0 = fits[0].response
+def _same_data(fits, names) -> None:
+    """The same number of rows, response and response values: row by row between fits that
+    keep their rows, group by group between one-factor fits of one factor, by sum and sum of
+    squares otherwise."""
+    p0, m0 = model_of(fits[0]), _response_moments(fits[0])
     for f, name in zip(fits[1:], names[1:], strict=True):
-        n, s, q, y = moments(f)
+        p, m = model_of(f), _response_moments(f)
+        (n0, s0, q0), (n, s, q) = _totals(m0), _totals(m)
+        rows = isinstance(m, np.ndarray) and isinstance(m0, np.ndarray)
+        groups = not isinstance(m, np.ndarray) and not isinstance(m0, np.ndarray)
         why = None
         if n != n0:
             why = f"{n0} and {n} observations"
-        elif f.response != r0:
-            why = f"responses {r0!r} and {f.response!r}"
-        elif (y is not None and y0 is not None and not np.allclose(y, y0, rtol=1e-12, atol=0)) or (
-            not math.isclose(q, q0, rel_tol=1e-9)
+        elif p.response != p0.response:
+            why = f"responses {p0.response!r} and {p.response!r}"
+        elif groups and (
+            p.terms[0].name != p0.terms[0].name
+            or not p.terms[0].labels.equals(p0.terms[0].labels)
+            or not np.array_equal(m[0], m0[0])
+        ):
+            why = "different groups or group sizes"
+        elif (
+            (rows and not np.allclose(m, m0, rtol=1e-12, atol=0))
+            or (groups and not np.allclose(m[2], m0[2], rtol=1e-9, atol=0))
+            or (
+                groups
+                and m[1] is not None
+                and m0[1] is not None
+                and not np.allclose(m[1], m0[1], rtol=1e-9, atol=1e-9)
+            )
+            or not math.isclose(q, q0, rel_tol=1e-9)
             or (s is not None and s0 is not None and not math.isclose(s, s0, rel_tol=1e-9))
         ):
             why = "different response values"
@@ -115,51 +132,12 @@ def _same_data_multi(fits, names) -> None:
             )
 
 
-def _same_data(fits, names) -> None:
-    if any(is_multi(f) for f in fits):
-        return _same_data_multi(fits, names)
-    p0 = fit_pieces(fits[0])
-    n0, s0, q0 = _response_moments(fits[0])
-    for f, name in zip(fits[1:], names[1:], strict=True):
-        p = fit_pieces(f)
-        n, s, q = _response_moments(f)
-        why = None
-        if p.n_obs != p0.n_obs:
-            why = f"{p0.n_obs} and {p.n_obs} observations"
-        elif p.response != p0.response:
-            why = f"responses {p0.response!r} and {p.response!r}"
-        elif p.factor != p0.factor or not p.labels.equals(p0.labels) or not np.array_equal(n, n0):
-            why = "different groups or group sizes"
-        elif not np.allclose(q, q0, rtol=1e-9, atol=0) or (
-            s is not None and s0 is not None and not np.allclose(s, s0, rtol=1e-9, atol=1e-9)
-        ):
-            why = "different response values"
-        if why is not None:
-            raise DataError(
-                f"the models compared by `anova` must be fitted to the same rows and response; "
-                f"{names[0]} and {name} have {why}. Fit every model to the same data frame "
-                "(with the same missing-value handling)."
-            )
-
-
-def _blocks(p) -> list[tuple[str, frozenset]]:
+def _blocks(p: ModelPieces) -> list[tuple[str, frozenset]]:
     """(factor, terms) of every random block: nesting is judged factor by factor."""
-    if isinstance(p, MultiPieces):
-        out = []
-        for f in p.multi:
-            start = 0
-            for size in f.block_sizes:
-                out.append((f.name, frozenset(f.terms[start : start + size])))
-                start += size
-        return out
-    out, start = [], 0
-    for size in p.block_sizes:
-        out.append((p.factor, frozenset(p.random_names[start : start + size])))
-        start += size
-    return out
+    return [(t.name, frozenset(block)) for t in p.terms for block in t.blocks()]
 
 
-def _nested(small: FitPieces, big: FitPieces) -> str | None:
+def _nested(small: ModelPieces, big: ModelPieces) -> str | None:
     """None when ``small`` is nested in ``big``; otherwise why not."""
     extra = set(small.fixed_names) - set(big.fixed_names)
     if extra:
@@ -188,7 +166,7 @@ def anova(
 
     Parameters
     ----------
-    *fits : ShrinkageFit or MixedFit
+    *fits : ShrinkageFit, MixedFit or MultiFit
         Two or more fits to the same rows and response, each nested in the next (fixed terms a
         subset, each random block contained in a block of the larger model).
     refit : bool
@@ -234,7 +212,7 @@ def anova(
             f"`anova` must be given at least two fitted models; got {len(fits)}. "
             "E.g. bs.anova(m0, m1) with m0 nested in m1."
         )
-    pieces = [fit_pieces(f) for f in fits]
+    pieces = [model_of(f) for f in fits]
     for f in fits:
         if getattr(f, "data_kind", "long") == "summary":
             raise DataTypeError(
@@ -337,5 +315,5 @@ def _random_set(p) -> set[tuple[str, str]]:
     return {(factor, t) for factor, terms in _blocks(p) for t in terms}
 
 
-def _oneway_formula(p: FitPieces) -> str:
-    return f"{p.response} ~ 1 + (1 | {p.factor})"
+def _oneway_formula(p: ModelPieces) -> str:
+    return f"{p.response} ~ 1 + (1 | {p.terms[0].name})"

@@ -12,8 +12,8 @@ from ..errors import (
     MethodError,
 )
 from .bootstrap import bootstrap
-from .pieces import MultiPieces, check_level, check_long, fit_pieces
-from .profile import MultiProfile, Profile, estimates, lme4_term
+from .model import check_level, check_long, model_of
+from .profile import Profile, estimates, lme4_term
 
 
 def _check_method(method) -> str:
@@ -41,7 +41,7 @@ def confint(
 
     Parameters
     ----------
-    fit : ShrinkageFit or MixedFit
+    fit : ShrinkageFit, MixedFit or MultiFit
     parm : str or list of str, optional
         Parameters to report (default all): lme4's names, ``sd_(Intercept)|Subject``,
         ``cor_Days.(Intercept)|Subject``, ``sigma``, ``(Intercept)``, ``Days``; the fit's own
@@ -54,11 +54,10 @@ def confint(
         interval, lme4's ``profile``: for each parameter the signed square root of the rise in
         the ML deviance when it is fixed and all the others are re-optimised, solved for +-z by
         root finding (lme4 interpolates the profile with splines, so the two agree to ~1e-4).
-        The deviance is evaluated on the estimator's centred and scaled columns, so the units
-        of a covariate do not change the intervals.
-        With several grouping factors the deviance is that of the sparse mixed-model equations
-        on the data's scale (:class:`MultiProfile`), optimised over the free parameters by
-        BFGS (log SDs, atanh correlations).
+        The deviance is the model's own (:class:`~bayeshrink.inference.profile.Profile`): for
+        one grouping factor on the estimator's centred and scaled columns, so the units of a
+        covariate do not change the intervals; with several, that of the sparse mixed-model
+        equations.
         As in lme4, the profile is of the likelihood, so a REML fit is refitted by ML for it. An
         SD estimated at 0 gets the lower bound 0 (the interval is one-sided); a correlation
         whose profile stays below z up to +-1 gets the bound +-1. ``"bootstrap"``: the
@@ -66,9 +65,8 @@ def confint(
         responses simulated from the fitted model, reproducible with ``random_seed``. The
         simulation draws each group's cross-products exactly from their distribution, so it
         costs O(groups) per draw, not O(rows). With several grouping factors the responses are
-        simulated row by row (:func:`bayeshrink.inference.simulate`, every factor's random
-        effects redrawn) and refitted on the fit's own design
-        (:func:`bayeshrink.inference.bootstrap_multi`).
+        simulated row by row (every factor's random effects redrawn) and refitted on the fit's
+        own design (:func:`bayeshrink.inference.bootstrap`).
     n_boot : int
         Bootstrap replications (method="bootstrap").
     random_seed : int, optional
@@ -98,7 +96,7 @@ def confint(
 
     method = _check_method(method)
     level = check_level(level)
-    p = fit_pieces(fit)
+    p = model_of(fit)
     est = estimates(p)
     names = list(est.index)
     if parm is None:
@@ -124,7 +122,7 @@ def confint(
         hi.iloc[n_var:] = p.beta + z * se
     elif method == "profile":
         check_long(fit, "profile intervals")
-        prof = MultiProfile(fit) if isinstance(p, MultiPieces) else Profile(fit)
+        prof = Profile(fit)
         for name in chosen:
             k = names.index(name)
             if k < n_var:

@@ -1,4 +1,5 @@
-"""lme4's ``predict`` with intervals, and Gelman & Hill's pooling lines."""
+"""lme4's ``predict`` with intervals, and Gelman & Hill's pooling lines, for every fit through
+its model (:class:`~.model.ModelPieces`: rows of new data, the conditional covariance)."""
 
 from __future__ import annotations
 
@@ -7,34 +8,42 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-from ..errors import (
-    ColumnError,
-    DataError,
-    MethodError,
-)
-from .pieces import (
-    MultiPieces,
-    MultiSystem,
-    check_level,
-    check_long,
-    factor_columns,
-    factor_labels,
-    fit_pieces,
-    group_values,
-    is_mixed,
-    is_multi,
-    level_values,
-    match_groups,
-    multi_pieces,
-    rel_factor,
-    split_z,
-)
+from ..errors import DataError, MethodError
+from .model import ModelPieces, ModelRows, check_level, check_long, model_of
 
 
-def _offset(fit, df: pd.DataFrame) -> np.ndarray | float:
-    """The formula's offset() terms on new rows (0 for a fit without them)."""
-    enc = getattr(getattr(fit, "design", None), "encoder", None)
-    return 0.0 if enc is None else enc.offset(df)
+def new_level_error(term, values: pd.Series, what: str, several: bool) -> DataError:
+    """A level not in the fit; with several factors the message says which factor's."""
+    new = pd.unique(values)
+    shown = ", ".join(repr(v.item() if hasattr(v, "item") else v) for v in new[:5]) + (
+        " ..." if len(new) > 5 else ""
+    )
+    name = f"the grouping factor {term.name!r}" if several else repr(term.name)
+    of = f" of {term.name!r}" if several else ""
+    return DataError(
+        f"`newdata` must hold levels of {name} seen in the fit {what}; got {len(new)} new "
+        f"level(s){of}: {shown}."
+    )
+
+
+def model_rows_of(p: ModelPieces, df: pd.DataFrame, random: bool, allow_new: bool) -> ModelRows:
+    """``df`` evaluated with the fit's formula; a level not in the fit raises unless
+    ``allow_new``."""
+    rows = p.rows(df, random=random)
+    several = len(p.terms) > 1
+    if random and not allow_new:
+        for t, codes, labels in zip(p.terms, rows.codes, rows.labels, strict=True):
+            if (codes < 0).any():
+                err = new_level_error(
+                    t, pd.Series(labels[codes < 0]), "unless allow_new_levels=True", several
+                )
+                raise DataError(
+                    f"{err} Pass allow_new_levels=True to give those rows 0 for {t.name!r}'s "
+                    "effects (lme4's allow.new.levels = TRUE: the population prediction) and, "
+                    "with an interval, its prior variance (the new-group predictive "
+                    "distribution)."
+                )
+    return rows
 
 
 def predict(
@@ -108,102 +117,48 @@ def predict(
     """
     from ..frames import as_frame
 
-    pieces = fit_pieces(fit)
+    p = model_of(fit)
     check_long(fit, "predict")
     if interval not in (None, "prediction", "confidence"):
         raise MethodError(
             f"`interval` must be None, 'prediction' or 'confidence'; got {interval!r}."
         )
     level = check_level(level)
-    if isinstance(pieces, MultiPieces):
-        if newdata is None:
-            raise DataError(
-                "`newdata` must be given for a formula fit: the fit keeps its design matrices, "
-                "not its data frame. Pass the data frame you fitted to get lme4's fitted values, "
-                "or new rows."
-            )
-        return _predict_multi(
-            fit,
-            as_frame(newdata),
-            pieces,
-            random,
-            allow_new_levels,
-            interval,
-            level,
-            fixef_uncertainty,
-        )
-    factor = pieces.factor
     if newdata is None:
-        if pieces.encoder is None or is_mixed(fit):
+        if not p.oneway:
             raise DataError(
-                "`newdata` must be given for a formula fit: the fit keeps per-group "
-                "cross-products, not its rows. Pass the data frame you fitted to get lme4's "
-                "fitted values, or new rows."
+                "`newdata` must be given for a formula fit: it keeps its cross-products or its "
+                "design matrices, not its data frame. Pass the data frame you fitted to get "
+                "lme4's fitted values, or new rows."
             )
-        df = pd.DataFrame({factor: pieces.labels}, index=pieces.labels)
+        (term,) = p.terms
+        df = pd.DataFrame({term.name: term.labels}, index=term.labels)
     else:
         df = as_frame(newdata)
-    if pieces.encoder is None:
-        raise DataError(
-            "`fit` must carry its formula's encoding to predict for new rows; this fit was "
-            "built without it. Refit it with bs.fit(data, formula=...)."
-        )
-    columns = getattr(fit, "group_columns", None) or (factor,)
-    if is_mixed(fit):
-        fit.design.encoder.check_columns(df, extra=tuple(columns) if random else ())
-    elif random and not set(columns) <= set(df.columns) and factor not in df.columns:
-        raise ColumnError(
-            f"`newdata` must have the grouping column {factor!r}; got columns "
-            f"{', '.join(map(repr, map(str, df.columns[:20])))}. Add it, or pass random=False for "
-            "the population-level prediction."
-        )
-    X, Z = pieces.encoder(df)
-    n = len(df)
-    mean = X @ pieces.beta + _offset(fit, df)
-    if random:
-        gvals = group_values(fit, df, factor)
-        pos = match_groups(pieces.labels, gvals)
-        unknown = pos < 0
-        if unknown.any() and not allow_new_levels:
-            vals = pd.unique(gvals[unknown])
-            shown = ", ".join(repr(v.item() if hasattr(v, "item") else v) for v in vals[:5]) + (
-                " ..." if len(vals) > 5 else ""
-            )
-            raise DataError(
-                f"`newdata` must hold levels of {factor!r} seen in the fit unless "
-                f"allow_new_levels=True; got {len(vals)} new level(s): {shown}. Pass "
-                "allow_new_levels=True to give those rows the population prediction (and, with "
-                "an interval, the new-group predictive distribution)."
-            )
-        known = ~unknown
-        bj = pieces.b[pos[known]]
-        mean[known] += np.einsum("iq,iq->i", Z[known], bj)
-    else:
-        known = np.zeros(n, dtype=bool)
-        pos = np.full(n, -1)
-    out = pd.Series(mean, index=df.index, name="fit")
+    rows = model_rows_of(p, df, random, allow_new_levels)
+    mean = rows.X @ p.beta + rows.offset
+    for t, codes, Z in zip(p.terms, rows.codes, rows.Z, strict=True):
+        k = codes >= 0
+        mean[k] += np.einsum("iq,iq->i", Z[k], t.b[codes[k]])
     if interval is None:
-        return out
-    sigma2 = pieces.sigma**2
-    var = np.zeros(n)
-    k = X.copy()  # the coefficient of (beta_hat - beta) in the prediction error
-    if known.any():
-        S = pieces.S[pos[known]]  # relative to sigma^2
-        zk = Z[known]
-        var[known] = sigma2 * np.einsum("iq,iqr,ir->i", zk, S, zk)
-        Sz = np.einsum("iqr,ir->iq", S, zk)
-        k[known] -= np.einsum("iqp,iq->ip", pieces.ZtX[pos[known]], Sz)
-    new = ~known
+        return pd.Series(mean, index=df.index, name="fit")
+    var = np.zeros(len(df))
     if random or interval == "prediction":
-        # a new group (or the population prediction of a new observation): the plug-in prior
-        zn = Z[new]
-        var[new] = np.einsum("iq,qr,ir->i", zn, pieces.cov_re, zn)
+        # a new level (every level when random=False): that term's plug-in prior
+        for t, codes, Z in zip(p.terms, rows.codes, rows.Z, strict=True):
+            z = Z[codes < 0]
+            var[codes < 0] += np.einsum("iq,qr,ir->i", z, t.cov_re, z)
+    k = rows.X.copy()  # the coefficient of (beta_hat - beta) in the prediction error
+    if random and any((c >= 0).any() for c in rows.codes):
+        v, K = p.cond_var(rows)
+        var += v
+        k -= K
     return _interval_frame(
         mean,
         var,
         k,
-        pieces.vcov,
-        sigma2,
+        p.vcov,
+        p.sigma**2,
         df.index,
         random=random,
         interval=interval,
@@ -236,98 +191,6 @@ def _interval_frame(
     return res
 
 
-def _predict_multi(fit, df, p: MultiPieces, random, allow_new_levels, interval, level, fixef_unc):
-    comps = [c for f in p.multi for c in f.components] if random else []
-    p.encoder.check_columns(df, extra=tuple(dict.fromkeys(comps)))
-    X, Zall = p.encoder.evaluate(df)
-    Zf = split_z(p, Zall)
-    n = len(df)
-    mean = X @ p.beta + p.encoder.offset(df)
-    pos: dict[str, np.ndarray] = {}
-    for f in p.multi:
-        if not random:
-            pos[f.name] = np.full(n, -1)
-            continue
-        vals = factor_labels(df, f.components)
-        ps = match_groups(f.labels, vals)
-        unknown = ps < 0
-        if unknown.any() and not allow_new_levels:
-            new = pd.unique(vals[unknown])
-            shown = ", ".join(repr(v) for v in new[:5]) + (" ..." if len(new) > 5 else "")
-            raise DataError(
-                f"`newdata` must hold levels of the grouping factor {f.name!r} seen in the fit "
-                f"unless allow_new_levels=True; got {len(new)} new level(s) of {f.name!r}: "
-                f"{shown}. Pass allow_new_levels=True to give those rows 0 for {f.name!r}'s "
-                "effects (lme4's allow.new.levels = TRUE) and, with an interval, its prior "
-                "variance."
-            )
-        pos[f.name] = ps
-        k = ~unknown
-        mean[k] += np.einsum("iq,iq->i", Zf[f.name][k], f.b[ps[k]])
-    out = pd.Series(mean, index=df.index, name="fit")
-    if interval is None:
-        return out
-    sigma2 = p.sigma**2
-    var = np.zeros(n)
-    # unknown levels (every factor when random=False): the plug-in prior of that factor
-    for f in p.multi:
-        new = pos[f.name] < 0
-        if random or interval == "prediction":
-            z = Zf[f.name][new]
-            var[new] += np.einsum("iq,qr,ir->i", z, f.cov_re, z)
-    k = X.copy()
-    if random and any((pos[f.name] >= 0).any() for f in p.multi):
-        # the observed levels' joint posterior, cross-factor covariances included (exact)
-        system = MultiSystem(fit)
-        st = system.solve([rel_factor(f.cov_re, p.sigma) for f in p.multi])
-        w = (system.z_new(Zf, pos) @ st["L"]).toarray()  # rows' (Lambda'z)'
-        Mw = st["lu"].solve(w.T)  # q x n
-        var += sigma2 * np.einsum("iq,qi->i", w, Mw)
-        if X.shape[1]:
-            k -= (st["RZX"].T @ w.T).T
-    return _interval_frame(
-        mean,
-        var,
-        k,
-        p.vcov,
-        sigma2,
-        df.index,
-        random=random,
-        interval=interval,
-        level=level,
-        fixef_uncertainty=fixef_unc,
-    )
-
-
-def _pooling_multi(fit, df: pd.DataFrame, factor: str | None) -> pd.DataFrame:
-    """:func:`pooling_predictions` for one factor of a several-factor fit: the other factors'
-    effects are left at 0 (their population value) in all three lines."""
-    p = multi_pieces(fit)
-    name, _ = factor_columns(fit, factor)
-    f = next(f for f in p.multi if f.name == name)
-    X, Zall = p.encoder.evaluate(df)
-    Z = split_z(p, Zall)[name]
-    pos = match_groups(f.labels, level_values(fit, df, name))
-    if (pos < 0).any():
-        raise DataError(
-            f"`newdata` must hold levels of {name!r} seen in the fit for pooling predictions; a "
-            "new level has no own fit."
-        )
-    d = fit.design
-    ols = np.linalg.lstsq(d.X, d.y, rcond=None)[0] if d.X.shape[1] else np.zeros(0)
-    E = fit._E(fit._factor(name))
-    own_dev = fit.own_fit(name).to_numpy() - E @ p.beta
-    base = X @ p.beta
-    return pd.DataFrame(
-        {
-            "no_pooling": base + np.einsum("iq,iq->i", Z, own_dev[pos]),
-            "complete_pooling": X @ ols,
-            "partial_pooling": base + np.einsum("iq,iq->i", Z, f.b[pos]),
-        },
-        index=df.index,
-    )
-
-
 def pooling_predictions(fit, newdata, factor: str | None = None) -> pd.DataFrame:
     """Gelman & Hill's three fits for rows of known groups: ``no_pooling`` (each group's own
     least-squares fit of its random terms, the other fixed effects at their estimates:
@@ -340,31 +203,25 @@ def pooling_predictions(fit, newdata, factor: str | None = None) -> pd.DataFrame
 
     check_long(fit, "pooling predictions")
     df = as_frame(newdata)
-    if is_multi(fit):
-        return _pooling_multi(fit, df, factor)
-    fit._check_factor(factor)
-    pieces = fit_pieces(fit)
-    partial = predict(fit, df).to_numpy()
-    X, Z = pieces.encoder(df)
-    pos = match_groups(pieces.labels, group_values(fit, df, pieces.factor))
+    p = model_of(fit)
+    term = p.term(factor)
+    rows = p.rows(df, only=term)
+    i = p.terms.index(term)
+    pos, Z = rows.codes[i], rows.Z[i]
     if (pos < 0).any():
-        raise DataError(
-            f"`newdata` must hold levels of {pieces.factor!r} seen in the fit for pooling "
-            "predictions; a new group has no own fit."
+        raise new_level_error(
+            term, pd.Series(rows.labels[i][pos < 0]), "for pooling predictions", len(p.terms) > 1
         )
-    if is_mixed(fit):
-        s = fit.design.stats
-        ols = np.linalg.solve(s.XtX, s.Xty)
-        if s.intercept_col is not None:
-            ols[s.intercept_col] += s.y_shift
-        own_dev = fit.own_fit().to_numpy() - fit.fixed_of_random @ pieces.beta
-        off = _offset(fit, df)
-        none = X @ pieces.beta + np.einsum("iq,iq->i", Z, own_dev[pos]) + off
-        complete = X @ ols + off
-    else:
+    if p.oneway:
         t = fit.table()
         none = t["no_pooling"].to_numpy()[pos]
         complete = np.full(len(df), fit.complete_pooling)
+    else:
+        own_dev = fit.own_fit(term.name).to_numpy() - p.fixed_of_random(term) @ p.beta
+        base = rows.X @ p.beta + rows.offset
+        none = base + np.einsum("iq,iq->i", Z, own_dev[pos])
+        complete = rows.X @ p.backend.ols() + rows.offset
+    partial = rows.X @ p.beta + rows.offset + np.einsum("iq,iq->i", Z, term.b[pos])
     return pd.DataFrame(
         {"no_pooling": none, "complete_pooling": complete, "partial_pooling": partial},
         index=df.index,
