@@ -20,7 +20,6 @@ __all__ = [
     "block_diag",
     "dense_enough",
     "elimination_order",
-    "fill_row_blocks",
     "gram",
     "is_const",
     "psd_cholesky",
@@ -163,15 +162,10 @@ def elimination_order(factors) -> list[int]:
 
 
 def row_blocks(y: np.ndarray, X: np.ndarray, factors) -> PLSBlocks:
-    """The :class:`PLSBlocks` of rows (what an engine computes with GROUP BYs)."""
-    from types import SimpleNamespace
-
+    """The :class:`PLSBlocks` of rows (what an engine computes with GROUP BYs). The rows are not
+    kept: everything the criterion evaluates afterwards is read from these blocks."""
     y = np.asarray(y, dtype=float)
-    return fill_row_blocks(SimpleNamespace(), y, np.asarray(X, float).reshape(len(y), -1), factors)
-
-
-def fill_row_blocks(prob, y: np.ndarray, X: np.ndarray, factors) -> PLSBlocks:
-    """The blocks from the rows; keeps the scaled rows on ``prob`` (Z, Xs, y) for the residual."""
+    X = np.asarray(X, dtype=float).reshape(len(y), -1)
     N = len(y)
     Xs, A, icpt = scale_fixed(X)
     if icpt is not None:
@@ -212,7 +206,6 @@ def fill_row_blocks(prob, y: np.ndarray, X: np.ndarray, factors) -> PLSBlocks:
             s = np.bincount(f1.codes, weights=Z1[:, a] * Z1[:, b], minlength=f1.n_levels)
             A11[:, a, b] = s
             A11[:, b, a] = s
-    prob.Z, prob.Xs, prob.y, prob.Zs = Z, Xs, ys, Zs_all
     return PLSBlocks(
         N=N,
         XtX=Xs.T @ Xs,

@@ -31,7 +31,10 @@ Numerics that make the answer independent of the data's units:
   centring would change the model: no intercept, or a block without an intercept), and every
   estimate is mapped back exactly. Centring a slope inside an unstructured block with an
   intercept is a reparametrisation of the same model (Sigma_b maps by a congruence).
-* r2 is computed from the residuals ``y - X beta - Z b`` and ``u``, never as y'y - beta'X'y.
+* Once the blocks exist (:class:`PLSBlocks`, from rows or from an engine) nothing reads the
+  rows again: r2 = y'y - beta'X'y - u'Lambda'Z'y from the penalised normal equations (y is
+  centred and of unit scale, so y'y = N and the subtraction loses at most log10(N sy^2 /
+  (N sigma^2)) digits), and Z'r = Z'y - Z'X beta - Z'Z b for the gradient.
 * The criterion is even in every diagonal entry of T_f, so theta_kk = 0 is always a stationary
   point. A boundary estimate is accepted only after restarts from inside do not find a lower
   criterion; the boundary flag is lme4's ``isSingular()`` on the data-scale theta.
@@ -64,12 +67,12 @@ from .blocks import (
     block_diag,
     dense_enough,
     elimination_order,
-    fill_row_blocks,
     gram,
     psd_cholesky,
     row_blocks,
 )
 from .estimate import theta_layout
+from .optimize import optimise
 
 __all__ = ["FactorData", "MultiComponents", "PLSBlocks", "fit_pls", "row_blocks"]
 
@@ -146,14 +149,12 @@ class _Problem:
     """Cross-products on the internal scale and the criterion with its gradient."""
 
     def __init__(self, y, X, factors: list[FactorData], method: str, blocks=None):
-        """From the rows (``y``, ``X`` and each factor's codes and Z), or from ``blocks``
-        (:class:`PLSBlocks`, the cross-products on the internal scale; ``y`` and ``X`` None):
-        nothing after this touches the rows on the block path."""
+        """From the rows (``y``, ``X`` and each factor's codes and Z), reduced here to their
+        :class:`PLSBlocks`, or from ``blocks`` (the cross-products on the internal scale; ``y``
+        and ``X`` None). The rows are not kept: every evaluation reads the blocks alone."""
         self.method = method
         if blocks is None:
-            blocks = fill_row_blocks(self, np.asarray(y, float), X, factors)
-        else:
-            self.Z = self.Xs = self.y = self.Zs = None
+            blocks = row_blocks(y, X, factors)
         N = blocks.N
         self.N = N
         self.p = blocks.XtX.shape[0]
@@ -253,10 +254,14 @@ class _Problem:
         self.n_evals = 0
 
     def _level_pairs(self):
-        """For a one-term first factor: every pair (i >= j) of remaining effects that share a
-        level l of it, with a_il a_jl. Then M_r1 M_11^-1 M_1r = sum_l w_l a_l a_l' (w_l from
-        theta) is one weighted bincount into the lower triangle, cheaper than a sparse product.
-        None when there are too many pairs (a dense crossing: BLAS on G is used instead)."""
+        """For a one-term first factor: M_r1 M_11^-1 M_1r = sum_l w_l a_l a_l' with a_l the
+        column of Lambda_r'Z_r'Z_1 for level l and w_l = t^2 / (t^2 A11_l + 1), which depends on
+        the level only through its A11_l. So the pairs (i >= j) of remaining effects that share
+        a level are summed once, here, per position (i, j) and per distinct value of A11_l:
+        ``C`` (positions x values) times the per-value weights is the whole product, a sparse
+        matrix-vector product over the distinct positions (InstEval: 142,330 positions and 86
+        values of A11 for 1.8 million pairs). None when there are too many pairs (a dense
+        crossing: BLAS on G is used instead)."""
         C = self.Ar1.tocsc()
         counts = np.diff(C.indptr)
         if int(np.sum(counts * (counts + 1) // 2)) > 8_000_000:
@@ -278,16 +283,45 @@ class _Problem:
         i = np.concatenate(rows_i)
         j = np.concatenate(rows_j)
         hi, lo = np.maximum(i, j), np.minimum(i, j)
-        small = np.int32 if self.r * self.r < 2**31 else np.int64  # halves the index memory
+        del i, j
         prod = np.concatenate(vals)
+        lev = np.concatenate(lev)
+        small = np.int32 if self.r * self.r < 2**31 else np.int64
+        flat = (hi * self.r + lo).astype(small)
+        del hi, lo
+        if self.r * self.r <= 1 << 22:  # a mark per entry of S: no sort of the pairs
+            seen = np.zeros(self.r * self.r, dtype=bool)
+            seen[flat] = True
+            pos = np.flatnonzero(seen).astype(small)
+            index = np.cumsum(seen, dtype=small) - 1
+            inv = index[flat]
+            del seen, index
+        else:
+            pos, inv = np.unique(flat, return_inverse=True)
+        del flat
+        uhi, ulo = pos // self.r, pos % self.r
+        values, cls = np.unique(self.A11[:, 0, 0], return_inverse=True)
+        # C column by column (a stable counting sort of the pairs by their value of A11); a
+        # position repeated within a column is summed by the product itself
+        kind = np.int16 if len(values) < 1 << 15 else np.int64
+        pc = cls[lev].astype(kind)
+        order = np.argsort(pc, kind="stable")
+        indptr = np.concatenate([[0], np.cumsum(np.bincount(pc, minlength=len(values)))])
+        Cmat = sp.csc_matrix(
+            (prod[order], inv[order], indptr.astype(small)), shape=(len(pos), len(values))
+        )
         return {
-            "flat": (hi * self.r + lo).astype(small),  # (hi, lo) in a C-ordered r x r array
-            "flat_f": (lo * self.r + hi).astype(small),  # the same entry, Fortran order
-            "hi": hi.astype(small),
-            "lo": lo.astype(small),
+            "C": Cmat,  # (positions, values of A11): sum of a_il a_jl over the levels
+            "a11": values,  # the distinct A11_l
+            "flat": pos,  # (hi, lo) in a C-ordered r x r array
+            "flat_f": (ulo * self.r + uhi).astype(small),  # the same entry, Fortran order
+            "hi": uhi,
+            "lo": ulo,
+            "mult": np.where(uhi == ulo, 1.0, 2.0),  # off-diagonal positions count twice
+            # pair by pair, for the per-level conditional variances at the end
+            "inv": inv.astype(small),
+            "lev": lev.astype(small),
             "prod": prod,
-            "prod2": prod * np.where(hi == lo, 1.0, 2.0),  # off-diagonal pairs count twice
-            "lev": np.concatenate(lev).astype(small),
         }
 
     # ------------------------------------------------------------------ pieces
@@ -303,27 +337,7 @@ class _Problem:
         ANOVA moment estimate of its SD / sigma from the least-squares residuals (the factor
         alone), floored at 0.1: InstEval's optimum is (0.28, 0.44, 0.07), far from 1."""
         theta = np.where(self.diag, 1.0, 0.0)
-        if self.Z is None:
-            return self._start_from_blocks(theta)
-        r = self.y
-        if self.p:
-            beta = np.linalg.lstsq(self.Xs, self.y, rcond=None)[0]
-            r = self.y - self.Xs @ beta
-        N = self.N
-        for k, f in enumerate(self.factors):
-            J = f.n_levels
-            if not self.first_term_ones[k] or J < 2 or N <= J:
-                continue
-            n = self.level_n[k].astype(float)
-            means = np.bincount(f.codes, weights=r, minlength=J) / np.maximum(n, 1.0)
-            msw = float(np.sum((r - means[f.codes]) ** 2)) / (N - J)
-            msb = float(np.sum(n * (means - r.mean()) ** 2)) / (J - 1)
-            n0 = (N - float(np.sum(n * n)) / N) / (J - 1)
-            if msw <= 0 or n0 <= 0:
-                continue
-            ratio = max(msb - msw, 0.0) / n0 / msw
-            theta[self.theta_off[k]] = math.sqrt(max(ratio, 0.01))
-        return theta
+        return self._start_from_blocks(theta)
 
     def _start_from_blocks(self, theta):
         """start() from the cross-products: the same moments, sums over levels instead of rows."""
@@ -375,7 +389,7 @@ class _Problem:
         eye = np.broadcast_to(np.eye(q1), L1.shape)
         L1inv = np.linalg.solve(L1, eye)  # (n1, q1, q1)
         logdet = 2.0 * float(np.log(np.diagonal(L1, axis1=1, axis2=2)).sum())
-        out = {"T1": T1, "L1": L1, "L1inv": L1inv}
+        out = {"T1": T1, "L1": L1, "L1inv": L1inv, "theta": theta}
         if self.r and self.scalar:
             lr = theta[self.diag_idx[self.n1q1 :]]
             Ar1 = self.Ar1
@@ -390,9 +404,9 @@ class _Problem:
             if pairs is None:
                 S -= gram(G)
             else:  # lower triangle only: the Cholesky reads nothing else
-                w = col_scale**2
-                B = np.bincount(pairs["flat"], pairs["prod"] * w[pairs["lev"]], self.r * self.r)
-                S -= B.reshape(self.r, self.r) * np.outer(lr, lr)  # upper triangle unused
+                t2 = T1[0, 0] ** 2
+                B = pairs["C"] @ (t2 / (t2 * pairs["a11"] + 1.0))
+                S.ravel()[pairs["flat"]] -= B * lr[pairs["hi"]] * lr[pairs["lo"]]
             Lr = self._chol(S)
             logdet += 2.0 * float(np.log(np.diag(Lr)).sum())
             out.update(G=G, Lr=Lr)
@@ -487,17 +501,15 @@ class _Problem:
             logdet_H = 0.0
             u = U[:, 0]
         b = lam @ u
-        if self.Z is not None:
-            resid = self.y - self.Xs @ beta - self.Z @ b
-            r2 = float(resid @ resid + u @ u)
-        else:  # the penalised normal equations: r2 = y'y - beta'X'y - u'Lambda'Z'y
-            resid = None
-            r2 = float(self.yty - beta @ self.Xty - u @ c[:, p])
+        # the penalised normal equations: r2 = y'y - beta'X'y - u'Lambda'Z'y (MixedModels.jl
+        # reads the same number as the square of the last diagonal entry of the blocked
+        # Cholesky of the system augmented by y)
+        r2 = float(self.yty - beta @ self.Xty - u @ c[:, p])
         r2 = max(r2, np.finfo(float).tiny)
         crit = fac["logdet"] + self.dof * (1.0 + math.log(2.0 * math.pi * r2 / self.dof))
         if self.method == "reml":
             crit += logdet_H
-        state = dict(fac=fac, lam=lam, U=U, H=H, beta=beta, u=u, b=b, r2=r2, resid=resid)
+        state = dict(fac=fac, lam=lam, U=U, H=H, beta=beta, u=u, b=b, r2=r2)
         if not want_grad:
             return crit, state
         return crit, state, self._gradient(theta, state)
@@ -516,6 +528,13 @@ class _Problem:
             return sp.csr_matrix((G.data * d[G.indices], G.indices, G.indptr), shape=G.shape)
         return (G @ block_diag(fac["L1inv"])).tocsr()
 
+    def _pick(self, Sinv):
+        """The lower-triangle entries of S^-1 at the positions of the level pairs."""
+        pr = self._pairs
+        if Sinv.flags.f_contiguous:  # LAPACK's own layout: no copy of S^-1
+            return Sinv.ravel(order="F")[pr["flat_f"]]
+        return np.ascontiguousarray(Sinv).ravel()[pr["flat"]]
+
     def _minv_blocks_sum(self, theta, fac, Sinv):
         """sum over levels of the diagonal blocks of M^-1, per factor (q_f x q_f)."""
         out = {}
@@ -526,14 +545,10 @@ class _Problem:
             # tr(S^-1 F F') with F = M_r1 M_11^-1: (F F')_ij = lr_i lr_j sum_l a_il a_jl w_l
             pr = self._pairs
             lr = theta[self.diag_idx[self.n1q1 :]]
-            d = fac["L1inv"][:, 0, 0] ** 2  # 1 / M_11,l
-            w = (self.T(theta, self.first)[0, 0] * d) ** 2
-            terms = pr["prod2"] * w[pr["lev"]] * lr[pr["hi"]] * lr[pr["lo"]]
-            if Sinv.flags.f_contiguous:  # LAPACK's own layout: no copy of S^-1
-                picked = Sinv.ravel(order="F")[pr["flat_f"]]
-            else:
-                picked = Sinv.ravel()[pr["flat"]]
-            s1[0, 0] += float(np.dot(picked, terms))
+            t2 = self.T(theta, self.first)[0, 0] ** 2
+            w = t2 / (t2 * pr["a11"] + 1.0) ** 2  # t^2 / M_11,l^2, per value of A11_l
+            terms = (pr["C"] @ w) * pr["mult"] * lr[pr["hi"]] * lr[pr["lo"]]
+            s1[0, 0] += float(np.dot(self._pick(Sinv), terms))
         elif self.r:
             n1 = self.factors[self.first].n_levels
             Fm = self._F(fac)  # Mr1 M11^-1
@@ -581,11 +596,10 @@ class _Problem:
         if self.r:
             Lr = fac["Lr"]
             Sinv, _ = sla.lapack.dpotri(Lr, lower=1)  # lower triangle of S^-1 (upper is 0)
+            fac["Sinv_lower"] = Sinv  # kept for the conditional variances at the optimum
         minv_sum = self._minv_blocks_sum(theta, fac, Sinv)
-        if st["resid"] is not None:
-            Ztr = np.asarray(self.Z.T @ st["resid"])
-        else:  # Z'r = Z'y - Z'X beta - Z'Z b
-            Ztr = self.Zty - self.ZtX @ st["beta"] - np.asarray(self.ZtZ @ st["b"]).ravel()
+        # Z'r = Z'y - Z'X beta - Z'Z b
+        Ztr = self.Zty - self.ZtX @ st["beta"] - np.asarray(self.ZtZ @ st["b"]).ravel()
         if p and self.method == "reml":
             lamUX = st["lam"] @ U[:, :p]
             Y = self.ZtX - self.ZtZ @ lamUX  # Z'V^-1 X
@@ -659,11 +673,24 @@ class _Problem:
         blocks1 = np.einsum("lba,lbc->lac", L1inv, L1inv)
         if self.r:
             Lr = fac["Lr"]
-            inv, _ = sla.lapack.dpotri(Lr, lower=1)
-            Sinv = np.tril(inv) + np.tril(inv, -1).T
-            Fm = self._F(fac)  # Mr1 M11^-1: r x n1q1
+            inv = fac.get("Sinv_lower")
+            if inv is None:
+                inv, _ = sla.lapack.dpotri(Lr, lower=1)
             n1 = self.factors[self.first].n_levels
-            if isinstance(Fm, np.ndarray):
+            if self.scalar and self._pairs is not None:
+                # F_l'S^-1 F_l = t^2 / M_11,l^2 sum over the level's pairs (i, j) of
+                # a_il a_jl lr_i lr_j (S^-1)_ij: a gather and a bincount, no dense product
+                pr = self._pairs
+                theta = fac["theta"]
+                lr = theta[self.diag_idx[self.n1q1 :]]
+                g = self._pick(inv) * pr["mult"] * lr[pr["hi"]] * lr[pr["lo"]]
+                per = np.bincount(pr["lev"], pr["prod"] * g[pr["inv"]], minlength=n1)
+                blocks1[:, 0, 0] += (fac["T1"][0, 0] * L1inv[:, 0, 0] ** 2) ** 2 * per
+            Sinv = np.tril(inv) + np.tril(inv, -1).T
+            Fm = None if self.scalar and self._pairs is not None else self._F(fac)
+            if Fm is None:
+                pass
+            elif isinstance(Fm, np.ndarray):
                 P = Fm.T @ Sinv  # n1q1 x r
                 FmT = Fm.T
                 for a in range(q1):
@@ -692,109 +719,6 @@ class _Problem:
         return out
 
 
-# ---------------------------------------------------------------------------- optimiser
-def _polish(prob: _Problem, theta: np.ndarray, iters: int = 20) -> np.ndarray:
-    """Newton steps with a finite-difference Hessian of the analytic gradient."""
-    f, g = prob.value_and_grad(theta)
-    for _ in range(iters):
-        active = prob.diag & (theta <= 0.0) & (g >= 0.0)
-        idx = np.flatnonzero(~active)
-        if not len(idx):
-            break
-        gnorm = np.max(np.abs(g[idx]))
-        if gnorm < 1e-12 * max(1.0, abs(f)):
-            break
-        Hs = np.empty((len(idx), len(idx)))
-        for a, i in enumerate(idx):
-            h = 1e-5 * max(1e-2, abs(theta[i]))
-            tp = theta.copy()
-            tp[i] += h
-            Hs[:, a] = (prob.value_and_grad(tp)[1][idx] - g[idx]) / h
-        Hs = 0.5 * (Hs + Hs.T)
-        try:
-            step = -np.linalg.solve(Hs, g[idx])
-        except np.linalg.LinAlgError:
-            step = -np.linalg.lstsq(Hs, g[idx], rcond=1e-12)[0]
-        improved = False
-        for scale in (1.0, 0.5, 0.25, 0.1):
-            trial = theta.copy()
-            trial[idx] += scale * step
-            trial[prob.diag] = np.maximum(trial[prob.diag], 0.0)
-            ft, gt = prob.value_and_grad(trial)
-            act = prob.diag & (trial <= 0.0) & (gt >= 0.0)
-            gt_norm = np.max(np.abs(np.where(act, 0.0, gt)))
-            if gt_norm < gnorm and ft <= f + 1e-10 * max(1.0, abs(f)):
-                improved = True
-                theta, f, g = trial, ft, gt
-                break
-        if not improved or np.max(np.abs(scale * step)) < 1e-13:
-            break
-    return theta
-
-
-def _optimise(prob: _Problem) -> np.ndarray:
-    bounds = [(0.0, None) if d else (None, None) for d in prob.diag]
-
-    def run(x0):
-        from scipy import optimize
-
-        res = optimize.minimize(
-            prob.value_and_grad,
-            x0,
-            jac=True,
-            method="L-BFGS-B",
-            bounds=bounds,
-            options={"ftol": 1e-15, "gtol": 1e-10, "maxiter": 1000, "maxcor": 20},
-        )
-        theta = _polish(prob, np.asarray(res.x, float))
-        return theta, prob.value(theta)
-
-    theta, f = run(prob.start())
-    # theta_kk = 0 is stationary whether or not the optimum is inside (the criterion is even in
-    # it), so a gradient method that reaches 0 stays there. A zero is accepted only when the
-    # criterion along it (each zero diagonal alone, then all of them together, on a geometric
-    # grid from inside) finds nothing lower; otherwise the optimiser restarts from the best
-    # point found. (A one-term factor with a shallow interior optimum at theta 0.013, lme4's
-    # answer on a near-boundary crossed simulation, is found this way.)
-    tol = 1e-10 * max(1.0, abs(f))
-    grid = (1e-3, 3e-3, 1e-2, 3e-2, 0.1, 0.3, 1.0, 3.0)
-    for _ in range(prob.n_theta + 1):
-        zero = np.flatnonzero(prob.diag & (theta < SINGULAR_TOL))
-        if not len(zero):
-            break
-        scale = max(1.0, float(np.abs(theta).max()))
-        best_f, best_x = f, None
-        # each zero alone, also with its column's sign flipped (the same Lambda Lambda', but
-        # leaving 0 inward then gives the other sign of the correlations), then all together
-        moves = [([k], False) for k in zero] + [([k], True) for k in zero if len(prob.below[k])]
-        if len(zero) > 1:
-            moves.append((list(zero), False))
-        for ks, flip in moves:
-            base = theta.copy()
-            if flip:
-                base[prob.below[ks[0]]] *= -1.0
-            for v in grid:
-                x0 = base.copy()
-                x0[ks] = v * scale
-                fx = prob.value(x0)
-                if fx < best_f - tol:
-                    best_f, best_x = fx, x0
-        if best_x is None:
-            break
-        cand, fc = run(best_x)
-        if not fc < f - tol:
-            break
-        theta, f = cand, fc
-    # a diagonal entry left at ~1e-10 is a boundary estimate: put it at 0 unless that costs
-    for i in np.flatnonzero(prob.diag & (theta > 0) & (theta < 1e-6)):
-        trial = theta.copy()
-        trial[i] = 0.0
-        if prob.value(trial) <= f + 1e-12 * max(1.0, abs(f)):
-            theta = trial
-            f = prob.value(theta)
-    return theta
-
-
 # ---------------------------------------------------------------------------- entry point
 def fit_pls(
     y: np.ndarray,
@@ -820,7 +744,7 @@ def fit_pls(
         y = np.asarray(y, dtype=float)
         X = np.asarray(X, dtype=float).reshape(len(y), -1)
     prob = _Problem(y, X, list(factors), method, blocks=blocks)
-    theta_s = _optimise(prob) if theta is None else prob.to_internal(np.asarray(theta, float))
+    theta_s = optimise(prob) if theta is None else prob.to_internal(np.asarray(theta, float))
     crit_s, st, grad = prob.evaluate(theta_s, want_grad=True)
     projected = np.where(prob.diag & (theta_s <= 0) & (grad >= 0), 0.0, grad)
     grad_norm = float(np.max(np.abs(projected))) if prob.n_theta else 0.0
