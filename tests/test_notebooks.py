@@ -33,6 +33,8 @@ def test_all_notebooks_are_found():
         "05_simulation_study.ipynb",
         "06_random_slopes.ipynb",
         "07_crossed_nested.ipynb",
+        "08_model_checking.ipynb",
+        "09_proportions_and_counts.ipynb",
     ]
 
 

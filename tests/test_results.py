@@ -126,3 +126,15 @@ def test_datasets_load_offline_with_descriptions():
     assert sorted(demo["model"].unique()) == ["1", "1b", "2", "3"]
     assert demo.groupby("model").size().to_dict() == {"1": 25, "1b": 2500, "2": 25, "3": 25}
     assert bs.load_dataset("radon")["county"].nunique() == 85
+
+
+def test_rat_tumors_match_bda3_table_5_1():
+    rats = bs.load_dataset("rat_tumors")
+    assert len(rats) == 71 and (rats["y"] <= rats["n"]).all()
+    # totals of BDA3 Table 5.1 (Gelman's rats.asc): 267 tumours in 1,739 rats
+    assert (rats["y"].sum(), rats["n"].sum()) == (267, 1739)
+    # BDA3 section 5.1: the 70 historical y_j / n_j have mean 0.136 and SD 0.103; the 71st
+    # (current) experiment is 4 of 14
+    rates = (rats["y"] / rats["n"]).iloc[:70]
+    assert round(rates.mean(), 3) == 0.136 and round(rates.std(), 3) == 0.103
+    assert rats.iloc[70][["y", "n"]].tolist() == [4, 14]

@@ -131,6 +131,19 @@ _REGISTRY: dict[str, DatasetInfo] = {
             "in Ethiopian highlands. Preventive Veterinary Medicine 64, 27-40; lme4's cbpp.",
             {"period": str},
         ),
+        DatasetInfo(
+            "rat_tumors",
+            "rat_tumors.csv",
+            "Tumour incidence in the control groups of 71 experiments on F344 laboratory rats: "
+            "`experiment` (1..71), `y` (rats with a tumour), `n` (rats in the experiment). "
+            "Experiments 1-70 are the historical controls, 71 the current experiment (4 of 14). "
+            "A binomial GLMM: cbind(y, n - y) ~ 1 + (1 | experiment).",
+            "Tarone, R. E. (1982). The use of historical control information in testing for a "
+            "trend in proportions. Biometrics 38, 215-220; Gelman et al., Bayesian Data "
+            "Analysis, 3rd ed. (2013), Table 5.1 (http://www.stat.columbia.edu/~gelman/book/"
+            "data/rats.asc).",
+            {"experiment": str},
+        ),
     ]
 }
 
