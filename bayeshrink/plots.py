@@ -770,6 +770,7 @@ def plot_forest(
         fit = _Term(one_factor(fit, factor), term)
     t = fit.table
     word = "conditional mode" if glmm else "BLUP"
+    centre = t["cond_mode" if glmm else "blup"]
     tr = fit.to_scale if glmm else np.asarray
     if not 0 < prob < 1:
         raise DataError(f"`prob` must be between 0 and 1; got {prob!r}. For example 0.95.")
@@ -793,9 +794,9 @@ def plot_forest(
     rows.append(
         (
             f"partial pooling: {word} $\\pm$ {z:.2f} pred_sd ({level})",
-            tr(t["blup"]),
-            tr(t["blup"] - z * t["pred_sd"]),
-            tr(t["blup"] + z * t["pred_sd"]),
+            tr(centre),
+            tr(centre - z * t["pred_sd"]),
+            tr(centre + z * t["pred_sd"]),
             POSTERIOR,
         )
     )
@@ -817,7 +818,7 @@ def plot_forest(
     caterpillar = k > max_labels
     labels = np.asarray([str(g) for g in fit.groups], dtype=object)
     if caterpillar:
-        order = np.argsort(t["blup"].to_numpy(), kind="stable")
+        order = np.argsort(centre.to_numpy(), kind="stable")
         height = FOREST_MAX_HEIGHT
         # side by side while a group's row is a few points tall; beyond, on top of each other
         spread = 0.25 if k <= 300 and len(rows) > 1 else 0.0

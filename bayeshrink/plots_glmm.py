@@ -214,7 +214,7 @@ class GlmmPicture:
         self.infinite[np.char.startswith(status.astype(str), "all successes")] = 1
         own = t["no_pooling"].to_numpy(dtype=float)
         self.own_link = own
-        self.mode_link = t["blup"].to_numpy(dtype=float)
+        self.mode_link = t["cond_mode"].to_numpy(dtype=float)
         self.centre_link = float(t["prior_mean"].iloc[0])
         self.tau = float(t["prior_sd"].iloc[0])
         self.shrinkage = t["shrinkage"].to_numpy(dtype=float)

@@ -143,14 +143,14 @@ def test_cbpp_residuals_and_table(cbpp_fit, cbpp):
         cbpp_fit.resid("pearson"), (y - p) * np.sqrt(cbpp["size"] / (p * (1 - p))), rtol=1e-12
     )
     t = cbpp_fit.table()
-    assert {"no_pooling", "se", "shrinkage", "blup", "cond_sd", "own_status"} <= set(t.columns)
+    assert {"no_pooling", "se", "shrinkage", "cond_mode", "cond_sd", "own_status"} <= set(t.columns)
     # one term: shrinkage = se^2 / (se^2 + tau^2) with se^2 from the curvature at the mode, so
-    # blup sits between the prior mean and the group's own estimate
+    # the conditional mode sits between the prior mean and the group's own estimate
     assert ((t["shrinkage"] > 0) & (t["shrinkage"] < 1)).all()
     lo = np.minimum(t["no_pooling"], t["prior_mean"])
     hi = np.maximum(t["no_pooling"], t["prior_mean"])
-    assert ((t["blup"] >= lo - 1e-9) & (t["blup"] <= hi + 1e-9)).all()
-    np.testing.assert_allclose(t["blup"], cbpp_fit.coef()["Intercept"], rtol=1e-12)
+    assert ((t["cond_mode"] >= lo - 1e-9) & (t["cond_mode"] <= hi + 1e-9)).all()
+    np.testing.assert_allclose(t["cond_mode"], cbpp_fit.coef()["Intercept"], rtol=1e-12)
     assert "conditional modes" in cbpp_fit.summary()
     assert "<table>" in cbpp_fit._repr_html_()
     assert json.dumps(cbpp_fit.to_dict())
@@ -265,7 +265,7 @@ def test_all_zero_group_is_fine(cbpp):
     df.loc[df["herd"] == 3, "incidence"] = 0
     fit = bs.fit(df, formula=CBPP_F, family="binomial")
     t = fit.table()
-    assert np.isfinite(t.loc[3, "blup"]) and t.loc[3, "blup"] < t["prior_mean"].iloc[0]
+    assert np.isfinite(t.loc[3, "cond_mode"]) and t.loc[3, "cond_mode"] < t["prior_mean"].iloc[0]
     # no finite own estimate: NaN with the reason
     assert np.isnan(t.loc[3, "no_pooling"])
     assert t.loc[3, "own_status"].startswith("all failures")
@@ -498,7 +498,7 @@ def test_bad_response_forms(cbpp):
     fit = bs.fit(df, formula="incidence ~ period + offset(log(size)) + (1 | herd)",
                  family="poisson")  # fmt: skip
     t = fit.table()
-    assert np.isfinite(t.loc[5, "blup"]) and t.loc[5, "own_status"].startswith("all zero")
+    assert np.isfinite(t.loc[5, "cond_mode"]) and t.loc[5, "own_status"].startswith("all zero")
 
 
 def test_binary_response_with_the_normal_family_warns(cbpp):

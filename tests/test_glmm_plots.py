@@ -44,11 +44,11 @@ def test_shrinkage_link_scale(edged, tmp_path):
     ok = t["own_status"] == "ok"
     # own estimates where finite, conditional modes for every herd, on the logit scale
     np.testing.assert_allclose(np.sort(_points(ax, "own")), np.sort(t["no_pooling"][ok]))
-    np.testing.assert_allclose(np.sort(_points(ax, "mode")), np.sort(t["blup"]))
+    np.testing.assert_allclose(np.sort(_points(ax, "mode")), np.sort(t["cond_mode"]))
     # the three herds with no finite estimate sit at the edges, outside every finite value
     edge = _points(ax, "own-infinite")
     assert len(edge) == 3
-    finite = np.r_[t["no_pooling"][ok], t["blup"]]
+    finite = np.r_[t["no_pooling"][ok], t["cond_mode"]]
     assert (edge < finite.min()).sum() == 2 and (edge > finite.max()).sum() == 1
     arrows = [
         c for c in ax.get_children() if getattr(c, "get_gid", lambda: None)() == "shrinkage-arrow"
@@ -72,7 +72,7 @@ def test_shrinkage_response_scale(edged, tmp_path):
     own[t["own_status"].str.startswith("all failures").to_numpy()] = 0.0
     own[t["own_status"].str.startswith("all successes").to_numpy()] = 1.0
     np.testing.assert_allclose(np.sort(_points(ax, "own")), np.sort(own))
-    np.testing.assert_allclose(np.sort(_points(ax, "mode")), np.sort(special.expit(t["blup"])))
+    np.testing.assert_allclose(np.sort(_points(ax, "mode")), np.sort(special.expit(t["cond_mode"])))
     assert len(_points(ax, "own-infinite")) == 0
     assert "probability" in ax.get_xlabel()
     assert "drawn at its limit" in ax.get_title(loc="left")

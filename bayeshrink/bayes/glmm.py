@@ -508,7 +508,7 @@ def compare(fit: GlmmFit, plugin=None, full=None, prob: float = 0.94) -> pd.Data
                     "events": t["events"].to_numpy(),
                     "trials": t["trials"].to_numpy(),
                     "no_pooling": t["no_pooling"].to_numpy(),
-                    "cond_mode": t["blup"].to_numpy(),
+                    "cond_mode": t["cond_mode"].to_numpy(),
                     "cond_sd": t["cond_sd"].to_numpy(),
                 },
                 index=pd.MultiIndex.from_arrays(

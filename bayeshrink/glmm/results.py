@@ -474,8 +474,9 @@ class GlmmFit(FitResult):
         levels: n (rows), events and trials (binomial: successes and trials; Poisson: the
         count and the rows' weight), no_pooling (the group's own GLM estimate) and its se,
         own_status (why no_pooling is NaN: all failures / all successes / all zero),
-        shrinkage, blup (the conditional mode plus the fixed effect: ``coef()``), cond_sd
-        (condVar), pred_sd, and the plug-in prior's mean and SD."""
+        shrinkage, cond_mode (the conditional mode plus the fixed effect: ``coef()``; the
+        plug-in posterior's mode, not its mean, so not a "BLUP"), cond_sd (condVar), pred_sd,
+        and the plug-in prior's mean and SD."""
         f = self._factor(factor)
         terms = list(f.terms)
         if term is None:
@@ -494,7 +495,7 @@ class GlmmFit(FitResult):
                 "se": np.sqrt(cov[:, k, k]),
                 "own_status": status,
                 "shrinkage": self.shrinkage(f.name)[term].to_numpy(),
-                "blup": f.b[:, k] + fixed[k],
+                "cond_mode": f.b[:, k] + fixed[k],
                 "cond_sd": np.sqrt(f.cond_cov[:, k, k]),
                 "pred_sd": self.pred_sd(f.name)[term].to_numpy(),
             },
@@ -569,7 +570,7 @@ class GlmmFit(FitResult):
                 lines.append((f"sd {r['grp']}: {r['var1']}", fmt(r["sdcor"])))
         text = (
             "Per group on the link scale: its own GLM estimate (no_pooling), the conditional "
-            "mode (blup) and the weight on the population value (shrinkage)."
+            "mode (cond_mode) and the weight on the population value (shrinkage)."
         )
         return f"GLMM {self.formula}", lines, text, self._group_tables()
 
