@@ -10,7 +10,7 @@ from scipy import stats
 
 pytest.importorskip("numba")
 
-from bayeshrink.bayes.kernels import kernels  # noqa: E402
+from bayeshrink.bayes.kernels import kernels
 
 N_DRAW, N_ROW = 200, 5_000  # 10^6 normals
 
