@@ -356,7 +356,7 @@ def _stack(parts, ds, dims, coords) -> xr.DataArray:
 def _obs_coords(rows: Rows) -> dict:
     coords = {OBS_DIM: rows.index}
     for f in rows.factors:
-        coords[f.name] = (OBS_DIM, np.asarray(f.labels)[f.codes])
+        coords[f.name] = (OBS_DIM, np.asarray(f.labels, dtype=str)[f.codes])
     return coords
 
 
@@ -516,7 +516,7 @@ def observed(model) -> tuple[xr.Dataset, xr.Dataset]:
                 key = term if len(rows.factors) == 1 else f"{term}|{f.name}"
                 if key not in const:
                     const[key] = ((OBS_DIM,), f.Z[:, t])
-            const[f.name] = ((OBS_DIM,), np.asarray(f.labels)[f.codes])
+            const[f.name] = ((OBS_DIM,), np.asarray(f.labels, dtype=str)[f.codes])
         return obs, xr.Dataset(const, coords={OBS_DIM: rows.index})
     coords = _level_coords(fit)
     if _fit_kind(fit) == "one-way":
