@@ -51,6 +51,7 @@ from ..posterior import (
     term_posterior_table,
 )
 from .checks import check_draws
+from .covariance import block_cholesky
 from .model import PriorSpec, ShrinkageModel, check_pooling, format_prior
 from .workflow import OBS_DIM
 
@@ -307,27 +308,7 @@ def hierarchical_model(
         pb = pri["beta"].params
         beta_z = pm.Normal("beta_z", 0.0, 1.0, dims=FIXED_DIM)
         beta = pm.Deterministic("beta", pb["mu"] + pb["sigma"] * beta_z, dims=FIXED_DIM)
-        chol = pt.zeros((q, q))
-        start = 0
-        sd_fit = np.sqrt(np.diag(f.T @ f.T.T))
-        for k, size in enumerate(f.block_sizes):
-            sl = slice(start, start + size)
-            if size == 1:
-                sd = pm.HalfNormal(f"sd_block{k}", sigma=float(scale[start]))
-                chol = pt.set_subtensor(chol[start, start], sd)
-            else:
-                sd0 = np.maximum(sd_fit[sl], 0.1 * scale[sl])
-                rows, cols = np.tril_indices(size)
-                init[f"chol_block{k}"] = np.where(rows == cols, sd0[rows], 0.0)
-                block, _, _ = pm.LKJCholeskyCov(
-                    f"chol_block{k}",
-                    n=size,
-                    eta=eta_lkj,
-                    sd_dist=pm.HalfNormal.dist(sigma=scale[sl], shape=size),
-                    compute_corr=True,
-                )
-                chol = pt.set_subtensor(chol[sl, sl], block)
-            start += size
+        chol, init = block_cholesky(f.block_sizes, scale, np.sqrt(np.diag(f.T @ f.T.T)), eta_lkj)
         cov = pt.dot(chol, chol.T)
         sd_re = pm.Deterministic("sd_re", pt.sqrt(pt.diag(cov)), dims=TERM_DIM)
         if q > 1:

@@ -46,6 +46,7 @@ from ..posterior import (
     term_posterior_table,
 )
 from .checks import check_draws
+from .covariance import block_cholesky
 from .model import (
     PriorSpec,
     ShrinkageModel,
@@ -359,31 +360,7 @@ def hierarchical_model(
         else:
             beta, used["beta"] = make_prior(model, "beta", priors["beta"], defaults["beta"])
         sigma, used["sigma"] = make_prior(model, "sigma", priors.get("sigma"), defaults["sigma"])
-        chol = pt.zeros((q, q))
-        start = 0
-        # sampler start for each LKJ factor: diagonal, at the REML SDs (kept off zero)
-        init: dict[str, np.ndarray] = {}
-        for k, size in enumerate(fit.design.block_sizes):
-            scale = sd_scale[start : start + size]
-            if size > 1:
-                sd0 = np.maximum(fit.sd_re().to_numpy()[start : start + size], 0.1 * scale)
-                rows, cols = np.tril_indices(size)
-                init[f"chol_block{k}"] = np.where(rows == cols, sd0[rows], 0.0)
-            if size == 1:
-                sd = pm.HalfNormal(f"sd_block{k}", sigma=float(scale[0]))
-                chol = pt.set_subtensor(chol[start, start], sd)
-            else:
-                block_chol, _, _ = pm.LKJCholeskyCov(
-                    f"chol_block{k}",
-                    n=size,
-                    eta=eta,
-                    sd_dist=pm.HalfNormal.dist(sigma=scale, shape=size),
-                    compute_corr=True,
-                )
-                chol = pt.set_subtensor(
-                    chol[start : start + size, start : start + size], block_chol
-                )
-            start += size
+        chol, init = block_cholesky(fit.design.block_sizes, sd_scale, fit.sd_re().to_numpy(), eta)
         cov = pt.dot(chol, chol.T)
         sd_re = pm.Deterministic("sd_re", pt.sqrt(pt.diag(cov)), dims=TERM_DIM)
         pm.Deterministic(

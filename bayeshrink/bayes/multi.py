@@ -27,6 +27,7 @@ from ..errors import BayeshrinkError, DataError, MethodError
 from ..lmm.blocks import psd_cholesky
 from ..lmm.multi import MultiFit
 from ..posterior import FIXED_DIM, GROUP_DIM, TERM_DIM
+from .covariance import block_cholesky
 from .model import PriorSpec, ShrinkageModel, check_pooling
 from .workflow import EffectLayout, effect_layout, rows_of
 
@@ -255,27 +256,12 @@ def hierarchical_model_multi(fit: MultiFit, eta: float = 2.0) -> ShrinkageModel:
         for e in fit.components.factors:
             f = by_name[e.name]
             scale = pri["sd_re"].params["sigma"][e.name]
-            chol = pt.zeros((f.q, f.q))
-            start = 0
-            for k, size in enumerate(f.block_sizes):
-                sl = slice(start, start + size)
-                name = f"{e.name}.{k}" if len(f.block_sizes) > 1 else e.name
-                if size == 1:
-                    sd = pm.HalfNormal(f"sd_block:{name}", sigma=float(scale[start]))
-                    chol = pt.set_subtensor(chol[start, start], sd)
-                else:
-                    sd0 = np.maximum(np.sqrt(np.diag(e.cov))[sl], 0.1 * scale[sl])
-                    rows, cols = np.tril_indices(size)
-                    init[f"chol_block:{name}"] = np.where(rows == cols, sd0[rows], 0.0)
-                    block, _, _ = pm.LKJCholeskyCov(
-                        f"chol_block:{name}",
-                        n=size,
-                        eta=eta,
-                        sd_dist=pm.HalfNormal.dist(sigma=scale[sl], shape=size),
-                        compute_corr=True,
-                    )
-                    chol = pt.set_subtensor(chol[sl, sl], block)
-                start += size
+            names = [f"{e.name}.{k}" if len(f.block_sizes) > 1 else e.name
+                     for k in range(len(f.block_sizes))]  # fmt: skip
+            chol, start = block_cholesky(
+                f.block_sizes, scale, np.sqrt(np.diag(e.cov)), eta, [f":{n}" for n in names]
+            )
+            init.update(start)
             chols[e.name] = chol
             sds.append(pt.sqrt(pt.diag(pt.dot(chol, chol.T))))
         pm.Deterministic("sd_re", pt.concatenate(sds), dims=SD_DIM)
