@@ -115,10 +115,11 @@ class EffectLayout:
         )
 
 
-def effect_layout(fit) -> EffectLayout:
-    """The :class:`EffectLayout` of a fit with several grouping factors."""
+def effect_layout(fit, factors=None) -> EffectLayout:
+    """The :class:`EffectLayout` of a fit with several grouping factors (``factors``: objects
+    with ``name``, ``labels`` and ``terms``; the fit's own by default)."""
     levels, factor_of, label_of, terms, offset, term_pos = [], [], [], [], {}, {}
-    for e in fit.components.factors:
+    for e in fit.components.factors if factors is None else factors:
         offset[e.name] = len(levels)
         labels = [str(v) for v in e.labels]
         levels += [f"{e.name}:{v}" for v in labels]
