@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import REFERENCE
+from conftest import FULL, REFERENCE
 from scipy import stats
 
 import bayeshrink as bs
@@ -325,6 +325,61 @@ def test_three_pooling_models_compare_on_radon(radon, radon_fit, radon_draws):
         table = az.compare(draws)
     assert set(table.index) == {"complete", "none", "partial"}
     assert np.isfinite(table["elpd"]).all()
+
+
+@pytest.mark.slow  # three models to compile each; CI runs the crossed fit only
+@pytest.mark.parametrize("kind", ["sleep", "penicillin"] if FULL else ["penicillin"])
+def test_three_pooling_models_for_slopes_and_crossed_fits(kind, sleep, sleep_fit, penicillin_fit):
+    import warnings
+
+    import arviz as az
+
+    fit = sleep_fit if kind == "sleep" else penicillin_fit
+    data = {"data": sleep} if kind == "sleep" else {}
+    models = {p: bs.hierarchical_model(fit, pooling=p, **data) for p in POOLINGS}
+    assert "Complete-pooling model" in str(models["complete"]) and "b = 0" in str(
+        models["complete"]
+    )
+    assert "No-pooling model" in str(models["none"]) and "independently" in str(models["none"])
+    assert "beta ~ Normal(" in str(models["complete"]) and "sigma ~ HalfNormal(" in str(
+        models["none"]
+    )
+    assert {v.name for v in models["complete"].free_RVs} == {"beta_z", "sigma"}
+    draws = {p: run(m) for p, m in models.items()}
+    assert float(np.abs(draws["complete"]["posterior"]["b"]).max()) == 0.0
+    # the log-likelihood of each is the rows' density given its own draws
+    for p, dt in draws.items():
+        beta, b, sigma = draws_of(dt, "beta"), draws_of(dt, "b"), draws_of(dt, "sigma")
+        np.testing.assert_allclose(
+            loglik(dt, name := next(iter(dt["observed_data"].data_vars))),
+            _row_density(kind, dt, beta, b, sigma, sleep),
+            rtol=1e-10,
+            err_msg=f"{p} {name}",
+        )
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Estimated shape parameter of Pareto")
+        table = az.compare(draws)
+    assert set(table.index) == set(POOLINGS) and np.isfinite(table["elpd"]).all()
+
+
+POOLINGS = ("partial", "none", "complete")
+
+
+def _row_density(kind, dt, beta, b, sigma, sleep):
+    """log N(y_i | x_i' beta + z_i' b, sigma^2) row by row from the draws."""
+    levels = [str(v) for v in dt["posterior"]["level"].values]
+    if kind == "sleep":
+        codes = np.array([levels.index(str(s)) for s in sleep["Subject"]])
+        days = sleep["Days"].to_numpy(float)
+        mean = beta[:, 0:1] + b[:, codes, 0] + (beta[:, 1:2] + b[:, codes, 1]) * days
+        y = sleep["Reaction"].to_numpy()
+    else:
+        df = pd.read_csv(REFERENCE / "penicillin.csv", dtype={"plate": str, "sample": str})
+        mean = beta[:, 0:1] + sum(
+            b[:, [levels.index(f"{f}:{v}") for v in df[f]], 0] for f in ("plate", "sample")
+        )
+        y = df["diameter"].to_numpy()
+    return stats.norm.logpdf(y[None, :], mean, sigma[:, None])
 
 
 # ------------------------------------------------------------------ checks a user reads

@@ -411,10 +411,10 @@ def hierarchical_model(
     model = ShrinkageModel(coords=_coords(fit, lay))
     lines = []
     with model:
-        beta_z = pm.Normal("beta_z", 0.0, 1.0, shape=len(shared))
-        beta = pt.set_subtensor(
-            pt.zeros(p)[shared], pb["mu"][shared] + pb["sigma"][shared] * beta_z
-        )
+        beta = pt.zeros(p)
+        if shared:
+            beta_z = pm.Normal("beta_z", 0.0, 1.0, shape=len(shared))
+            beta = pt.set_subtensor(beta[shared], pb["mu"][shared] + pb["sigma"][shared] * beta_z)
         beta = pm.Deterministic("beta", beta, dims=FIXED_DIM)
         shape = (len(lay.levels), len(lay.terms))
         if pooling == "complete":
@@ -487,8 +487,12 @@ def hierarchical_model(
         "complete": "Complete-pooling model",
         "none": "No-pooling model",
     }[pooling]
-    beta_text = format_prior(
-        PriorSpec("Normal", {"mu": pb["mu"][shared], "sigma": pb["sigma"][shared]}, "")
+    beta_text = (
+        format_prior(
+            PriorSpec("Normal", {"mu": pb["mu"][shared], "sigma": pb["sigma"][shared]}, "")
+        )
+        if shared
+        else "none shared (0: every group has its own coefficients)"
     )
     model.description = "\n".join(
         [

@@ -54,6 +54,7 @@ from .model import (
     check_pooling,
     format_prior,
     make_prior,
+    no_pooling_prior,
 )
 from .workflow import rows_of
 
@@ -316,7 +317,7 @@ def hierarchical_model(
     Variables: beta (fixed_term), sigma, sd_re (term), corr_re and chol_re (term x term), and
     b and coef (level x term), sampled or drawn after sampling.
     """
-    check_pooling(pooling, one_way=False)
+    check_pooling(pooling)
     if parametrization != "noncentered":
         raise MethodError(
             "a mixed-model fit is sampled non-centered (b_j = L z_j) or with b_j "
@@ -330,6 +331,13 @@ def hierarchical_model(
             "SDs and correlations are set through `eta` and the defaults (default_priors)."
         )
     defaults = default_priors(fit)
+    if pooling != "partial":
+        if marginalize:
+            raise MethodError(
+                f"`marginalize` must be None or False with pooling={pooling!r} (its effects are "
+                "sampled, or absent); got True."
+            )
+        return _pooling_model(fit, pooling, priors, defaults, data)
     eta = float(defaults["eta"].params["eta"] if eta is None else eta)
     if not eta > 0:
         raise MethodError(f"`eta` must be positive; got {eta}.")
@@ -393,6 +401,84 @@ def hierarchical_model(
     model.marginalized = bool(marginalize)
     model.effect_sampler = add_effects
     model.start = init
+    model.rows = rows_of(fit, data)
+    return model
+
+
+def _beta_prior(model, priors, defaults, used, shared=None):
+    """beta with its default prior (sampled on the unit scale: a vector-valued prior mean as the
+    initial point trips nutpie's start-up here), "flat", or a user's; ``shared``: the positions
+    that are in the model (the others are 0)."""
+    d = defaults["beta"]
+    p = len(d.params["mu"])
+    shared = list(range(p)) if shared is None else shared
+    if not shared:  # every fixed effect is a group's own coefficient
+        used["beta"] = "none shared (0: every group has its own coefficients)"
+        return pm.Deterministic("beta", pt.zeros(p), dims=FIXED_DIM)
+    if priors.get("beta") is None:
+        mu, sd = d.params["mu"][shared], d.params["sigma"][shared]
+        beta_z = pm.Normal("beta_z", 0.0, 1.0, shape=len(shared))
+        vals = mu + sd * beta_z
+        used["beta"] = format_prior(PriorSpec("Normal", {"mu": mu, "sigma": sd}, ""))
+    elif isinstance(priors["beta"], str) and priors["beta"].lower() in ("flat", "uniform"):
+        vals = pm.Flat("beta_free", shape=len(shared))
+        used["beta"] = "Flat()"
+    else:
+        raise MethodError(
+            "`priors['beta']` must be None or 'flat' for a no- or complete-pooling model; got "
+            f"{priors['beta']!r}."
+        )
+    if len(shared) == p:
+        return pm.Deterministic("beta", vals, dims=FIXED_DIM)
+    return pm.Deterministic("beta", pt.set_subtensor(pt.zeros(p)[shared], vals), dims=FIXED_DIM)
+
+
+def _pooling_model(fit: MixedFit, pooling: str, priors, defaults, data) -> ShrinkageModel:
+    """The complete-pooling (no random effects: b = 0) and no-pooling (every group's own
+    coefficients, nothing learnt about their spread) models of :func:`hierarchical_model`."""
+    terms = list(fit.random_terms)
+    J, q = fit.n_groups, len(terms)
+    used: dict[str, str] = {}
+    model = ShrinkageModel(coords=_coords(fit))
+    with model:
+        sigma, used["sigma"] = make_prior(model, "sigma", priors.get("sigma"), defaults["sigma"])
+        if pooling == "complete":
+            beta = _beta_prior(model, priors, defaults, used)
+            b = pm.Deterministic("b", pt.zeros((J, q)), dims=(GROUP_DIM, TERM_DIM))
+            effects = "  no random effects (complete pooling): b = 0, coef = the fixed effects"
+        else:
+            mean, sd, shared = no_pooling_prior(
+                terms,
+                fit.fixed_terms,
+                defaults["beta"].params["mu"],
+                defaults["beta"].params["sigma"],
+                defaults["sd_re"].params["sigma"],
+            )
+            beta = _beta_prior(model, priors, defaults, used, shared)
+            z = pm.Normal("z", 0.0, 1.0, dims=(GROUP_DIM, TERM_DIM))
+            # coef = b + E beta with beta's entries of these terms 0, so b = coef
+            b = pm.Deterministic("b", mean + sd * z, dims=(GROUP_DIM, TERM_DIM))
+            effects = (
+                f"  no pooling: every group's own coefficients of {terms}, coef_j,k ~ "
+                f"Normal(mu_k, s_k) independently, mu = {np.array2string(mean, precision=4)}, "
+                f"s = {np.array2string(sd, precision=4)} (the priors of the fixed effects); "
+                "nothing is shared between groups but sigma"
+                + (" and the other fixed effects" if shared else "")
+            )
+        beta_z = pt.dot(fit.fixed_of_random, beta)
+        pm.Deterministic("coef", b + beta_z[None, :], dims=(GROUP_DIM, TERM_DIM))
+        _loglik(fit, beta, b, sigma)
+    head = "Complete-pooling model" if pooling == "complete" else "No-pooling model"
+    model.description = "\n".join(
+        [
+            f"{head} for {fit.formula} ({fit.n_groups} groups)",
+            effects,
+            f"  beta ~ {used['beta']};  sigma ~ {used['sigma']}",
+            "  y_j ~ N(X_j beta + Z_j b_j, sigma^2 I), through per-group cross-products",
+        ]
+    )
+    model.kind, model.fit, model.priors = "hierarchical", fit, used
+    model.pooling = pooling
     model.rows = rows_of(fit, data)
     return model
 

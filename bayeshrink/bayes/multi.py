@@ -28,7 +28,7 @@ from ..lmm.blocks import psd_cholesky
 from ..lmm.multi import MultiFit
 from ..posterior import FIXED_DIM, GROUP_DIM, TERM_DIM
 from .covariance import block_cholesky
-from .model import PriorSpec, ShrinkageModel, check_pooling
+from .model import PriorSpec, ShrinkageModel, check_pooling, format_prior
 from .workflow import EffectLayout, effect_layout, rows_of
 
 __all__ = [
@@ -221,7 +221,9 @@ def default_priors_multi(fit: MultiFit) -> dict[str, PriorSpec]:
     }
 
 
-def hierarchical_model_multi(fit: MultiFit, eta: float = 2.0) -> ShrinkageModel:
+def hierarchical_model_multi(
+    fit: MultiFit, eta: float = 2.0, pooling: str = "partial"
+) -> ShrinkageModel:
     """Full Bayes with several grouping factors: priors on beta, sigma and every factor's
     random-effects covariance (HalfNormal SDs; LKJ(eta) correlations within a block), the
     effects sampled non-centred (b_fl = L_f z_fl) and the likelihood on the rows.
@@ -233,7 +235,12 @@ def hierarchical_model_multi(fit: MultiFit, eta: float = 2.0) -> ShrinkageModel:
     ``sd_block:<factor>`` and ``chol_block:<factor>`` (``<factor>.<k>`` for a factor with
     several blocks). The start of each LKJ factor is diagonal at the REML SDs (nutpie cannot
     build its default initial point).
+
+    ``pooling="complete"``: no random effects (``b`` = 0, the linear model with beta's and
+    sigma's priors); ``"none"``: every level's effects ~ N(0, S^2) independently with S fixed
+    at the scale of the SDs' prior, so nothing is learnt about their spread.
     """
+    check_pooling(pooling)
     if not eta > 0:
         raise MethodError(f"`eta` must be positive; got {eta}.")
     d = fit.design
@@ -256,6 +263,9 @@ def hierarchical_model_multi(fit: MultiFit, eta: float = 2.0) -> ShrinkageModel:
         for e in fit.components.factors:
             f = by_name[e.name]
             scale = pri["sd_re"].params["sigma"][e.name]
+            if pooling != "partial":
+                chols[e.name] = pt.as_tensor(np.diag(scale))
+                continue
             names = [f"{e.name}.{k}" if len(f.block_sizes) > 1 else e.name
                      for k in range(len(f.block_sizes))]  # fmt: skip
             chol, start = block_cholesky(
@@ -264,20 +274,43 @@ def hierarchical_model_multi(fit: MultiFit, eta: float = 2.0) -> ShrinkageModel:
             init.update(start)
             chols[e.name] = chol
             sds.append(pt.sqrt(pt.diag(pt.dot(chol, chol.T))))
-        pm.Deterministic("sd_re", pt.concatenate(sds), dims=SD_DIM)
-        b, blocks = _effects(fit, lay, chols)
+        if pooling == "partial":
+            pm.Deterministic("sd_re", pt.concatenate(sds), dims=SD_DIM)
+        if pooling == "complete":
+            shape = (len(lay.levels), len(lay.terms))
+            b = pm.Deterministic("b", pt.zeros(shape), dims=(GROUP_DIM, TERM_DIM))
+            mean = eta_lin
+        else:
+            b, blocks = _effects(fit, lay, chols)
+            mean = _linear(fit, blocks, eta_lin)
         if d.X.shape[1]:
             _coef(fit, lay, b, beta)
-        pm.Normal("y", mu=_linear(fit, blocks, eta_lin), sigma=sigma, observed=d.y)
+        pm.Normal("y", mu=mean, sigma=sigma, observed=d.y)
     levels = ", ".join(f"{e.name} ({len(e.labels)} levels)" for e in fit.components.factors)
-    model.description = (
-        f"Full hierarchical model for {fit.formula} (non-centred, every effect sampled)\n"
-        f"  the effects of {levels} ~ N(0, Sigma_f); SDs ~ HalfNormal(2.5 SD(y) / SD(column)),"
-        f" correlations ~ LKJ(eta={eta:g}) per block\n"
-        f"  beta ~ Normal(., 2.5 SD(y) / SD(x));  "
-        f"sigma ~ HalfNormal({pri['sigma'].params['sigma']:.4g})\n"
-        "  y_i ~ N(x_i' beta + sum_f z_fi' b_f,l(i), sigma^2), on the rows"
+    scales = "; ".join(
+        f"{k}: {np.array2string(np.asarray(v), precision=4)}"
+        for k, v in pri["sd_re"].params["sigma"].items()
     )
+    effects = {
+        "partial": f"  the effects of {levels} ~ N(0, Sigma_f); SDs ~ HalfNormal(sigma = "
+        f"{scales}), correlations ~ LKJ(eta={eta:g}) per block",
+        "none": f"  no pooling: the effects of {levels} ~ N(0, S^2) independently, S fixed at "
+        f"{scales} (the SDs' prior scale); nothing is learnt about their spread",
+        "complete": "  no random effects (complete pooling): b = 0, coef = the fixed effects",
+    }[pooling]
+    head = {"partial": "Full hierarchical model", "none": "No-pooling model",
+            "complete": "Complete-pooling model"}[pooling]  # fmt: skip
+    model.description = (
+        f"{head} for {fit.formula}"
+        + (" (non-centred, every effect sampled)" if pooling == "partial" else "")
+        + f"\n{effects}\n"
+        f"  beta ~ {format_prior(pri['beta'])};  "
+        f"sigma ~ HalfNormal({pri['sigma'].params['sigma']:.4g})\n"
+        "  y_i ~ N(x_i' beta"
+        + ("" if pooling == "complete" else " + sum_f z_fi' b_f,l(i)")
+        + ", sigma^2), on the rows"
+    )
+    model.pooling = pooling
     model.kind, model.fit, model.priors = "hierarchical", fit, {"eta": eta}
     model.layout = lay
     model.start = init
@@ -340,7 +373,7 @@ def hierarchical_model(
     """``bs.hierarchical_model`` for several grouping factors: :func:`hierarchical_model_multi`
     (non-centred, effects sampled; crossed effects cannot be integrated out level by level).
     The fit keeps its rows, so ``data`` is not needed (given, it is checked against them)."""
-    check_pooling(pooling, one_way=False)
+    check_pooling(pooling)
     _check_rows(fit, data)
     if priors:
         raise MethodError(
@@ -352,7 +385,7 @@ def hierarchical_model(
             "a fit with several grouping factors is sampled non-centred with every effect "
             f"sampled; got parametrization={parametrization!r}, marginalize={marginalize!r}."
         )
-    return hierarchical_model_multi(fit, eta=2.0 if eta is None else float(eta))
+    return hierarchical_model_multi(fit, 2.0 if eta is None else float(eta), pooling)
 
 
 def _check_rows(fit: MultiFit, data) -> None:
