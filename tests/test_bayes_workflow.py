@@ -242,6 +242,22 @@ def test_posterior_predictive_for_every_fit_type(kind, sleep, sleep_fit, penicil
     pp, obs = dt["posterior_predictive"][name], dt["observed_data"][name]
     assert pp.dims[2:] == obs.dims and pp.shape[2:] == obs.shape
     np.testing.assert_array_equal(pp[pp.dims[2]].values, obs[obs.dims[0]].values)
+    # given each draw, y_rep ~ N(the model's mean, its SD): computed here from the draws
+    if kind == "schools":
+        mean = draws_of(dt, "theta")
+        sd = bs.load_dataset("eight_schools")["sigma"].to_numpy(float)[None, :]
+    else:
+        fit = sleep_fit if kind == "sleep" else penicillin_fit
+        n_draw = pp.shape[0] * pp.shape[1]
+        beta = np.broadcast_to(fit.fixef.to_numpy(), (n_draw, len(fit.fixef)))
+        b = draws_of(dt, "b")
+        sigma = np.full(n_draw, fit.sigma)
+        mean = _row_density_mean(kind, dt, beta, b, sleep)
+        sd = sigma[:, None]
+    r = (pp.values.reshape(-1, pp.shape[-1]) - mean) / sd
+    m = r.size
+    assert abs(r.mean()) < 4 / np.sqrt(m)
+    assert abs(r.var() - 1) < 4 * np.sqrt(2 / m)
 
 
 def test_prior_predictive_moments(schools_fit):
@@ -367,19 +383,27 @@ POOLINGS = ("partial", "none", "complete")
 
 def _row_density(kind, dt, beta, b, sigma, sleep):
     """log N(y_i | x_i' beta + z_i' b, sigma^2) row by row from the draws."""
+    y = (sleep["Reaction"] if kind == "sleep" else _penicillin()["diameter"]).to_numpy()
+    return stats.norm.logpdf(
+        y[None, :], _row_density_mean(kind, dt, beta, b, sleep), sigma[:, None]
+    )
+
+
+def _penicillin():
+    return pd.read_csv(REFERENCE / "penicillin.csv", dtype={"plate": str, "sample": str})
+
+
+def _row_density_mean(kind, dt, beta, b, sleep):
+    """(draw, row) x_i' beta + z_i' b_l(i) from the draws (beta may be the fit's)."""
     levels = [str(v) for v in dt["posterior"]["level"].values]
     if kind == "sleep":
         codes = np.array([levels.index(str(s)) for s in sleep["Subject"]])
         days = sleep["Days"].to_numpy(float)
-        mean = beta[:, 0:1] + b[:, codes, 0] + (beta[:, 1:2] + b[:, codes, 1]) * days
-        y = sleep["Reaction"].to_numpy()
-    else:
-        df = pd.read_csv(REFERENCE / "penicillin.csv", dtype={"plate": str, "sample": str})
-        mean = beta[:, 0:1] + sum(
-            b[:, [levels.index(f"{f}:{v}") for v in df[f]], 0] for f in ("plate", "sample")
-        )
-        y = df["diameter"].to_numpy()
-    return stats.norm.logpdf(y[None, :], mean, sigma[:, None])
+        return beta[:, 0:1] + b[:, codes, 0] + (beta[:, 1:2] + b[:, codes, 1]) * days
+    df = _penicillin()
+    return beta[:, 0:1] + sum(
+        b[:, [levels.index(f"{f}:{v}") for v in df[f]], 0] for f in ("plate", "sample")
+    )
 
 
 # ------------------------------------------------------------------ checks a user reads
