@@ -41,7 +41,7 @@ def check_prob(prob) -> float:
     ):
         raise DataError(
             f"`prob` must lie strictly between 0 and 1 (the probability of the central "
-            f"interval); got {prob!r}. E.g. 0.94 (the default) or 0.9."
+            f"interval); got {prob!r}. E.g. 0.95 (the default) or 0.9."
         )
     return float(prob)
 
@@ -225,7 +225,7 @@ def diagnostics_frame(idata, var: str, index) -> pd.DataFrame:
     return pd.DataFrame(cols, index=index)
 
 
-def posterior_table(idata, var: str = "theta", prob: float = 0.94) -> pd.DataFrame:
+def posterior_table(idata, var: str = "theta", prob: float = 0.95) -> pd.DataFrame:
     """Posterior mean, SD, central ``prob`` interval, Monte Carlo SE, R-hat and bulk and tail
     ESS of ``var`` per level."""
     import arviz as az
@@ -260,7 +260,7 @@ def posterior_table(idata, var: str = "theta", prob: float = 0.94) -> pd.DataFra
     return table
 
 
-def term_posterior_table(idata, var: str = "coef", prob: float = 0.94, term=None) -> pd.DataFrame:
+def term_posterior_table(idata, var: str = "coef", prob: float = 0.95, term=None) -> pd.DataFrame:
     """:func:`posterior_table` of a (level x term) variable: one row per (level, term), or per
     level for one ``term``."""
     ds = idata["posterior"].to_dataset()[[var]]

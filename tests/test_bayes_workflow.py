@@ -134,9 +134,14 @@ def test_sleepstudy_slopes_log_likelihood_is_the_row_density(sleep, sleep_fit):
     assert_loo_finite(dt)
 
 
-def test_crossed_log_likelihood_is_the_row_density(penicillin_fit):
+@pytest.fixture(scope="module")
+def penicillin_plugin_draws(penicillin_fit):
+    return run(bs.plugin_model(penicillin_fit))
+
+
+def test_crossed_log_likelihood_is_the_row_density(penicillin_fit, penicillin_plugin_draws):
     df = pd.read_csv(REFERENCE / "penicillin.csv", dtype={"plate": str, "sample": str})
-    dt = run(bs.plugin_model(penicillin_fit))
+    dt = penicillin_plugin_draws
     post = dt["posterior"]
     parts = []
     b = post["b"]  # over (level, term): level "factor:label", with factor and label coords
@@ -404,6 +409,21 @@ def _row_density_mean(kind, dt, beta, b, sleep):
     return beta[:, 0:1] + sum(
         b[:, [levels.index(f"{f}:{v}") for v in df[f]], 0] for f in ("plate", "sample")
     )
+
+
+def test_compare_gives_every_fit_the_same_columns(
+    radon_fit, radon_draws, penicillin_fit, penicillin_plugin_draws
+):
+    base = {"n", "no_pooling", "blup", "cond_sd"}
+    stats_ = ("mean", "sd", "mcse", "rhat", "ess_bulk", "ess_tail")
+    one = bs.compare(radon_fit, full=radon_draws)
+    crossed = bs.compare(penicillin_fit, plugin=penicillin_plugin_draws)
+    assert base | {f"full_{c}" for c in stats_} | {"full_lo", "full_hi"} <= set(one.columns)
+    assert base | {f"plugin_{c}" for c in stats_} | {"plugin_gap_mcse"} <= set(crossed.columns)
+    assert one.attrs["prob"] == crossed.attrs["prob"] == 0.95  # the default interval level
+    # the sampled plug-in means are the conditional modes (coef) in Monte Carlo SEs
+    assert crossed["plugin_gap_mcse"].abs().max() < 4.5
+    assert list(crossed.index.names) == ["factor", "level", "term"]
 
 
 # ------------------------------------------------------------------ checks a user reads

@@ -25,11 +25,13 @@ from ..errors import DataError, DataTypeError, SamplerConvergenceWarning
 from ..posterior import convergence_table
 
 __all__ = [
+    "aligned_posterior",
     "check_draws",
     "check_model",
     "check_model_draws",
     "check_run",
     "fingerprint",
+    "merge_posterior",
     "tag_draws",
     "warn_convergence",
 ]
@@ -326,3 +328,37 @@ def check_model_draws(idata, model) -> None:
             f"{_KIND_NAMES.get(attrs['bayeshrink_model'], attrs['bayeshrink_model'])}. Pass the "
             "model they were sampled from."
         )
+
+
+def aligned_posterior(tag: str, idata, keys, prob: float, var: str = "coef"):
+    """The posterior table of ``var`` (over ``level`` x ``term``: mean, sd, lo, hi, mcse,
+    rhat, ess_bulk, ess_tail) at ``keys``, the (level, term) pairs as the posterior names
+    them, in their order. Draws lacking one are refused: they are of another fit."""
+    import pandas as pd
+
+    from ..errors import BayeshrinkError
+    from ..posterior import term_posterior_table
+
+    post = term_posterior_table(idata, var, prob)
+    post.index = pd.MultiIndex.from_arrays(
+        [[str(g) for g in post.index.get_level_values(0)], post.index.get_level_values(1)]
+    )
+    want = pd.MultiIndex.from_tuples([(str(a), b) for a, b in keys])
+    missing = want.difference(post.index)
+    if len(missing):
+        raise BayeshrinkError(
+            f"`{tag}` must be sampled from a model of this fit; it lacks {list(missing)[:3]}."
+        )
+    return post.loc[want]
+
+
+def merge_posterior(out, tag: str, idata, keys, prob: float, var: str = "coef") -> None:
+    """Add the posterior columns of ``var`` from ``idata`` to the comparison table ``out``
+    (:func:`bayeshrink.posterior.add_posterior_columns`: {tag}_mean, _sd, _lo and _hi, _mcse,
+    _rhat, _ess_bulk, _ess_tail, and plugin_gap_mcse against ``out["blup"]``); ``keys`` as
+    :func:`aligned_posterior`. The one merge of every fit's ``compare``."""
+    from ..posterior import add_posterior_columns
+
+    post = aligned_posterior(tag, idata, keys, prob, var)
+    post.index = out.index
+    add_posterior_columns(out, tag, post)

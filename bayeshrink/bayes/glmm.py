@@ -43,7 +43,7 @@ import pytensor.tensor as pt
 import xarray as xr
 from scipy import special
 
-from ..errors import BayeshrinkError, DataError, MethodError
+from ..errors import DataError, MethodError
 from ..glmm.results import GlmmFit
 from ..posterior import (
     FIXED_DIM,
@@ -53,9 +53,8 @@ from ..posterior import (
     check_prob,
     count_divergences,
     posterior_table,
-    term_posterior_table,
 )
-from .checks import check_draws
+from .checks import aligned_posterior, check_draws
 from .covariance import block_cholesky
 from .model import PriorSpec, ShrinkageModel, check_pooling, format_prior
 from .workflow import OBS_DIM, EffectLayout, effect_layout
@@ -644,7 +643,7 @@ class _GlmmWorkflow:
 
 
 # --------------------------------------------------------------------------- comparison
-def hyperparameters(fit: GlmmFit, full=None, prob: float = 0.94) -> pd.DataFrame:
+def hyperparameters(fit: GlmmFit, full=None, prob: float = 0.95) -> pd.DataFrame:
     """beta_hat and the random-term SDs beside their full-Bayes posteriors (posterior_mean,
     _sd, _lo, _hi, _mcse)."""
     rows = [(f"beta[{t}]", "beta", FIXED_DIM, t, v) for t, v in fit.fixef.items()]
@@ -665,7 +664,7 @@ def hyperparameters(fit: GlmmFit, full=None, prob: float = 0.94) -> pd.DataFrame
     return hyper
 
 
-def compare(fit: GlmmFit, plugin=None, full=None, prob: float = 0.94) -> pd.DataFrame:
+def compare(fit: GlmmFit, plugin=None, full=None, prob: float = 0.95) -> pd.DataFrame:
     """One row per (group, term) on the link scale: where the conditional mode, the plug-in
     posterior's mode and mean, and the full-Bayes mean lie.
 
@@ -715,19 +714,10 @@ def compare(fit: GlmmFit, plugin=None, full=None, prob: float = 0.94) -> pd.Data
     for tag, idata in (("plugin", plugin), ("full", full)):
         if idata is None:
             continue
-        tab = term_posterior_table(idata, "coef", prob)
-        tab.index = pd.MultiIndex.from_arrays(
-            [[str(g) for g in tab.index.get_level_values(0)], tab.index.get_level_values(1)],
-            names=[GROUP_DIM, TERM_DIM],
-        )
-        missing = out.index.difference(tab.index)
-        if len(missing):
-            raise BayeshrinkError(
-                f"`{tag}` must be sampled from a model of this fit; it lacks {list(missing)[:3]}."
-            )
-        tab = tab.loc[out.index]
+        tab = aligned_posterior(tag, idata, out.index, prob)
+        tab.index = out.index
         if tag == "full":
-            add_posterior_columns(out, "full", tab)
+            add_posterior_columns(out, "full", tab)  # as every fit's (checks.merge_posterior)
         else:
             for col in ("mean", "sd", "mcse", "rhat", "ess_bulk", "ess_tail"):
                 out[f"sampled_{col}"] = tab[col].to_numpy()

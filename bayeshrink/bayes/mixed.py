@@ -33,19 +33,17 @@ import pandas as pd
 import pymc as pm
 import pytensor.tensor as pt
 
-from ..errors import BayeshrinkError, MethodError
+from ..errors import MethodError
 from ..lmm import MixedFit
 from ..posterior import (
     FIXED_DIM,
     GROUP_DIM,
     TERM_DIM,
-    add_posterior_columns,
     check_prob,
     count_divergences,
     posterior_table,
-    term_posterior_table,
 )
-from .checks import check_draws
+from .checks import check_draws, merge_posterior
 from .covariance import block_cholesky
 from .model import (
     PriorSpec,
@@ -494,7 +492,7 @@ def plugin_posterior(fit: MixedFit, mu: str = "fixed") -> pd.DataFrame:
     return out
 
 
-def hyperparameters(fit: MixedFit, full=None, prob: float = 0.94) -> pd.DataFrame:
+def hyperparameters(fit: MixedFit, full=None, prob: float = 0.95) -> pd.DataFrame:
     """beta_hat, the random-term SDs and sigma_hat beside their full-Bayes posteriors.
 
     One row per fixed effect (``beta[term]``), random-term SD (``sd_re[term]``) and ``sigma``;
@@ -518,7 +516,7 @@ def hyperparameters(fit: MixedFit, full=None, prob: float = 0.94) -> pd.DataFram
     return hyper
 
 
-def compare(fit: MixedFit, plugin=None, full=None, prob: float = 0.94) -> pd.DataFrame:
+def compare(fit: MixedFit, plugin=None, full=None, prob: float = 0.95) -> pd.DataFrame:
     """One row per (group, term): own fit, coef (BLUP), cond_sd, and the posteriors of coef.
 
     Columns as :func:`bayeshrink.compare`: plugin_mean, plugin_sd, plugin_mcse, plugin_gap_mcse (in
@@ -544,17 +542,7 @@ def compare(fit: MixedFit, plugin=None, full=None, prob: float = 0.94) -> pd.Dat
     for tag, idata in (("plugin", plugin), ("full", full)):
         if idata is None:
             continue
-        post = term_posterior_table(idata, "coef", prob)
-        post.index = pd.MultiIndex.from_arrays(
-            [[str(g) for g in post.index.get_level_values(0)], post.index.get_level_values(1)],
-            names=[GROUP_DIM, TERM_DIM],
-        )
-        missing = out.index.difference(post.index)
-        if len(missing):
-            raise BayeshrinkError(
-                f"`{tag}` must be sampled from a model of this fit; it lacks {list(missing)[:3]}."
-            )
-        add_posterior_columns(out, tag, post.loc[out.index])
+        merge_posterior(out, tag, idata, out.index, prob)
         divergences[tag] = count_divergences(idata)
     out.attrs["hyperparameters"] = hyperparameters(fit, full, prob).to_dict(orient="index")
     out.attrs["divergences"] = divergences

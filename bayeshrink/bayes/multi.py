@@ -400,7 +400,7 @@ def _check_rows(fit: MultiFit, data) -> None:
         )
 
 
-def hyperparameters(fit: MultiFit, full=None, prob: float = 0.94) -> pd.DataFrame:
+def hyperparameters(fit: MultiFit, full=None, prob: float = 0.95) -> pd.DataFrame:
     """Every SD of ``varcorr()`` (and sigma), with the full-Bayes posterior of the SDs when
     ``full`` (from :func:`hierarchical_model_multi`) is given: mean, lo, hi."""
     vc = fit.varcorr()
@@ -426,15 +426,46 @@ def hyperparameters(fit: MultiFit, full=None, prob: float = 0.94) -> pd.DataFram
     return out
 
 
-def compare(fit: MultiFit, plugin=None, full=None, prob: float = 0.94) -> pd.DataFrame:
-    """``bs.compare`` for several grouping factors: one row per (factor, level, term), the
-    exact plug-in posterior (mean, sd) and, with ``plugin``, the sampled one (plugin_mean,
-    plugin_sd, plugin_mcse, plugin_gap_mcse in Monte Carlo SEs); with ``full``, the full-Bayes
-    posterior of the same effects (full_mean, full_sd, full_mcse)."""
-    out = plugin_posterior_multi(fit) if plugin is None else compare_multi(fit, plugin)
-    if full is not None:
-        tagged = compare_multi(fit, full)
-        for c in ("plugin_mean", "plugin_sd", "plugin_mcse"):
-            out[c.replace("plugin", "full")] = tagged[c]
+def compare(fit: MultiFit, plugin=None, full=None, prob: float = 0.95) -> pd.DataFrame:
+    """``bs.compare`` for several grouping factors: one row per (factor, level, term), with
+    the columns of every fit's: n, no_pooling (the level's own fit given the other factors),
+    blup (``coef(factor)``: the conditional mode plus the fixed effect), cond_sd
+    (``ranef_sd(factor)``); with ``plugin`` the sampled plug-in posterior of coef
+    (plugin_mean, plugin_sd, plugin_mcse, plugin_rhat, plugin_ess_bulk, plugin_ess_tail and
+    plugin_gap_mcse = (plugin_mean - blup) / plugin_mcse); with ``full`` the full-Bayes one
+    (full_mean, full_sd, full_lo, full_hi: the central ``prob`` interval, full_mcse, R-hat and
+    ESS). ``attrs``: "hyperparameters", "divergences", "prob"."""
+    from ..posterior import check_prob, count_divergences
+    from .checks import check_draws, merge_posterior
+
+    prob = check_prob(prob)
+    for tag, idata in (("plugin", plugin), ("full", full)):
+        if idata is not None:
+            check_draws(idata, tag, fit)
+    frames, keys = [], []
+    for e in fit.components.factors:
+        f = e.name
+        for term in e.terms:
+            t = fit.table(term, factor=f)
+            labels = [str(v) for v in t.index]
+            frames.append(
+                pd.DataFrame(
+                    {c: t[c].to_numpy() for c in ("n", "no_pooling", "blup", "cond_sd")},
+                    index=pd.MultiIndex.from_arrays(
+                        [[f] * len(t), labels, [term] * len(t)], names=["factor", "level", "term"]
+                    ),
+                )
+            )
+            keys += [(f"{f}:{v}", term) for v in labels]
+    out = pd.concat(frames)
+    divergences = {}
+    for tag, idata in (("plugin", plugin), ("full", full)):
+        if idata is None:
+            continue
+        var = "coef" if "coef" in idata["posterior"] else "b"
+        merge_posterior(out, tag, idata, keys, prob, var)
+        divergences[tag] = count_divergences(idata)
+    out.attrs["hyperparameters"] = hyperparameters(fit, full, prob).to_dict(orient="index")
+    out.attrs["divergences"] = divergences
     out.attrs["prob"] = prob
     return out

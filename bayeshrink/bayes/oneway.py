@@ -469,7 +469,7 @@ def add_theta(model, idata, random_seed=None):
 # --------------------------------------------------------------------------- comparison
 
 
-def hyperparameters(fit: ShrinkageFit, full=None, prob: float = 0.94) -> pd.DataFrame:
+def hyperparameters(fit: ShrinkageFit, full=None, prob: float = 0.95) -> pd.DataFrame:
     """mu_hat, tau_hat (and sigma_hat) beside their full-Bayes posteriors, one row each.
 
     Columns: estimate, and with ``full`` posterior_mean, posterior_sd, posterior_lo,
@@ -498,14 +498,14 @@ def compare(
     fit: ShrinkageFit,
     plugin=None,
     full=None,
-    prob: float = 0.94,
+    prob: float = 0.95,
 ) -> pd.DataFrame:
     """One row per group: the fit, the plug-in posterior and the full-Bayes posterior.
 
     Columns: n, no_pooling, blup, cond_sd, pred_sd; with ``plugin`` (a DataTree from the plug-in
     model) plugin_mean, plugin_sd, plugin_mcse and plugin_gap_mcse (= (plugin_mean - blup) /
     plugin_mcse, in Monte Carlo SEs); with ``full`` full_mean, full_sd, full_lo, full_hi (the
-    central ``prob`` interval, 94% by default) and full_mcse. Beside each MCSE, R-hat and bulk
+    central ``prob`` interval, 95% by default) and full_mcse. Beside each MCSE, R-hat and bulk
     and tail ESS (``plugin_rhat``, ``plugin_ess_bulk``, ...): an MCSE means something only when
     R-hat is near 1 and the ESS is in the hundreds.
 
