@@ -56,7 +56,8 @@ from ..posterior import (
 )
 from .checks import aligned_posterior, check_draws
 from .covariance import block_cholesky
-from .model import PriorSpec, ShrinkageModel, check_pooling, format_prior
+from .effects import coef, effects, fixed_of_random, linear_part
+from .model import PriorSpec, ShrinkageModel, check_pooling, column_sd, format_prior
 from .workflow import OBS_DIM, EffectLayout, effect_layout
 
 __all__ = [
@@ -171,40 +172,18 @@ def _coords(fit: GlmmFit, lay) -> dict:
 
 
 def _fixed_of_random(fit: GlmmFit, lay) -> np.ndarray:
-    """(terms, p): coef = b + E beta (the fixed effect of each random term, 0 where none)."""
-    E = np.zeros((len(lay.terms), len(fit.fixed_terms)))
-    for k, t in enumerate(lay.terms):
-        if t in fit.fixed_terms:
-            E[k, fit.fixed_terms.index(t)] = 1.0
-    return E
+    return fixed_of_random(lay.terms, fit.fixed_terms)
 
 
 def _effects(fit: GlmmFit, lay, chols: dict):
-    """z (level x term, standard normal) and the deterministic b: each factor's block is
-    z_f L_f' (``chols``: L_f by factor). Returns (b, each factor's (levels, q_f) block)."""
-    z = pm.Normal("z", 0.0, 1.0, dims=(GROUP_DIM, TERM_DIM))
-    if not _several(fit):
-        f = fit._factors[0]
-        b = pm.Deterministic("b", pt.dot(z, chols[f.name].T), dims=(GROUP_DIM, TERM_DIM))
-        return b, {f.name: b}
-    b = pt.zeros((len(lay.levels), len(lay.terms)))
-    blocks = {}
-    for f in fit._factors:
-        rows = slice(lay.offset[f.name], lay.offset[f.name] + len(f.labels))
-        cols = lay.term_pos[f.name]
-        block = pt.dot(z[rows][:, cols], chols[f.name].T)
-        for k, col in enumerate(cols):
-            b = pt.set_subtensor(b[rows, col], block[:, k])
-        blocks[f.name] = block
-    return pm.Deterministic("b", b, dims=(GROUP_DIM, TERM_DIM)), blocks
+    return effects(fit._factors, lay, chols, _several(fit))
 
 
 def _random_part(fit: GlmmFit, pat: _Patterns, blocks: dict):
     """sum_f z_fi' b_f,l(i) over the patterns."""
-    out = 0.0
-    for f, codes, Z in zip(fit._factors, pat.codes, pat.Z, strict=True):
-        out = out + pt.sum(blocks[f.name][codes] * Z, axis=1)
-    return out
+    return linear_part(
+        blocks, [(f.name, c, Z) for f, c, Z in zip(fit._factors, pat.codes, pat.Z, strict=True)]
+    )
 
 
 def _response_name(fit: GlmmFit) -> str:
@@ -305,10 +284,7 @@ def plugin_posterior(fit: GlmmFit, mu: str = "fixed", **kwargs) -> pd.DataFrame:
 
 
 # --------------------------------------------------------------------------- full Bayes
-def _col_sd(col: np.ndarray) -> float:
-    if np.all(col == col[0]):
-        return 1.0
-    return float(np.std(col, ddof=1))
+_col_sd = column_sd
 
 
 def default_priors(fit: GlmmFit) -> dict[str, PriorSpec]:
@@ -478,7 +454,7 @@ def hierarchical_model(
                 )
             b, blocks = _effects(fit, lay, chols)
             random = _random_part(fit, pat, blocks)
-        pm.Deterministic("coef", b + pt.dot(E, beta)[None, :], dims=(GROUP_DIM, TERM_DIM))
+        coef(b, E, beta)
         lin = pat.offset + pt.dot(pat.X, beta) + random
         pm.Potential("loglik", _kernel(fit, lin, pat.s, pat.m))
     head = {

@@ -15,6 +15,7 @@ __all__ = [
     "ShrinkageModel",
     "check_mu",
     "check_pooling",
+    "column_sd",
     "format_prior",
     "make_prior",
     "no_pooling_prior",
@@ -69,6 +70,14 @@ class PriorSpec:
 
     def __str__(self) -> str:
         return format_prior(self)
+
+
+def column_sd(col: np.ndarray) -> float:
+    """The SD of a design column for the data-scaled priors: 1 for a constant column (an
+    intercept)."""
+    if np.all(col == col[0]):
+        return 1.0
+    return float(np.std(col, ddof=1))
 
 
 def format_prior(spec: PriorSpec) -> str:

@@ -28,7 +28,8 @@ from ..lmm.blocks import psd_cholesky
 from ..lmm.multi import MultiFit
 from ..posterior import FIXED_DIM, GROUP_DIM, TERM_DIM
 from .covariance import block_cholesky
-from .model import PriorSpec, ShrinkageModel, check_pooling, format_prior
+from .effects import coef, effects, fixed_of_random, linear_part
+from .model import PriorSpec, ShrinkageModel, check_pooling, column_sd, format_prior
 from .workflow import EffectLayout, effect_layout, rows_of
 
 __all__ = [
@@ -62,36 +63,15 @@ def _coords(fit: MultiFit, lay: EffectLayout) -> dict:
 
 
 def _effects(fit: MultiFit, lay: EffectLayout, chols: dict) -> tuple:
-    """z (level x term, standard normal), and the deterministics b (level x term) and coef
-    (b plus each term's fixed effect); returns (b, by factor: its (levels, q) block of b)."""
-    z = pm.Normal("z", 0.0, 1.0, dims=(GROUP_DIM, TERM_DIM))
-    b = pt.zeros((len(lay.levels), len(lay.terms)))
-    blocks = {}
-    for e in fit.components.factors:
-        rows = slice(lay.offset[e.name], lay.offset[e.name] + len(e.labels))
-        cols = lay.term_pos[e.name]
-        block = pt.dot(z[rows][:, cols], chols[e.name].T)
-        for k, col in enumerate(cols):
-            b = pt.set_subtensor(b[rows, col], block[:, k])
-        blocks[e.name] = block
-    b = pm.Deterministic("b", b, dims=(GROUP_DIM, TERM_DIM))
-    return b, blocks
+    return effects(fit.components.factors, lay, chols, several=True)
 
 
 def _coef(fit: MultiFit, lay: EffectLayout, b, beta) -> None:
-    E = np.zeros((len(lay.terms), len(fit.fixed_terms)))
-    for k, t in enumerate(lay.terms):
-        if t in fit.fixed_terms:
-            E[k, list(fit.fixed_terms).index(t)] = 1.0
-    pm.Deterministic("coef", b + pt.dot(E, beta)[None, :], dims=(GROUP_DIM, TERM_DIM))
+    coef(b, fixed_of_random(lay.terms, fit.fixed_terms), beta)
 
 
 def _linear(fit: MultiFit, blocks: dict, eta):
-    by_name = {f.name: f for f in fit.design.factors}
-    for name, block in blocks.items():
-        f = by_name[name]
-        eta = eta + (block[f.codes] * f.Z).sum(axis=1)
-    return eta
+    return eta + linear_part(blocks, [(f.name, f.codes, f.Z) for f in fit.design.factors])
 
 
 def plugin_model_multi(fit: MultiFit) -> ShrinkageModel:
@@ -192,10 +172,7 @@ def compare_multi(fit: MultiFit, plugin) -> pd.DataFrame:
 
 
 # --------------------------------------------------------------------------- full Bayes
-def _col_sd(col: np.ndarray) -> float:
-    if np.all(col == col[0]):
-        return 1.0
-    return float(np.std(col, ddof=1))
+_col_sd = column_sd
 
 
 def default_priors_multi(fit: MultiFit) -> dict[str, PriorSpec]:

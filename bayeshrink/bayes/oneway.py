@@ -313,20 +313,7 @@ def hierarchical_model(
         tau, used["tau"] = make_prior(model, "tau", priors.get("tau"), defaults["tau"])
         pm.Deterministic("beta", mu[None], dims=FIXED_DIM)
         pm.Deterministic("sd_re", tau[None], dims=TERM_DIM)
-        if fit.data_kind == "long":
-            sigma, used["sigma"] = make_prior(
-                model, "sigma", priors.get("sigma"), defaults["sigma"]
-            )
-            se = sigma / np.sqrt(stats.n.astype(float))
-            resid_df = float(fit.n_obs - fit.n_groups)
-            if resid_df > 0:
-                # the within-group part of the row-level likelihood (SSW is sufficient)
-                pm.Potential(
-                    "within_groups",
-                    -resid_df * pt.log(sigma) - float(stats.ssw.sum()) / (2.0 * sigma**2),
-                )
-        else:
-            se = _se(fit)
+        se = _group_se(model, fit, priors, defaults, used)
         name = _observed_name(fit)
         if marginalize:
             pm.Normal(name, mu=mu, sigma=pt.sqrt(tau**2 + se**2), observed=obs, dims=GROUP_DIM)
@@ -360,6 +347,22 @@ def hierarchical_model(
     return model
 
 
+def _group_se(model, fit: ShrinkageFit, priors, defaults, used):
+    """The SD of each group's mean: sigma / sqrt(n_j) with sigma's prior and the within-group
+    part of the row-level likelihood (SSW is sufficient) for long data; the known SEs for
+    summary data."""
+    if fit.data_kind != "long":
+        return _se(fit)
+    sigma, used["sigma"] = make_prior(model, "sigma", priors.get("sigma"), defaults["sigma"])
+    resid_df = float(fit.n_obs - fit.n_groups)
+    if resid_df > 0:
+        pm.Potential(
+            "within_groups",
+            -resid_df * pt.log(sigma) - float(fit.stats.ssw.sum()) / (2.0 * sigma**2),
+        )
+    return sigma / np.sqrt(fit.stats.n.astype(float))
+
+
 def _pooling_model(fit: ShrinkageFit, pooling: str, priors, data) -> ShrinkageModel:
     """The complete- or no-pooling model of :func:`hierarchical_model`."""
     priors = dict(priors or {})
@@ -376,19 +379,7 @@ def _pooling_model(fit: ShrinkageFit, pooling: str, priors, data) -> ShrinkageMo
     used: dict[str, str] = {}
     model = ShrinkageModel(coords=_coords(fit))
     with model:
-        if long:
-            sigma, used["sigma"] = make_prior(
-                model, "sigma", priors.get("sigma"), defaults["sigma"]
-            )
-            se = sigma / np.sqrt(stats.n.astype(float))
-            resid_df = float(fit.n_obs - fit.n_groups)
-            if resid_df > 0:
-                pm.Potential(
-                    "within_groups",
-                    -resid_df * pt.log(sigma) - float(stats.ssw.sum()) / (2.0 * sigma**2),
-                )
-        else:
-            se = _se(fit)
+        se = _group_se(model, fit, priors, defaults, used)
         if pooling == "complete":
             mu, used["mu"] = make_prior(model, "mu", priors.get("mu"), defaults["mu"])
             pm.Deterministic("beta", mu[None], dims=FIXED_DIM)
