@@ -262,10 +262,18 @@ def worst(da, largest: bool) -> tuple[float, str]:
 
 
 def warn_convergence(idata, model=None, stacklevel: int = 3) -> None:
-    """Warn, as PyMC does for its own sampler, when R-hat > 1.01 or ESS < 100 per chain."""
+    """Warn, as PyMC does for its own sampler, when R-hat > 1.01 or ESS < 100 per chain.
+
+    For a marginalized model only the sampled variables are diagnosed, as PyMC does: its
+    group effects are exact independent draws from their conditional given each draw, so
+    they have converged when the variables they are drawn from have (``bs.check`` still
+    reports them)."""
     post = idata["posterior"]
     chains = int(post.sizes.get("chain", 1))
     names = diagnosed_vars(idata, model)
+    if getattr(model, "marginalized", False):
+        free = {v.name for v in getattr(model, "free_RVs", [])}
+        names = [n for n in names if n in free]
     if not names:
         return
     diag = convergence_table(idata, names)

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -45,6 +46,7 @@ from ..posterior import (
 )
 from .checks import check_draws, merge_posterior
 from .covariance import block_cholesky
+from .effects import coef, effects
 from .model import (
     PriorSpec,
     ShrinkageModel,
@@ -93,6 +95,13 @@ def _loglik(fit: MixedFit, beta, b, sigma) -> None:
     """Row-level normal log-likelihood (up to a constant) as a Potential."""
     n = float(fit.n_obs)
     pm.Potential("loglik", -n * pt.log(sigma) - _rss(fit, beta, b) / (2.0 * sigma**2))
+
+
+def _effects(fit: MixedFit, chol):
+    """z and b = z L' over (level, term): the one builder of :mod:`bayeshrink.bayes.effects`
+    with this fit's one factor."""
+    factor = SimpleNamespace(name=fit.group, labels=fit.groups)
+    return effects([factor], None, {fit.group: chol}, several=False)
 
 
 def _shifted(fit: MixedFit, beta):
@@ -203,10 +212,8 @@ def plugin_model(fit: MixedFit, mu: str = "fixed", *, data=None) -> ShrinkageMod
             beta = pt.as_tensor(fit.fixef.to_numpy())
         else:
             beta = pm.Flat("beta", dims=FIXED_DIM)
-        z = pm.Normal("z", 0.0, 1.0, dims=(GROUP_DIM, TERM_DIM))
-        b = pm.Deterministic("b", pt.dot(z, L_hat.T), dims=(GROUP_DIM, TERM_DIM))
-        beta_z = pt.dot(fit.fixed_of_random, beta)
-        pm.Deterministic("coef", b + beta_z[None, :], dims=(GROUP_DIM, TERM_DIM))
+        b, _ = _effects(fit, pt.as_tensor(L_hat))
+        coef(b, fit.fixed_of_random, beta)
         _loglik(fit, beta, b, fit.sigma)
     cov = np.array2string(fit.cov_re().to_numpy(), precision=4, suppress_small=True)
     what = "beta fixed at beta_hat" if mu == "fixed" else "flat prior on beta"
@@ -376,10 +383,8 @@ def hierarchical_model(
         if marginalize:
             _marginal_loglik(fit, beta, chol, sigma)
         else:
-            z = pm.Normal("z", 0.0, 1.0, dims=(GROUP_DIM, TERM_DIM))
-            b = pm.Deterministic("b", pt.dot(z, chol.T), dims=(GROUP_DIM, TERM_DIM))
-            beta_z = pt.dot(fit.fixed_of_random, beta)
-            pm.Deterministic("coef", b + beta_z[None, :], dims=(GROUP_DIM, TERM_DIM))
+            b, _ = _effects(fit, chol)
+            coef(b, fit.fixed_of_random, beta)
             _loglik(fit, beta, b, sigma)
     model.description = "\n".join(
         [
@@ -443,7 +448,7 @@ def _pooling_model(fit: MixedFit, pooling: str, priors, defaults, data) -> Shrin
         if pooling == "complete":
             beta = _beta_prior(model, priors, defaults, used)
             b = pm.Deterministic("b", pt.zeros((J, q)), dims=(GROUP_DIM, TERM_DIM))
-            effects = "  no random effects (complete pooling): b = 0, coef = the fixed effects"
+            effects_text = "  no random effects (complete pooling): b = 0, coef = the fixed effects"
         else:
             mean, sd, shared = no_pooling_prior(
                 terms,
@@ -456,21 +461,20 @@ def _pooling_model(fit: MixedFit, pooling: str, priors, defaults, data) -> Shrin
             z = pm.Normal("z", 0.0, 1.0, dims=(GROUP_DIM, TERM_DIM))
             # coef = b + E beta with beta's entries of these terms 0, so b = coef
             b = pm.Deterministic("b", mean + sd * z, dims=(GROUP_DIM, TERM_DIM))
-            effects = (
+            effects_text = (
                 f"  no pooling: every group's own coefficients of {terms}, coef_j,k ~ "
                 f"Normal(mu_k, s_k) independently, mu = {np.array2string(mean, precision=4)}, "
                 f"s = {np.array2string(sd, precision=4)} (the priors of the fixed effects); "
                 "nothing is shared between groups but sigma"
                 + (" and the other fixed effects" if shared else "")
             )
-        beta_z = pt.dot(fit.fixed_of_random, beta)
-        pm.Deterministic("coef", b + beta_z[None, :], dims=(GROUP_DIM, TERM_DIM))
+        coef(b, fit.fixed_of_random, beta)
         _loglik(fit, beta, b, sigma)
     head = "Complete-pooling model" if pooling == "complete" else "No-pooling model"
     model.description = "\n".join(
         [
             f"{head} for {fit.formula} ({fit.n_groups} groups)",
-            effects,
+            effects_text,
             f"  beta ~ {used['beta']};  sigma ~ {used['sigma']}",
             "  y_j ~ N(X_j beta + Z_j b_j, sigma^2 I), through per-group cross-products",
         ]
