@@ -41,7 +41,7 @@ def check_prob(prob) -> float:
     ):
         raise DataError(
             f"`prob` must lie strictly between 0 and 1 (the probability of the central "
-            f"interval); got {prob!r}. E.g. 0.94 (the default) or 0.9."
+            f"interval); got {prob!r}. E.g. 0.95 (the default) or 0.9."
         )
     return float(prob)
 
@@ -67,12 +67,15 @@ def _average_ranks(flat: np.ndarray) -> np.ndarray:
     ordered = np.take_along_axis(flat, order, axis=1)
     new_run = np.ones((rows, size), dtype=bool)
     new_run[:, 1:] = ordered[:, 1:] != ordered[:, :-1]
+    ranks = np.empty((rows, size))
+    if new_run.all():  # no ties (continuous draws): the inverse permutation
+        np.put_along_axis(ranks, order, np.broadcast_to(np.arange(1.0, size + 1), (rows, size)), 1)
+        return ranks
     runs = new_run.ravel()
     dense = np.cumsum(runs)  # run number (1-based) of every position, over all rows
     count = np.r_[np.flatnonzero(runs), runs.size]  # where each run starts (and the end)
     offset = np.repeat(np.arange(rows) * size, size)
     average = 0.5 * (count[dense] + count[dense - 1] + 1) - offset
-    ranks = np.empty((rows, size))
     np.put_along_axis(ranks, order, average.reshape(rows, size), axis=1)
     return ranks
 
@@ -179,12 +182,11 @@ def _diagnostics(x: np.ndarray, tail_prob: float = 0.89) -> dict[str, np.ndarray
     out = {"rhat": nan.copy(), "ess_bulk": nan.copy(), "ess_tail": nan.copy()}
     if draws >= 4:
         split = _split(v)
+        z = _z_scale(split)  # the bulk's rank-normalized draws: R-hat and bulk ESS share them
         if chains >= 2:
             med = np.median(split.reshape(split.shape[0], -1), axis=1)[:, None, None]
-            out["rhat"] = np.maximum(
-                _rhat_classic(_z_scale(split)), _rhat_classic(_z_scale(np.abs(split - med)))
-            )
-        out["ess_bulk"] = _ess_geyer(_z_scale(split))
+            out["rhat"] = np.maximum(_rhat_classic(z), _rhat_classic(_z_scale(np.abs(split - med))))
+        out["ess_bulk"] = _ess_geyer(z)
         flat = v.reshape(v.shape[0], -1)
         tails = []
         for prob in sorted((tail_prob, 1 - tail_prob)):
@@ -225,7 +227,7 @@ def diagnostics_frame(idata, var: str, index) -> pd.DataFrame:
     return pd.DataFrame(cols, index=index)
 
 
-def posterior_table(idata, var: str = "theta", prob: float = 0.94) -> pd.DataFrame:
+def posterior_table(idata, var: str = "theta", prob: float = 0.95) -> pd.DataFrame:
     """Posterior mean, SD, central ``prob`` interval, Monte Carlo SE, R-hat and bulk and tail
     ESS of ``var`` per level."""
     import arviz as az
@@ -260,7 +262,7 @@ def posterior_table(idata, var: str = "theta", prob: float = 0.94) -> pd.DataFra
     return table
 
 
-def term_posterior_table(idata, var: str = "coef", prob: float = 0.94, term=None) -> pd.DataFrame:
+def term_posterior_table(idata, var: str = "coef", prob: float = 0.95, term=None) -> pd.DataFrame:
     """:func:`posterior_table` of a (level x term) variable: one row per (level, term), or per
     level for one ``term``."""
     ds = idata["posterior"].to_dataset()[[var]]

@@ -245,8 +245,11 @@ def test_bad_input(cbpp, plugin_draws):
         bs.plugin_model(fit, data=df.iloc[:10])
     two = bs.fit(df, formula=CBPP.replace("(1 | herd)", "(1 | herd) + (1 | period)"),
                  family="binomial")  # fmt: skip
-    with pytest.raises(MethodError, match="`fit` must have one grouping factor"):
-        bs.plugin_model(two)
+    # several factors have PyMC models (test_bayes_glmm_factors.py); the exact quadrature
+    # posterior is for one scalar term
+    assert bs.plugin_model(two).layout is not None
+    with pytest.raises(MethodError, match="one scalar random term"):
+        bs.plugin_posterior(two)
     with pytest.raises(bs.errors.DataError, match="`full` must be draws of the hierarchical model"):
         bs.compare(fit, full=plugin_draws)
 
@@ -330,3 +333,35 @@ def test_poisson_full_model_rows_loo_and_predictive(rates):
     # Var((y - mu)^2) = mu4 - mu^2 with the Poisson fourth central moment mu4 = mu + 3 mu^2
     z_var = ((y - mu) ** 2 - mu).sum() / np.sqrt((mu + 2 * mu**2).sum())
     assert abs(z_var) < 4.5, z_var
+
+
+def test_no_and_complete_pooling_models_of_one_factor(cbpp):
+    df, fit = cbpp
+    none = bs.hierarchical_model(fit, pooling="none")
+    assert "No-pooling model" in str(none) and "every group's own coefficients" in str(none)
+    # the intercept is each herd's own; the period effects stay shared
+    assert {v.name for v in none.free_RVs} == {"beta_z", "z"}
+    point = none.initial_point()
+    rng = np.random.default_rng(3)
+    points = [
+        {k: v + 0.3 * rng.standard_normal(np.shape(v)) for k, v in point.items()} for _ in range(2)
+    ]
+    logp = none.compile_logp(mode="NUMBA")
+    pri = bs.default_priors(fit)["beta"].params
+
+    def independent(pt):
+        # coef_j ~ N(mu_0, s_0) per herd, beta_k ~ N(mu_k, s_k) for the periods, rows binomial
+        z, bz = pt["z"][:, 0], pt["beta_z"]
+        intercept = pri["mu"][0] + pri["sigma"][0] * z
+        beta = pri["mu"][1:] + pri["sigma"][1:] * bz
+        codes = pd.Index([str(g) for g in fit.groups]).get_indexer(df["herd"])
+        eta = intercept[codes] + fit._design.X[:, 1:] @ beta
+        rows = stats.binom.logpmf(df["incidence"], df["size"], special.expit(eta)).sum()
+        return rows + stats.norm.logpdf(z).sum() + stats.norm.logpdf(bz).sum()
+
+    # the model's density is the independent one up to a constant (the binomial coefficients)
+    diff = logp(points[0]) - logp(points[1])
+    np.testing.assert_allclose(diff, independent(points[0]) - independent(points[1]), rtol=1e-9)
+    complete = bs.hierarchical_model(fit, pooling="complete")
+    assert {v.name for v in complete.free_RVs} == {"beta_z"}
+    assert "Complete-pooling model" in str(complete) and "b = 0" in str(complete)

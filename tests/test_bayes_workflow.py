@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import REFERENCE
+from conftest import FULL, REFERENCE
 from scipy import stats
 
 import bayeshrink as bs
@@ -134,9 +134,14 @@ def test_sleepstudy_slopes_log_likelihood_is_the_row_density(sleep, sleep_fit):
     assert_loo_finite(dt)
 
 
-def test_crossed_log_likelihood_is_the_row_density(penicillin_fit):
+@pytest.fixture(scope="module")
+def penicillin_plugin_draws(penicillin_fit):
+    return run(bs.plugin_model(penicillin_fit))
+
+
+def test_crossed_log_likelihood_is_the_row_density(penicillin_fit, penicillin_plugin_draws):
     df = pd.read_csv(REFERENCE / "penicillin.csv", dtype={"plate": str, "sample": str})
-    dt = run(bs.plugin_model(penicillin_fit))
+    dt = penicillin_plugin_draws
     post = dt["posterior"]
     parts = []
     b = post["b"]  # over (level, term): level "factor:label", with factor and label coords
@@ -242,6 +247,22 @@ def test_posterior_predictive_for_every_fit_type(kind, sleep, sleep_fit, penicil
     pp, obs = dt["posterior_predictive"][name], dt["observed_data"][name]
     assert pp.dims[2:] == obs.dims and pp.shape[2:] == obs.shape
     np.testing.assert_array_equal(pp[pp.dims[2]].values, obs[obs.dims[0]].values)
+    # given each draw, y_rep ~ N(the model's mean, its SD): computed here from the draws
+    if kind == "schools":
+        mean = draws_of(dt, "theta")
+        sd = bs.load_dataset("eight_schools")["sigma"].to_numpy(float)[None, :]
+    else:
+        fit = sleep_fit if kind == "sleep" else penicillin_fit
+        n_draw = pp.shape[0] * pp.shape[1]
+        beta = np.broadcast_to(fit.fixef.to_numpy(), (n_draw, len(fit.fixef)))
+        b = draws_of(dt, "b")
+        sigma = np.full(n_draw, fit.sigma)
+        mean = _row_density_mean(kind, dt, beta, b, sleep)
+        sd = sigma[:, None]
+    r = (pp.values.reshape(-1, pp.shape[-1]) - mean) / sd
+    m = r.size
+    assert abs(r.mean()) < 4 / np.sqrt(m)
+    assert abs(r.var() - 1) < 4 * np.sqrt(2 / m)
 
 
 def test_prior_predictive_moments(schools_fit):
@@ -325,6 +346,84 @@ def test_three_pooling_models_compare_on_radon(radon, radon_fit, radon_draws):
         table = az.compare(draws)
     assert set(table.index) == {"complete", "none", "partial"}
     assert np.isfinite(table["elpd"]).all()
+
+
+@pytest.mark.slow  # three models to compile each; CI runs the crossed fit only
+@pytest.mark.parametrize("kind", ["sleep", "penicillin"] if FULL else ["penicillin"])
+def test_three_pooling_models_for_slopes_and_crossed_fits(kind, sleep, sleep_fit, penicillin_fit):
+    import warnings
+
+    import arviz as az
+
+    fit = sleep_fit if kind == "sleep" else penicillin_fit
+    data = {"data": sleep} if kind == "sleep" else {}
+    models = {p: bs.hierarchical_model(fit, pooling=p, **data) for p in POOLINGS}
+    assert "Complete-pooling model" in str(models["complete"]) and "b = 0" in str(
+        models["complete"]
+    )
+    assert "No-pooling model" in str(models["none"]) and "independently" in str(models["none"])
+    assert "beta ~ Normal(" in str(models["complete"]) and "sigma ~ HalfNormal(" in str(
+        models["none"]
+    )
+    assert {v.name for v in models["complete"].free_RVs} == {"beta_z", "sigma"}
+    draws = {p: run(m) for p, m in models.items()}
+    assert float(np.abs(draws["complete"]["posterior"]["b"]).max()) == 0.0
+    # the log-likelihood of each is the rows' density given its own draws
+    for p, dt in draws.items():
+        beta, b, sigma = draws_of(dt, "beta"), draws_of(dt, "b"), draws_of(dt, "sigma")
+        np.testing.assert_allclose(
+            loglik(dt, name := next(iter(dt["observed_data"].data_vars))),
+            _row_density(kind, dt, beta, b, sigma, sleep),
+            rtol=1e-10,
+            err_msg=f"{p} {name}",
+        )
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Estimated shape parameter of Pareto")
+        table = az.compare(draws)
+    assert set(table.index) == set(POOLINGS) and np.isfinite(table["elpd"]).all()
+
+
+POOLINGS = ("partial", "none", "complete")
+
+
+def _row_density(kind, dt, beta, b, sigma, sleep):
+    """log N(y_i | x_i' beta + z_i' b, sigma^2) row by row from the draws."""
+    y = (sleep["Reaction"] if kind == "sleep" else _penicillin()["diameter"]).to_numpy()
+    return stats.norm.logpdf(
+        y[None, :], _row_density_mean(kind, dt, beta, b, sleep), sigma[:, None]
+    )
+
+
+def _penicillin():
+    return pd.read_csv(REFERENCE / "penicillin.csv", dtype={"plate": str, "sample": str})
+
+
+def _row_density_mean(kind, dt, beta, b, sleep):
+    """(draw, row) x_i' beta + z_i' b_l(i) from the draws (beta may be the fit's)."""
+    levels = [str(v) for v in dt["posterior"]["level"].values]
+    if kind == "sleep":
+        codes = np.array([levels.index(str(s)) for s in sleep["Subject"]])
+        days = sleep["Days"].to_numpy(float)
+        return beta[:, 0:1] + b[:, codes, 0] + (beta[:, 1:2] + b[:, codes, 1]) * days
+    df = _penicillin()
+    return beta[:, 0:1] + sum(
+        b[:, [levels.index(f"{f}:{v}") for v in df[f]], 0] for f in ("plate", "sample")
+    )
+
+
+def test_compare_gives_every_fit_the_same_columns(
+    radon_fit, radon_draws, penicillin_fit, penicillin_plugin_draws
+):
+    base = {"n", "no_pooling", "blup", "cond_sd"}
+    stats_ = ("mean", "sd", "mcse", "rhat", "ess_bulk", "ess_tail")
+    one = bs.compare(radon_fit, full=radon_draws)
+    crossed = bs.compare(penicillin_fit, plugin=penicillin_plugin_draws)
+    assert base | {f"full_{c}" for c in stats_} | {"full_lo", "full_hi"} <= set(one.columns)
+    assert base | {f"plugin_{c}" for c in stats_} | {"plugin_gap_mcse"} <= set(crossed.columns)
+    assert one.attrs["prob"] == crossed.attrs["prob"] == 0.95  # the default interval level
+    # the sampled plug-in means are the conditional modes (coef) in Monte Carlo SEs
+    assert crossed["plugin_gap_mcse"].abs().max() < 4.5
+    assert list(crossed.index.names) == ["factor", "level", "term"]
 
 
 # ------------------------------------------------------------------ checks a user reads

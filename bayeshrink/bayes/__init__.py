@@ -153,8 +153,8 @@ def hierarchical_model(
     """Full hierarchical Bayes: priors on the fixed effects, the random-effect SDs (and
     correlations, LKJ(``eta``), for several terms) and sigma. ``data``: the rows the fit was
     made from, for a per-row log-likelihood and predictive draws (see
-    :mod:`bayeshrink.bayes.workflow`). ``pooling`` ("partial", "none", "complete"; one-way fits)
-    gives the three models of the pooling comparison, each with its priors in its
+    :mod:`bayeshrink.bayes.workflow`). ``pooling`` ("partial", "none", "complete"; every fit
+    type) gives the three models of the pooling comparison, each with its priors in its
     description. See
     :func:`bayeshrink.bayes.oneway.hierarchical_model` and
     :func:`bayeshrink.bayes.mixed.hierarchical_model` for the options of each."""
@@ -162,19 +162,21 @@ def hierarchical_model(
 
 
 @singledispatch
-def hyperparameters(fit, full=None, prob: float = 0.94) -> pd.DataFrame:
+def hyperparameters(fit, full=None, prob: float = 0.95) -> pd.DataFrame:
     """The estimated hyperparameters beside their full-Bayes posteriors, one row each."""
     _not_a_fit(fit)
 
 
 @singledispatch
-def compare(fit, plugin=None, full=None, prob: float = 0.94) -> pd.DataFrame:
+def compare(fit, plugin=None, full=None, prob: float = 0.95) -> pd.DataFrame:
     """One row per group (and term): the fit, the plug-in and the full-Bayes posteriors.
 
-    Columns n, no_pooling, blup, cond_sd (and pred_sd for one-way fits); with ``plugin``
-    plugin_mean, plugin_sd, plugin_mcse, plugin_gap_mcse (= (plugin_mean - blup) / plugin_mcse);
-    with ``full`` full_mean, full_sd, full_lo, full_hi, full_mcse. ``attrs`` holds
-    "hyperparameters", "divergences" and "prob".
+    The same columns for every fit: n, no_pooling, blup (a GLMM's cond_mode), cond_sd (and
+    pred_sd for one-way fits); with ``plugin`` plugin_mean, plugin_sd, plugin_mcse,
+    plugin_rhat, plugin_ess_bulk, plugin_ess_tail, plugin_gap_mcse (= (plugin_mean - blup) /
+    plugin_mcse); with ``full`` the same full_* columns and full_lo, full_hi (the central
+    ``prob`` interval, 95% by default). ``attrs`` holds "hyperparameters", "divergences" and
+    "prob".
     """
     _not_a_fit(fit)
 

@@ -25,11 +25,13 @@ from ..errors import DataError, DataTypeError, SamplerConvergenceWarning
 from ..posterior import convergence_table
 
 __all__ = [
+    "aligned_posterior",
     "check_draws",
     "check_model",
     "check_model_draws",
     "check_run",
     "fingerprint",
+    "merge_posterior",
     "tag_draws",
     "warn_convergence",
 ]
@@ -260,10 +262,18 @@ def worst(da, largest: bool) -> tuple[float, str]:
 
 
 def warn_convergence(idata, model=None, stacklevel: int = 3) -> None:
-    """Warn, as PyMC does for its own sampler, when R-hat > 1.01 or ESS < 100 per chain."""
+    """Warn, as PyMC does for its own sampler, when R-hat > 1.01 or ESS < 100 per chain.
+
+    For a marginalized model only the sampled variables are diagnosed, as PyMC does: its
+    group effects are exact independent draws from their conditional given each draw, so
+    they have converged when the variables they are drawn from have (``bs.check`` still
+    reports them)."""
     post = idata["posterior"]
     chains = int(post.sizes.get("chain", 1))
     names = diagnosed_vars(idata, model)
+    if getattr(model, "marginalized", False):
+        free = {v.name for v in getattr(model, "free_RVs", [])}
+        names = [n for n in names if n in free]
     if not names:
         return
     diag = convergence_table(idata, names)
@@ -326,3 +336,37 @@ def check_model_draws(idata, model) -> None:
             f"{_KIND_NAMES.get(attrs['bayeshrink_model'], attrs['bayeshrink_model'])}. Pass the "
             "model they were sampled from."
         )
+
+
+def aligned_posterior(tag: str, idata, keys, prob: float, var: str = "coef"):
+    """The posterior table of ``var`` (over ``level`` x ``term``: mean, sd, lo, hi, mcse,
+    rhat, ess_bulk, ess_tail) at ``keys``, the (level, term) pairs as the posterior names
+    them, in their order. Draws lacking one are refused: they are of another fit."""
+    import pandas as pd
+
+    from ..errors import BayeshrinkError
+    from ..posterior import term_posterior_table
+
+    post = term_posterior_table(idata, var, prob)
+    post.index = pd.MultiIndex.from_arrays(
+        [[str(g) for g in post.index.get_level_values(0)], post.index.get_level_values(1)]
+    )
+    want = pd.MultiIndex.from_tuples([(str(a), b) for a, b in keys])
+    missing = want.difference(post.index)
+    if len(missing):
+        raise BayeshrinkError(
+            f"`{tag}` must be sampled from a model of this fit; it lacks {list(missing)[:3]}."
+        )
+    return post.loc[want]
+
+
+def merge_posterior(out, tag: str, idata, keys, prob: float, var: str = "coef") -> None:
+    """Add the posterior columns of ``var`` from ``idata`` to the comparison table ``out``
+    (:func:`bayeshrink.posterior.add_posterior_columns`: {tag}_mean, _sd, _lo and _hi, _mcse,
+    _rhat, _ess_bulk, _ess_tail, and plugin_gap_mcse against ``out["blup"]``); ``keys`` as
+    :func:`aligned_posterior`. The one merge of every fit's ``compare``."""
+    from ..posterior import add_posterior_columns
+
+    post = aligned_posterior(tag, idata, keys, prob, var)
+    post.index = out.index
+    add_posterior_columns(out, tag, post)

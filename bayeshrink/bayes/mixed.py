@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -33,19 +34,19 @@ import pandas as pd
 import pymc as pm
 import pytensor.tensor as pt
 
-from ..errors import BayeshrinkError, MethodError
+from ..errors import MethodError
 from ..lmm import MixedFit
 from ..posterior import (
     FIXED_DIM,
     GROUP_DIM,
     TERM_DIM,
-    add_posterior_columns,
     check_prob,
     count_divergences,
     posterior_table,
-    term_posterior_table,
 )
-from .checks import check_draws
+from .checks import check_draws, merge_posterior
+from .covariance import block_cholesky
+from .effects import coef, effects
 from .model import (
     PriorSpec,
     ShrinkageModel,
@@ -53,6 +54,7 @@ from .model import (
     check_pooling,
     format_prior,
     make_prior,
+    no_pooling_prior,
 )
 from .workflow import rows_of
 
@@ -93,6 +95,13 @@ def _loglik(fit: MixedFit, beta, b, sigma) -> None:
     """Row-level normal log-likelihood (up to a constant) as a Potential."""
     n = float(fit.n_obs)
     pm.Potential("loglik", -n * pt.log(sigma) - _rss(fit, beta, b) / (2.0 * sigma**2))
+
+
+def _effects(fit: MixedFit, chol):
+    """z and b = z L' over (level, term): the one builder of :mod:`bayeshrink.bayes.effects`
+    with this fit's one factor."""
+    factor = SimpleNamespace(name=fit.group, labels=fit.groups)
+    return effects([factor], None, {fit.group: chol}, several=False)
 
 
 def _shifted(fit: MixedFit, beta):
@@ -203,10 +212,8 @@ def plugin_model(fit: MixedFit, mu: str = "fixed", *, data=None) -> ShrinkageMod
             beta = pt.as_tensor(fit.fixef.to_numpy())
         else:
             beta = pm.Flat("beta", dims=FIXED_DIM)
-        z = pm.Normal("z", 0.0, 1.0, dims=(GROUP_DIM, TERM_DIM))
-        b = pm.Deterministic("b", pt.dot(z, L_hat.T), dims=(GROUP_DIM, TERM_DIM))
-        beta_z = pt.dot(fit.fixed_of_random, beta)
-        pm.Deterministic("coef", b + beta_z[None, :], dims=(GROUP_DIM, TERM_DIM))
+        b, _ = _effects(fit, pt.as_tensor(L_hat))
+        coef(b, fit.fixed_of_random, beta)
         _loglik(fit, beta, b, fit.sigma)
     cov = np.array2string(fit.cov_re().to_numpy(), precision=4, suppress_small=True)
     what = "beta fixed at beta_hat" if mu == "fixed" else "flat prior on beta"
@@ -315,7 +322,7 @@ def hierarchical_model(
     Variables: beta (fixed_term), sigma, sd_re (term), corr_re and chol_re (term x term), and
     b and coef (level x term), sampled or drawn after sampling.
     """
-    check_pooling(pooling, one_way=False)
+    check_pooling(pooling)
     if parametrization != "noncentered":
         raise MethodError(
             "a mixed-model fit is sampled non-centered (b_j = L z_j) or with b_j "
@@ -329,6 +336,13 @@ def hierarchical_model(
             "SDs and correlations are set through `eta` and the defaults (default_priors)."
         )
     defaults = default_priors(fit)
+    if pooling != "partial":
+        if marginalize:
+            raise MethodError(
+                f"`marginalize` must be None or False with pooling={pooling!r} (its effects are "
+                "sampled, or absent); got True."
+            )
+        return _pooling_model(fit, pooling, priors, defaults, data)
     eta = float(defaults["eta"].params["eta"] if eta is None else eta)
     if not eta > 0:
         raise MethodError(f"`eta` must be positive; got {eta}.")
@@ -359,31 +373,7 @@ def hierarchical_model(
         else:
             beta, used["beta"] = make_prior(model, "beta", priors["beta"], defaults["beta"])
         sigma, used["sigma"] = make_prior(model, "sigma", priors.get("sigma"), defaults["sigma"])
-        chol = pt.zeros((q, q))
-        start = 0
-        # sampler start for each LKJ factor: diagonal, at the REML SDs (kept off zero)
-        init: dict[str, np.ndarray] = {}
-        for k, size in enumerate(fit.design.block_sizes):
-            scale = sd_scale[start : start + size]
-            if size > 1:
-                sd0 = np.maximum(fit.sd_re().to_numpy()[start : start + size], 0.1 * scale)
-                rows, cols = np.tril_indices(size)
-                init[f"chol_block{k}"] = np.where(rows == cols, sd0[rows], 0.0)
-            if size == 1:
-                sd = pm.HalfNormal(f"sd_block{k}", sigma=float(scale[0]))
-                chol = pt.set_subtensor(chol[start, start], sd)
-            else:
-                block_chol, _, _ = pm.LKJCholeskyCov(
-                    f"chol_block{k}",
-                    n=size,
-                    eta=eta,
-                    sd_dist=pm.HalfNormal.dist(sigma=scale, shape=size),
-                    compute_corr=True,
-                )
-                chol = pt.set_subtensor(
-                    chol[start : start + size, start : start + size], block_chol
-                )
-            start += size
+        chol, init = block_cholesky(fit.design.block_sizes, sd_scale, fit.sd_re().to_numpy(), eta)
         cov = pt.dot(chol, chol.T)
         sd_re = pm.Deterministic("sd_re", pt.sqrt(pt.diag(cov)), dims=TERM_DIM)
         pm.Deterministic(
@@ -393,10 +383,8 @@ def hierarchical_model(
         if marginalize:
             _marginal_loglik(fit, beta, chol, sigma)
         else:
-            z = pm.Normal("z", 0.0, 1.0, dims=(GROUP_DIM, TERM_DIM))
-            b = pm.Deterministic("b", pt.dot(z, chol.T), dims=(GROUP_DIM, TERM_DIM))
-            beta_z = pt.dot(fit.fixed_of_random, beta)
-            pm.Deterministic("coef", b + beta_z[None, :], dims=(GROUP_DIM, TERM_DIM))
+            b, _ = _effects(fit, chol)
+            coef(b, fit.fixed_of_random, beta)
             _loglik(fit, beta, b, sigma)
     model.description = "\n".join(
         [
@@ -420,6 +408,83 @@ def hierarchical_model(
     return model
 
 
+def _beta_prior(model, priors, defaults, used, shared=None):
+    """beta with its default prior (sampled on the unit scale: a vector-valued prior mean as the
+    initial point trips nutpie's start-up here), "flat", or a user's; ``shared``: the positions
+    that are in the model (the others are 0)."""
+    d = defaults["beta"]
+    p = len(d.params["mu"])
+    shared = list(range(p)) if shared is None else shared
+    if not shared:  # every fixed effect is a group's own coefficient
+        used["beta"] = "none shared (0: every group has its own coefficients)"
+        return pm.Deterministic("beta", pt.zeros(p), dims=FIXED_DIM)
+    if priors.get("beta") is None:
+        mu, sd = d.params["mu"][shared], d.params["sigma"][shared]
+        beta_z = pm.Normal("beta_z", 0.0, 1.0, shape=len(shared))
+        vals = mu + sd * beta_z
+        used["beta"] = format_prior(PriorSpec("Normal", {"mu": mu, "sigma": sd}, ""))
+    elif isinstance(priors["beta"], str) and priors["beta"].lower() in ("flat", "uniform"):
+        vals = pm.Flat("beta_free", shape=len(shared))
+        used["beta"] = "Flat()"
+    else:
+        raise MethodError(
+            "`priors['beta']` must be None or 'flat' for a no- or complete-pooling model; got "
+            f"{priors['beta']!r}."
+        )
+    if len(shared) == p:
+        return pm.Deterministic("beta", vals, dims=FIXED_DIM)
+    return pm.Deterministic("beta", pt.set_subtensor(pt.zeros(p)[shared], vals), dims=FIXED_DIM)
+
+
+def _pooling_model(fit: MixedFit, pooling: str, priors, defaults, data) -> ShrinkageModel:
+    """The complete-pooling (no random effects: b = 0) and no-pooling (every group's own
+    coefficients, nothing learnt about their spread) models of :func:`hierarchical_model`."""
+    terms = list(fit.random_terms)
+    J, q = fit.n_groups, len(terms)
+    used: dict[str, str] = {}
+    model = ShrinkageModel(coords=_coords(fit))
+    with model:
+        sigma, used["sigma"] = make_prior(model, "sigma", priors.get("sigma"), defaults["sigma"])
+        if pooling == "complete":
+            beta = _beta_prior(model, priors, defaults, used)
+            b = pm.Deterministic("b", pt.zeros((J, q)), dims=(GROUP_DIM, TERM_DIM))
+            effects_text = "  no random effects (complete pooling): b = 0, coef = the fixed effects"
+        else:
+            mean, sd, shared = no_pooling_prior(
+                terms,
+                fit.fixed_terms,
+                defaults["beta"].params["mu"],
+                defaults["beta"].params["sigma"],
+                defaults["sd_re"].params["sigma"],
+            )
+            beta = _beta_prior(model, priors, defaults, used, shared)
+            z = pm.Normal("z", 0.0, 1.0, dims=(GROUP_DIM, TERM_DIM))
+            # coef = b + E beta with beta's entries of these terms 0, so b = coef
+            b = pm.Deterministic("b", mean + sd * z, dims=(GROUP_DIM, TERM_DIM))
+            effects_text = (
+                f"  no pooling: every group's own coefficients of {terms}, coef_j,k ~ "
+                f"Normal(mu_k, s_k) independently, mu = {np.array2string(mean, precision=4)}, "
+                f"s = {np.array2string(sd, precision=4)} (the priors of the fixed effects); "
+                "nothing is shared between groups but sigma"
+                + (" and the other fixed effects" if shared else "")
+            )
+        coef(b, fit.fixed_of_random, beta)
+        _loglik(fit, beta, b, sigma)
+    head = "Complete-pooling model" if pooling == "complete" else "No-pooling model"
+    model.description = "\n".join(
+        [
+            f"{head} for {fit.formula} ({fit.n_groups} groups)",
+            effects_text,
+            f"  beta ~ {used['beta']};  sigma ~ {used['sigma']}",
+            "  y_j ~ N(X_j beta + Z_j b_j, sigma^2 I), through per-group cross-products",
+        ]
+    )
+    model.kind, model.fit, model.priors = "hierarchical", fit, used
+    model.pooling = pooling
+    model.rows = rows_of(fit, data)
+    return model
+
+
 def plugin_posterior(fit: MixedFit, mu: str = "fixed") -> pd.DataFrame:
     """The exact plug-in posterior of coef: one row per (level, term), mean = ``coef()``, SD =
     ``ranef_sd()`` (fixed) or ``pred_sd()`` (flat prior on the fixed effects)."""
@@ -431,7 +496,7 @@ def plugin_posterior(fit: MixedFit, mu: str = "fixed") -> pd.DataFrame:
     return out
 
 
-def hyperparameters(fit: MixedFit, full=None, prob: float = 0.94) -> pd.DataFrame:
+def hyperparameters(fit: MixedFit, full=None, prob: float = 0.95) -> pd.DataFrame:
     """beta_hat, the random-term SDs and sigma_hat beside their full-Bayes posteriors.
 
     One row per fixed effect (``beta[term]``), random-term SD (``sd_re[term]``) and ``sigma``;
@@ -455,7 +520,7 @@ def hyperparameters(fit: MixedFit, full=None, prob: float = 0.94) -> pd.DataFram
     return hyper
 
 
-def compare(fit: MixedFit, plugin=None, full=None, prob: float = 0.94) -> pd.DataFrame:
+def compare(fit: MixedFit, plugin=None, full=None, prob: float = 0.95) -> pd.DataFrame:
     """One row per (group, term): own fit, coef (BLUP), cond_sd, and the posteriors of coef.
 
     Columns as :func:`bayeshrink.compare`: plugin_mean, plugin_sd, plugin_mcse, plugin_gap_mcse (in
@@ -481,17 +546,7 @@ def compare(fit: MixedFit, plugin=None, full=None, prob: float = 0.94) -> pd.Dat
     for tag, idata in (("plugin", plugin), ("full", full)):
         if idata is None:
             continue
-        post = term_posterior_table(idata, "coef", prob)
-        post.index = pd.MultiIndex.from_arrays(
-            [[str(g) for g in post.index.get_level_values(0)], post.index.get_level_values(1)],
-            names=[GROUP_DIM, TERM_DIM],
-        )
-        missing = out.index.difference(post.index)
-        if len(missing):
-            raise BayeshrinkError(
-                f"`{tag}` must be sampled from a model of this fit; it lacks {list(missing)[:3]}."
-            )
-        add_posterior_columns(out, tag, post.loc[out.index])
+        merge_posterior(out, tag, idata, out.index, prob)
         divergences[tag] = count_divergences(idata)
     out.attrs["hyperparameters"] = hyperparameters(fit, full, prob).to_dict(orient="index")
     out.attrs["divergences"] = divergences

@@ -15,8 +15,10 @@ __all__ = [
     "ShrinkageModel",
     "check_mu",
     "check_pooling",
+    "column_sd",
     "format_prior",
     "make_prior",
+    "no_pooling_prior",
 ]
 
 
@@ -70,6 +72,14 @@ class PriorSpec:
         return format_prior(self)
 
 
+def column_sd(col: np.ndarray) -> float:
+    """The SD of a design column for the data-scaled priors: 1 for a constant column (an
+    intercept)."""
+    if np.all(col == col[0]):
+        return 1.0
+    return float(np.std(col, ddof=1))
+
+
 def format_prior(spec: PriorSpec) -> str:
     """``Dist(param=value, ...)`` with vectors printed as arrays."""
     parts = []
@@ -84,20 +94,32 @@ def format_prior(spec: PriorSpec) -> str:
 POOLINGS = ("partial", "none", "complete")
 
 
-def check_pooling(pooling, one_way: bool = True) -> str:
-    """``pooling`` must be one of :data:`POOLINGS` ("partial" only for fits beyond one-way)."""
+def check_pooling(pooling) -> str:
+    """``pooling`` must be one of :data:`POOLINGS`."""
     if pooling not in POOLINGS:
         raise MethodError(
             f"`pooling` must be one of 'partial' (the hierarchical model), 'none' (every group "
             f"on its own) or 'complete' (one mean for all); got {pooling!r}."
         )
-    if pooling != "partial" and not one_way:
-        raise MethodError(
-            f"`pooling` must be 'partial' for a fit with covariates or several random terms or "
-            f"factors (the no- and complete-pooling models are written for the one-way model "
-            f"y ~ 1 + (1 | g)); got {pooling!r}."
-        )
     return pooling
+
+
+def no_pooling_prior(terms, fixed_terms, beta_mu, beta_sd, sd_scale):
+    """(mean, sd) of every group's own coefficient of each random term under no pooling: the
+    prior of the term's fixed effect, or Normal(0, the SD prior's scale) for a term without
+    one; and the positions of the fixed effects that stay shared (those of no random term)."""
+    mean, sd, own = [], [], set()
+    for k, t in enumerate(terms):
+        if t in fixed_terms:
+            j = list(fixed_terms).index(t)
+            mean.append(float(beta_mu[j]))
+            sd.append(float(beta_sd[j]))
+            own.add(j)
+        else:
+            mean.append(0.0)
+            sd.append(float(sd_scale[k]))
+    shared = [j for j in range(len(fixed_terms)) if j not in own]
+    return np.array(mean), np.array(sd), shared
 
 
 def check_mu(mu, what: str = "mu_hat") -> str:

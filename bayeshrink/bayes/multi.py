@@ -27,7 +27,9 @@ from ..errors import BayeshrinkError, DataError, MethodError
 from ..lmm.blocks import psd_cholesky
 from ..lmm.multi import MultiFit
 from ..posterior import FIXED_DIM, GROUP_DIM, TERM_DIM
-from .model import PriorSpec, ShrinkageModel, check_pooling
+from .covariance import block_cholesky
+from .effects import coef, effects, fixed_of_random, linear_part
+from .model import PriorSpec, ShrinkageModel, check_pooling, column_sd, format_prior
 from .workflow import EffectLayout, effect_layout, rows_of
 
 __all__ = [
@@ -61,36 +63,15 @@ def _coords(fit: MultiFit, lay: EffectLayout) -> dict:
 
 
 def _effects(fit: MultiFit, lay: EffectLayout, chols: dict) -> tuple:
-    """z (level x term, standard normal), and the deterministics b (level x term) and coef
-    (b plus each term's fixed effect); returns (b, by factor: its (levels, q) block of b)."""
-    z = pm.Normal("z", 0.0, 1.0, dims=(GROUP_DIM, TERM_DIM))
-    b = pt.zeros((len(lay.levels), len(lay.terms)))
-    blocks = {}
-    for e in fit.components.factors:
-        rows = slice(lay.offset[e.name], lay.offset[e.name] + len(e.labels))
-        cols = lay.term_pos[e.name]
-        block = pt.dot(z[rows][:, cols], chols[e.name].T)
-        for k, col in enumerate(cols):
-            b = pt.set_subtensor(b[rows, col], block[:, k])
-        blocks[e.name] = block
-    b = pm.Deterministic("b", b, dims=(GROUP_DIM, TERM_DIM))
-    return b, blocks
+    return effects(fit.components.factors, lay, chols, several=True)
 
 
 def _coef(fit: MultiFit, lay: EffectLayout, b, beta) -> None:
-    E = np.zeros((len(lay.terms), len(fit.fixed_terms)))
-    for k, t in enumerate(lay.terms):
-        if t in fit.fixed_terms:
-            E[k, list(fit.fixed_terms).index(t)] = 1.0
-    pm.Deterministic("coef", b + pt.dot(E, beta)[None, :], dims=(GROUP_DIM, TERM_DIM))
+    coef(b, fixed_of_random(lay.terms, fit.fixed_terms), beta)
 
 
 def _linear(fit: MultiFit, blocks: dict, eta):
-    by_name = {f.name: f for f in fit.design.factors}
-    for name, block in blocks.items():
-        f = by_name[name]
-        eta = eta + (block[f.codes] * f.Z).sum(axis=1)
-    return eta
+    return eta + linear_part(blocks, [(f.name, f.codes, f.Z) for f in fit.design.factors])
 
 
 def plugin_model_multi(fit: MultiFit) -> ShrinkageModel:
@@ -191,10 +172,7 @@ def compare_multi(fit: MultiFit, plugin) -> pd.DataFrame:
 
 
 # --------------------------------------------------------------------------- full Bayes
-def _col_sd(col: np.ndarray) -> float:
-    if np.all(col == col[0]):
-        return 1.0
-    return float(np.std(col, ddof=1))
+_col_sd = column_sd
 
 
 def default_priors_multi(fit: MultiFit) -> dict[str, PriorSpec]:
@@ -220,7 +198,9 @@ def default_priors_multi(fit: MultiFit) -> dict[str, PriorSpec]:
     }
 
 
-def hierarchical_model_multi(fit: MultiFit, eta: float = 2.0) -> ShrinkageModel:
+def hierarchical_model_multi(
+    fit: MultiFit, eta: float = 2.0, pooling: str = "partial"
+) -> ShrinkageModel:
     """Full Bayes with several grouping factors: priors on beta, sigma and every factor's
     random-effects covariance (HalfNormal SDs; LKJ(eta) correlations within a block), the
     effects sampled non-centred (b_fl = L_f z_fl) and the likelihood on the rows.
@@ -232,7 +212,12 @@ def hierarchical_model_multi(fit: MultiFit, eta: float = 2.0) -> ShrinkageModel:
     ``sd_block:<factor>`` and ``chol_block:<factor>`` (``<factor>.<k>`` for a factor with
     several blocks). The start of each LKJ factor is diagonal at the REML SDs (nutpie cannot
     build its default initial point).
+
+    ``pooling="complete"``: no random effects (``b`` = 0, the linear model with beta's and
+    sigma's priors); ``"none"``: every level's effects ~ N(0, S^2) independently with S fixed
+    at the scale of the SDs' prior, so nothing is learnt about their spread.
     """
+    check_pooling(pooling)
     if not eta > 0:
         raise MethodError(f"`eta` must be positive; got {eta}.")
     d = fit.design
@@ -255,43 +240,54 @@ def hierarchical_model_multi(fit: MultiFit, eta: float = 2.0) -> ShrinkageModel:
         for e in fit.components.factors:
             f = by_name[e.name]
             scale = pri["sd_re"].params["sigma"][e.name]
-            chol = pt.zeros((f.q, f.q))
-            start = 0
-            for k, size in enumerate(f.block_sizes):
-                sl = slice(start, start + size)
-                name = f"{e.name}.{k}" if len(f.block_sizes) > 1 else e.name
-                if size == 1:
-                    sd = pm.HalfNormal(f"sd_block:{name}", sigma=float(scale[start]))
-                    chol = pt.set_subtensor(chol[start, start], sd)
-                else:
-                    sd0 = np.maximum(np.sqrt(np.diag(e.cov))[sl], 0.1 * scale[sl])
-                    rows, cols = np.tril_indices(size)
-                    init[f"chol_block:{name}"] = np.where(rows == cols, sd0[rows], 0.0)
-                    block, _, _ = pm.LKJCholeskyCov(
-                        f"chol_block:{name}",
-                        n=size,
-                        eta=eta,
-                        sd_dist=pm.HalfNormal.dist(sigma=scale[sl], shape=size),
-                        compute_corr=True,
-                    )
-                    chol = pt.set_subtensor(chol[sl, sl], block)
-                start += size
+            if pooling != "partial":
+                chols[e.name] = pt.as_tensor(np.diag(scale))
+                continue
+            names = [f"{e.name}.{k}" if len(f.block_sizes) > 1 else e.name
+                     for k in range(len(f.block_sizes))]  # fmt: skip
+            chol, start = block_cholesky(
+                f.block_sizes, scale, np.sqrt(np.diag(e.cov)), eta, [f":{n}" for n in names]
+            )
+            init.update(start)
             chols[e.name] = chol
             sds.append(pt.sqrt(pt.diag(pt.dot(chol, chol.T))))
-        pm.Deterministic("sd_re", pt.concatenate(sds), dims=SD_DIM)
-        b, blocks = _effects(fit, lay, chols)
+        if pooling == "partial":
+            pm.Deterministic("sd_re", pt.concatenate(sds), dims=SD_DIM)
+        if pooling == "complete":
+            shape = (len(lay.levels), len(lay.terms))
+            b = pm.Deterministic("b", pt.zeros(shape), dims=(GROUP_DIM, TERM_DIM))
+            mean = eta_lin
+        else:
+            b, blocks = _effects(fit, lay, chols)
+            mean = _linear(fit, blocks, eta_lin)
         if d.X.shape[1]:
             _coef(fit, lay, b, beta)
-        pm.Normal("y", mu=_linear(fit, blocks, eta_lin), sigma=sigma, observed=d.y)
+        pm.Normal("y", mu=mean, sigma=sigma, observed=d.y)
     levels = ", ".join(f"{e.name} ({len(e.labels)} levels)" for e in fit.components.factors)
-    model.description = (
-        f"Full hierarchical model for {fit.formula} (non-centred, every effect sampled)\n"
-        f"  the effects of {levels} ~ N(0, Sigma_f); SDs ~ HalfNormal(2.5 SD(y) / SD(column)),"
-        f" correlations ~ LKJ(eta={eta:g}) per block\n"
-        f"  beta ~ Normal(., 2.5 SD(y) / SD(x));  "
-        f"sigma ~ HalfNormal({pri['sigma'].params['sigma']:.4g})\n"
-        "  y_i ~ N(x_i' beta + sum_f z_fi' b_f,l(i), sigma^2), on the rows"
+    scales = "; ".join(
+        f"{k}: {np.array2string(np.asarray(v), precision=4)}"
+        for k, v in pri["sd_re"].params["sigma"].items()
     )
+    effects = {
+        "partial": f"  the effects of {levels} ~ N(0, Sigma_f); SDs ~ HalfNormal(sigma = "
+        f"{scales}), correlations ~ LKJ(eta={eta:g}) per block",
+        "none": f"  no pooling: the effects of {levels} ~ N(0, S^2) independently, S fixed at "
+        f"{scales} (the SDs' prior scale); nothing is learnt about their spread",
+        "complete": "  no random effects (complete pooling): b = 0, coef = the fixed effects",
+    }[pooling]
+    head = {"partial": "Full hierarchical model", "none": "No-pooling model",
+            "complete": "Complete-pooling model"}[pooling]  # fmt: skip
+    model.description = (
+        f"{head} for {fit.formula}"
+        + (" (non-centred, every effect sampled)" if pooling == "partial" else "")
+        + f"\n{effects}\n"
+        f"  beta ~ {format_prior(pri['beta'])};  "
+        f"sigma ~ HalfNormal({pri['sigma'].params['sigma']:.4g})\n"
+        "  y_i ~ N(x_i' beta"
+        + ("" if pooling == "complete" else " + sum_f z_fi' b_f,l(i)")
+        + ", sigma^2), on the rows"
+    )
+    model.pooling = pooling
     model.kind, model.fit, model.priors = "hierarchical", fit, {"eta": eta}
     model.layout = lay
     model.start = init
@@ -354,7 +350,7 @@ def hierarchical_model(
     """``bs.hierarchical_model`` for several grouping factors: :func:`hierarchical_model_multi`
     (non-centred, effects sampled; crossed effects cannot be integrated out level by level).
     The fit keeps its rows, so ``data`` is not needed (given, it is checked against them)."""
-    check_pooling(pooling, one_way=False)
+    check_pooling(pooling)
     _check_rows(fit, data)
     if priors:
         raise MethodError(
@@ -366,7 +362,7 @@ def hierarchical_model(
             "a fit with several grouping factors is sampled non-centred with every effect "
             f"sampled; got parametrization={parametrization!r}, marginalize={marginalize!r}."
         )
-    return hierarchical_model_multi(fit, eta=2.0 if eta is None else float(eta))
+    return hierarchical_model_multi(fit, 2.0 if eta is None else float(eta), pooling)
 
 
 def _check_rows(fit: MultiFit, data) -> None:
@@ -381,7 +377,7 @@ def _check_rows(fit: MultiFit, data) -> None:
         )
 
 
-def hyperparameters(fit: MultiFit, full=None, prob: float = 0.94) -> pd.DataFrame:
+def hyperparameters(fit: MultiFit, full=None, prob: float = 0.95) -> pd.DataFrame:
     """Every SD of ``varcorr()`` (and sigma), with the full-Bayes posterior of the SDs when
     ``full`` (from :func:`hierarchical_model_multi`) is given: mean, lo, hi."""
     vc = fit.varcorr()
@@ -407,15 +403,46 @@ def hyperparameters(fit: MultiFit, full=None, prob: float = 0.94) -> pd.DataFram
     return out
 
 
-def compare(fit: MultiFit, plugin=None, full=None, prob: float = 0.94) -> pd.DataFrame:
-    """``bs.compare`` for several grouping factors: one row per (factor, level, term), the
-    exact plug-in posterior (mean, sd) and, with ``plugin``, the sampled one (plugin_mean,
-    plugin_sd, plugin_mcse, plugin_gap_mcse in Monte Carlo SEs); with ``full``, the full-Bayes
-    posterior of the same effects (full_mean, full_sd, full_mcse)."""
-    out = plugin_posterior_multi(fit) if plugin is None else compare_multi(fit, plugin)
-    if full is not None:
-        tagged = compare_multi(fit, full)
-        for c in ("plugin_mean", "plugin_sd", "plugin_mcse"):
-            out[c.replace("plugin", "full")] = tagged[c]
+def compare(fit: MultiFit, plugin=None, full=None, prob: float = 0.95) -> pd.DataFrame:
+    """``bs.compare`` for several grouping factors: one row per (factor, level, term), with
+    the columns of every fit's: n, no_pooling (the level's own fit given the other factors),
+    blup (``coef(factor)``: the conditional mode plus the fixed effect), cond_sd
+    (``ranef_sd(factor)``); with ``plugin`` the sampled plug-in posterior of coef
+    (plugin_mean, plugin_sd, plugin_mcse, plugin_rhat, plugin_ess_bulk, plugin_ess_tail and
+    plugin_gap_mcse = (plugin_mean - blup) / plugin_mcse); with ``full`` the full-Bayes one
+    (full_mean, full_sd, full_lo, full_hi: the central ``prob`` interval, full_mcse, R-hat and
+    ESS). ``attrs``: "hyperparameters", "divergences", "prob"."""
+    from ..posterior import check_prob, count_divergences
+    from .checks import check_draws, merge_posterior
+
+    prob = check_prob(prob)
+    for tag, idata in (("plugin", plugin), ("full", full)):
+        if idata is not None:
+            check_draws(idata, tag, fit)
+    frames, keys = [], []
+    for e in fit.components.factors:
+        f = e.name
+        for term in e.terms:
+            t = fit.table(term, factor=f)
+            labels = [str(v) for v in t.index]
+            frames.append(
+                pd.DataFrame(
+                    {c: t[c].to_numpy() for c in ("n", "no_pooling", "blup", "cond_sd")},
+                    index=pd.MultiIndex.from_arrays(
+                        [[f] * len(t), labels, [term] * len(t)], names=["factor", "level", "term"]
+                    ),
+                )
+            )
+            keys += [(f"{f}:{v}", term) for v in labels]
+    out = pd.concat(frames)
+    divergences = {}
+    for tag, idata in (("plugin", plugin), ("full", full)):
+        if idata is None:
+            continue
+        var = "coef" if "coef" in idata["posterior"] else "b"
+        merge_posterior(out, tag, idata, keys, prob, var)
+        divergences[tag] = count_divergences(idata)
+    out.attrs["hyperparameters"] = hyperparameters(fit, full, prob).to_dict(orient="index")
+    out.attrs["divergences"] = divergences
     out.attrs["prob"] = prob
     return out

@@ -313,20 +313,7 @@ def hierarchical_model(
         tau, used["tau"] = make_prior(model, "tau", priors.get("tau"), defaults["tau"])
         pm.Deterministic("beta", mu[None], dims=FIXED_DIM)
         pm.Deterministic("sd_re", tau[None], dims=TERM_DIM)
-        if fit.data_kind == "long":
-            sigma, used["sigma"] = make_prior(
-                model, "sigma", priors.get("sigma"), defaults["sigma"]
-            )
-            se = sigma / np.sqrt(stats.n.astype(float))
-            resid_df = float(fit.n_obs - fit.n_groups)
-            if resid_df > 0:
-                # the within-group part of the row-level likelihood (SSW is sufficient)
-                pm.Potential(
-                    "within_groups",
-                    -resid_df * pt.log(sigma) - float(stats.ssw.sum()) / (2.0 * sigma**2),
-                )
-        else:
-            se = _se(fit)
+        se = _group_se(model, fit, priors, defaults, used)
         name = _observed_name(fit)
         if marginalize:
             pm.Normal(name, mu=mu, sigma=pt.sqrt(tau**2 + se**2), observed=obs, dims=GROUP_DIM)
@@ -360,6 +347,22 @@ def hierarchical_model(
     return model
 
 
+def _group_se(model, fit: ShrinkageFit, priors, defaults, used):
+    """The SD of each group's mean: sigma / sqrt(n_j) with sigma's prior and the within-group
+    part of the row-level likelihood (SSW is sufficient) for long data; the known SEs for
+    summary data."""
+    if fit.data_kind != "long":
+        return _se(fit)
+    sigma, used["sigma"] = make_prior(model, "sigma", priors.get("sigma"), defaults["sigma"])
+    resid_df = float(fit.n_obs - fit.n_groups)
+    if resid_df > 0:
+        pm.Potential(
+            "within_groups",
+            -resid_df * pt.log(sigma) - float(fit.stats.ssw.sum()) / (2.0 * sigma**2),
+        )
+    return sigma / np.sqrt(fit.stats.n.astype(float))
+
+
 def _pooling_model(fit: ShrinkageFit, pooling: str, priors, data) -> ShrinkageModel:
     """The complete- or no-pooling model of :func:`hierarchical_model`."""
     priors = dict(priors or {})
@@ -376,19 +379,7 @@ def _pooling_model(fit: ShrinkageFit, pooling: str, priors, data) -> ShrinkageMo
     used: dict[str, str] = {}
     model = ShrinkageModel(coords=_coords(fit))
     with model:
-        if long:
-            sigma, used["sigma"] = make_prior(
-                model, "sigma", priors.get("sigma"), defaults["sigma"]
-            )
-            se = sigma / np.sqrt(stats.n.astype(float))
-            resid_df = float(fit.n_obs - fit.n_groups)
-            if resid_df > 0:
-                pm.Potential(
-                    "within_groups",
-                    -resid_df * pt.log(sigma) - float(stats.ssw.sum()) / (2.0 * sigma**2),
-                )
-        else:
-            se = _se(fit)
+        se = _group_se(model, fit, priors, defaults, used)
         if pooling == "complete":
             mu, used["mu"] = make_prior(model, "mu", priors.get("mu"), defaults["mu"])
             pm.Deterministic("beta", mu[None], dims=FIXED_DIM)
@@ -469,7 +460,7 @@ def add_theta(model, idata, random_seed=None):
 # --------------------------------------------------------------------------- comparison
 
 
-def hyperparameters(fit: ShrinkageFit, full=None, prob: float = 0.94) -> pd.DataFrame:
+def hyperparameters(fit: ShrinkageFit, full=None, prob: float = 0.95) -> pd.DataFrame:
     """mu_hat, tau_hat (and sigma_hat) beside their full-Bayes posteriors, one row each.
 
     Columns: estimate, and with ``full`` posterior_mean, posterior_sd, posterior_lo,
@@ -498,14 +489,14 @@ def compare(
     fit: ShrinkageFit,
     plugin=None,
     full=None,
-    prob: float = 0.94,
+    prob: float = 0.95,
 ) -> pd.DataFrame:
     """One row per group: the fit, the plug-in posterior and the full-Bayes posterior.
 
     Columns: n, no_pooling, blup, cond_sd, pred_sd; with ``plugin`` (a DataTree from the plug-in
     model) plugin_mean, plugin_sd, plugin_mcse and plugin_gap_mcse (= (plugin_mean - blup) /
     plugin_mcse, in Monte Carlo SEs); with ``full`` full_mean, full_sd, full_lo, full_hi (the
-    central ``prob`` interval, 94% by default) and full_mcse. Beside each MCSE, R-hat and bulk
+    central ``prob`` interval, 95% by default) and full_mcse. Beside each MCSE, R-hat and bulk
     and tail ESS (``plugin_rhat``, ``plugin_ess_bulk``, ...): an MCSE means something only when
     R-hat is near 1 and the ESS is in the hundreds.
 

@@ -155,7 +155,7 @@ def prior_sensitivity(
     tune: int = 1000,
     chains: int = 4,
     random_seed: int | None = None,
-    prob: float = 0.94,
+    prob: float = 0.95,
     **sample_kwargs,
 ) -> PriorSensitivity:
     """Full Bayes for ``fit`` under each prior on tau: a table and the draws of tau.

@@ -115,10 +115,11 @@ class EffectLayout:
         )
 
 
-def effect_layout(fit) -> EffectLayout:
-    """The :class:`EffectLayout` of a fit with several grouping factors."""
+def effect_layout(fit, factors=None) -> EffectLayout:
+    """The :class:`EffectLayout` of a fit with several grouping factors (``factors``: objects
+    with ``name``, ``labels`` and ``terms``; the fit's own by default)."""
     levels, factor_of, label_of, terms, offset, term_pos = [], [], [], [], {}, {}
-    for e in fit.components.factors:
+    for e in fit.components.factors if factors is None else factors:
         offset[e.name] = len(levels)
         labels = [str(v) for v in e.labels]
         levels += [f"{e.name}:{v}" for v in labels]
@@ -308,19 +309,6 @@ def _sigma(ds, fit, c, n_draw):
     return np.full(n_draw, float(fit.sigma)) if sigma is None else sigma
 
 
-def _row_means(ds, fit, rows: Rows, c) -> tuple[np.ndarray, np.ndarray]:
-    """(draw, N) means of the rows and (draw,) sigma in chain ``c`` of the draws ``ds``."""
-    n_draw = _n_draw(ds)
-    sigma = _sigma(ds, fit, c, n_draw)
-    if _fit_kind(fit) == "one-way":  # every one-way model has theta (pooling none to complete)
-        return np.take(_values(ds, "theta", c), rows.factors[0].codes, axis=1), sigma
-    eta = _beta(ds, fit, c, n_draw) @ rows.X.T if rows.X.shape[1] else np.zeros((n_draw, rows.n))
-    for f in rows.factors:
-        b = _effects(ds, f, c)  # (draw, levels, q)
-        eta = eta + np.einsum("dnq,nq->dn", np.take(b, f.codes, axis=1), f.Z)
-    return eta, sigma
-
-
 def _n_draw(ds) -> int:
     return int(ds.sizes["draw"])
 
@@ -369,7 +357,7 @@ def _stack(parts, ds, dims, coords) -> xr.DataArray:
 def _obs_coords(rows: Rows) -> dict:
     coords = {OBS_DIM: rows.index}
     for f in rows.factors:
-        coords[f.name] = (OBS_DIM, np.asarray(f.labels)[f.codes])
+        coords[f.name] = (OBS_DIM, np.asarray(f.labels, dtype=str)[f.codes])
     return coords
 
 
@@ -377,74 +365,84 @@ def _level_coords(fit) -> dict:
     return {GROUP_DIM: [str(g) for g in fit.groups]}
 
 
-_KERNELS: list = []
+def _chunk(n_draw: int, n_rows: int, width: int = 1) -> int:
+    """Draws per chunk: about 4 million numbers of (draws x rows x width) temporaries."""
+    return max(1, min(n_draw, 4_000_000 // max(n_rows * width, 1)))
 
 
-def _kernels():
-    """numba kernels for the one-way rows: log N(y_i | theta[d, g_i], sigma_d^2) and
-    theta[d, g_i] + sigma_d z, fused over (draw, row); None where numba is missing."""
-    if _KERNELS:
-        return _KERNELS[0]
-    try:
-        import numba
-    except ImportError:  # pragma: no cover - numba comes with PyMC's numba backend
-        _KERNELS.append(None)
-        return None
-    half_log_2pi = 0.5 * _LOG_2PI
-
-    @numba.njit(parallel=True, cache=True)
-    def loglik(theta, codes, y, sigma, out):  # pragma: no cover - compiled
-        for d in numba.prange(out.shape[0]):
-            inv = 1.0 / sigma[d]
-            shift = math.log(sigma[d]) + half_log_2pi
-            for i in range(out.shape[1]):
-                r = (y[i] - theta[d, codes[i]]) * inv
-                out[d, i] = -0.5 * r * r - shift
-
-    @numba.njit(parallel=True, cache=True)
-    def predictive(theta, codes, sigma, out):  # pragma: no cover - compiled; out holds z
-        for d in numba.prange(out.shape[0]):
-            for i in range(out.shape[1]):
-                out[d, i] = theta[d, codes[i]] + sigma[d] * out[d, i]
-
-    _KERNELS.append((loglik, predictive))
-    return _KERNELS[0]
+def _row_mean(beta, effects, rows: Rows, sl: slice) -> np.ndarray:
+    """(draws in ``sl``, N) means of the rows, x_i' beta + sum_f z_fi' b_f,l(i), from one
+    chain's beta (draw, p) and each factor's effects (draw, levels, q)."""
+    beta = beta[sl]
+    eta = beta @ rows.X.T if rows.X.shape[1] else np.zeros((len(beta), rows.n))
+    for f, b in zip(rows.factors, effects, strict=True):
+        b = b[sl]
+        for t in range(b.shape[2]):
+            eta += b[:, f.codes, t] * f.Z[:, t]
+    return eta
 
 
 def _row_arrays(model, ds, rng, loglik: bool):
     """Per-row log-likelihood and predictive draws, written chain by chain into arrays made
-    once (draws x rows numbers each: no list of chains to stack, few temporaries)."""
+    once (draws x rows numbers each: no list of chains to stack). The rows' means are made a
+    chunk of draws at a time, and the compiled kernels (:mod:`bayeshrink.bayes.kernels`)
+    write both groups in one pass over them; the one-way model reads theta[draw, group]
+    directly. ``rng`` seeds the predictive draws: a stream per draw, so the same seed gives
+    the same draws however the work is split."""
+    from .kernels import kernels
+
     fit, rows = model.fit, model.rows
-    shape = (int(ds.sizes.get("chain", 1)), _n_draw(ds), rows.n)
+    n_chain, n_draw = int(ds.sizes.get("chain", 1)), _n_draw(ds)
+    shape = (n_chain, n_draw, rows.n)
     ll = np.empty(shape) if loglik else None
     pp = np.empty(shape) if rng is not None else None
-    one_way = _fit_kind(fit) == "one-way"
-    kernels = _kernels() if one_way else None
+    seed = np.uint64(rng.integers(2**63)) if rng is not None else np.uint64(0)
+    k = kernels()
+    none = np.empty((0, 0))
     for c in _chains(ds):
-        if kernels is not None:  # theta[draw, group of the row]: fused, no (draw, rows) mean
+        sigma = np.ascontiguousarray(_sigma(ds, fit, c, n_draw))
+        if k is not None and _fit_kind(fit) == "one-way":
             theta = np.ascontiguousarray(_values(ds, "theta", c))
-            sigma = np.ascontiguousarray(_sigma(ds, fit, c, theta.shape[0]))
-            codes = rows.factors[0].codes
-            if pp is not None:
-                rng.standard_normal(out=pp[c])
-                kernels[1](theta, codes, sigma, pp[c])
-            if ll is not None:
-                kernels[0](theta, codes, rows.y, sigma, ll[c])
+            k["oneway"](
+                theta,
+                rows.factors[0].codes,
+                rows.y,
+                sigma,
+                seed,
+                c * n_draw,
+                none if ll is None else ll[c],
+                none if pp is None else pp[c],
+            )
             continue
-        mean, sigma = _row_means(ds, fit, rows, c)
-        sd = sigma[:, None]
-        if pp is not None:
-            out = pp[c]
-            out[...] = rng.standard_normal(mean.shape)
-            out *= sd
-            out += mean
-        if ll is not None:
-            out = ll[c]
-            np.subtract(rows.y, mean, out=out)
-            out /= sd
-            np.square(out, out=out)
-            out *= -0.5
-            out -= np.log(sd) + 0.5 * _LOG_2PI
+        if _fit_kind(fit) == "one-way":
+            theta = _values(ds, "theta", c)
+        else:
+            beta = _beta(ds, fit, c, n_draw)
+            effects = [_effects(ds, f, c) for f in rows.factors]
+        step = _chunk(n_draw, rows.n)
+        for lo in range(0, n_draw, step):
+            sl = slice(lo, min(lo + step, n_draw))
+            if _fit_kind(fit) == "one-way":
+                mean = np.take(theta[sl], rows.factors[0].codes, axis=1)
+            else:
+                mean = _row_mean(beta, effects, rows, sl)
+            sd = sigma[sl]
+            if k is not None:
+                k["rows"](
+                    mean,
+                    rows.y,
+                    sd,
+                    seed,
+                    c * n_draw + lo,
+                    none if ll is None else ll[c, sl],
+                    none if pp is None else pp[c, sl],
+                )
+                continue
+            if pp is not None:  # pragma: no cover - without numba
+                pp[c, sl] = mean + sd[:, None] * rng.standard_normal(mean.shape)
+            if ll is not None:  # pragma: no cover - without numba
+                r = (rows.y - mean) / sd[:, None]
+                ll[c, sl] = -0.5 * r * r - np.log(sd)[:, None] - 0.5 * _LOG_2PI
     return ll, pp
 
 
@@ -519,7 +517,7 @@ def observed(model) -> tuple[xr.Dataset, xr.Dataset]:
                 key = term if len(rows.factors) == 1 else f"{term}|{f.name}"
                 if key not in const:
                     const[key] = ((OBS_DIM,), f.Z[:, t])
-            const[f.name] = ((OBS_DIM,), np.asarray(f.labels)[f.codes])
+            const[f.name] = ((OBS_DIM,), np.asarray(f.labels, dtype=str)[f.codes])
         return obs, xr.Dataset(const, coords={OBS_DIM: rows.index})
     coords = _level_coords(fit)
     if _fit_kind(fit) == "one-way":
