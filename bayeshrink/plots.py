@@ -723,7 +723,7 @@ def plot_forest(
     fit: FitResult,
     plugin=None,
     full=None,
-    prob: float = 0.94,
+    prob: float = 0.95,
     *,
     term: str | None = None,
     factor: str | None = None,
@@ -736,7 +736,7 @@ def plot_forest(
     error counting the uncertainty of mu_hat, but not of tau_hat and sigma_hat); and, when
     given, the central ``prob`` intervals of the draws of ``coef`` for ``term`` (default the
     first random term) from the plug-in (``plugin``) and full (``full``) models. z is the
-    normal quantile of ``prob`` (1.88 for the default 94%, ArviZ's default level). With several
+    normal quantile of ``prob`` (1.96 for the default 95%, the level used throughout). With several
     grouping factors ``factor`` picks one.
 
     Up to ``max_labels`` groups, each group has its own labelled row, in the order of

@@ -188,16 +188,16 @@ def test_forest(fits, tmp_path):
     ax = fig.axes[0]
     labels = [t.get_text() for t in ax.get_yticklabels()]
     assert labels == ["g1", "g2", "g3", "g4", "g5"]
-    # one interval level for every row: z = 1.88 for the default 94%
+    # one interval level for every row: z = 1.96 for the default 95%
     assert {t.get_text() for t in fig.legends[0].get_texts()} == {
-        r"no pooling: own estimate $\pm$ 1.88 $se_j$ (94%)",
-        r"partial pooling: BLUP $\pm$ 1.88 pred_sd (94%)",
+        r"no pooling: own estimate $\pm$ 1.96 $se_j$ (95%)",
+        r"partial pooling: BLUP $\pm$ 1.96 pred_sd (95%)",
         r"$\hat\mu$",
     }
     lo, hi = ax.containers[0].lines[2][0].get_segments()[0][:, 0]
     t = fit.table()
     np.testing.assert_allclose(
-        [lo, hi], t["no_pooling"].iloc[0] + np.array([-1, 1]) * norm.ppf(0.97) * t["se"].iloc[0]
+        [lo, hi], t["no_pooling"].iloc[0] + np.array([-1, 1]) * norm.ppf(0.975) * t["se"].iloc[0]
     )
     bars = [c for c in ax.containers]
     np.testing.assert_allclose(bars[1].lines[0].get_xdata(), fit.table()["blup"])
@@ -205,14 +205,14 @@ def test_forest(fits, tmp_path):
     full = synthetic_posterior(fit, draws=2000, seed=2, mu="flat")
     fig = bs.plot_forest(fit, full=full)
     ax = fig.axes[0]
-    assert any("full Bayes: central 94%" in t.get_text() for t in fig.legends[0].get_texts())
+    assert any("full Bayes: central 95%" in t.get_text() for t in fig.legends[0].get_texts())
     assert ax.get_title() == (
-        "No pooling, partial pooling (BLUP) and full Bayes draws: 94% intervals, 5 groups"
+        "No pooling, partial pooling (BLUP) and full Bayes draws: 95% intervals, 5 groups"
     )
-    # the full-Bayes interval is the draws' central 94%: about blup +- 1.88 pred_sd here
+    # the full-Bayes interval is the draws' central 95%: about blup +- 1.96 pred_sd here
     lo, hi = ax.containers[2].lines[2][0].get_segments()[0][:, 0]
     t = fit.table()
-    z = 1.8808  # the normal's 97th percentile
+    z = 1.9600  # the normal's 97.5th percentile
     np.testing.assert_allclose(lo, t["blup"].iloc[0] - z * t["pred_sd"].iloc[0], rtol=0.05)
     np.testing.assert_allclose(hi, t["blup"].iloc[0] + z * t["pred_sd"].iloc[0], rtol=0.05)
 
@@ -248,7 +248,7 @@ def test_forest_of_many_groups_is_a_bounded_sorted_caterpillar(k, tmp_path):
     assert fig.get_size_inches()[1] <= bs.plots.FOREST_MAX_HEIGHT <= 12
     # no draws given: the title does not speak of posteriors
     assert ax.get_title() == (
-        f"No pooling and partial pooling (BLUP): 94% intervals, {k:,} groups sorted by BLUP"
+        f"No pooling and partial pooling (BLUP): 95% intervals, {k:,} groups sorted by BLUP"
     )
     assert "posterior" not in ax.get_title().lower()
     # every group drawn, sorted by BLUP from the bottom; 40 of them labelled, in that order
