@@ -663,7 +663,7 @@ def plot_shrinkage_curve(
         curve = lambda lam: 1.0 / (1.0 + x * lam)  # noqa: E731
         fitted = fit.tau**2 / fit.sigma**2
         ax.set_xscale("log")
-        ax.set_xlabel("group size n")
+        ax.set_xlabel(r"group size $n_j$ (log scale)")
         label = rf"fitted $\hat\tau^2/\hat\sigma^2$ = {fitted:.3g}"
         others = [] if ratios is None else _check_curve_values(ratios, "ratios", "tau^2/sigma^2")
         other_label = r"$\tau^2/\sigma^2$ = {:.3g}"

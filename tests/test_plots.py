@@ -153,6 +153,7 @@ def test_shrinkage_curve(fits, tmp_path):
     assert sum(ln.get_gid() == "curve-other" for ln in ax.lines) == 2
     groups = next(c for c in ax.collections if c.get_gid() == "groups")
     np.testing.assert_allclose(groups.get_offsets()[:, 1], fit.shrinkage()["Intercept"])
+    assert ax.get_xscale() == "log" and ax.get_xlabel() == r"group size $n_j$ (log scale)"
     fig.savefig(tmp_path / "curve.png", dpi=60)
     summary = bs.fit_summary(bs.load_dataset("eight_schools"), "y", "sigma", "school")
     bs.plot_shrinkage_curve(summary, taus=[5, 10]).savefig(tmp_path / "curve2.png", dpi=60)
