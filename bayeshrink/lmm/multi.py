@@ -66,6 +66,9 @@ class MultiDesign:
     # the fit's summed offset() terms, row by row (None without one); ``y`` is the response
     # minus the offset, what the terms model
     offset: np.ndarray | None = field(default=None, repr=False)
+    # the cross-products (lmm.blocks.PLSBlocks) of a fit computed inside an engine, whose rows
+    # (y, X, each factor's codes and Z) stayed there (engines_blocks.RowsInEngine); else None
+    blocks: object = field(default=None, repr=False)
 
     @classmethod
     def from_formula(
@@ -443,23 +446,12 @@ class MultiFit(FitResult, InferenceMixin):
 
         d = self.design
         comps = {e.name: e for e in self.components.factors}
-        fitted = d.X @ self.components.beta if d.X.shape[1] else np.zeros(len(d.y))
-        parts = {}
-        for f in d.factors:
-            parts[f.name] = (f.Z * comps[f.name].b[f.codes]).sum(axis=1)
-        resid = d.y - fitted - sum(parts.values())
+        sums = self._level_sums()
         out = {}
         for f in d.factors:
             e = comps[f.name]
-            r = resid + parts[f.name]
             n, q = f.n_levels, f.q
-            A = np.empty((n, q, q))
-            c = np.empty((n, q))
-            for a in range(q):
-                c[:, a] = np.bincount(f.codes, weights=f.Z[:, a] * r, minlength=n)
-                for b in range(a, q):
-                    v = np.bincount(f.codes, weights=f.Z[:, a] * f.Z[:, b], minlength=n)
-                    A[:, a, b] = A[:, b, a] = v
+            A, c = sums[f.name]
             sv = np.linalg.svd(A, compute_uv=False)
             ok = sv[:, -1] > sv[:, 0] * 1e-10 * q
             own = np.full((n, q), np.nan)
@@ -495,6 +487,60 @@ class MultiFit(FitResult, InferenceMixin):
                     cov[ok] = Lk_inv / self.sigma**2
                 shrink = np.diagonal(e.cond_cov @ Sinv, axis1=1, axis2=2)
             out[f.name] = {"own": own, "cov": cov, "shrink": shrink}
+        return out
+
+    def _level_sums(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """Per factor and level, Z_l'Z_l (n, q, q) and Z_l'r (n, q) on the data's scale, r the
+        response minus the fixed effects and the other factors' conditional modes: from the
+        rows, or for an engine fit from its blocks (Z = Zs (I x Az), y = my + sy ys,
+        X = Xs A, so Z_l'r = Az'(my Zs_l'1 + sy Zs_l'ys - Zs_l'Xs A beta - sum_g Zs_l'Zs_g u_g)
+        with u_g = Az_g b_g level by level, the factor's own term added back)."""
+        d = self.design
+        comps = {e.name: e for e in self.components.factors}
+        out = {}
+        if d.blocks is None:
+            fitted = d.X @ self.components.beta if d.X.shape[1] else np.zeros(len(d.y))
+            parts = {f.name: (f.Z * comps[f.name].b[f.codes]).sum(axis=1) for f in d.factors}
+            resid = d.y - fitted - sum(parts.values())
+            for f in d.factors:
+                r = resid + parts[f.name]
+                n, q = f.n_levels, f.q
+                A = np.empty((n, q, q))
+                c = np.empty((n, q))
+                for a in range(q):
+                    c[:, a] = np.bincount(f.codes, weights=f.Z[:, a] * r, minlength=n)
+                    for b in range(a, q):
+                        v = np.bincount(f.codes, weights=f.Z[:, a] * f.Z[:, b], minlength=n)
+                        A[:, a, b] = A[:, b, a] = v
+                out[f.name] = (A, c)
+            return out
+        from .blocks import elimination_order
+
+        bl = d.blocks
+        factors = list(d.factors)
+        offs, o = {}, 0
+        for k in elimination_order(factors):
+            offs[k] = o
+            o += factors[k].n_levels * factors[k].q
+        u = np.zeros(o)
+        for k, f in enumerate(factors):
+            u[offs[k] : offs[k] + f.n_levels * f.q] = (comps[f.name].b @ bl.Az[k].T).ravel()
+        beta = self.components.beta
+        zr = bl.sy * bl.Zty - bl.ZtZ @ u
+        if beta.size:
+            zr = zr - bl.ZtX @ (bl.A @ beta)
+        if bl.icpt is not None:
+            zr = zr + bl.my * bl.ZtX[:, bl.icpt]  # Zs'1: the intercept column of Xs is 1
+        for k, f in enumerate(factors):
+            n, q = f.n_levels, f.q
+            idx = offs[k] + np.arange(n * q).reshape(n, q)
+            D = np.empty((n, q, q))  # the levels' own blocks of Z'Z
+            for a in range(q):
+                for b in range(q):
+                    D[:, a, b] = np.asarray(bl.ZtZ[idx[:, a], idx[:, b]]).ravel()
+            own = zr[idx] + np.einsum("lab,lb->la", D, u[idx])
+            Az = bl.Az[k]
+            out[f.name] = (np.einsum("ba,lbc,cd->lad", Az, D, Az), own @ Az)
         return out
 
     def own_fit(self, factor: str | None = None) -> pd.DataFrame:
@@ -663,6 +709,12 @@ def fit_multi(data, formula: str, method: str = "reml", *, missing: Missing = "r
     >>> m.factors
     ['a', 'b']
     """
+    from ..frames import is_engine_frame
+
+    if is_engine_frame(data):  # polars, DuckDB, Dask, Spark: the blocks come from the engine
+        from ..engines_blocks import engine_fit_multi
+
+        return engine_fit_multi(data, formula, method, missing=missing)
     design = MultiDesign.from_formula(data, formula, missing=missing)
     comp = fit_pls(design.y, design.X, list(design.factors), method)
     return MultiFit(design, comp)
