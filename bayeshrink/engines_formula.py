@@ -632,3 +632,52 @@ def verify(nw, proto, frame, fixed_exprs, fixed_names, blocks, y_expr) -> None:
     got = pdf.select(y_expr.alias("v"))["v"].to_numpy().astype(float)
     if not np.allclose(got, frame.working_response, rtol=1e-12, atol=1e-300, equal_nan=True):
         raise untranslatable(frame.spec.response, "the response (minus offsets) differs")
+
+
+def engine_check_response(data, response: str, *, stacklevel: int = 5) -> None:
+    """:func:`bayeshrink.response.check_normal_response` for a response column of an engine
+    frame, from one aggregation (its range and whether every value is whole) or, for a text
+    column, its first three distinct values: the column is never collected."""
+    from .response import check_response_profile, two_levels_error
+
+    nw = nw_module()
+    lazy = lazy_frame(data)
+    schema = lazy.collect_schema()
+    if response not in schema:
+        return
+    dtype = schema[response]
+    if dtype in (nw.String, nw.Categorical, nw.Enum):
+        levels = lazy.select(nw.col(response)).drop_nulls().unique().head(3)
+        levels = levels.pipe(collect_frame).to_pandas()[response]
+        if len(levels) == 2:
+            raise two_levels_error(response, levels.tolist())
+        return
+    if dtype == nw.Boolean:
+        check_response_profile(
+            response, lo=0, hi=1, whole=True, boolean=True, stacklevel=stacklevel
+        )
+        return
+    if not dtype.is_numeric():
+        return
+    y = nw.col(response).cast(nw.Float64)
+    ok = y.is_finite().fill_null(False)
+    row = (
+        lazy.select(
+            ok.cast(nw.Int64).sum().alias("n"),
+            nw.when(ok).then(y).min().alias("lo"),
+            nw.when(ok).then(y).max().alias("hi"),
+            nw.when(ok).then((y != y.round(0)).cast(nw.Int64)).sum().alias("frac"),
+        )
+        .pipe(collect_frame)
+        .to_pandas()
+        .iloc[0]
+    )
+    if int(_value(row["n"])) == 0:
+        return
+    check_response_profile(
+        response,
+        lo=float(row["lo"]),
+        hi=float(row["hi"]),
+        whole=int(_value(row["frac"])) == 0,
+        stacklevel=stacklevel,
+    )
