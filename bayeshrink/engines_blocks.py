@@ -17,7 +17,7 @@ from .engines_formula import collect_frame, engine_columns
 from .errors import DataError
 from .frames import nw_module
 
-__all__ = ["RowsInEngine", "engine_fit_multi", "engine_pls_blocks"]
+__all__ = ["RowsInEngine", "engine_multi_blocks", "engine_pls_blocks"]
 
 
 def engine_pls_blocks(data, spec, missing: str = "raise"):
@@ -29,13 +29,14 @@ def engine_pls_blocks(data, spec, missing: str = "raise"):
     (``codes`` and ``Z`` None); ``fit_pls(None, None, factors, method, blocks=blocks)`` fits
     them. One GROUP BY per factor (counts, Z_f'Z_f per level, Z_f'X, Z_f'y) and one per pair of
     factors (Z_f'Z_g per pair of levels) run in the engine; only those rows come back."""
-    blocks, factors, _ = _engine_blocks(data, spec, missing)
+    blocks, factors, _ = engine_multi_blocks(data, spec, missing)
     return blocks, [dataclasses.replace(f, codes=None, Z=None) for f in factors]
 
 
-def _engine_blocks(data, spec, missing: str):
+def engine_multi_blocks(data, spec, missing: str):
     """:func:`engine_pls_blocks`, with the namespace of :func:`engine_columns` (its encoder and
-    the count of dropped rows) as a third value; the factors' rows are :class:`RowsInEngine`."""
+    the count of dropped rows) as a third value; the factors' rows are :class:`RowsInEngine`.
+    What :meth:`bayeshrink.lmm.multi.MultiDesign.from_engine` builds an engine fit's design of."""
     import scipy.sparse as sp
 
     from .lmm.blocks import PLSBlocks, elimination_order
@@ -264,7 +265,9 @@ class RowsInEngine:
     factor's levels and Z stayed there, and only the cross-product blocks came back. Any use
     of it (an array operation, ``len``, an attribute such as ``shape``) raises a
     :class:`~bayeshrink.errors.DataError` saying what needs the rows and how to give them, so a
-    method that reads rows never fails with an unrelated error."""
+    method that reads rows never fails with an unrelated error.
+    ``fit.predict(frame)``, ``fit.fitted(frame)`` and ``fit.resid(frame)`` on an engine frame
+    need no rows of the fit (:mod:`bayeshrink.engines_predict`)."""
 
     def __init__(self, kind: tuple[str, str]):
         self._kind = kind
@@ -293,42 +296,3 @@ class RowsInEngine:
 
     def __repr__(self) -> str:
         return f"<rows kept in {self._kind[0]}>"
-
-
-def engine_fit_multi(data, formula: str, method: str = "reml", *, missing: str = "raise"):
-    """A formula with several grouping factors (crossed, nested) fitted inside an engine:
-    :func:`engine_pls_blocks`, then the criterion of :mod:`bayeshrink.lmm.pls` on the blocks.
-
-    Returns the :class:`~bayeshrink.lmm.multi.MultiFit` the pandas rows would give. Its design
-    holds the blocks and the formula's encoder; its rows are :class:`RowsInEngine`, so methods
-    that need them say so. ``fit.predict(frame)``, ``fit.fitted(frame)`` and ``fit.resid(frame)``
-    on an engine frame stay in the engine (:mod:`bayeshrink.engines_predict`)."""
-    from .formula import parse_formula
-    from .lmm.design import check_fixed_rank
-    from .lmm.multi import MultiDesign, MultiFit
-    from .lmm.pls import fit_pls
-
-    spec = parse_formula(formula)
-    blocks, factors, ec = _engine_blocks(data, spec, missing)
-    check_fixed_rank(blocks.XtX, list(ec.fixed_names))  # centred when there is an intercept
-    for f in factors:
-        if f.n_levels * f.q >= blocks.N:
-            raise DataError(
-                f"there are more random effects for {f.name!r} ({f.q} terms x {f.n_levels} "
-                f"levels = {f.q * f.n_levels}) than observations ({blocks.N}); the variance "
-                "components cannot be told apart from the residual. Use fewer random terms "
-                "or a coarser grouping."
-            )
-    no_rows = factors[0].codes
-    design = MultiDesign(
-        spec=spec,
-        y=no_rows,
-        X=no_rows,
-        fixed_names=tuple(ec.fixed_names),
-        factors=tuple(factors),
-        n_dropped=ec.n_bad,
-        encoder=ec.enc,
-        offset=no_rows if ec.offset_exprs else None,
-        blocks=blocks,
-    )
-    return MultiFit(design, fit_pls(None, None, factors, method, blocks=blocks))

@@ -150,9 +150,19 @@ def _known_levels(fit, rows: ModelRows) -> None:
             )
 
 
+def _engine(data) -> bool:
+    from ..frames import is_engine_frame
+
+    return data is not None and is_engine_frame(data)
+
+
 def fitted(fit, data=None) -> pd.Series:
     """lme4's ``fitted(m)``: X beta_hat + Z b_hat for every row (see the module docstring)."""
     check_long(fit, "fitted values")
+    if _engine(data):  # polars, DuckDB, Dask, Spark: an engine frame, computed in the engine
+        from ..engines_predict import engine_fitted
+
+        return engine_fitted(fit, data)
     rows = model_rows(fit, data)
     _known_levels(fit, rows)
     mean = rows.X @ fit.fixef.to_numpy(dtype=float)
@@ -165,6 +175,10 @@ def fitted(fit, data=None) -> pd.Series:
 def resid(fit, data=None) -> pd.Series:
     """lme4's ``residuals(m)`` (type "response"): the response minus :func:`fitted`."""
     check_long(fit, "residuals")
+    if _engine(data):
+        from ..engines_predict import engine_resid
+
+        return engine_resid(fit, data)
     rows = model_rows(fit, data)
     if rows.y is None:
         raise DataError(

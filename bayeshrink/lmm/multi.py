@@ -78,6 +78,39 @@ class MultiDesign:
         return cls.from_frame(model_frame(data, spec, missing))
 
     @classmethod
+    def from_engine(cls, data, formula: str, missing: Missing = "raise") -> MultiDesign:
+        """The design of an engine frame (polars, DuckDB, Dask, Spark): the cross-product
+        blocks computed there (:func:`bayeshrink.engines_blocks.engine_multi_blocks`) and the
+        formula's encoder; the rows stay in the engine (``y``, ``X`` and each factor's
+        ``codes`` and ``Z`` are :class:`~bayeshrink.engines_blocks.RowsInEngine`, which say so
+        when a method needs them)."""
+        from ..engines_blocks import engine_multi_blocks
+
+        spec = parse_formula(formula)
+        blocks, factors, ec = engine_multi_blocks(data, spec, missing)
+        check_fixed_rank(blocks.XtX, list(ec.fixed_names))  # centred when there is an intercept
+        for f in factors:
+            if f.n_levels * f.q >= blocks.N:
+                raise DataError(
+                    f"there are more random effects for {f.name!r} ({f.q} terms x {f.n_levels} "
+                    f"levels = {f.q * f.n_levels}) than observations ({blocks.N}); the variance "
+                    "components cannot be told apart from the residual. Use fewer random terms "
+                    "or a coarser grouping."
+                )
+        no_rows = factors[0].codes
+        return cls(
+            spec=spec,
+            y=no_rows,
+            X=no_rows,
+            fixed_names=tuple(ec.fixed_names),
+            factors=tuple(factors),
+            n_dropped=ec.n_bad,
+            encoder=ec.enc,
+            offset=no_rows if ec.offset_exprs else None,
+            blocks=blocks,
+        )
+
+    @classmethod
     def from_frame(cls, frame: ModelFrame) -> MultiDesign:
         """One FactorData per grouping factor of an evaluated formula."""
         spec = frame.spec
@@ -712,9 +745,10 @@ def fit_multi(data, formula: str, method: str = "reml", *, missing: Missing = "r
     from ..frames import is_engine_frame
 
     if is_engine_frame(data):  # polars, DuckDB, Dask, Spark: the blocks come from the engine
-        from ..engines_blocks import engine_fit_multi
-
-        return engine_fit_multi(data, formula, method, missing=missing)
+        design = MultiDesign.from_engine(data, formula, missing)
+        return MultiFit(
+            design, fit_pls(None, None, list(design.factors), method, blocks=design.blocks)
+        )
     design = MultiDesign.from_formula(data, formula, missing=missing)
     comp = fit_pls(design.y, design.X, list(design.factors), method)
     return MultiFit(design, comp)
