@@ -127,6 +127,15 @@ def engine_multi_blocks(data, spec, missing: str):
             out[k] = out["__bs_n"].astype(float)
         return out
 
+    def level_position(f, df):
+        """Each row's level among f's levels, matched on the raw key columns: a pair table
+        can hold a row per observed pair of levels, too many to label as text."""
+        keys = f["df"][f["comps"]]
+        if len(f["comps"]) == 1:
+            c = f["comps"][0]
+            return pd.Index(keys[c]).get_indexer(df[c])
+        return pd.MultiIndex.from_frame(keys).get_indexer(pd.MultiIndex.from_frame(df[f["comps"]]))
+
     def level_text(df, comps):
         out = df[comps[0]].astype(str)
         for c in comps[1:]:
@@ -209,8 +218,7 @@ def engine_multi_blocks(data, spec, missing: str):
                 for b in range(factors[m_].q)
             ]
             df = grouped(keys, named)
-            lk = pd.Index(fk["labels"]).get_indexer(level_text(df, fk["comps"]))
-            lm = pd.Index(fm["labels"]).get_indexer(level_text(df, fm["comps"]))
+            lk, lm = level_position(fk, df), level_position(fm, df)
             for a in range(factors[k].q):
                 for b in range(factors[m_].q):
                     v = df[f"p{a}_{b}"].to_numpy(dtype=float)

@@ -97,6 +97,7 @@ class MultiDesign:
                     "components cannot be told apart from the residual. Use fewer random terms "
                     "or a coarser grouping."
                 )
+        check_dense_cap(factors)
         no_rows = factors[0].codes
         return cls(
             spec=spec,
@@ -169,6 +170,7 @@ class MultiDesign:
                     "components cannot be told apart from the residual. Use fewer random terms "
                     "or a coarser grouping."
                 )
+        check_dense_cap(list(self.factors))
         # Class labels that repeat across the levels of another factor: (1 | class) treats
         # class c1 of every school as one class. Data alone cannot tell that from a crossed
         # design with missing cells, so the warning is for the pattern labels-within-parent
@@ -189,6 +191,31 @@ class MultiDesign:
                         RepeatedLabelsWarning,
                         stacklevel=4,
                     )
+
+
+def check_dense_cap(factors) -> None:
+    """The criterion eliminates the factor with most random effects first, level by level, and
+    factors the rest (their Schur complement) densely: at most ``lmm.pls.MAX_DENSE`` random
+    effects together. Say which factors exceed it, with their levels, and what to do."""
+    from .blocks import elimination_order
+    from .pls import MAX_DENSE
+
+    order = elimination_order(factors)
+    rest = [factors[k] for k in order[1:]]
+    total = sum(f.n_levels * f.q for f in rest)
+    if total <= MAX_DENSE:
+        return
+    first = factors[order[0]]
+    parts = ", ".join(
+        f"{f.name!r} {f.n_levels} levels x {f.q} term{'s' if f.q > 1 else ''}" for f in rest
+    )
+    raise DataError(
+        f"the grouping factors after {first.name!r} ({first.n_levels} levels, eliminated level by "
+        f"level) must have at most {MAX_DENSE} random effects together, because their Schur "
+        f"complement is factored as one dense matrix; got {total}: {parts}. Coarsen "
+        f"{repr(rest[0].name) if len(rest) == 1 else 'those factors'} (merge rare levels), drop "
+        "random slopes on it, or fit this design with lme4 or MixedModels.jl (sparse Cholesky)."
+    )
 
 
 def _labels_restart_per_parent(child: np.ndarray, parent: np.ndarray, nc: int, npar: int) -> bool:
