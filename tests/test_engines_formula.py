@@ -398,19 +398,3 @@ def test_several_factors_on_spark(spark, case):
     df = read(case[0])
     native = spark.createDataFrame(pa.Table.from_pandas(df, preserve_index=False))
     assert_same_multi(bs.fit(native, formula=case[1]), bs.fit(df, formula=case[1]))
-
-
-def test_the_dense_cap_names_the_factor_and_its_levels():
-    rng = np.random.default_rng(0)
-    n = 40_000
-    df = pd.DataFrame(
-        {"a": rng.integers(0, 14_000, n), "b": rng.integers(0, 12_500, n), "y": rng.normal(size=n)}
-    )
-    nb = df["b"].nunique()
-    match = (
-        rf"the grouping factors after 'a' \(\d+ levels, eliminated level by level\) must have at "
-        rf"most 12000 random effects together.*got {nb}: 'b' {nb} levels x 1 term\. Coarsen 'b'"
-    )
-    for data in (df, pl.from_pandas(df).lazy()):
-        with pytest.raises(bs.DataError, match=match):
-            bs.fit(data, formula="y ~ 1 + (1 | a) + (1 | b)")
