@@ -8,6 +8,8 @@ the columns are the engine expressions of :mod:`bayeshrink.engines_formula`.
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pandas as pd
 
@@ -15,7 +17,7 @@ from .engines_formula import collect_frame, engine_columns
 from .errors import DataError
 from .frames import nw_module
 
-__all__ = ["engine_pls_blocks"]
+__all__ = ["RowsInEngine", "engine_multi_blocks", "engine_pls_blocks"]
 
 
 def engine_pls_blocks(data, spec, missing: str = "raise"):
@@ -27,6 +29,14 @@ def engine_pls_blocks(data, spec, missing: str = "raise"):
     (``codes`` and ``Z`` None); ``fit_pls(None, None, factors, method, blocks=blocks)`` fits
     them. One GROUP BY per factor (counts, Z_f'Z_f per level, Z_f'X, Z_f'y) and one per pair of
     factors (Z_f'Z_g per pair of levels) run in the engine; only those rows come back."""
+    blocks, factors, _ = engine_multi_blocks(data, spec, missing)
+    return blocks, [dataclasses.replace(f, codes=None, Z=None) for f in factors]
+
+
+def engine_multi_blocks(data, spec, missing: str):
+    """:func:`engine_pls_blocks`, with the namespace of :func:`engine_columns` (its encoder and
+    the count of dropped rows) as a third value; the factors' rows are :class:`RowsInEngine`.
+    What :meth:`bayeshrink.lmm.multi.MultiDesign.from_engine` builds an engine fit's design of."""
     import scipy.sparse as sp
 
     from .lmm.blocks import PLSBlocks, elimination_order
@@ -34,6 +44,7 @@ def engine_pls_blocks(data, spec, missing: str = "raise"):
 
     nw = nw_module()
     ec = engine_columns(data, spec, missing)
+    no_rows = RowsInEngine(_engine_kind(data))
     N, p, icpt = ec.n_obs, ec.p, ec.intercept
     centre, col_of, M, names_c = ec.centre, ec.col_of, ec.M, ec.names_c
 
@@ -116,6 +127,15 @@ def engine_pls_blocks(data, spec, missing: str = "raise"):
             out[k] = out["__bs_n"].astype(float)
         return out
 
+    def level_position(f, df):
+        """Each row's level among f's levels, matched on the raw key columns: a pair table
+        can hold a row per observed pair of levels, too many to label as text."""
+        keys = f["df"][f["comps"]]
+        if len(f["comps"]) == 1:
+            c = f["comps"][0]
+            return pd.Index(keys[c]).get_indexer(df[c])
+        return pd.MultiIndex.from_frame(keys).get_indexer(pd.MultiIndex.from_frame(df[f["comps"]]))
+
     def level_text(df, comps):
         out = df[comps[0]].astype(str)
         for c in comps[1:]:
@@ -145,9 +165,9 @@ def engine_pls_blocks(data, spec, missing: str = "raise"):
     factors = [
         FactorData(
             name=n,
-            codes=None,
+            codes=no_rows,
             labels=per[n]["labels"],
-            Z=None,
+            Z=no_rows,
             terms=tuple(per[n]["names"]),
             block_sizes=tuple(per[n]["sizes"]),
         )
@@ -198,8 +218,7 @@ def engine_pls_blocks(data, spec, missing: str = "raise"):
                 for b in range(factors[m_].q)
             ]
             df = grouped(keys, named)
-            lk = pd.Index(fk["labels"]).get_indexer(level_text(df, fk["comps"]))
-            lm = pd.Index(fm["labels"]).get_indexer(level_text(df, fm["comps"]))
+            lk, lm = level_position(fk, df), level_position(fm, df)
             for a in range(factors[k].q):
                 for b in range(factors[m_].q):
                     v = df[f"p{a}_{b}"].to_numpy(dtype=float)
@@ -228,4 +247,60 @@ def engine_pls_blocks(data, spec, missing: str = "raise"):
         Az=tuple(per[fd.name]["Az"] for fd in factors),
         first_term_ones=tuple(fd.terms[0] == "Intercept" for fd in factors),
     )
-    return blocks, factors
+    return blocks, factors, ec
+
+
+# --------------------------------------------------------------------------------------------
+# the fit, and the rows it does not keep
+
+_KINDS = {
+    "polars": ("polars", "lf.collect().to_pandas()"),
+    "duckdb": ("DuckDB", "rel.df()"),
+    "dask": ("Dask", "ddf.compute()"),
+    "pyspark": ("Spark", "sdf.toPandas()"),
+}
+
+
+def _engine_kind(data) -> tuple[str, str]:
+    """The engine's name and how its frames are collected to pandas (for the messages)."""
+    root = type(data).__module__.split(".")[0]
+    root = "dask" if root == "dask_expr" else root
+    return _KINDS.get(root, (root, "a pandas copy of the rows"))
+
+
+class RowsInEngine:
+    """Stands for the rows of a fit computed inside an engine: the response, X, and each
+    factor's levels and Z stayed there, and only the cross-product blocks came back. Any use
+    of it (an array operation, ``len``, an attribute such as ``shape``) raises a
+    :class:`~bayeshrink.errors.DataError` saying what needs the rows and how to give them, so a
+    method that reads rows never fails with an unrelated error.
+    ``fit.predict(frame)``, ``fit.fitted(frame)`` and ``fit.resid(frame)`` on an engine frame
+    need no rows of the fit (:mod:`bayeshrink.engines_predict`)."""
+
+    def __init__(self, kind: tuple[str, str]):
+        self._kind = kind
+
+    def _refuse(self, *_args, **_kwargs):
+        name, collect = self._kind
+        raise DataError(
+            f"this fit was computed inside {name}: only its cross-product blocks left the "
+            "engine, not its rows, and this method needs the rows (the response, X, and each "
+            "factor's levels and Z). Fit the rows as pandas to use it, e.g. "
+            f"bs.fit({collect}, formula=...); fit.predict(frame), fit.fitted(frame) and "
+            f"fit.resid(frame) with the {name} frame itself give {name} frames without "
+            "collecting it."
+        )
+
+    def __getattr__(self, name):
+        if name.startswith("__"):  # copy, pickle and numpy probe dunders: not the rows
+            raise AttributeError(name)
+        self._refuse()
+
+    __len__ = __iter__ = __getitem__ = __array__ = __array_ufunc__ = _refuse
+    __add__ = __radd__ = __sub__ = __rsub__ = __mul__ = __rmul__ = _refuse
+    __matmul__ = __rmatmul__ = __truediv__ = __rtruediv__ = __neg__ = __pow__ = _refuse
+    __eq__ = __ne__ = __lt__ = __le__ = __gt__ = __ge__ = _refuse
+    __hash__ = None
+
+    def __repr__(self) -> str:
+        return f"<rows kept in {self._kind[0]}>"

@@ -39,7 +39,16 @@ import pandas as pd
 from .errors import DataError, FormulaError, RowsDroppedWarning
 from .frames import check_missing_option, factorize, lazy_frame, missing_error, nw_module
 
-__all__ = ["collect_frame", "engine_columns", "engine_design", "untranslatable", "verify"]
+__all__ = [
+    "Translator",
+    "collect_frame",
+    "engine_check_response",
+    "engine_columns",
+    "engine_design",
+    "matrix_columns",
+    "untranslatable",
+    "verify",
+]
 
 #: formulae transforms whose value depends on the whole column (not computable row by row)
 _STATEFUL = ("center", "scale", "standardize", "poly", "bs")
@@ -61,7 +70,7 @@ def untranslatable(term: str, why: str) -> FormulaError:
 # formula text -> narwhals expressions
 
 
-class _Translator:
+class Translator:
     """Python expressions of a formula (``log(x)``, ``I(x ** 2)``) -> narwhals expressions."""
 
     def __init__(self, nw, term: str):
@@ -172,17 +181,17 @@ def _component_columns(nw, comp, spec, term: str) -> list:
             out.append(e if e is not None else nw.col(col).is_null().cast(nw.Float64) * 0.0)
         return out
     if kind == "numeric":
-        e = _Translator(nw, term)(comp.name)
+        e = Translator(nw, term)(comp.name)
         if isinstance(e, float):
             raise untranslatable(term, "a constant is not a covariate")
         return [e]
     if kind == "offset":
         inner = re.fullmatch(r"offset\((.*)\)", comp.name.strip(), flags=re.S)
-        return [_Translator(nw, term)(inner.group(1) if inner else comp.name)]
+        return [Translator(nw, term)(inner.group(1) if inner else comp.name)]
     raise untranslatable(term, f"formulae evaluates it as a {kind} term")
 
 
-def _matrix_columns(nw, matrix, spec) -> list:
+def matrix_columns(nw, matrix, spec) -> list:
     """Expressions of the columns of a formulae design matrix, term by term
     (an interaction is the row-wise outer product of its components, formulae's order)."""
     exprs = []
@@ -316,18 +325,18 @@ def engine_columns(data, spec, missing: str):
     enc = frame.encoder
 
     # every evaluated column as an expression, checked on the prototype against formulae's
-    fixed_exprs = _matrix_columns(nw, enc.fixed, spec) if enc.fixed is not None else []
+    fixed_exprs = matrix_columns(nw, enc.fixed, spec) if enc.fixed is not None else []
     fixed_names = list(frame.fixed_names)
     blocks = [
-        (_matrix_columns(nw, bm, spec), list(bnames))
+        (matrix_columns(nw, bm, spec), list(bnames))
         for bm, bnames in zip(enc.blocks, frame.block_names, strict=True)
     ]
-    resp = _Translator(nw, spec.response)(spec.response)
+    resp = Translator(nw, spec.response)(spec.response)
     if isinstance(resp, float):
         raise untranslatable(spec.response, "the response must read a column")
     offset_exprs = []
     if enc.offsets is not None:
-        offset_exprs = _matrix_columns(nw, enc.offsets, spec)
+        offset_exprs = matrix_columns(nw, enc.offsets, spec)
     y_expr = resp
     for o in offset_exprs:
         y_expr = y_expr - o
@@ -632,3 +641,52 @@ def verify(nw, proto, frame, fixed_exprs, fixed_names, blocks, y_expr) -> None:
     got = pdf.select(y_expr.alias("v"))["v"].to_numpy().astype(float)
     if not np.allclose(got, frame.working_response, rtol=1e-12, atol=1e-300, equal_nan=True):
         raise untranslatable(frame.spec.response, "the response (minus offsets) differs")
+
+
+def engine_check_response(data, response: str, *, stacklevel: int = 5) -> None:
+    """:func:`bayeshrink.response.check_normal_response` for a response column of an engine
+    frame, from one aggregation (its range and whether every value is whole) or, for a text
+    column, its first three distinct values: the column is never collected."""
+    from .response import check_response_profile, two_levels_error
+
+    nw = nw_module()
+    lazy = lazy_frame(data)
+    schema = lazy.collect_schema()
+    if response not in schema:
+        return
+    dtype = schema[response]
+    if dtype in (nw.String, nw.Categorical, nw.Enum):
+        levels = lazy.select(nw.col(response)).drop_nulls().unique().head(3)
+        levels = levels.pipe(collect_frame).to_pandas()[response]
+        if len(levels) == 2:
+            raise two_levels_error(response, levels.tolist())
+        return
+    if dtype == nw.Boolean:
+        check_response_profile(
+            response, lo=0, hi=1, whole=True, boolean=True, stacklevel=stacklevel
+        )
+        return
+    if not dtype.is_numeric():
+        return
+    y = nw.col(response).cast(nw.Float64)
+    ok = y.is_finite().fill_null(False)
+    row = (
+        lazy.select(
+            ok.cast(nw.Int64).sum().alias("n"),
+            nw.when(ok).then(y).min().alias("lo"),
+            nw.when(ok).then(y).max().alias("hi"),
+            nw.when(ok).then((y != y.round(0)).cast(nw.Int64)).sum().alias("frac"),
+        )
+        .pipe(collect_frame)
+        .to_pandas()
+        .iloc[0]
+    )
+    if int(_value(row["n"])) == 0:
+        return
+    check_response_profile(
+        response,
+        lo=float(row["lo"]),
+        hi=float(row["hi"]),
+        whole=int(_value(row["frac"])) == 0,
+        stacklevel=stacklevel,
+    )

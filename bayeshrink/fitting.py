@@ -179,15 +179,14 @@ def fit(
 def _check_response_column(data, response: str) -> None:
     """The normal family's response check (bayeshrink.response) on a formula's response, when
     it is a column of the data (a transformed response such as log(y) is not checked)."""
-    from .frames import is_engine_frame, lazy_frame
+    from .frames import is_engine_frame
     from .response import check_normal_response
 
-    if is_engine_frame(data):
-        frame = lazy_frame(data)
-        if response not in frame.collect_schema().names():
-            return
-        values = frame.select(response).collect().to_pandas()[response]
-    elif isinstance(data, pd.DataFrame) or isinstance(data, Mapping):
+    if is_engine_frame(data):  # aggregated in the engine: the column is not collected
+        from .engines_formula import engine_check_response
+
+        return engine_check_response(data, response, stacklevel=5)
+    if isinstance(data, pd.DataFrame) or isinstance(data, Mapping):
         if response not in data:
             return
         values = data[response]

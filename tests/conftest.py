@@ -33,6 +33,54 @@ def draws(reduced: int, full: int) -> int:
     return full if FULL else reduced
 
 
+#: marks for a parametrisation CI leaves to ``BAYESHRINK_FULL=1`` (one case per engine runs)
+HEAVY = (
+    pytest.mark.slow,
+    pytest.mark.skipif(not FULL, reason="a further engine case: BAYESHRINK_FULL=1 runs it"),
+)
+
+
+@pytest.fixture(scope="session")
+def dask_client():
+    """One distributed.LocalCluster of 2 worker processes for the whole test session."""
+    distributed = pytest.importorskip("distributed")
+    pytest.importorskip("dask.dataframe")
+    with (
+        distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+        ) as cluster,
+        distributed.Client(cluster) as client,
+    ):
+        yield client
+
+
+@pytest.fixture(scope="session")
+def spark():
+    """One local[2] Spark session on loopback for the whole test session, stopped at the end."""
+    import shutil
+    import sys
+
+    sql = pytest.importorskip("pyspark.sql")
+    if shutil.which("java") is None and "JAVA_HOME" not in os.environ:
+        pytest.skip("Spark needs Java (CI installs a headless JRE: .ci/run)")
+    patch = pytest.MonkeyPatch()
+    patch.setenv("PYSPARK_PYTHON", sys.executable)
+    patch.setenv("SPARK_LOCAL_IP", "127.0.0.1")  # keep the driver on loopback
+    session = (
+        sql.SparkSession.builder.master("local[2]")
+        .appName("bayeshrink-tests")
+        .config("spark.driver.bindAddress", "127.0.0.1")
+        .config("spark.driver.host", "127.0.0.1")
+        .config("spark.ui.enabled", "false")
+        .config("spark.sql.shuffle.partitions", "2")
+        .getOrCreate()
+    )
+    session.sparkContext.setLogLevel("ERROR")
+    yield session
+    session.stop()
+    patch.undo()
+
+
 @pytest.fixture
 def close_figures():
     """Close every matplotlib figure a test opened (plot modules use it for all their tests)."""

@@ -7,14 +7,12 @@ random effects, every conditional mode.
 
 from __future__ import annotations
 
-import os
-import shutil
-import sys
 import warnings
 
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import HEAVY
 
 import bayeshrink as bs
 
@@ -163,54 +161,10 @@ def test_untranslatable_terms_name_the_term_and_the_fix(sleep):
 
 
 # -- Dask on a local cluster of two worker processes; Spark local[2] on loopback -------------
+# (the session's fixtures dask_client and spark: tests/conftest.py)
 
 
-@pytest.fixture(scope="module")
-def dask_client():
-    distributed = pytest.importorskip("distributed")
-    pytest.importorskip("dask.dataframe")
-    with (
-        distributed.LocalCluster(
-            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
-        ) as cluster,
-        distributed.Client(cluster) as client,
-    ):
-        yield client
-
-
-@pytest.mark.parametrize(("data", "formula"), CASES[:2])
-def test_dask_cluster_equals_pandas(request, dask_client, data, formula):
-    import dask.dataframe as dd
-
-    df = request.getfixturevalue(data)
-    native = dd.from_pandas(df, npartitions=4)
-    assert_same_fit(bs.fit(native, formula=formula), bs.fit(df, formula=formula))
-
-
-@pytest.fixture(scope="module")
-def spark():
-    sql = pytest.importorskip("pyspark.sql")
-    if shutil.which("java") is None and "JAVA_HOME" not in os.environ:
-        pytest.skip("Spark needs Java (CI installs a headless JRE: .ci/run)")
-    patch = pytest.MonkeyPatch()
-    patch.setenv("PYSPARK_PYTHON", sys.executable)
-    patch.setenv("SPARK_LOCAL_IP", "127.0.0.1")  # keep the driver on loopback
-    session = (
-        sql.SparkSession.builder.master("local[2]")
-        .appName("bayeshrink-formula-tests")
-        .config("spark.driver.bindAddress", "127.0.0.1")
-        .config("spark.driver.host", "127.0.0.1")
-        .config("spark.ui.enabled", "false")
-        .config("spark.sql.shuffle.partitions", "2")
-        .getOrCreate()
-    )
-    session.sparkContext.setLogLevel("ERROR")
-    yield session
-    session.stop()
-    patch.undo()
-
-
-@pytest.mark.parametrize(("data", "formula"), CASES[:2])
+@pytest.mark.parametrize(("data", "formula"), [pytest.param(*CASES[0], marks=HEAVY), CASES[1]])
 def test_spark_equals_pandas(request, spark, data, formula):
     df = request.getfixturevalue(data)
     native = spark.createDataFrame(pa.Table.from_pandas(df, preserve_index=False))
@@ -331,15 +285,116 @@ def test_several_factors_from_engine_blocks(case, engine):
         assert_same_pls(*case, native_of, method="ml")
 
 
-@pytest.mark.parametrize("case", [PENICILLIN, PASTES], ids=["pen", "pastes"])
+def assert_same_multi(fit, ref, rtol=1e-9):
+    """Two several-factor fits agree to ``rtol``: fixed effects and their covariance, logLik,
+    sigma, and per factor its levels, covariance, conditional modes and SDs and its table()
+    (no pooling, shrinkage, prediction SDs)."""
+    assert type(fit) is type(ref) and fit.factors == ref.factors
+    assert list(fit.fixed_terms) == list(ref.fixed_terms) and fit.n_obs == ref.n_obs
+    np.testing.assert_allclose(fit.fixef, ref.fixef, rtol=rtol, atol=rtol * ref.sigma)
+    np.testing.assert_allclose(fit.vcov, ref.vcov, rtol=rtol, atol=0)
+    np.testing.assert_allclose(fit.loglik, ref.loglik, rtol=rtol)
+    np.testing.assert_allclose(fit.sigma, ref.sigma, rtol=rtol)
+    np.testing.assert_allclose(fit.theta, ref.theta, rtol=0, atol=rtol * max(1, ref.theta.max()))
+    for f in ref.factors:
+        assert list(fit.ranef(f).index) == list(ref.ranef(f).index)
+        cov, ref_cov = fit.cov_re(f).to_numpy(), ref.cov_re(f).to_numpy()
+        np.testing.assert_allclose(cov, ref_cov, rtol=0, atol=rtol * np.abs(ref_cov).max())
+        b, ref_b = fit.ranef(f).to_numpy(), ref.ranef(f).to_numpy()
+        np.testing.assert_allclose(b, ref_b, rtol=0, atol=rtol * max(np.abs(ref_b).max(), 1e-300))
+        np.testing.assert_allclose(fit.ranef_sd(f), ref.ranef_sd(f), rtol=rtol)
+        t, ref_t = fit.table(factor=f), ref.table(factor=f)
+        for c in ref_t.columns:  # each column to rtol of its largest value
+            scale = np.nanmax(np.abs(ref_t[c].to_numpy(dtype=float)))
+            np.testing.assert_allclose(t[c], ref_t[c], rtol=0, atol=rtol * scale, err_msg=c)
+
+
+def _no_collect(monkeypatch):
+    """Collecting a whole engine frame to pandas fails the test: only the blocks may leave."""
+    import bayeshrink.frames as frames
+
+    def refuse(data):
+        raise AssertionError("the rows were collected")
+
+    monkeypatch.setattr(frames, "engine_to_pandas", refuse)
+
+
+NATIVE = {
+    "polars-lazy": lambda d: pl.from_pandas(d).lazy(),
+    "duckdb": _duckdb,
+}
+
+
+@pytest.mark.parametrize(
+    "case",
+    [PENICILLIN, PASTES, pytest.param(SIM_CROSSED, marks=HEAVY)],
+    ids=["pen", "pastes", "sim"],
+)
+@pytest.mark.parametrize("engine", list(NATIVE))
+def test_several_factor_fits_stay_in_the_engine(monkeypatch, case, engine):
+    from test_multi import read
+
+    csv, formula = case
+    df = read(csv)
+    ref = bs.fit(df, formula=formula)
+    _no_collect(monkeypatch)
+    fit = bs.fit(NATIVE[engine](df), formula=formula)
+    assert_same_multi(fit, ref)
+    assert fit.design.blocks is not None
+    assert "Random effects:" in str(fit)
+    if case is PASTES:
+        assert_same_multi(
+            bs.fit(NATIVE[engine](df), formula=formula, method="ml"),
+            bs.fit(df, formula=formula, method="ml"),
+        )
+
+
+def test_methods_that_need_the_rows_say_so(sleep):
+    from test_multi import read
+
+    df = read(PENICILLIN[0])
+    fit = bs.fit(pl.from_pandas(df).lazy(), formula=PENICILLIN[1])
+    need = (
+        r"this fit was computed inside polars: only its cross-product blocks left the engine, "
+        r"not its rows, and this method needs the rows .* bs\.fit\(lf\.collect\(\)\.to_pandas"
+        r"\(\), formula=\.\.\.\); fit\.predict\(frame\), fit\.fitted\(frame\)"
+    )
+    for call in (
+        fit.fitted,
+        fit.resid,
+        fit.simulate,
+        lambda: fit.predict(df.head(3), interval="prediction"),
+        lambda: fit.confint(method="profile"),
+    ):
+        with pytest.raises(bs.DataError, match=need):
+            call()
+    rel = bs.fit(_duckdb(df), formula=PENICILLIN[1])
+    with pytest.raises(bs.DataError, match=r"inside DuckDB: .* bs\.fit\(rel\.df\(\)"):
+        rel.simulate()
+    # what needs only the blocks works: fixed-effect predictions for new rows, the tables
+    np.testing.assert_allclose(
+        fit.predict(df.head(5)), bs.fit(df, formula=PENICILLIN[1]).predict(df.head(5)), rtol=1e-9
+    )
+
+
+@pytest.mark.parametrize(
+    "case", [PENICILLIN, pytest.param(PASTES, marks=HEAVY)], ids=["pen", "pastes"]
+)
 def test_several_factors_on_a_dask_cluster(dask_client, case):
     import dask.dataframe as dd
+    from test_multi import read
 
-    assert_same_pls(*case, lambda d: dd.from_pandas(d, npartitions=3))
+    df = read(case[0])
+    fit = bs.fit(dd.from_pandas(df, npartitions=3), formula=case[1])
+    assert_same_multi(fit, bs.fit(df, formula=case[1]))
 
 
-@pytest.mark.parametrize("case", [PENICILLIN, PASTES], ids=["pen", "pastes"])
+@pytest.mark.parametrize(
+    "case", [pytest.param(PENICILLIN, marks=HEAVY), PASTES], ids=["pen", "pastes"]
+)
 def test_several_factors_on_spark(spark, case):
-    assert_same_pls(
-        *case, lambda d: spark.createDataFrame(pa.Table.from_pandas(d, preserve_index=False))
-    )
+    from test_multi import read
+
+    df = read(case[0])
+    native = spark.createDataFrame(pa.Table.from_pandas(df, preserve_index=False))
+    assert_same_multi(bs.fit(native, formula=case[1]), bs.fit(df, formula=case[1]))

@@ -115,8 +115,14 @@ def predict(
     0  289.7  394.6
     1  207.7  389.3
     """
-    from ..frames import as_frame
+    from ..frames import as_frame, is_engine_frame
 
+    if is_engine_frame(newdata):  # polars, DuckDB, Dask, Spark: computed in the engine
+        from ..engines_predict import engine_predict
+
+        return engine_predict(
+            fit, newdata, random=random, allow_new_levels=allow_new_levels, interval=interval
+        )
     p = model_of(fit)
     check_long(fit, "predict")
     if interval not in (None, "prediction", "confidence"):

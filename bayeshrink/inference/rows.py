@@ -43,10 +43,20 @@ def model_rows(fit, data=None, *, response: bool = False) -> ModelRows:
     return p.rows(as_frame(data), response=response)
 
 
+def _engine(data) -> bool:
+    from ..frames import is_engine_frame
+
+    return data is not None and is_engine_frame(data)
+
+
 def fitted(fit, data=None) -> pd.Series:
     """lme4's ``fitted(m)``: X beta_hat + offset + Z b_hat for every row (see the module
     docstring)."""
     check_long(fit, "fitted values")
+    if _engine(data):  # polars, DuckDB, Dask, Spark: an engine frame, computed in the engine
+        from ..engines_predict import engine_fitted
+
+        return engine_fitted(fit, data)
     p = model_of(fit)
     rows = model_rows(fit, data)
     return pd.Series(_fitted(p, rows), index=rows.index, name="fitted")
@@ -70,6 +80,10 @@ def _fitted(p, rows: ModelRows) -> np.ndarray:
 def resid(fit, data=None) -> pd.Series:
     """lme4's ``residuals(m)`` (type "response"): the response minus :func:`fitted`."""
     check_long(fit, "residuals")
+    if _engine(data):
+        from ..engines_predict import engine_resid
+
+        return engine_resid(fit, data)
     p = model_of(fit)
     rows = model_rows(fit, data, response=True)
     if rows.y is None:

@@ -51,6 +51,18 @@ def needs_multi(formula: str) -> bool:
     return spec.several_factors
 
 
+def check_effect_count(factors, n_obs: int) -> None:
+    """The normal model's residual needs more rows than any factor has random effects."""
+    for f in factors:
+        if f.n_levels * f.q >= n_obs:
+            raise DataError(
+                f"there are more random effects for {f.name!r} ({f.q} terms x {f.n_levels} "
+                f"levels = {f.q * f.n_levels}) than observations ({n_obs}); the variance "
+                "components cannot be told apart from the residual. Use fewer random terms "
+                "or a coarser grouping."
+            )
+
+
 @dataclass(frozen=True, eq=False)
 class MultiDesign:
     """The evaluated model: response, fixed-effects matrix and one FactorData per factor."""
@@ -66,6 +78,9 @@ class MultiDesign:
     # the fit's summed offset() terms, row by row (None without one); ``y`` is the response
     # minus the offset, what the terms model
     offset: np.ndarray | None = field(default=None, repr=False)
+    # the cross-products (lmm.blocks.PLSBlocks) of a fit computed inside an engine, whose rows
+    # (y, X, each factor's codes and Z) stayed there (engines_blocks.RowsInEngine); else None
+    blocks: object = field(default=None, repr=False)
 
     @classmethod
     def from_formula(
@@ -73,6 +88,33 @@ class MultiDesign:
     ) -> MultiDesign:
         spec = spec if spec is not None else parse_formula(formula)
         return cls.from_frame(model_frame(data, spec, missing))
+
+    @classmethod
+    def from_engine(cls, data, formula: str, missing: Missing = "raise") -> MultiDesign:
+        """The design of an engine frame (polars, DuckDB, Dask, Spark): the cross-product
+        blocks computed there (:func:`bayeshrink.engines_blocks.engine_multi_blocks`) and the
+        formula's encoder; the rows stay in the engine (``y``, ``X`` and each factor's
+        ``codes`` and ``Z`` are :class:`~bayeshrink.engines_blocks.RowsInEngine`, which say so
+        when a method needs them)."""
+        from ..engines_blocks import engine_multi_blocks
+
+        spec = parse_formula(formula)
+        blocks, factors, ec = engine_multi_blocks(data, spec, missing)
+        check_fixed_rank(blocks.XtX, list(ec.fixed_names))  # centred when there is an intercept
+        check_effect_count(factors, blocks.N)
+        check_dense_cap(factors)
+        no_rows = factors[0].codes
+        return cls(
+            spec=spec,
+            y=no_rows,
+            X=no_rows,
+            fixed_names=tuple(ec.fixed_names),
+            factors=tuple(factors),
+            n_dropped=ec.n_bad,
+            encoder=ec.enc,
+            offset=no_rows if ec.offset_exprs else None,
+            blocks=blocks,
+        )
 
     @classmethod
     def from_frame(cls, frame: ModelFrame) -> MultiDesign:
@@ -114,15 +156,7 @@ class MultiDesign:
         """Designs lme4 refuses or silently misreads: :meth:`check_terms` (every mixed model)
         and, for the normal model, random effects that outnumber the rows."""
         self.check_terms()
-        N = len(self.y)
-        for f in self.factors:
-            if f.n_levels * f.q >= N:
-                raise DataError(
-                    f"there are more random effects for {f.name!r} ({f.q} terms x {f.n_levels} "
-                    f"levels = {f.q * f.n_levels}) than observations ({N}); the variance "
-                    "components cannot be told apart from the residual. Use fewer random terms "
-                    "or a coarser grouping."
-                )
+        check_effect_count(self.factors, len(self.y))
 
     def check_terms(self) -> None:
         """The checks of every mixed model, normal or not (GLMMs call this alone): the fixed
@@ -141,6 +175,7 @@ class MultiDesign:
                     f"{f.n_levels} ({f.labels[0]!r}). A variance between levels cannot be "
                     f"estimated from one level: drop (... | {f.name}) from the formula."
                 )
+        check_dense_cap(list(self.factors))
         # Class labels that repeat across the levels of another factor: (1 | class) treats
         # class c1 of every school as one class. Data alone cannot tell that from a crossed
         # design with missing cells, so the warning is for the pattern labels-within-parent
@@ -161,6 +196,31 @@ class MultiDesign:
                         RepeatedLabelsWarning,
                         stacklevel=5,
                     )
+
+
+def check_dense_cap(factors) -> None:
+    """The criterion eliminates the factor with most random effects first, level by level, and
+    factors the rest (their Schur complement) densely: at most ``lmm.pls.MAX_DENSE`` random
+    effects together. Say which factors exceed it, with their levels, and what to do."""
+    from .blocks import elimination_order
+    from .pls import MAX_DENSE
+
+    order = elimination_order(factors)
+    rest = [factors[k] for k in order[1:]]
+    total = sum(f.n_levels * f.q for f in rest)
+    if total <= MAX_DENSE:
+        return
+    first = factors[order[0]]
+    parts = ", ".join(
+        f"{f.name!r} {f.n_levels} levels x {f.q} term{'s' if f.q > 1 else ''}" for f in rest
+    )
+    raise DataError(
+        f"the grouping factors after {first.name!r} ({first.n_levels} levels, eliminated level by "
+        f"level) must have at most {MAX_DENSE} random effects together, because their Schur "
+        f"complement is factored as one dense matrix; got {total}: {parts}. Coarsen "
+        f"{repr(rest[0].name) if len(rest) == 1 else 'those factors'} (merge rare levels), drop "
+        "random slopes on it, or fit this design with lme4 or MixedModels.jl (sparse Cholesky)."
+    )
 
 
 def _labels_restart_per_parent(child: np.ndarray, parent: np.ndarray, nc: int, npar: int) -> bool:
@@ -451,23 +511,12 @@ class MultiFit(FitResult, InferenceMixin):
 
         d = self.design
         comps = {e.name: e for e in self.components.factors}
-        fitted = d.X @ self.components.beta if d.X.shape[1] else np.zeros(len(d.y))
-        parts = {}
-        for f in d.factors:
-            parts[f.name] = (f.Z * comps[f.name].b[f.codes]).sum(axis=1)
-        resid = d.y - fitted - sum(parts.values())
+        sums = self._level_sums()
         out = {}
         for f in d.factors:
             e = comps[f.name]
-            r = resid + parts[f.name]
             n, q = f.n_levels, f.q
-            A = np.empty((n, q, q))
-            c = np.empty((n, q))
-            for a in range(q):
-                c[:, a] = np.bincount(f.codes, weights=f.Z[:, a] * r, minlength=n)
-                for b in range(a, q):
-                    v = np.bincount(f.codes, weights=f.Z[:, a] * f.Z[:, b], minlength=n)
-                    A[:, a, b] = A[:, b, a] = v
+            A, c = sums[f.name]
             sv = np.linalg.svd(A, compute_uv=False)
             ok = sv[:, -1] > sv[:, 0] * 1e-10 * q
             own = np.full((n, q), np.nan)
@@ -503,6 +552,60 @@ class MultiFit(FitResult, InferenceMixin):
                     cov[ok] = Lk_inv / self.sigma**2
                 shrink = np.diagonal(e.cond_cov @ Sinv, axis1=1, axis2=2)
             out[f.name] = {"own": own, "cov": cov, "shrink": shrink}
+        return out
+
+    def _level_sums(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """Per factor and level, Z_l'Z_l (n, q, q) and Z_l'r (n, q) on the data's scale, r the
+        response minus the fixed effects and the other factors' conditional modes: from the
+        rows, or for an engine fit from its blocks (Z = Zs (I x Az), y = my + sy ys,
+        X = Xs A, so Z_l'r = Az'(my Zs_l'1 + sy Zs_l'ys - Zs_l'Xs A beta - sum_g Zs_l'Zs_g u_g)
+        with u_g = Az_g b_g level by level, the factor's own term added back)."""
+        d = self.design
+        comps = {e.name: e for e in self.components.factors}
+        out = {}
+        if d.blocks is None:
+            fitted = d.X @ self.components.beta if d.X.shape[1] else np.zeros(len(d.y))
+            parts = {f.name: (f.Z * comps[f.name].b[f.codes]).sum(axis=1) for f in d.factors}
+            resid = d.y - fitted - sum(parts.values())
+            for f in d.factors:
+                r = resid + parts[f.name]
+                n, q = f.n_levels, f.q
+                A = np.empty((n, q, q))
+                c = np.empty((n, q))
+                for a in range(q):
+                    c[:, a] = np.bincount(f.codes, weights=f.Z[:, a] * r, minlength=n)
+                    for b in range(a, q):
+                        v = np.bincount(f.codes, weights=f.Z[:, a] * f.Z[:, b], minlength=n)
+                        A[:, a, b] = A[:, b, a] = v
+                out[f.name] = (A, c)
+            return out
+        from .blocks import elimination_order
+
+        bl = d.blocks
+        factors = list(d.factors)
+        offs, o = {}, 0
+        for k in elimination_order(factors):
+            offs[k] = o
+            o += factors[k].n_levels * factors[k].q
+        u = np.zeros(o)
+        for k, f in enumerate(factors):
+            u[offs[k] : offs[k] + f.n_levels * f.q] = (comps[f.name].b @ bl.Az[k].T).ravel()
+        beta = self.components.beta
+        zr = bl.sy * bl.Zty - bl.ZtZ @ u
+        if beta.size:
+            zr = zr - bl.ZtX @ (bl.A @ beta)
+        if bl.icpt is not None:
+            zr = zr + bl.my * bl.ZtX[:, bl.icpt]  # Zs'1: the intercept column of Xs is 1
+        for k, f in enumerate(factors):
+            n, q = f.n_levels, f.q
+            idx = offs[k] + np.arange(n * q).reshape(n, q)
+            D = np.empty((n, q, q))  # the levels' own blocks of Z'Z
+            for a in range(q):
+                for b in range(q):
+                    D[:, a, b] = np.asarray(bl.ZtZ[idx[:, a], idx[:, b]]).ravel()
+            own = zr[idx] + np.einsum("lab,lb->la", D, u[idx])
+            Az = bl.Az[k]
+            out[f.name] = (np.einsum("ba,lbc,cd->lad", Az, D, Az), own @ Az)
         return out
 
     def own_fit(self, factor: str | None = None) -> pd.DataFrame:
@@ -671,6 +774,13 @@ def fit_multi(data, formula: str, method: str = "reml", *, missing: Missing = "r
     >>> m.factors
     ['a', 'b']
     """
+    from ..frames import is_engine_frame
+
+    if is_engine_frame(data):  # polars, DuckDB, Dask, Spark: the blocks come from the engine
+        design = MultiDesign.from_engine(data, formula, missing)
+        return MultiFit(
+            design, fit_pls(None, None, list(design.factors), method, blocks=design.blocks)
+        )
     design = MultiDesign.from_formula(data, formula, missing=missing)
     comp = fit_pls(design.y, design.X, list(design.factors), method)
     return MultiFit(design, comp)
