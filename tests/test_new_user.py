@@ -110,12 +110,12 @@ def test_forest_title_with_both_kinds_of_draws_fits_the_figure(tmp_path):
         assert _inside_figure(fig, title), title.get_text()
         plt.close(fig)
     assert title.get_text() == (
-        "No pooling and partial pooling (BLUP): 94% intervals, 24 groups sorted by BLUP"
+        "No pooling and partial pooling (BLUP): 95% intervals, 24 groups sorted by BLUP"
     )
     fig = bs.plot_forest(fit, plug, full)
     assert fig.axes[0].get_title() == (
         "No pooling, partial pooling (BLUP), plug-in posterior and full Bayes draws:\n"
-        "94% intervals, 24 groups"
+        "95% intervals, 24 groups"
     )
     plt.close(fig)
 
