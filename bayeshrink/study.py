@@ -225,8 +225,15 @@ def _james_stein(y: np.ndarray, se: np.ndarray) -> np.ndarray:
     return mu + np.maximum(0.0, 1.0 - (k - 3.0) / q) * (y - mu)
 
 
+#: chains of every full-Bayes replication (standard practice: R-hat needs several)
+FULL_BAYES_CHAINS = 4
+
+
 def _full_bayes(design: Design, y, ssw, seqs, level, draws):
-    """Posterior means and equal-tailed intervals from bs.hierarchical_model, per replication."""
+    """Posterior means and equal-tailed intervals from bs.hierarchical_model, per replication,
+    on FULL_BAYES_CHAINS chains; and per replication whether the sampler diverged and whether
+    it missed the convergence checks of :func:`bayeshrink.sample` (R-hat <= 1.01, ESS >= 100
+    per chain)."""
     import logging
     import warnings
 
@@ -238,7 +245,7 @@ def _full_bayes(design: Design, y, ssw, seqs, level, draws):
 
     logging.getLogger("pymc").setLevel(logging.WARNING)  # no "NUTS: [...]" line per data set
     labels = [f"g{j + 1}" for j in range(design.groups)]
-    means, los, his = [], [], []
+    means, los, his, diverged, unconverged = [], [], [], [], []
     for b, seq in enumerate(seqs):
         stats = GroupStats.from_arrays(
             labels=labels,
@@ -250,26 +257,38 @@ def _full_bayes(design: Design, y, ssw, seqs, level, draws):
         seed = int(
             np.random.SeedSequence(seq.entropy, spawn_key=(*seq.spawn_key, 1)).generate_state(1)[0]
         )
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(record=True) as caught:
             # divergences and R-hat/ESS shortfalls of single replications are part of what
-            # the study measures (their coverage); any other warning still reaches the user
-            warnings.simplefilter("ignore", DivergenceWarning)
-            warnings.simplefilter("ignore", SamplerConvergenceWarning)
+            # the study measures: counted, not shown; any other warning reaches the user
+            warnings.simplefilter("always", DivergenceWarning)
+            warnings.simplefilter("always", SamplerConvergenceWarning)
             idata = bayes.sample(
                 bayes.hierarchical_model(fit),
                 draws=draws,
                 tune=draws,
-                chains=2,
+                chains=FULL_BAYES_CHAINS,
                 random_seed=seed,
                 progressbar=False,
             )
+        kinds = {w.category for w in caught}
+        for w in caught:
+            if w.category not in (DivergenceWarning, SamplerConvergenceWarning):
+                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+        diverged.append(DivergenceWarning in kinds)
+        unconverged.append(SamplerConvergenceWarning in kinds)
         th = theta_draws(idata, labels)
         q = 0.5 * (1.0 - level)
         means.append(th.mean(0))
         lo, hi = np.quantile(th, [q, 1.0 - q], axis=0)
         los.append(lo)
         his.append(hi)
-    return np.array(means), np.array(los), np.array(his)
+    return (
+        np.array(means),
+        np.array(los),
+        np.array(his),
+        np.array(diverged),
+        np.array(unconverged),
+    )
 
 
 def _run_chunk(design: Design, estimators, intervals, seqs, level, n_boot, rows, fb_draws):
@@ -293,7 +312,9 @@ def _run_chunk(design: Design, estimators, intervals, seqs, level, n_boot, rows,
         elif name == "james-stein":
             est = _james_stein(y, reml.se)
         else:  # full-bayes: the posterior mean and, with it, the "full" interval
-            est, lo, hi = _full_bayes(design, y, ssw, seqs, level, fb_draws)
+            est, lo, hi, diverged, unconverged = _full_bayes(design, y, ssw, seqs, level, fb_draws)
+            out["full-bayes:diverged"] = diverged.astype(float)
+            out["full-bayes:unconverged"] = unconverged.astype(float)
             out["interval:full:cover"] = ((lo <= theta) & (theta <= hi)).mean(-1)
             out["interval:full:width"] = (hi - lo).mean(-1)
             out["interval:full:sqerr"] = ((est - theta) ** 2).mean(-1)
@@ -432,6 +453,11 @@ def _summarise(design: Design, arrays: dict, names: list[tuple[str, str]]) -> li
             row["coverage_boundary"], row["coverage_boundary_se"] = _mean_se(cover[boundary])
             row["coverage_interior"], row["coverage_interior_se"] = _mean_se(cover[~boundary])
         row["boundary_share"], row["boundary_share_se"] = share, share_se
+        if "full-bayes:diverged" in arrays and name in ("full-bayes", "full"):
+            for what in ("diverged", "unconverged"):
+                row[f"{what}_share"], row[f"{what}_share_se"] = _mean_se(
+                    arrays[f"full-bayes:{what}"]
+                )
         rows.append(row)
     return rows
 
@@ -451,7 +477,7 @@ def simulation_study(
     chunk_size: int | None = None,
     progress: bool = True,
     rows: bool = False,
-    full_bayes_draws: int = 200,
+    full_bayes_draws: int = 100,
 ) -> pd.DataFrame:
     """Monte Carlo study of estimators and intervals for the group effects.
 
@@ -463,8 +489,10 @@ def simulation_study(
     estimators : sequence of str, optional
         Point estimators scored by mean squared error: ``"no-pooling"``, ``"blup-reml"``,
         ``"blup-ml"``, ``"james-stein"`` (the default four) and ``"full-bayes"`` (the posterior
-        mean of ``bs.hierarchical_model``, sampled with ``full_bayes_draws`` draws per chain:
-        slow, seconds per replication; it adds the ``"full"`` interval).
+        mean of ``bs.hierarchical_model``, sampled on 4 chains of ``full_bayes_draws`` draws:
+        slow, seconds per replication; it adds the ``"full"`` interval, and its rows the share
+        of replications whose sampler diverged or missed R-hat <= 1.01 / ESS >= 100 per chain:
+        ``diverged_share``, ``unconverged_share``).
     intervals : sequence of str or dict, optional
         Interval methods of :mod:`bayeshrink.intervals` (built on the REML fit), as names or
         ``{label: (method, options)}``. Default: every method, with ``"robust-kurtosis"`` the robust

@@ -180,3 +180,46 @@ def test_bad_input():
         bs.simulation_study([(5, 5, 0.04)], **kw)
     with pytest.raises(MethodError, match=r"`level` must be a number strictly between"):
         bs.simulation_study(SMALL, level=95, **kw)
+
+
+def test_full_bayes_replications_use_four_chains_and_count_their_problems(monkeypatch):
+    # every replication's sampler runs on 4 chains; divergence and R-hat/ESS warnings are
+    # counted per replication (diverged_share, unconverged_share), any other warning is shown
+    import warnings
+
+    import xarray as xr
+
+    from bayeshrink import bayes
+    from bayeshrink.intervals import THETA_DIM, THETA_VAR
+
+    calls = []
+
+    def fake_sample(model, **kwargs):
+        calls.append(kwargs)
+        k = len(calls)
+        if k == 1:
+            warnings.warn("2 divergences", bs.DivergenceWarning)
+        if k in (1, 2):
+            warnings.warn("R-hat 1.05", bs.SamplerConvergenceWarning)
+        warnings.warn("something else", UserWarning)
+        rng = np.random.default_rng(k)
+        theta = rng.normal(size=(kwargs["chains"], kwargs["draws"], 5))
+        post = xr.Dataset(
+            {THETA_VAR: (("chain", "draw", THETA_DIM), theta)},
+            coords={THETA_DIM: [f"g{j + 1}" for j in range(5)]},
+        )
+        return xr.DataTree.from_dict({"posterior": post})
+
+    monkeypatch.setattr(bayes, "sample", fake_sample)
+    with pytest.warns(UserWarning, match="something else") as record:
+        out = bs.simulation_study(
+            SMALL, estimators=["full-bayes"], intervals=[], replications=4, random_seed=1
+        )
+    assert not any(
+        issubclass(w.category, (bs.DivergenceWarning, bs.SamplerConvergenceWarning))
+        for w in record
+    )
+    assert [c["chains"] for c in calls] == [4] * 4
+    row = out.set_index("name").loc["full-bayes"]
+    assert row["diverged_share"] == 0.25 and row["unconverged_share"] == 0.5
+    assert np.isfinite(row["unconverged_share_se"])
