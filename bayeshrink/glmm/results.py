@@ -28,8 +28,9 @@ import pandas as pd
 
 from ..api import SINGULAR_TOL, FitResult
 from ..display import fmt, group_tables_text, html_report
-from ..errors import ColumnError, DataError, MethodError
+from ..errors import ColumnError, DataError, MethodError, rows_verb
 from ..frames import as_frame, interaction_labels
+from ..inference.model import match_groups
 
 __all__ = ["GlmmFit"]
 
@@ -326,9 +327,20 @@ class GlmmFit(FitResult):
                     f"`newdata` must have the grouping column(s) {absent} (or pass "
                     "random=False for population predictions)."
                 )
-            labels = interaction_labels(df, comps) if len(comps) > 1 else df[comps[0]]
-            key = pd.Index(f.labels.astype(str)) if len(comps) > 1 else f.labels
-            codes = key.get_indexer(labels.astype(str) if len(comps) > 1 else labels)
+            missing = df[comps].isna().any(axis=1).to_numpy()
+            if missing.any():
+                raise DataError(
+                    f"`newdata` must give every row a level of {f.name!r}; "
+                    f"{rows_verb(df.index[missing], 'holds', 'hold')} a missing value. Fill "
+                    "them in, drop them, or pass random=False for population predictions."
+                )
+            if len(comps) > 1:
+                labels = interaction_labels(df, comps)
+                codes = pd.Index(f.labels.astype(str)).get_indexer(labels.astype(str))
+            else:
+                labels = df[comps[0]]
+                # as the LMM path: by value, else by text (308 in the fit, "308" in newdata)
+                codes = match_groups(pd.Index(f.labels), labels)
             new = codes < 0
             if new.any() and not allow_new_levels:
                 raise DataError(
