@@ -8,7 +8,7 @@ import pytest
 from conftest import REFERENCE
 
 import bayeshrink as bs
-from bayeshrink.errors import DataError
+from bayeshrink.errors import DataError, RowsDroppedWarning
 
 CBPP_F = "cbind(incidence, size - incidence) ~ period + (1 | herd)"
 
@@ -43,3 +43,28 @@ def test_predict_missing_group_raises(cbpp_fit):
             cbpp_fit.predict(nd, allow_new_levels=allow)
     # population predictions need no group
     assert np.isfinite(cbpp_fit.predict(nd, random=False)).all()
+
+
+def test_rows_keep_the_data_index_after_missing_drop():
+    rng = np.random.default_rng(3)
+    df = pd.DataFrame(
+        dict(y=rng.integers(0, 2, 200), x=rng.normal(size=200), g=np.repeat(np.arange(20), 10))
+    )
+    df["x"] = df["x"].astype(float)
+    df.loc[[3, 50], "x"] = np.nan
+    df.index = df.index + 1000
+    with pytest.warns(RowsDroppedWarning, match=r"rows 1003, 1050"):
+        m = bs.fit(df, formula="y ~ x + (1|g)", family="binomial", missing="drop")
+    kept = df.dropna().index
+    full = bs.fit(df.dropna().reset_index(drop=True), formula="y ~ x + (1|g)", family="binomial")
+    f = m.fitted()
+    assert isinstance(f, pd.Series) and f.name == "fitted"
+    assert f.index.equals(kept)
+    np.testing.assert_allclose(f.to_numpy(), full.fitted().to_numpy(), rtol=1e-10)
+    for t in ("deviance", "pearson", "response"):
+        r = m.resid(type=t)
+        assert isinstance(r, pd.Series) and r.name == "resid" and r.index.equals(kept)
+    s = m.simulate(2, seed=1)
+    assert s.index.equals(kept) and list(s.columns) == ["sim_1", "sim_2"]
+    # assigning back aligns on the labels: the dropped rows only are missing
+    assert list(df.index[df.assign(sim=s["sim_1"])["sim"].isna()]) == [1003, 1050]

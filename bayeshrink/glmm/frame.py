@@ -75,6 +75,7 @@ class GlmmDesign:
     block_factors: tuple[str, ...] = ()  # the factor of each block of the encoder, in order
     response_kind: str = "numeric"  # "cbind", "binary", "levels", "proportion", "counts"
     levels: tuple = ()  # two-level response: (failure, success)
+    index: pd.Index | None = None  # the data's index of every fitted row (kept rows)
 
 
 def _binary(values: pd.Series, response: str) -> tuple[np.ndarray, str, tuple]:
@@ -121,7 +122,9 @@ def glmm_design(
             "`formula` must be a string such as 'cbind(incidence, size - incidence) ~ period + "
             f"(1 | herd)'; got {formula!r}."
         )
-    df = as_frame(data).reset_index(drop=True)
+    df = as_frame(data)
+    data_index = df.index
+    df = df.reset_index(drop=True)
     if len(df) == 0:
         raise DataError("`data` must have at least one row; got an empty frame.")
     lhs, rhs = (s.strip() for s in formula.split("~", 1))
@@ -198,7 +201,7 @@ def glmm_design(
             bad |= ~np.isfinite(df[c].to_numpy(dtype=float, na_value=np.nan))
     bad |= ~np.isfinite(raw).all(axis=1) | ~np.isfinite(offset)
     keep = check_missing(
-        df,
+        df.set_axis(data_index),  # the rows named by the data's own labels
         bad,
         "the variables of `formula` (response, offset and weights included)",
         "NaN, inf or a missing value",
@@ -209,6 +212,7 @@ def glmm_design(
     if keep is not None:
         n_dropped = int(bad.sum())
         df, raw, offset = df[keep].reset_index(drop=True), raw[keep], offset[keep]
+        data_index = data_index[np.asarray(keep)]
         if cb:
             succ, fail, trials = succ[keep], fail[keep], trials[keep]
         if len(df) == 0:
@@ -296,6 +300,7 @@ def glmm_design(
         block_factors=block_factors,
         response_kind=kind,
         levels=levels,
+        index=data_index,
     )
 
 

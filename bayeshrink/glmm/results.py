@@ -250,27 +250,34 @@ class GlmmFit(FitResult):
         )
 
     # ------------------------------------------------------------------ rows
-    def fitted(self) -> np.ndarray:
+    def _rows_index(self) -> pd.Index:
+        """The data's index of the fitted rows (with ``missing="drop"``, of the kept rows)."""
+        idx = self._design.index
+        return pd.RangeIndex(len(self._mu)) if idx is None else idx
+
+    def fitted(self) -> pd.Series:
         """Fitted means per row on the response scale (probabilities for binomial; lme4's
-        ``fitted()``)."""
-        return self._mu.copy()
+        ``fitted()``), indexed as the fitted rows of the data (as the LMM's ``fitted()``)."""
+        return pd.Series(self._mu.copy(), index=self._rows_index(), name="fitted")
 
     def linear_predictor(self) -> np.ndarray:
         return self._eta.copy()
 
-    def resid(self, type: str = "deviance") -> np.ndarray:
+    def resid(self, type: str = "deviance") -> pd.Series:
         """Residuals as lme4's ``residuals(m, type)``: ``"deviance"`` (default),
         ``"pearson"`` ((y - mu) sqrt(wt / V(mu))) or ``"response"`` (y - mu, binomial on the
-        proportion scale)."""
+        proportion scale); indexed as the fitted rows of the data (as the LMM's ``resid()``)."""
         des, mu, fam = self._design, self._mu, self._family
         if type == "response":
-            return des.y - mu
-        if type == "pearson":
-            return (des.y - mu) * np.sqrt(des.wt / fam.variance(mu))
-        if type == "deviance":
+            r = des.y - mu
+        elif type == "pearson":
+            r = (des.y - mu) * np.sqrt(des.wt / fam.variance(mu))
+        elif type == "deviance":
             d = np.maximum(fam.dev_resids(des.y, mu, des.wt), 0.0)
-            return np.sign(des.y - mu) * np.sqrt(d)
-        raise MethodError(f"`type` must be 'deviance', 'pearson' or 'response'; got {type!r}.")
+            r = np.sign(des.y - mu) * np.sqrt(d)
+        else:
+            raise MethodError(f"`type` must be 'deviance', 'pearson' or 'response'; got {type!r}.")
+        return pd.Series(r, index=self._rows_index(), name="resid")
 
     def predict(
         self,
