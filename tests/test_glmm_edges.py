@@ -8,7 +8,7 @@ import pytest
 from conftest import REFERENCE
 
 import bayeshrink as bs
-from bayeshrink.errors import DataError, RowsDroppedWarning
+from bayeshrink.errors import DataError, NonIntegerWarning, RowsDroppedWarning
 
 CBPP_F = "cbind(incidence, size - incidence) ~ period + (1 | herd)"
 
@@ -68,3 +68,14 @@ def test_rows_keep_the_data_index_after_missing_drop():
     assert s.index.equals(kept) and list(s.columns) == ["sim_1", "sim_2"]
     # assigning back aligns on the labels: the dropped rows only are missing
     assert list(df.index[df.assign(sim=s["sim_1"])["sim"].isna()]) == [1003, 1050]
+
+
+def test_non_integer_warning_says_what_is_fitted_and_that_lme4_rounds(cbpp):
+    frac = cbpp.assign(incidence=cbpp["incidence"] + 0.5)
+    with pytest.warns(NonIntegerWarning, match=r"fits them as given.*lme4's glmer rounds"):
+        bs.fit(frac, formula=CBPP_F, family="binomial")
+    prop = cbpp.assign(p=cbpp["incidence"] / cbpp["size"], w=cbpp["size"] * 1.5)
+    with pytest.warns(NonIntegerWarning, match=r"dbinom\(round\(n\*y\), round\(n\), p\)"):
+        bs.fit(prop, formula="p ~ period + (1 | herd)", family="binomial", weights="w")
+    with pytest.warns(NonIntegerWarning, match=r"lgamma\(y \+ 1\).*dpois"):
+        bs.fit(frac, formula="incidence ~ period + (1 | herd)", family="poisson")

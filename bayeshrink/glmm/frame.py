@@ -233,7 +233,9 @@ def glmm_design(
             with np.errstate(invalid="ignore", divide="ignore"):
                 y = np.where(zero, 0.0, succ / np.where(zero, 1.0, trials))
             wt = trials
-            _warn_non_integer(np.concatenate([succ, fail]), "the counts of the cbind() response")
+            _warn_non_integer(
+                np.concatenate([succ, fail]), "the counts of the cbind() response", "binomial"
+            )
         elif weights is not None:
             y, wt = raw[:, 0], raw[:, 1]
             out = (y < 0) | (y > 1)
@@ -249,7 +251,7 @@ def glmm_design(
                     f"{describe_rows(idx[wt < 0])} are negative."
                 )
             kind = "proportion"
-            _warn_non_integer(y * wt, "the successes (response x weights)")
+            _warn_non_integer(y * wt, "the successes (response x weights)", "binomial")
         else:
             y = raw[:, 0]
             out = (y != 0) & (y != 1)
@@ -270,7 +272,7 @@ def glmm_design(
                 f"the response {lhs!r} must hold counts >= 0 for family='poisson'; "
                 f"{describe_rows(idx[neg])} are negative (e.g. {y[neg][0]:g})."
             )
-        _warn_non_integer(y, f"the response {lhs!r}")
+        _warn_non_integer(y, f"the response {lhs!r}", "poisson")
         if (wt < 0).any():
             raise DataError(f"`weights` must be >= 0; {describe_rows(idx[wt < 0])} are negative.")
 
@@ -304,12 +306,29 @@ def glmm_design(
     )
 
 
-def _warn_non_integer(values, what: str) -> None:
+_NON_INTEGER_NOTE = {
+    "binomial": (
+        "bayeshrink fits them as given: its log-likelihood is the binomial one extended to "
+        "non-integer counts with gamma functions, lgamma(n + 1) - lgamma(s + 1) - "
+        "lgamma(n - s + 1) + s log(p) + (n - s) log(1 - p) for s successes of n trials. lme4's "
+        "glmer rounds instead (binomial()$aic uses dbinom(round(n*y), round(n), p)), so its "
+        "estimates and logLik differ from these. Round the counts first to match lme4"
+    ),
+    "poisson": (
+        "bayeshrink fits them as given: its log-likelihood is the Poisson one extended to "
+        "non-integer counts, y log(mu) - mu - lgamma(y + 1). lme4's glmer evaluates dpois, "
+        "which is 0 at a non-integer count (warnings, a logLik of -Inf), so it gives no "
+        "comparable fit. Round the counts first to match lme4"
+    ),
+}
+
+
+def _warn_non_integer(values, what: str, family: str) -> None:
     frac = np.abs(values - np.round(values)) > 1e-7 * np.maximum(1.0, np.abs(values))
     if frac.any():
         warnings.warn(
             f"{what} should be whole numbers; {int(frac.sum())} are not (e.g. "
-            f"{values[frac][0]:g}). R warns likewise; the fit goes on with the values as given.",
+            f"{values[frac][0]:g}). {_NON_INTEGER_NOTE[family]}.",
             NonIntegerWarning,
             stacklevel=4,
         )
