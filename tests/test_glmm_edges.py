@@ -79,3 +79,20 @@ def test_non_integer_warning_says_what_is_fitted_and_that_lme4_rounds(cbpp):
         bs.fit(prop, formula="p ~ period + (1 | herd)", family="binomial", weights="w")
     with pytest.warns(NonIntegerWarning, match=r"lgamma\(y \+ 1\).*dpois"):
         bs.fit(frac, formula="incidence ~ period + (1 | herd)", family="poisson")
+
+
+def test_predict_refuses_an_offset_that_is_not_finite():
+    df = pd.read_csv(REFERENCE / "glmm_rates.csv")
+    m = bs.fit(df, formula="count ~ z + offset(log(exposure)) + (1 | site)", family="poisson")
+    nd = df.iloc[:3].copy()
+    assert np.isfinite(m.predict(nd, type="response")).all()
+    nd["exposure"] = [1.0, 0.0, -1.0]
+    with pytest.raises(DataError, match=r"offset\(log\(exposure\)\).*rows 1, 2 give NaN or inf"):
+        m.predict(nd, type="response")
+    # as the fit, which refuses the same rows
+    with pytest.raises(DataError, match="must be present and finite"):
+        bs.fit(
+            df.assign(exposure=np.r_[0.0, df["exposure"].iloc[1:]]),
+            formula="count ~ z + offset(log(exposure)) + (1 | site)",
+            family="poisson",
+        )

@@ -315,9 +315,17 @@ class GlmmFit(FitResult):
         X, _ = enc.evaluate(df)
         eta = X @ self._beta
         for expr in des.offset_exprs:
-            eta = eta + evaluate_expression(expr, df, f"`offset({expr})` on `newdata`").astype(
-                float
-            )
+            off = evaluate_expression(expr, df, f"`offset({expr})` on `newdata`").astype(float)
+            bad = ~np.isfinite(off)
+            if bad.any():
+                # as the fit, which refuses a non-finite offset (e.g. log of an exposure <= 0)
+                raise DataError(
+                    f"`offset({expr})` on `newdata` must be finite; "
+                    f"{rows_verb(df.index[bad], 'gives', 'give')} NaN or inf (e.g. "
+                    f"{off[bad][0]:g}: the log of an exposure of 0 or below?). An offset enters "
+                    "the linear predictor as it is: correct the column or leave those rows out."
+                )
+            eta = eta + off
         if not random:
             return eta
         n = len(df)
