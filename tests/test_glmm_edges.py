@@ -96,3 +96,14 @@ def test_predict_refuses_an_offset_that_is_not_finite():
             formula="count ~ z + offset(log(exposure)) + (1 | site)",
             family="poisson",
         )
+
+
+def test_all_weights_zero_is_no_information(cbpp):
+    prop = cbpp.assign(p=cbpp["incidence"] / cbpp["size"], w=0.0)
+    with pytest.raises(DataError, match=r"no trials: `weights` \(the trials\) are 0 on every row"):
+        bs.fit(prop, formula="p ~ period + (1 | herd)", family="binomial", weights="w")
+    zero = cbpp.assign(incidence=0, size=0)
+    with pytest.raises(DataError, match=r"counts sum to 0 on every row.*no information"):
+        bs.fit(zero, formula=CBPP_F, family="binomial")
+    with pytest.raises(DataError, match=r"no weight: `weights` \('w'\) is 0 on every row"):
+        bs.fit(prop, formula="incidence ~ period + (1 | herd)", family="poisson", weights="w")

@@ -276,6 +276,7 @@ def glmm_design(
         if (wt < 0).any():
             raise DataError(f"`weights` must be >= 0; {describe_rows(idx[wt < 0])} are negative.")
 
+    _check_information(wt, family.name, kind, weights)
     frame = df.copy()
     frame[_RESPONSE] = y
     md = _design_class().from_formula(frame, inner, "raise", spec=spec)
@@ -303,6 +304,27 @@ def glmm_design(
         response_kind=kind,
         levels=levels,
         index=data_index,
+    )
+
+
+def _check_information(wt, family: str, kind: str, weights) -> None:
+    """Rows of weight 0 carry no information; with every row so there is nothing to fit."""
+    if (wt > 0).any():
+        return
+    if family == "binomial":
+        where = (
+            "the cbind(successes, failures) counts sum to 0 on every row"
+            if kind == "cbind"
+            else f"`weights` (the trials) are 0 on every row ({weights!r})"
+        )
+        raise DataError(
+            f"the data hold no trials: {where}, so there is no information to fit. Give the "
+            "numbers of trials (e.g. weights='size' for a proportion, or cbind(successes, "
+            "failures) for counts) or check the column."
+        )
+    raise DataError(
+        f"the data carry no weight: `weights` ({weights!r}) is 0 on every row, so there is no "
+        "information to fit. Pass positive prior weights, or leave `weights` out (1 per row)."
     )
 
 
