@@ -107,3 +107,16 @@ def test_all_weights_zero_is_no_information(cbpp):
         bs.fit(zero, formula=CBPP_F, family="binomial")
     with pytest.raises(DataError, match=r"no weight: `weights` \('w'\) is 0 on every row"):
         bs.fit(prop, formula="incidence ~ period + (1 | herd)", family="poisson", weights="w")
+
+
+def test_a_fixed_level_without_trials_is_named(cbpp):
+    d = cbpp.copy()
+    d.loc[d["period"] == "4", ["incidence", "size"]] = 0
+    with pytest.raises(DataError, match=r"rank deficient.*'period\[4\]' has no trials"):
+        bs.fit(d, formula=CBPP_F, family="binomial")
+    # a few rows without trials are fine: they carry no information
+    d = cbpp.copy()
+    d.loc[0, ["incidence", "size"]] = 0
+    m = bs.fit(d, formula=CBPP_F, family="binomial")
+    ref = bs.fit(cbpp.drop(index=0), formula=CBPP_F, family="binomial")
+    np.testing.assert_allclose(m.fixef.to_numpy(), ref.fixef.to_numpy(), rtol=1e-6)

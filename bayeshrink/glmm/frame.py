@@ -280,6 +280,7 @@ def glmm_design(
     frame = df.copy()
     frame[_RESPONSE] = y
     md = _design_class().from_formula(frame, inner, "raise", spec=spec)
+    _check_weighted_rank(md.X, wt, list(md.fixed_names), family.name)
     block_factors = tuple(b.factor for b in spec.blocks)
     factors = []
     for fd in md.factors:
@@ -326,6 +327,34 @@ def _check_information(wt, family: str, kind: str, weights) -> None:
         f"the data carry no weight: `weights` ({weights!r}) is 0 on every row, so there is no "
         "information to fit. Pass positive prior weights, or leave `weights` out (1 per row)."
     )
+
+
+def _check_weighted_rank(X, wt, names: list[str], family: str) -> None:
+    """The fixed effects must be estimable from the rows that carry weight: a column that is 0
+    on every such row (a level whose rows have no trials) is named, else the rank check."""
+    w = wt > 0
+    if w.all() or X.shape[1] == 0:
+        return
+    Xw = X[w]
+    empty = [n for n, c in zip(names, Xw.T, strict=True) if not np.any(c != 0)]
+    if empty:
+        what = "trials" if family == "binomial" else "weight"
+        one = len(empty) == 1
+        raise DataError(
+            f"the fixed effects are rank deficient on the rows that carry weight: "
+            f"{', '.join(map(repr, empty))} {'has' if one else 'have'} no {what} ("
+            f"{'its column is' if one else 'their columns are'} 0 on every row with {what} > 0), "
+            f"so {'it is' if one else 'they are'} not estimable. Drop those rows or merge the "
+            "level into another; lme4 would drop the column silently, bayeshrink does not."
+        )
+    from ..lmm.design import check_fixed_rank
+
+    try:
+        check_fixed_rank(Xw.T @ Xw, names)
+    except DataError as exc:
+        raise DataError(
+            f"{exc} (on the rows that carry weight: rows of weight 0 give no information)"
+        ) from None
 
 
 _NON_INTEGER_NOTE = {
