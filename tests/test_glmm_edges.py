@@ -8,7 +8,7 @@ import pytest
 from conftest import REFERENCE
 
 import bayeshrink as bs
-from bayeshrink.errors import DataError, NonIntegerWarning, RowsDroppedWarning
+from bayeshrink.errors import DataError, DataTypeError, NonIntegerWarning, RowsDroppedWarning
 
 CBPP_F = "cbind(incidence, size - incidence) ~ period + (1 | herd)"
 
@@ -120,3 +120,19 @@ def test_a_fixed_level_without_trials_is_named(cbpp):
     m = bs.fit(d, formula=CBPP_F, family="binomial")
     ref = bs.fit(cbpp.drop(index=0), formula=CBPP_F, family="binomial")
     np.testing.assert_allclose(m.fixef.to_numpy(), ref.fixef.to_numpy(), rtol=1e-6)
+
+
+def test_weights_of_text_are_a_type_error(cbpp):
+    prop = cbpp.assign(p=cbpp["incidence"] / cbpp["size"], w="a")
+    with pytest.raises(
+        DataTypeError, match=r"`weights` must be numbers.*'w' holds \w+ values \(e.g. 'a'\)"
+    ):
+        bs.fit(prop, formula="p ~ period + (1 | herd)", family="binomial", weights="w")
+    with pytest.raises(DataTypeError, match=r"the array given"):
+        bs.fit(prop, formula="p ~ period + (1 | herd)", family="binomial", weights=prop["w"].values)
+    # numbers still fit, as a column or an array
+    a = bs.fit(prop, formula="p ~ period + (1 | herd)", family="binomial", weights="size")
+    b = bs.fit(
+        prop, formula="p ~ period + (1 | herd)", family="binomial", weights=prop["size"].values
+    )
+    np.testing.assert_array_equal(a.fixef.to_numpy(), b.fixef.to_numpy())

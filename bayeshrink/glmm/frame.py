@@ -179,7 +179,17 @@ def glmm_design(
                     f"{', '.join(map(repr, [str(c) for c in df.columns][:20]))}."
                 )
             wcol = df[weights]
-        wt = np.asarray(wcol, dtype=float).reshape(-1)
+        wser = pd.Series(np.asarray(wcol).reshape(-1))
+        if isinstance(wcol, pd.Series):
+            wser = wcol
+        if not pd.api.types.is_numeric_dtype(wser) or pd.api.types.is_bool_dtype(wser):
+            name = repr(weights) if isinstance(weights, str) else "the array given"
+            raise DataTypeError(
+                f"`weights` must be numbers (the trials for a binomial proportion, prior weights "
+                f"for Poisson); the column {name} holds {wser.dtype} values (e.g. "
+                f"{wser.iloc[0]!r}). Convert it first, e.g. with pd.to_numeric."
+            )
+        wt = wser.to_numpy(dtype=float, na_value=np.nan).reshape(-1)
         if len(wt) != len(df):
             raise DataError(
                 f"`weights` must have one value per row ({len(df)}); got {len(wt)}. Pass a "
