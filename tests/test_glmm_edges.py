@@ -136,3 +136,26 @@ def test_weights_of_text_are_a_type_error(cbpp):
         prop, formula="p ~ period + (1 | herd)", family="binomial", weights=prop["size"].values
     )
     np.testing.assert_array_equal(a.fixef.to_numpy(), b.fixef.to_numpy())
+
+
+def test_table_says_no_trials_and_gives_the_poisson_exposure(cbpp):
+    d = cbpp.copy()
+    d.loc[d["herd"] == 1, ["incidence", "size"]] = 0
+    t = bs.fit(d, formula=CBPP_F, family="binomial").table()
+    assert t.loc[1, "own_status"] == "no trials: no estimate"
+    assert t.loc[1, "trials"] == 0 and np.isnan(t.loc[1, "no_pooling"])
+    assert "exposure" not in t.columns
+    df = pd.read_csv(REFERENCE / "glmm_rates.csv")
+    m = bs.fit(df, formula="count ~ 1 + offset(log(exposure)) + (1 | site)", family="poisson")
+    t = m.table()
+    exposure = df.groupby("site")["exposure"].sum()
+    np.testing.assert_allclose(t["exposure"], exposure.loc[t.index], rtol=1e-12)
+    # the group's own estimate with the intercept alone: its rate, events / exposure
+    np.testing.assert_allclose(t["no_pooling"], np.log(t["events"] / t["exposure"]), rtol=1e-8)
+    # without an offset, 1 per row
+    t1 = bs.fit(df, formula="count ~ 1 + (1 | site)", family="poisson").table()
+    np.testing.assert_array_equal(t1["exposure"], t1["n"])
+    w = df.assign(w=1.0)
+    w.loc[w["site"] == w["site"].iloc[0], "w"] = 0.0
+    tw = bs.fit(w, formula="count ~ 1 + (1 | site)", family="poisson", weights="w").table()
+    assert tw["own_status"].iloc[0] == "no weight: no estimate"

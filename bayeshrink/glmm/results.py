@@ -424,9 +424,11 @@ class GlmmFit(FitResult):
             none, every = events <= 0, events >= trials
             status[none] = "all failures: no finite estimate"
             status[every] = "all successes: no finite estimate"
+            status[trials <= 0] = "no trials: no estimate"
         else:
             none = events <= 0
             status[none] = "all zero: no finite estimate"
+            status[trials <= 0] = "no weight: no estimate"
         ok &= status == "ok"
         cov = np.full((J, k, k), np.nan)
         for _ in range(100):
@@ -499,8 +501,11 @@ class GlmmFit(FitResult):
     def table(self, term: str | None = None, factor: str | None = None) -> pd.DataFrame:
         """One random term's per-group picture on the link scale, raw numbers indexed by the
         levels: n (rows), events and trials (binomial: successes and trials; Poisson: the
-        count and the rows' weight), no_pooling (the group's own GLM estimate) and its se,
-        own_status (why no_pooling is NaN: all failures / all successes / all zero),
+        count and the rows' weight), for Poisson exposure (the sum over the group's rows of
+        weight x exp(offset): exp(offset) with no weights, 1 per row without an offset, so that
+        for (1 | g) with an intercept alone no_pooling = log(events / exposure)),
+        no_pooling (the group's own GLM estimate) and its se, own_status (why no_pooling is
+        NaN: all failures / all successes / all zero / no trials (binomial) / no weight),
         shrinkage, cond_mode (the conditional mode plus the fixed effect: ``coef()``; the
         plug-in posterior's mode, not its mean, so not a "BLUP"), cond_sd (condVar), pred_sd,
         and the plug-in prior's mean and SD."""
@@ -528,6 +533,12 @@ class GlmmFit(FitResult):
             },
             index=f.labels.copy(),
         )
+        if self.family == "poisson":
+            des = self._design
+            exposure = np.bincount(
+                f.codes, weights=des.wt * np.exp(des.offset), minlength=len(f.labels)
+            )
+            out.insert(out.columns.get_loc("trials") + 1, "exposure", exposure)
         out["prior_mean"] = fixed[k]
         out["prior_sd"] = float(np.sqrt((f.T @ f.T.T)[k, k]))
         return out
