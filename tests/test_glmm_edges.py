@@ -8,7 +8,13 @@ import pytest
 from conftest import REFERENCE
 
 import bayeshrink as bs
-from bayeshrink.errors import DataError, DataTypeError, NonIntegerWarning, RowsDroppedWarning
+from bayeshrink.errors import (
+    DataError,
+    DataTypeError,
+    MethodError,
+    NonIntegerWarning,
+    RowsDroppedWarning,
+)
 
 CBPP_F = "cbind(incidence, size - incidence) ~ period + (1 | herd)"
 
@@ -159,3 +165,15 @@ def test_table_says_no_trials_and_gives_the_poisson_exposure(cbpp):
     w.loc[w["site"] == w["site"].iloc[0], "w"] = 0.0
     tw = bs.fit(w, formula="count ~ 1 + (1 | site)", family="poisson", weights="w").table()
     assert tw["own_status"].iloc[0] == "no weight: no estimate"
+
+
+def test_reml_is_refused_for_a_glmm(cbpp, cbpp_fit):
+    with pytest.raises(MethodError, match=r"maximum likelihood.*REML does not apply"):
+        bs.fit(cbpp, formula=CBPP_F, family="binomial", method="reml")
+    ml = bs.fit(cbpp, formula=CBPP_F, family="binomial", method="ml")
+    assert ml.loglik == cbpp_fit.loglik
+    # the linear mixed model's default is still REML
+    p = cbpp.assign(p=cbpp["incidence"] / cbpp["size"])
+    default = bs.fit(p, formula="p ~ period + (1 | herd)")
+    reml = bs.fit(p, formula="p ~ period + (1 | herd)", method="reml")
+    assert default.method == reml.method and default.loglik == reml.loglik
