@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 
 import pandas as pd
@@ -150,6 +151,12 @@ def fit(
         )
     if method is None:
         method = "reml"
+    if isinstance(formula, str) and re.match(r"\s*cbind\s*\(", formula.split("~", 1)[0]):
+        raise MethodError(
+            f"a cbind(successes, failures) response is binomial: it needs family='binomial'; "
+            f"got {formula.split('~', 1)[0].strip()!r} with family='gaussian' (the default). "
+            f"Pass family='binomial', e.g. bs.fit(df, formula={formula!r}, family='binomial')."
+        )
     if link is not None or nagq != 1 or weights is not None:
         raise MethodError(
             "`link`, `nagq` and `weights` apply to family='binomial' or 'poisson'; got "

@@ -177,3 +177,8 @@ def test_reml_is_refused_for_a_glmm(cbpp, cbpp_fit):
     default = bs.fit(p, formula="p ~ period + (1 | herd)")
     reml = bs.fit(p, formula="p ~ period + (1 | herd)", method="reml")
     assert default.method == reml.method and default.loglik == reml.loglik
+
+
+def test_cbind_without_family_says_binomial(cbpp):
+    with pytest.raises(MethodError, match=r"cbind\(successes, failures\).*family='binomial'"):
+        bs.fit(cbpp, formula=CBPP_F)
