@@ -14,6 +14,7 @@ from bayeshrink.errors import (
     MethodError,
     NonIntegerWarning,
     RowsDroppedWarning,
+    SeparationError,
 )
 
 CBPP_F = "cbind(incidence, size - incidence) ~ period + (1 | herd)"
@@ -182,3 +183,9 @@ def test_reml_is_refused_for_a_glmm(cbpp, cbpp_fit):
 def test_cbind_without_family_says_binomial(cbpp):
     with pytest.raises(MethodError, match=r"cbind\(successes, failures\).*family='binomial'"):
         bs.fit(cbpp, formula=CBPP_F)
+
+
+def test_all_zero_poisson_counts_are_a_separation_error():
+    df = pd.read_csv(REFERENCE / "glmm_rates.csv").assign(count=0)
+    with pytest.raises(SeparationError, match=r"every count of the response 'count' is 0"):
+        bs.fit(df, formula="count ~ z + offset(log(exposure)) + (1 | site)", family="poisson")
