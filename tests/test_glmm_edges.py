@@ -189,3 +189,35 @@ def test_all_zero_poisson_counts_are_a_separation_error():
     df = pd.read_csv(REFERENCE / "glmm_rates.csv").assign(count=0)
     with pytest.raises(SeparationError, match=r"every count of the response 'count' is 0"):
         bs.fit(df, formula="count ~ z + offset(log(exposure)) + (1 | site)", family="poisson")
+
+
+@pytest.mark.parametrize(
+    ("change", "formula", "kw", "one", "two"),
+    [
+        ("binary", "y ~ period + (1 | herd)", {}, "row 0 holds other values", "rows 0, 1 hold"),
+        ("cbind", CBPP_F, {}, "row 0 gives a negative count", "rows 0, 1 give"),
+        ("count", "incidence ~ period + (1 | herd)", {}, "row 0 is negative", "rows 0, 1 are"),
+        ("weight", "p ~ period + (1 | herd)", {"weights": "w"}, "row 0 is negative", "rows 0, 1"),
+    ],
+)
+def test_row_messages_agree_in_number(cbpp, change, formula, kw, one, two):
+    family = "poisson" if change == "count" else "binomial"
+
+    def broken(rows):
+        d = cbpp.assign(y=(cbpp["incidence"] > 0).astype(float), p=0.5, w=1.0)
+        col = {"binary": "y", "cbind": "incidence", "count": "incidence", "weight": "w"}[change]
+        d.loc[rows, col] = {"binary": 2, "cbind": 99, "count": -1, "weight": -1}[change]
+        return d
+
+    with pytest.raises(DataError, match=one):
+        bs.fit(broken([0]), formula=formula, family=family, **kw)
+    with pytest.raises(DataError, match=two):
+        bs.fit(broken([0, 1]), formula=formula, family=family, **kw)
+
+
+def test_row_messages_name_the_data_labels(cbpp):
+    d = cbpp.assign(y=(cbpp["incidence"] > 0).astype(float))
+    d.index = d.index + 100
+    d.loc[101, "y"] = 2
+    with pytest.raises(DataError, match="row 101 holds other values"):
+        bs.fit(d, formula="y ~ period + (1 | herd)", family="binomial")

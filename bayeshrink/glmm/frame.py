@@ -23,7 +23,7 @@ from ..errors import (
     DataTypeError,
     FormulaError,
     NonIntegerWarning,
-    describe_rows,
+    rows_verb,
 )
 from ..formula import FORMULA_FUNCTIONS
 from ..formula.parse import cbind_arguments, split_offsets
@@ -227,7 +227,7 @@ def glmm_design(
             succ, fail, trials = succ[keep], fail[keep], trials[keep]
         if len(df) == 0:
             raise DataError("no rows are left after dropping the rows with missing values.")
-    idx = df.index
+    idx = data_index  # rows are named by the data's own labels
 
     # ------------------------------------------------------------------ the response
     if family.name == "binomial":
@@ -236,8 +236,8 @@ def glmm_design(
             if neg.any():
                 raise DataError(
                     f"the response {lhs!r} must have successes and failures >= 0 (successes <= "
-                    f"trials); {describe_rows(idx[neg])} give a negative count (e.g. successes "
-                    "> trials in cbind(y, n - y)). Check the columns."
+                    f"trials); {rows_verb(idx[neg], 'gives', 'give')} a negative count (e.g. "
+                    "successes > trials in cbind(y, n - y)). Check the columns."
                 )
             zero = trials == 0
             with np.errstate(invalid="ignore", divide="ignore"):
@@ -252,13 +252,13 @@ def glmm_design(
             if out.any():
                 raise DataError(
                     f"the response {lhs!r} must be a proportion in [0, 1] when `weights` gives "
-                    f"the trials; {describe_rows(idx[out])} lie outside. Pass "
+                    f"the trials; {rows_verb(idx[out], 'lies', 'lie')} outside. Pass "
                     "cbind(successes, failures) for counts."
                 )
             if (wt < 0).any():
                 raise DataError(
                     f"`weights` must be >= 0 (the numbers of trials); "
-                    f"{describe_rows(idx[wt < 0])} are negative."
+                    f"{rows_verb(idx[wt < 0], 'is', 'are')} negative."
                 )
             kind = "proportion"
             _warn_non_integer(y * wt, "the successes (response x weights)", "binomial")
@@ -268,7 +268,7 @@ def glmm_design(
             if out.any():
                 raise DataError(
                     f"the response {lhs!r} must be 0/1, boolean or two-level for "
-                    f"family='binomial'; {describe_rows(idx[out])} hold other values (e.g. "
+                    f"family='binomial'; {rows_verb(idx[out], 'holds', 'hold')} other values (e.g. "
                     f"{y[out][0]:g}). For counts out of n trials write cbind({lhs}, n - {lhs}); "
                     "for proportions pass weights= with the trials."
                 )
@@ -280,11 +280,13 @@ def glmm_design(
         if neg.any():
             raise DataError(
                 f"the response {lhs!r} must hold counts >= 0 for family='poisson'; "
-                f"{describe_rows(idx[neg])} are negative (e.g. {y[neg][0]:g})."
+                f"{rows_verb(idx[neg], 'is', 'are')} negative (e.g. {y[neg][0]:g})."
             )
         _warn_non_integer(y, f"the response {lhs!r}", "poisson")
         if (wt < 0).any():
-            raise DataError(f"`weights` must be >= 0; {describe_rows(idx[wt < 0])} are negative.")
+            raise DataError(
+                f"`weights` must be >= 0; {rows_verb(idx[wt < 0], 'is', 'are')} negative."
+            )
 
     _check_information(wt, family.name, kind, weights)
     frame = df.copy()
