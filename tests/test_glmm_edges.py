@@ -221,3 +221,15 @@ def test_row_messages_name_the_data_labels(cbpp):
     d.loc[101, "y"] = 2
     with pytest.raises(DataError, match="row 101 holds other values"):
         bs.fit(d, formula="y ~ period + (1 | herd)", family="binomial")
+
+
+def test_a_singular_fit_says_so_as_the_lmm(cbpp_fit):
+    rng = np.random.default_rng(3)
+    df = pd.DataFrame(dict(y=rng.integers(0, 2, 200), g=np.repeat(np.arange(20), 10)))
+    m = bs.fit(df, formula="y ~ 1 + (1 | g)", family="binomial")
+    assert m.boundary
+    assert "boundary (singular) fit" in m.summary()
+    assert "boundary=True" in repr(m)
+    assert "yes (singular fit)" in m._repr_html_()
+    assert not cbpp_fit.boundary
+    assert "boundary (singular)" not in cbpp_fit.summary() and "boundary=False" in repr(cbpp_fit)

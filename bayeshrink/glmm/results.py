@@ -576,7 +576,10 @@ class GlmmFit(FitResult):
             )
         if self.boundary:
             lines.append("")
-            lines.append("boundary (singular) fit: a random-effects variance is estimated as 0.")
+            lines.append(
+                "boundary (singular) fit: a random-effects covariance is estimated singular (a "
+                "variance at 0 or a correlation at +-1); see help('isSingular') in lme4"
+            )
         lines.append("")
         lines.append(
             "ranef() are conditional modes: the modes of each group's posterior under the "
@@ -590,7 +593,7 @@ class GlmmFit(FitResult):
     def __repr__(self) -> str:
         return (
             f"<GlmmFit {self.family}/{self.link} {self.method}: {self.formula!r}, "
-            f"logLik {fmt(self.loglik)}>"
+            f"logLik {fmt(self.loglik)}, boundary={self.boundary}>"
         )
 
     def _html_parts(self):
@@ -600,6 +603,7 @@ class GlmmFit(FitResult):
             ("logLik", fmt(self.loglik)),
             ("AIC / BIC", f"{fmt(self.aic)} / {fmt(self.bic)}"),
             ("deviance", f"{fmt(self.deviance)} (sum of squared deviance residuals)"),
+            ("boundary", "yes (singular fit)" if self.boundary else "no"),
         ]
         for t in self.fixed_terms:
             lines.append((t, f"{fmt(self.fixef[t])} (se {fmt(self.fixef_se[t])})"))
