@@ -347,7 +347,8 @@ class GlmmFit(FitResult):
                 raise DataError(
                     f"`newdata` must give every row a level of {f.name!r}; "
                     f"{rows_verb(df.index[missing], 'holds', 'hold')} a missing value. Fill "
-                    "them in, drop them, or pass random=False for population predictions."
+                    "them in, drop them, or pass random=False for population predictions (a "
+                    "missing group is not a new level)."
                 )
             if len(comps) > 1:
                 labels = interaction_labels(df, comps)
