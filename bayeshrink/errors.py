@@ -125,6 +125,12 @@ def describe_rows(index_labels, limit: int = 5) -> str:
     return f"rows {shown}" + (f" and {more} more" if more > 0 else "")
 
 
+def rows_verb(index_labels, singular: str, plural: str, limit: int = 5) -> str:
+    """:func:`describe_rows` followed by the verb in the right number: ``row 3 is`` or
+    ``rows 3, 17 are``."""
+    return f"{describe_rows(index_labels, limit)} {singular if len(index_labels) == 1 else plural}"
+
+
 #: the package's own directory: warnings skip its frames so that they point at the user's line
 _PACKAGE_DIR = str(__import__("pathlib").Path(__file__).resolve().parent)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 
 import pandas as pd
@@ -20,7 +21,7 @@ def fit(
     data,
     y: str | None = None,
     group: str | None = None,
-    method: str = "reml",
+    method: str | None = None,
     *,
     formula: str | None = None,
     missing: Missing = "raise",
@@ -45,8 +46,10 @@ def fit(
         ``~``, as in ``bs.fit(df, "y ~ x + (1 | g)")``) is read as ``formula``.
     group : str
         Grouping column; any hashable labels. Groups are sorted by label where possible.
-    method : {"reml", "ml"}
-        Restricted (default, lme4's default) or full maximum likelihood.
+    method : {"reml", "ml"}, optional
+        Restricted (default, lme4's default) or full maximum likelihood. A GLMM is fitted by
+        maximum likelihood (Laplace or adaptive quadrature, ``nagq=``): leave ``method`` out or
+        pass ``"ml"``; ``"reml"`` raises a :class:`~bayeshrink.errors.MethodError`.
     formula : str, optional
         lme4 syntax, parsed by the ``formulae`` package: ``(x | g)`` is a correlated block
         (intercept and slope), ``(1 | g) + (0 + x | g)`` two uncorrelated ones; categorical
@@ -60,8 +63,8 @@ def fit(
         ``"drop"`` leaves them out with a :class:`~bayeshrink.errors.RowsDroppedWarning`.
     family : {"gaussian", "binomial", "poisson"}
         ``"gaussian"`` (default) is the linear mixed model. ``"binomial"`` and ``"poisson"``
-        fit a GLMM by maximum likelihood as lme4's ``glmer`` (``method`` is ignored) and return
-        a :class:`~bayeshrink.glmm.GlmmFit`. Binomial responses: ``cbind(successes,
+        fit a GLMM by maximum likelihood as lme4's ``glmer`` (``method`` may only be ``"ml"``)
+        and return a :class:`~bayeshrink.glmm.GlmmFit`. Binomial responses: ``cbind(successes,
         failures)`` on the left of the formula, a 0/1 or boolean column, a column with two
         levels (the first, R's reference level, is the failure), or a proportion with
         ``weights=`` the trials. Poisson: counts, with ``offset(log(exposure))`` on the right.
@@ -134,10 +137,25 @@ def fit(
                 f"family={family!r} needs a `formula`, e.g. formula='y ~ x + (1 | g)'; got "
                 f"y={y!r}, group={group!r}."
             )
+        if method is not None and method != "ml":
+            raise MethodError(
+                f"a GLMM (family={family!r}) is fitted by maximum likelihood (the Laplace "
+                "approximation, or adaptive Gauss-Hermite quadrature with nagq=); REML does not "
+                f"apply to it; got method={method!r}. Leave `method` out (or pass 'ml'); lme4's "
+                "glmer likewise disregards REML."
+            )
         from .glmm import fit_glmm
 
         return fit_glmm(
             data, formula, family=family, link=link, nagq=nagq, weights=weights, missing=missing
+        )
+    if method is None:
+        method = "reml"
+    if isinstance(formula, str) and re.match(r"\s*cbind\s*\(", formula.split("~", 1)[0]):
+        raise MethodError(
+            f"a cbind(successes, failures) response is binomial: it needs family='binomial'; "
+            f"got {formula.split('~', 1)[0].strip()!r} with family='gaussian' (the default). "
+            f"Pass family='binomial', e.g. bs.fit(df, formula={formula!r}, family='binomial')."
         )
     if link is not None or nagq != 1 or weights is not None:
         raise MethodError(

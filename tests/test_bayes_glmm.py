@@ -365,3 +365,26 @@ def test_no_and_complete_pooling_models_of_one_factor(cbpp):
     complete = bs.hierarchical_model(fit, pooling="complete")
     assert {v.name for v in complete.free_RVs} == {"beta_z"}
     assert "Complete-pooling model" in str(complete) and "b = 0" in str(complete)
+
+
+@pytest.mark.parametrize("pooling", ["none", "complete"])
+def test_compare_refuses_draws_of_a_pooling_model(cbpp, pooling):
+    _, fit = cbpp
+    draws = bs.sample(
+        bs.hierarchical_model(fit, pooling=pooling), draws=50, tune=50, chains=1, random_seed=3
+    )
+    for tag in ("full", "plugin"):
+        with pytest.raises(bs.DataError, match=rf"pooling='{pooling}' model"):
+            bs.compare(fit, **{tag: draws})
+
+
+def test_compare_refuses_pooling_draws_of_an_lmm():
+    # the same hole for every fit type: check_draws reads the pooling the draws record
+    df = pd.read_csv(REFERENCE / "cbpp.csv", dtype={"herd": str, "period": str})
+    df["p"] = df["incidence"] / df["size"]
+    fit = bs.fit(df, formula="p ~ period + (1 | herd)")
+    draws = bs.sample(
+        bs.hierarchical_model(fit, pooling="none"), draws=50, tune=50, chains=1, random_seed=3
+    )
+    with pytest.raises(bs.DataError, match=r"pooling='none' model"):
+        bs.compare(fit, full=draws)

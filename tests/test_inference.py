@@ -645,3 +645,13 @@ def test_newdata_with_missing_values_or_unseen_categories():
         m.predict(pd.DataFrame({"Subject": ["308"], "Days": [np.nan], "phase": ["baseline"]}))
     with pytest.raises(bs.DataError, match=r"could not be encoded.*\(recovery\)"):
         m.predict(pd.DataFrame({"Subject": ["308"], "Days": [1.0], "phase": ["recovery"]}))
+
+
+def test_a_missing_group_in_newdata_is_not_a_new_level():
+    # as the GLMM path: an error naming the rows, with or without allow_new_levels
+    m = fitted("phase_log", "REML")
+    nd = pd.DataFrame({"Subject": ["308", None], "Days": [1.0, 2.0], "phase": ["baseline"] * 2})
+    for allow in (False, True):
+        with pytest.raises(bs.DataError, match=r"row 1 holds a missing value"):
+            m.predict(nd, allow_new_levels=allow)
+    assert np.isfinite(m.predict(nd, random=False)).all()

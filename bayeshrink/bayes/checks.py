@@ -2,7 +2,8 @@
 
 Draws returned by :func:`bayeshrink.sample` carry, in the DataTree's root ``attrs``, what they
 were sampled from: ``bayeshrink_model`` ("plugin" or "hierarchical"), ``bayeshrink_fit_kind``
-("one-way" or "mixed"), and fingerprints of the fit (``bayeshrink_fit``: data and estimates;
+("one-way" or "mixed"), ``bayeshrink_pooling`` ("partial", "none" or "complete"), and
+fingerprints of the fit (``bayeshrink_fit``: data and estimates;
 ``bayeshrink_data``: data only). :func:`check_draws` compares them with the fit they are
 compared against, so draws of another fit's model are refused even when the group labels
 match. Draws without these attrs (``pm.sample`` called directly) are matched by labels only.
@@ -181,6 +182,10 @@ def tag_draws(idata, model) -> None:
 
 
 _KIND_NAMES = {"plugin": "the plug-in model", "hierarchical": "the hierarchical model"}
+_POOLING_NAMES = {
+    "none": "each group's own (no pooling)",
+    "complete": "the population's (complete pooling, b = 0)",
+}
 
 
 def check_draws(idata, tag: str, fit) -> None:
@@ -203,6 +208,15 @@ def check_draws(idata, tag: str, fit) -> None:
         raise DataError(
             f"`{tag}` must be sampled from a model of this fit (a {_fit_kind(fit)} fit); got "
             f"draws of a {got_fit_kind} model. Sample bs.sample({model}) for this fit."
+        )
+    pooling = attrs.get("bayeshrink_pooling", "partial")
+    if pooling != "partial":
+        raise DataError(
+            f"`{tag}` must be draws of {_KIND_NAMES[want_kind]} (partial pooling); got draws of "
+            f"the pooling={pooling!r} model, bs.hierarchical_model(fit, pooling={pooling!r}), "
+            f"whose group coefficients are {_POOLING_NAMES.get(pooling, 'not pooled partially')}"
+            f", not the mixed model's. Sample bs.sample({model}) for `{tag}=`; compare the "
+            "pooling models through their own draws' posterior instead."
         )
     if attrs["bayeshrink_model"] != want_kind:
         raise DataError(

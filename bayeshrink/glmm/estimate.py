@@ -186,6 +186,13 @@ def estimate(des, fam, nagq: int, start=None, check_separation: bool = True) -> 
     factors = core.factors
     if check_separation and fam.name == "binomial":
         _check_separation(core, des.fixed_names)
+    if check_separation and fam.name == "poisson" and not np.any(des.y[des.wt > 0] > 0):
+        raise SeparationError(
+            f"every count of the response {des.response!r} is 0: the intercept's "
+            "maximum-likelihood estimate is -inf (the fitted rates go to 0 without bound), so "
+            "there is no finite fit. Check the column, or use a model with a prior on the fixed "
+            "effects (bs.hierarchical_model)."
+        )
     p = core.p
     lower = np.array([lo for f in factors for lo in f.theta_lower()])
     theta0 = np.array([t for f in factors for t in f.theta_start()])

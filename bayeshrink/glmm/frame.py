@@ -23,7 +23,7 @@ from ..errors import (
     DataTypeError,
     FormulaError,
     NonIntegerWarning,
-    describe_rows,
+    rows_verb,
 )
 from ..formula import FORMULA_FUNCTIONS
 from ..formula.parse import cbind_arguments, split_offsets
@@ -75,6 +75,7 @@ class GlmmDesign:
     block_factors: tuple[str, ...] = ()  # the factor of each block of the encoder, in order
     response_kind: str = "numeric"  # "cbind", "binary", "levels", "proportion", "counts"
     levels: tuple = ()  # two-level response: (failure, success)
+    index: pd.Index | None = None  # the data's index of every fitted row (kept rows)
 
 
 def _binary(values: pd.Series, response: str) -> tuple[np.ndarray, str, tuple]:
@@ -121,7 +122,9 @@ def glmm_design(
             "`formula` must be a string such as 'cbind(incidence, size - incidence) ~ period + "
             f"(1 | herd)'; got {formula!r}."
         )
-    df = as_frame(data).reset_index(drop=True)
+    df = as_frame(data)
+    data_index = df.index
+    df = df.reset_index(drop=True)
     if len(df) == 0:
         raise DataError("`data` must have at least one row; got an empty frame.")
     lhs, rhs = (s.strip() for s in formula.split("~", 1))
@@ -176,7 +179,17 @@ def glmm_design(
                     f"{', '.join(map(repr, [str(c) for c in df.columns][:20]))}."
                 )
             wcol = df[weights]
-        wt = np.asarray(wcol, dtype=float).reshape(-1)
+        wser = pd.Series(np.asarray(wcol).reshape(-1))
+        if isinstance(wcol, pd.Series):
+            wser = wcol
+        if not pd.api.types.is_numeric_dtype(wser) or pd.api.types.is_bool_dtype(wser):
+            name = repr(weights) if isinstance(weights, str) else "the array given"
+            raise DataTypeError(
+                f"`weights` must be numbers (the trials for a binomial proportion, prior weights "
+                f"for Poisson); the column {name} holds {wser.dtype} values (e.g. "
+                f"{wser.iloc[0]!r}). Convert it first, e.g. with pd.to_numeric."
+            )
+        wt = wser.to_numpy(dtype=float, na_value=np.nan).reshape(-1)
         if len(wt) != len(df):
             raise DataError(
                 f"`weights` must have one value per row ({len(df)}); got {len(wt)}. Pass a "
@@ -198,7 +211,7 @@ def glmm_design(
             bad |= ~np.isfinite(df[c].to_numpy(dtype=float, na_value=np.nan))
     bad |= ~np.isfinite(raw).all(axis=1) | ~np.isfinite(offset)
     keep = check_missing(
-        df,
+        df.set_axis(data_index),  # the rows named by the data's own labels
         bad,
         "the variables of `formula` (response, offset and weights included)",
         "NaN, inf or a missing value",
@@ -209,11 +222,12 @@ def glmm_design(
     if keep is not None:
         n_dropped = int(bad.sum())
         df, raw, offset = df[keep].reset_index(drop=True), raw[keep], offset[keep]
+        data_index = data_index[np.asarray(keep)]
         if cb:
             succ, fail, trials = succ[keep], fail[keep], trials[keep]
         if len(df) == 0:
             raise DataError("no rows are left after dropping the rows with missing values.")
-    idx = df.index
+    idx = data_index  # rows are named by the data's own labels
 
     # ------------------------------------------------------------------ the response
     if family.name == "binomial":
@@ -222,37 +236,39 @@ def glmm_design(
             if neg.any():
                 raise DataError(
                     f"the response {lhs!r} must have successes and failures >= 0 (successes <= "
-                    f"trials); {describe_rows(idx[neg])} give a negative count (e.g. successes "
-                    "> trials in cbind(y, n - y)). Check the columns."
+                    f"trials); {rows_verb(idx[neg], 'gives', 'give')} a negative count (e.g. "
+                    "successes > trials in cbind(y, n - y)). Check the columns."
                 )
             zero = trials == 0
             with np.errstate(invalid="ignore", divide="ignore"):
                 y = np.where(zero, 0.0, succ / np.where(zero, 1.0, trials))
             wt = trials
-            _warn_non_integer(np.concatenate([succ, fail]), "the counts of the cbind() response")
+            _warn_non_integer(
+                np.concatenate([succ, fail]), "the counts of the cbind() response", "binomial"
+            )
         elif weights is not None:
             y, wt = raw[:, 0], raw[:, 1]
             out = (y < 0) | (y > 1)
             if out.any():
                 raise DataError(
                     f"the response {lhs!r} must be a proportion in [0, 1] when `weights` gives "
-                    f"the trials; {describe_rows(idx[out])} lie outside. Pass "
+                    f"the trials; {rows_verb(idx[out], 'lies', 'lie')} outside. Pass "
                     "cbind(successes, failures) for counts."
                 )
             if (wt < 0).any():
                 raise DataError(
                     f"`weights` must be >= 0 (the numbers of trials); "
-                    f"{describe_rows(idx[wt < 0])} are negative."
+                    f"{rows_verb(idx[wt < 0], 'is', 'are')} negative."
                 )
             kind = "proportion"
-            _warn_non_integer(y * wt, "the successes (response x weights)")
+            _warn_non_integer(y * wt, "the successes (response x weights)", "binomial")
         else:
             y = raw[:, 0]
             out = (y != 0) & (y != 1)
             if out.any():
                 raise DataError(
                     f"the response {lhs!r} must be 0/1, boolean or two-level for "
-                    f"family='binomial'; {describe_rows(idx[out])} hold other values (e.g. "
+                    f"family='binomial'; {rows_verb(idx[out], 'holds', 'hold')} other values (e.g. "
                     f"{y[out][0]:g}). For counts out of n trials write cbind({lhs}, n - {lhs}); "
                     "for proportions pass weights= with the trials."
                 )
@@ -264,15 +280,19 @@ def glmm_design(
         if neg.any():
             raise DataError(
                 f"the response {lhs!r} must hold counts >= 0 for family='poisson'; "
-                f"{describe_rows(idx[neg])} are negative (e.g. {y[neg][0]:g})."
+                f"{rows_verb(idx[neg], 'is', 'are')} negative (e.g. {y[neg][0]:g})."
             )
-        _warn_non_integer(y, f"the response {lhs!r}")
+        _warn_non_integer(y, f"the response {lhs!r}", "poisson")
         if (wt < 0).any():
-            raise DataError(f"`weights` must be >= 0; {describe_rows(idx[wt < 0])} are negative.")
+            raise DataError(
+                f"`weights` must be >= 0; {rows_verb(idx[wt < 0], 'is', 'are')} negative."
+            )
 
+    _check_information(wt, family.name, kind, weights)
     frame = df.copy()
     frame[_RESPONSE] = y
     md = _design_class().from_formula(frame, inner, "raise", spec=spec)
+    _check_weighted_rank(md.X, wt, list(md.fixed_names), family.name)
     block_factors = tuple(b.factor for b in spec.blocks)
     factors = []
     for fd in md.factors:
@@ -296,15 +316,82 @@ def glmm_design(
         block_factors=block_factors,
         response_kind=kind,
         levels=levels,
+        index=data_index,
     )
 
 
-def _warn_non_integer(values, what: str) -> None:
+def _check_information(wt, family: str, kind: str, weights) -> None:
+    """Rows of weight 0 carry no information; with every row so there is nothing to fit."""
+    if (wt > 0).any():
+        return
+    if family == "binomial":
+        where = (
+            "the cbind(successes, failures) counts sum to 0 on every row"
+            if kind == "cbind"
+            else f"`weights` (the trials) are 0 on every row ({weights!r})"
+        )
+        raise DataError(
+            f"the data hold no trials: {where}, so there is no information to fit. Give the "
+            "numbers of trials (e.g. weights='size' for a proportion, or cbind(successes, "
+            "failures) for counts) or check the column."
+        )
+    raise DataError(
+        f"the data carry no weight: `weights` ({weights!r}) is 0 on every row, so there is no "
+        "information to fit. Pass positive prior weights, or leave `weights` out (1 per row)."
+    )
+
+
+def _check_weighted_rank(X, wt, names: list[str], family: str) -> None:
+    """The fixed effects must be estimable from the rows that carry weight: a column that is 0
+    on every such row (a level whose rows have no trials) is named, else the rank check."""
+    w = wt > 0
+    if w.all() or X.shape[1] == 0:
+        return
+    Xw = X[w]
+    empty = [n for n, c in zip(names, Xw.T, strict=True) if not np.any(c != 0)]
+    if empty:
+        what = "trials" if family == "binomial" else "weight"
+        one = len(empty) == 1
+        raise DataError(
+            f"the fixed effects are rank deficient on the rows that carry weight: "
+            f"{', '.join(map(repr, empty))} {'has' if one else 'have'} no {what} ("
+            f"{'its column is' if one else 'their columns are'} 0 on every row with {what} > 0), "
+            f"so {'it is' if one else 'they are'} not estimable. Drop those rows or merge the "
+            "level into another; lme4 would drop the column silently, bayeshrink does not."
+        )
+    from ..lmm.design import check_fixed_rank
+
+    try:
+        check_fixed_rank(Xw.T @ Xw, names)
+    except DataError as exc:
+        raise DataError(
+            f"{exc} (on the rows that carry weight: rows of weight 0 give no information)"
+        ) from None
+
+
+_NON_INTEGER_NOTE = {
+    "binomial": (
+        "bayeshrink fits them as given: its log-likelihood is the binomial one extended to "
+        "non-integer counts with gamma functions, lgamma(n + 1) - lgamma(s + 1) - "
+        "lgamma(n - s + 1) + s log(p) + (n - s) log(1 - p) for s successes of n trials. lme4's "
+        "glmer rounds instead (binomial()$aic uses dbinom(round(n*y), round(n), p)), so its "
+        "estimates and logLik differ from these. Round the counts first to match lme4"
+    ),
+    "poisson": (
+        "bayeshrink fits them as given: its log-likelihood is the Poisson one extended to "
+        "non-integer counts, y log(mu) - mu - lgamma(y + 1). lme4's glmer evaluates dpois, "
+        "which is 0 at a non-integer count (warnings, a logLik of -Inf), so it gives no "
+        "comparable fit. Round the counts first to match lme4"
+    ),
+}
+
+
+def _warn_non_integer(values, what: str, family: str) -> None:
     frac = np.abs(values - np.round(values)) > 1e-7 * np.maximum(1.0, np.abs(values))
     if frac.any():
         warnings.warn(
             f"{what} should be whole numbers; {int(frac.sum())} are not (e.g. "
-            f"{values[frac][0]:g}). R warns likewise; the fit goes on with the values as given.",
+            f"{values[frac][0]:g}). {_NON_INTEGER_NOTE[family]}.",
             NonIntegerWarning,
             stacklevel=4,
         )

@@ -159,7 +159,8 @@ def simulate(fit, nsim: int = 1, seed=None, use_u: bool = False) -> pd.DataFrame
     family at ``mu = g^{-1}(offset + X beta_hat + Z b)``: Poisson counts; binomial successes
     out of the row's trials. The values have the response's form: 0/1 for a binary response,
     successes for ``cbind(successes, failures)``, proportions for a proportion with
-    ``weights=``. One column per simulation (``sim_1``, ...), one row per fitted row.
+    ``weights=``. One column per simulation (``sim_1``, ...), one row per fitted row, indexed
+    as the fitted rows of the data (with ``missing="drop"``, the kept rows' labels).
 
     Examples
     --------
@@ -176,7 +177,7 @@ def simulate(fit, nsim: int = 1, seed=None, use_u: bool = False) -> pd.DataFrame
     des = fit._design
     if fit.family == "binomial" and des.response_kind == "cbind":
         y = np.round(y * des.wt[:, None])
-    return pd.DataFrame(y, columns=[f"sim_{k + 1}" for k in range(nsim)])
+    return pd.DataFrame(y, index=fit._rows_index(), columns=[f"sim_{k + 1}" for k in range(nsim)])
 
 
 # =============================================================================== anova

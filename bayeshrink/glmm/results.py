@@ -28,8 +28,9 @@ import pandas as pd
 
 from ..api import SINGULAR_TOL, FitResult
 from ..display import fmt, group_tables_text, html_report
-from ..errors import ColumnError, DataError, MethodError
+from ..errors import ColumnError, DataError, MethodError, rows_verb
 from ..frames import as_frame, interaction_labels
+from ..inference.model import match_groups
 
 __all__ = ["GlmmFit"]
 
@@ -249,27 +250,34 @@ class GlmmFit(FitResult):
         )
 
     # ------------------------------------------------------------------ rows
-    def fitted(self) -> np.ndarray:
+    def _rows_index(self) -> pd.Index:
+        """The data's index of the fitted rows (with ``missing="drop"``, of the kept rows)."""
+        idx = self._design.index
+        return pd.RangeIndex(len(self._mu)) if idx is None else idx
+
+    def fitted(self) -> pd.Series:
         """Fitted means per row on the response scale (probabilities for binomial; lme4's
-        ``fitted()``)."""
-        return self._mu.copy()
+        ``fitted()``), indexed as the fitted rows of the data (as the LMM's ``fitted()``)."""
+        return pd.Series(self._mu.copy(), index=self._rows_index(), name="fitted")
 
     def linear_predictor(self) -> np.ndarray:
         return self._eta.copy()
 
-    def resid(self, type: str = "deviance") -> np.ndarray:
+    def resid(self, type: str = "deviance") -> pd.Series:
         """Residuals as lme4's ``residuals(m, type)``: ``"deviance"`` (default),
         ``"pearson"`` ((y - mu) sqrt(wt / V(mu))) or ``"response"`` (y - mu, binomial on the
-        proportion scale)."""
+        proportion scale); indexed as the fitted rows of the data (as the LMM's ``resid()``)."""
         des, mu, fam = self._design, self._mu, self._family
         if type == "response":
-            return des.y - mu
-        if type == "pearson":
-            return (des.y - mu) * np.sqrt(des.wt / fam.variance(mu))
-        if type == "deviance":
+            r = des.y - mu
+        elif type == "pearson":
+            r = (des.y - mu) * np.sqrt(des.wt / fam.variance(mu))
+        elif type == "deviance":
             d = np.maximum(fam.dev_resids(des.y, mu, des.wt), 0.0)
-            return np.sign(des.y - mu) * np.sqrt(d)
-        raise MethodError(f"`type` must be 'deviance', 'pearson' or 'response'; got {type!r}.")
+            r = np.sign(des.y - mu) * np.sqrt(d)
+        else:
+            raise MethodError(f"`type` must be 'deviance', 'pearson' or 'response'; got {type!r}.")
+        return pd.Series(r, index=self._rows_index(), name="resid")
 
     def predict(
         self,
@@ -307,9 +315,17 @@ class GlmmFit(FitResult):
         X, _ = enc.evaluate(df)
         eta = X @ self._beta
         for expr in des.offset_exprs:
-            eta = eta + evaluate_expression(expr, df, f"`offset({expr})` on `newdata`").astype(
-                float
-            )
+            off = evaluate_expression(expr, df, f"`offset({expr})` on `newdata`").astype(float)
+            bad = ~np.isfinite(off)
+            if bad.any():
+                # as the fit, which refuses a non-finite offset (e.g. log of an exposure <= 0)
+                raise DataError(
+                    f"`offset({expr})` on `newdata` must be finite; "
+                    f"{rows_verb(df.index[bad], 'gives', 'give')} NaN or inf (e.g. "
+                    f"{off[bad][0]:g}: the log of an exposure of 0 or below?). An offset enters "
+                    "the linear predictor as it is: correct the column or leave those rows out."
+                )
+            eta = eta + off
         if not random:
             return eta
         n = len(df)
@@ -326,9 +342,21 @@ class GlmmFit(FitResult):
                     f"`newdata` must have the grouping column(s) {absent} (or pass "
                     "random=False for population predictions)."
                 )
-            labels = interaction_labels(df, comps) if len(comps) > 1 else df[comps[0]]
-            key = pd.Index(f.labels.astype(str)) if len(comps) > 1 else f.labels
-            codes = key.get_indexer(labels.astype(str) if len(comps) > 1 else labels)
+            missing = df[comps].isna().any(axis=1).to_numpy()
+            if missing.any():
+                raise DataError(
+                    f"`newdata` must give every row a level of {f.name!r}; "
+                    f"{rows_verb(df.index[missing], 'holds', 'hold')} a missing value. Fill "
+                    "them in, drop them, or pass random=False for population predictions (a "
+                    "missing group is not a new level)."
+                )
+            if len(comps) > 1:
+                labels = interaction_labels(df, comps)
+                codes = pd.Index(f.labels.astype(str)).get_indexer(labels.astype(str))
+            else:
+                labels = df[comps[0]]
+                # as the LMM path: by value, else by text (308 in the fit, "308" in newdata)
+                codes = match_groups(pd.Index(f.labels), labels)
             new = codes < 0
             if new.any() and not allow_new_levels:
                 raise DataError(
@@ -397,9 +425,11 @@ class GlmmFit(FitResult):
             none, every = events <= 0, events >= trials
             status[none] = "all failures: no finite estimate"
             status[every] = "all successes: no finite estimate"
+            status[trials <= 0] = "no trials: no estimate"
         else:
             none = events <= 0
             status[none] = "all zero: no finite estimate"
+            status[trials <= 0] = "no weight: no estimate"
         ok &= status == "ok"
         cov = np.full((J, k, k), np.nan)
         for _ in range(100):
@@ -472,8 +502,11 @@ class GlmmFit(FitResult):
     def table(self, term: str | None = None, factor: str | None = None) -> pd.DataFrame:
         """One random term's per-group picture on the link scale, raw numbers indexed by the
         levels: n (rows), events and trials (binomial: successes and trials; Poisson: the
-        count and the rows' weight), no_pooling (the group's own GLM estimate) and its se,
-        own_status (why no_pooling is NaN: all failures / all successes / all zero),
+        count and the rows' weight), for Poisson exposure (the sum over the group's rows of
+        weight x exp(offset): exp(offset) with no weights, 1 per row without an offset, so that
+        for (1 | g) with an intercept alone no_pooling = log(events / exposure)),
+        no_pooling (the group's own GLM estimate) and its se, own_status (why no_pooling is
+        NaN: all failures / all successes / all zero / no trials (binomial) / no weight),
         shrinkage, cond_mode (the conditional mode plus the fixed effect: ``coef()``; the
         plug-in posterior's mode, not its mean, so not a "BLUP"), cond_sd (condVar), pred_sd,
         and the plug-in prior's mean and SD."""
@@ -501,6 +534,12 @@ class GlmmFit(FitResult):
             },
             index=f.labels.copy(),
         )
+        if self.family == "poisson":
+            des = self._design
+            exposure = np.bincount(
+                f.codes, weights=des.wt * np.exp(des.offset), minlength=len(f.labels)
+            )
+            out.insert(out.columns.get_loc("trials") + 1, "exposure", exposure)
         out["prior_mean"] = fixed[k]
         out["prior_sd"] = float(np.sqrt((f.T @ f.T.T)[k, k]))
         return out
@@ -538,7 +577,10 @@ class GlmmFit(FitResult):
             )
         if self.boundary:
             lines.append("")
-            lines.append("boundary (singular) fit: a random-effects variance is estimated as 0.")
+            lines.append(
+                "boundary (singular) fit: a random-effects covariance is estimated singular (a "
+                "variance at 0 or a correlation at +-1); see help('isSingular') in lme4"
+            )
         lines.append("")
         lines.append(
             "ranef() are conditional modes: the modes of each group's posterior under the "
@@ -552,7 +594,7 @@ class GlmmFit(FitResult):
     def __repr__(self) -> str:
         return (
             f"<GlmmFit {self.family}/{self.link} {self.method}: {self.formula!r}, "
-            f"logLik {fmt(self.loglik)}>"
+            f"logLik {fmt(self.loglik)}, boundary={self.boundary}>"
         )
 
     def _html_parts(self):
@@ -562,6 +604,7 @@ class GlmmFit(FitResult):
             ("logLik", fmt(self.loglik)),
             ("AIC / BIC", f"{fmt(self.aic)} / {fmt(self.bic)}"),
             ("deviance", f"{fmt(self.deviance)} (sum of squared deviance residuals)"),
+            ("boundary", "yes (singular fit)" if self.boundary else "no"),
         ]
         for t in self.fixed_terms:
             lines.append((t, f"{fmt(self.fixef[t])} (se {fmt(self.fixef_se[t])})"))

@@ -8,7 +8,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-from ..errors import DataError, MethodError
+from ..errors import DataError, MethodError, rows_verb
 from .model import ModelPieces, ModelRows, check_level, check_long, model_of
 
 
@@ -31,6 +31,17 @@ def model_rows_of(p: ModelPieces, df: pd.DataFrame, random: bool, allow_new: boo
     ``allow_new``."""
     rows = p.rows(df, random=random)
     several = len(p.terms) > 1
+    if random:
+        for t in p.terms:
+            cols = [c for c in t.components if c in df.columns]
+            miss = df[cols].isna().any(axis=1).to_numpy()
+            if miss.any():
+                raise DataError(
+                    f"`newdata` must give every row a level of {t.name!r}; "
+                    f"{rows_verb(df.index[miss], 'holds', 'hold')} a missing value. Fill them "
+                    "in, drop them, or pass random=False for population predictions (a missing "
+                    "group is not a new level)."
+                )
     if random and not allow_new:
         for t, codes, labels in zip(p.terms, rows.codes, rows.labels, strict=True):
             if (codes < 0).any():
