@@ -477,7 +477,7 @@ def simulation_study(
     chunk_size: int | None = None,
     progress: bool = True,
     rows: bool = False,
-    full_bayes_draws: int = 100,
+    full_bayes_draws: int = 250,
 ) -> pd.DataFrame:
     """Monte Carlo study of estimators and intervals for the group effects.
 
