@@ -643,7 +643,7 @@ def verify(nw, proto, frame, fixed_exprs, fixed_names, blocks, y_expr) -> None:
         raise untranslatable(frame.spec.response, "the response (minus offsets) differs")
 
 
-def engine_check_response(data, response: str, *, stacklevel: int = 5) -> None:
+def engine_check_response(data, response: str) -> None:
     """:func:`bayeshrink.response.check_normal_response` for a response column of an engine
     frame, from one aggregation (its range and whether every value is whole) or, for a text
     column, its first three distinct values: the column is never collected."""
@@ -663,7 +663,7 @@ def engine_check_response(data, response: str, *, stacklevel: int = 5) -> None:
         return
     if dtype == nw.Boolean:
         check_response_profile(
-            response, lo=0, hi=1, whole=True, boolean=True, stacklevel=stacklevel
+            response, lo=0, hi=1, whole=True, boolean=True
         )
         return
     if not dtype.is_numeric():
@@ -688,5 +688,4 @@ def engine_check_response(data, response: str, *, stacklevel: int = 5) -> None:
         lo=float(row["lo"]),
         hi=float(row["hi"]),
         whole=int(_value(row["frac"])) == 0,
-        stacklevel=stacklevel,
     )

@@ -277,7 +277,7 @@ def engine_resid(fit, frame):
     out, names = _mean(fit, frame, random=True, allow_new_levels=False, what="data")
 
     def reference(df):
-        from .inference.pieces import response_values
+        from .inference.model import response_values
 
         return response_values(fit, df) - fit.predict(df).to_numpy()
 

@@ -203,7 +203,7 @@ def _check_response_column(data, response: str) -> None:
     if is_engine_frame(data):  # aggregated in the engine: the column is not collected
         from .engines_formula import engine_check_response
 
-        return engine_check_response(data, response, stacklevel=5)
+        return engine_check_response(data, response)
     if isinstance(data, pd.DataFrame) or isinstance(data, Mapping):
         if response not in data:
             return

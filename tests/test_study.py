@@ -43,7 +43,7 @@ def test_local_processes_and_dask_give_the_same_table():
     pooled = bs.simulation_study(SMALL, workers=2, **kw)
     pd.testing.assert_frame_equal(_numbers(serial), _numbers(pooled))
     with distributed.Client(
-        processes=False, n_workers=1, threads_per_worker=1, dashboard_address=None
+        processes=False, n_workers=1, threads_per_worker=1, dashboard_address=":0"
     ) as client:
         dask = bs.simulation_study(SMALL, client=client, **kw)
     pd.testing.assert_frame_equal(_numbers(serial), _numbers(dask))
