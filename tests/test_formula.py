@@ -352,3 +352,22 @@ def test_numeric_levels_are_ordered_as_r_orders_them():
     # a Categorical grouping column keeps its categories' order, as plain labels
     cat = df.assign(g=pd.Categorical(df["g"], categories=[11, 10, 3, 2, 1]))
     assert list(bs.fit(cat, y="y", group="g").ranef().index) == [11, 10, 3, 2, 1]
+
+
+@pytest.mark.parametrize(
+    "formula, family",
+    [
+        ("Reaction ~ Days + f + (1 | Subject)", "gaussian"),
+        ("Reaction ~ Days + C(f) + (Days | Subject)", "gaussian"),
+        ("Reaction ~ Days + (1 | Subject) + (1 | Days) + f", "gaussian"),
+        ("lapse ~ Days + f + (1 | Subject)", "binomial"),
+    ],
+)
+def test_a_one_level_covariate_is_refused_not_dropped(formula, family):
+    # R: "contrasts can be applied only to factors with 2 or more levels"; it must not vanish
+    # from the fixed effects without a word
+    sleep = bs.load_dataset("sleepstudy")
+    df = sleep.assign(f="a", lapse=(sleep["Reaction"] > 300).astype(int))
+    kw = {} if family == "gaussian" else {"family": family}
+    with pytest.raises(bs.FormulaError, match=r"term '(C\()?f\)?' .* at least 2 levels.*'a'"):
+        bs.fit(df, formula=formula, **kw)

@@ -119,6 +119,24 @@ def code_factor(df: pd.DataFrame, components, text: bool = False) -> tuple[np.nd
     return np.asarray(codes, dtype=np.intp), pd.Index(labels_text[first], name=name)
 
 
+def _check_empty_terms(common, df: pd.DataFrame, where: str) -> None:
+    """A categorical term with one level codes to no column: lme4 (R's contrasts) refuses it,
+    and so does bayeshrink rather than drop it without a word."""
+    for name, sl in common.slices.items():
+        if sl.stop > sl.start:
+            continue
+        found = [c for c in df.columns if c in name.replace("(", " ").replace(")", " ").split()]
+        shown = "; ".join(
+            f"{c!r} holds only {df[c].iloc[0]!r}" for c in found if df[c].nunique() == 1
+        )
+        raise FormulaError(
+            f"`formula` term {name!r} in {where} must have at least 2 levels to be coded; it "
+            f"has 1{' (' + shown + ')' if shown else ''} after missing rows are left out, so it "
+            "would give no column. Drop it from the formula (a constant adds nothing beside the "
+            "intercept), or check the data."
+        )
+
+
 def _quiet():
     # numpy's warnings for log(0) and the like are replaced by the finiteness checks
     return np.errstate(divide="ignore", invalid="ignore", over="ignore")
@@ -285,6 +303,7 @@ def model_frame(
         X = np.empty((len(df), 0))
         fixed_names: list[str] = []
     else:
+        _check_empty_terms(dm.common, df, "the fixed part")
         Xdf = dm.common.as_dataframe()
         X = Xdf.to_numpy(dtype=float)
         fixed_names = [restore_levels(str(c), spec.levels) for c in Xdf.columns]
@@ -297,6 +316,7 @@ def model_frame(
     blocks, block_names, block_matrices = [], [], []
     for blk in spec.blocks:
         bm = _evaluate(Model(*blk.exprs), df, env, "a random term")
+        _check_empty_terms(bm.common, df, "a random term")
         Zdf = bm.common.as_dataframe()
         block_matrices.append(bm.common)
         blocks.append(Zdf.to_numpy(dtype=float))
