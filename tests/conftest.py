@@ -24,6 +24,41 @@ def seed_demo():
     return bs.load_dataset("seed_demo")
 
 
+def read_cbpp():
+    """lme4's cbpp (../shared/reference/cbpp.csv, copied to tests/reference), period as text as
+    R's factor; herd stays an integer."""
+    import pandas as pd
+
+    df = pd.read_csv(REFERENCE / "cbpp.csv")
+    df["period"] = df["period"].astype(str)
+    return df
+
+
+@pytest.fixture(scope="module")
+def cbpp():
+    """cbpp rows (:func:`read_cbpp`), one frame per test module."""
+    return read_cbpp()
+
+
+def find_map(model):
+    """The MAP of a PyMC model, tight (L-BFGS-B at tol 1e-14, no jitter), as a dict of arrays."""
+    import warnings
+
+    import pymc as pm
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # find_MAP's announced API changes
+        with model:
+            return pm.find_MAP(
+                method="L-BFGS-B",
+                tol=1e-14,
+                progressbar=False,
+                jitter=False,
+                return_inferencedata=False,
+                compile_kwargs={"mode": "NUMBA"},
+            )
+
+
 #: ``BAYESHRINK_FULL=1`` (``make test-full``) runs the sampling tests at full size; CI runs them
 #: reduced. Assertions are in Monte Carlo standard errors either way, so both sizes are honest.
 FULL = os.environ.get("BAYESHRINK_FULL") == "1"

@@ -8,9 +8,8 @@ import warnings
 import arviz as az
 import numpy as np
 import pandas as pd
-import pymc as pm
 import pytest
-from conftest import REFERENCE, load_ref
+from conftest import REFERENCE, find_map, load_ref
 from scipy import special, stats
 
 import bayeshrink as bs
@@ -49,20 +48,6 @@ def full_draws(cbpp):
     return bs.sample(bs.hierarchical_model(fit), draws=500, tune=500, chains=2, random_seed=12)
 
 
-def _map(model):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FutureWarning)  # find_MAP's announced API changes
-        with model:
-            return pm.find_MAP(
-                method="L-BFGS-B",
-                tol=1e-14,
-                progressbar=False,
-                jitter=False,
-                return_inferencedata=False,
-                compile_kwargs={"mode": "NUMBA"},
-            )
-
-
 def test_plugin_model_is_named_as_every_model(cbpp):
     _, fit = cbpp
     model = bs.plugin_model(fit)
@@ -77,11 +62,11 @@ def test_plugin_model_is_named_as_every_model(cbpp):
 def test_plugin_map_is_the_conditional_mode(cbpp, rates):
     ref = load_ref("cbpp_laplace")
     for _, fit in (cbpp, rates):
-        mp = _map(bs.plugin_model(fit))
+        mp = find_map(bs.plugin_model(fit))
         np.testing.assert_allclose(mp["b"], fit.ranef().to_numpy(), rtol=0, atol=1e-5)
         np.testing.assert_allclose(mp["coef"], fit.coef().to_numpy(), rtol=0, atol=1e-5)
     # ranef(glmer(cbind(incidence, size - incidence) ~ period + (1 | herd), cbpp, binomial))
-    mp = _map(bs.plugin_model(cbpp[1]))
+    mp = find_map(bs.plugin_model(cbpp[1]))
     lme4 = np.asarray(ref["ranef"]["herd"]["values"]["(Intercept)"])
     levels = ref["ranef"]["herd"]["levels"]
     order = [list(cbpp[1].groups).index(v) for v in levels]
@@ -299,7 +284,7 @@ def test_correlated_slopes_plugin_map_and_full_model():
     fit = bs.fit(df, formula="y ~ x + (x | g)", family="binomial")
     model = bs.plugin_model(fit)
     assert list(model.coords["term"]) == ["Intercept", "x"]
-    mp = _map(model)
+    mp = find_map(model)
     np.testing.assert_allclose(mp["b"], fit.ranef().to_numpy(), rtol=0, atol=1e-5)
     full = bs.hierarchical_model(fit)
     assert {v.name for v in full.free_RVs} == {"beta_z", "chol_block0", "z"}

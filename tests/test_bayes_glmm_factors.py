@@ -11,9 +11,8 @@ import warnings
 import arviz as az
 import numpy as np
 import pandas as pd
-import pymc as pm
 import pytest
-from conftest import REFERENCE
+from conftest import REFERENCE, find_map
 from scipy import special, stats
 
 import bayeshrink as bs
@@ -40,20 +39,6 @@ def full_draws(cbpp):
     return bs.sample(bs.hierarchical_model(fit), random_seed=3, **RUN)
 
 
-def _map(model):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FutureWarning)  # find_MAP's announced API changes
-        with model:
-            return pm.find_MAP(
-                method="L-BFGS-B",
-                tol=1e-14,
-                progressbar=False,
-                jitter=False,
-                return_inferencedata=False,
-                compile_kwargs={"mode": "NUMBA"},
-            )
-
-
 def _by_factor(values, model, fit, factor):
     """The rows of a (level, term) array that belong to ``factor``, in the fit's level order."""
     lay = model.glmm_layout
@@ -64,7 +49,7 @@ def _by_factor(values, model, fit, factor):
 def test_crossed_plugin_map_is_the_conditional_modes(cbpp):
     _, fit = cbpp
     model = bs.plugin_model(fit)
-    mp = _map(model)
+    mp = find_map(model)
     for factor in ("herd", "period"):
         np.testing.assert_allclose(
             _by_factor(mp["b"], model, fit, factor), fit.ranef(factor).to_numpy(), atol=1e-5
@@ -87,7 +72,7 @@ def test_three_factor_plugin_map_is_the_conditional_modes():
     assert [v.name for v in model.free_RVs] == ["z"]
     levels = list(model.coords["level"])
     assert levels[0].startswith("INDEX:") and sum(v.startswith("BROOD:") for v in levels) == 118
-    mp = _map(model)
+    mp = find_map(model)
     # the MAP of the plug-in posterior is lme4's conditional mode, to the optimiser's precision
     for factor in fit.factors:
         np.testing.assert_allclose(

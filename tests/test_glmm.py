@@ -36,13 +36,6 @@ def lme4_names(names):
 
 
 @pytest.fixture(scope="module")
-def cbpp():
-    df = pd.read_csv(REFERENCE / "cbpp.csv")
-    df["period"] = df["period"].astype(str)
-    return df
-
-
-@pytest.fixture(scope="module")
 def cbpp_fit(cbpp):
     return bs.fit(cbpp, formula=CBPP_F, family="binomial")
 

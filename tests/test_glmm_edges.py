@@ -21,13 +21,6 @@ CBPP_F = "cbind(incidence, size - incidence) ~ period + (1 | herd)"
 
 
 @pytest.fixture(scope="module")
-def cbpp():
-    df = pd.read_csv(REFERENCE / "cbpp.csv")
-    df["period"] = df["period"].astype(str)
-    return df
-
-
-@pytest.fixture(scope="module")
 def cbpp_fit(cbpp):
     return bs.fit(cbpp, formula=CBPP_F, family="binomial")
 

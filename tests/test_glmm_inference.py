@@ -26,13 +26,6 @@ def ref():
 
 
 @pytest.fixture(scope="module")
-def cbpp():
-    df = pd.read_csv(REFERENCE / "cbpp.csv")
-    df["period"] = df["period"].astype(str)
-    return df
-
-
-@pytest.fixture(scope="module")
 def gm(cbpp):
     return bs.fit(cbpp, formula=F1, family="binomial")
 
