@@ -662,9 +662,7 @@ def engine_check_response(data, response: str) -> None:
             raise two_levels_error(response, levels.tolist())
         return
     if dtype == nw.Boolean:
-        check_response_profile(
-            response, lo=0, hi=1, whole=True, boolean=True
-        )
+        check_response_profile(response, lo=0, hi=1, whole=True, boolean=True)
         return
     if not dtype.is_numeric():
         return

@@ -7,14 +7,12 @@ CSV; R's reading time is not counted). Prints both times, the ratio, and the two
 
     python benchmarks/bench_glmm.py [--rows 1000000] [--groups 10000] [--no-r]
 
-Measured here (2 cores shared with other jobs, load 4-15), five same-run runs of this script
-after the analytic gradient of the Laplace deviance: lme4 1.1-31's default glmer / bayeshrink =
-332.7 s / 12.6 s (26.4x), 287.9 s / 12.0 s (24.0x), 214.3 s / 4.5 s (47.8x), 140.1 s / 8.1 s
-(17.2x), 166.7 s / 6.2 s (26.9x); lme4's logLik 0.006 below ours in each (its default optimum is not tight). Our fit
-takes 10 + 17 deviance evaluations (stage 1: theta with beta and u by joint PIRLS, L-BFGS-B on
-the exact profiled gradient; stage 2: Newton in (theta, beta) on the exact gradient, its
-Hessian from central differences of that gradient). Before it: 5.3x (134.7 s, 28 + 80
-evaluations).
+Measured here on an otherwise idle 2-core machine, two same-run runs of this script: lme4
+1.1-31's default glmer / bayeshrink = 74.99 s / 3.92 s (19.1x) and 74.64 s / 3.89 s (19.2x);
+lme4's logLik 0.006 below ours in each (its default optimum is not tight). Our fit takes 10 + 17
+deviance evaluations (stage 1: theta with beta and u by joint PIRLS, L-BFGS-B on the exact
+profiled gradient; stage 2: Newton in (theta, beta) on the exact gradient, its Hessian from
+central differences of that gradient).
 """
 
 from __future__ import annotations

@@ -198,10 +198,10 @@ def test_full_bayes_replications_use_four_chains_and_count_their_problems(monkey
         calls.append(kwargs)
         k = len(calls)
         if k == 1:
-            warnings.warn("2 divergences", bs.DivergenceWarning)
+            warnings.warn("2 divergences", bs.DivergenceWarning, stacklevel=2)
         if k in (1, 2):
-            warnings.warn("R-hat 1.05", bs.SamplerConvergenceWarning)
-        warnings.warn("something else", UserWarning)
+            warnings.warn("R-hat 1.05", bs.SamplerConvergenceWarning, stacklevel=2)
+        warnings.warn("something else", UserWarning, stacklevel=2)
         rng = np.random.default_rng(k)
         theta = rng.normal(size=(kwargs["chains"], kwargs["draws"], 5))
         post = xr.Dataset(
@@ -216,8 +216,7 @@ def test_full_bayes_replications_use_four_chains_and_count_their_problems(monkey
             SMALL, estimators=["full-bayes"], intervals=[], replications=4, random_seed=1
         )
     assert not any(
-        issubclass(w.category, (bs.DivergenceWarning, bs.SamplerConvergenceWarning))
-        for w in record
+        issubclass(w.category, (bs.DivergenceWarning, bs.SamplerConvergenceWarning)) for w in record
     )
     assert [c["chains"] for c in calls] == [4] * 4
     row = out.set_index("name").loc["full-bayes"]
