@@ -35,7 +35,7 @@ import numpy as np
 import pandas as pd
 
 from .display import html_report, plain, records
-from .errors import ColumnError
+from .errors import ColumnError, DataError
 
 __all__ = ["TABLE_COLUMNS", "FitResult"]
 
@@ -53,6 +53,30 @@ TABLE_COLUMNS = (
 )
 
 SINGULAR_TOL = 1e-4  # lme4's isSingular(): a diagonal of Lambda below this is on the boundary
+
+
+# ---------------------------------------------------------------- arguments of the after-fit API
+def lme4_term(t: str) -> str:
+    """A term as lme4 names it: the intercept is ``(Intercept)``."""
+    return "(Intercept)" if t == "Intercept" else t
+
+
+def check_level(level) -> float:
+    if isinstance(level, bool) or not isinstance(level, (int, float)) or not 0 < level < 1:
+        raise DataError(
+            f"`level` must be a probability strictly between 0 and 1; got {level!r}. "
+            "E.g. level=0.95 for 95% intervals."
+        )
+    return float(level)
+
+
+def check_count(value, name: str, least: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < least:
+        raise DataError(
+            f"`{name}` must be an integer >= {least}; got {value!r}. E.g. {name}="
+            f"{100 if name == 'nsim' else 500}."
+        )
+    return int(value)
 
 
 class FitResult:

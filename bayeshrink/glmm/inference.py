@@ -24,7 +24,7 @@ import warnings
 import numpy as np
 import pandas as pd
 
-from ..api import FitResult
+from ..api import FitResult, check_count, check_level, lme4_term
 from ..errors import (
     ColumnError,
     DataError,
@@ -39,10 +39,6 @@ __all__ = ["anova", "bootstrap", "confint", "parameter_names", "profile", "simul
 
 
 # =============================================================================== names
-def _lme4(t: str) -> str:
-    return "(Intercept)" if t == "Intercept" else t
-
-
 def parameter_names(fit) -> list[str]:
     """lme4's ``confint(oldNames = FALSE)`` names: per factor and block, each term's SD and
     then its correlations (``sd_(Intercept)|herd``, ``cor_x.(Intercept)|g``), then the fixed
@@ -51,13 +47,13 @@ def parameter_names(fit) -> list[str]:
     for f in fit._factors:
         start = 0
         for size in f.block_sizes:
-            terms = [_lme4(t) for t in f.terms[start : start + size]]
+            terms = [lme4_term(t) for t in f.terms[start : start + size]]
             for c in range(size):
                 names.append(f"sd_{terms[c]}|{f.name}")
                 for r in range(c + 1, size):
                     names.append(f"cor_{terms[r]}.{terms[c]}|{f.name}")
             start += size
-    return names + [_lme4(t) for t in fit.fixed_terms]
+    return names + [lme4_term(t) for t in fit.fixed_terms]
 
 
 def _variance_from(fit, e) -> np.ndarray:
@@ -103,19 +99,13 @@ def _check_fit(fit) -> None:
         )
 
 
-def _check_level(level) -> float:
-    if isinstance(level, bool) or not isinstance(level, (int, float)) or not 0 < level < 1:
-        raise DataError(f"`level` must be a number in (0, 1); got {level!r}. E.g. level=0.95.")
-    return float(level)
-
-
 def _choose(names: list[str], parm) -> list[str]:
     if parm is None:
         return list(names)
     wanted = [parm] if isinstance(parm, str) else list(parm)
     out = []
     for w in wanted:
-        w2 = w if w in names else _lme4(w)
+        w2 = w if w in names else lme4_term(w)
         if w2 not in names:
             raise ColumnError(
                 f"`parm` must name parameters of the fit; got {w!r}. Parameters are: "
@@ -145,12 +135,6 @@ def _draw_y(fit, nsim: int, rng: np.random.Generator, use_u: bool) -> np.ndarray
     return rng.poisson(mu).astype(float)
 
 
-def _check_nsim(nsim, name: str = "nsim") -> int:
-    if isinstance(nsim, bool) or not isinstance(nsim, (int, np.integer)) or nsim < 1:
-        raise DataError(f"`{name}` must be an integer >= 1; got {nsim!r}. E.g. {name}=100.")
-    return int(nsim)
-
-
 def simulate(fit, nsim: int = 1, seed=None, use_u: bool = False) -> pd.DataFrame:
     """New responses from a fitted GLMM, as lme4's ``simulate(m, nsim, seed, use.u)``.
 
@@ -172,7 +156,7 @@ def simulate(fit, nsim: int = 1, seed=None, use_u: bool = False) -> pd.DataFrame
     (56, 3)
     """
     _check_fit(fit)
-    nsim = _check_nsim(nsim)
+    nsim = check_count(nsim, "nsim", 1)
     y = _draw_y(fit, nsim, np.random.default_rng(seed), bool(use_u))
     des = fit._design
     if fit.family == "binomial" and des.response_kind == "cbind":
@@ -472,7 +456,7 @@ def profile(fit, parm=None, level: float = 0.95) -> pd.DataFrame:
     from scipy import stats
 
     _check_fit(fit)
-    level = _check_level(level)
+    level = check_level(level)
     if fit.nagq == 0:
         raise MethodError(
             "`method='profile'` needs the Laplace or AGQ deviance; the fit has nagq=0 (lme4's "
@@ -514,7 +498,7 @@ def bootstrap(fit, n_boot: int = 500, random_seed=None, use_u: bool = False) -> 
     from .estimate import estimate, one_thread
 
     _check_fit(fit)
-    n_boot = _check_nsim(n_boot, "n_boot")
+    n_boot = check_count(n_boot, "n_boot", 1)
     rng = np.random.default_rng(random_seed)
     ys = _draw_y(fit, n_boot, rng, bool(use_u))
     des, fam = fit._design, fit._family
@@ -577,7 +561,7 @@ def confint(
             "quick (fixed effects only), 'profile' inverts the likelihood-ratio test, "
             "'bootstrap' refits to responses simulated from the fit."
         )
-    level = _check_level(level)
+    level = check_level(level)
     if m == "profile":
         return profile(fit, parm, level)
     est = _estimates(fit)

@@ -8,9 +8,10 @@ import warnings
 import numpy as np
 import pandas as pd
 
+from ..api import check_count
 from ..errors import ConvergenceWarning, DataError
 from .backends import refit_from_stats
-from .model import check_count, check_long, model_of
+from .model import check_long, model_of
 from .profile import estimates, phi_from, theta_from_phi
 
 __all__ = ["bootstrap", "refit_from_stats"]

@@ -7,13 +7,14 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
+from ..api import check_level, lme4_term
 from ..errors import (
     ColumnError,
     MethodError,
 )
 from .bootstrap import bootstrap
-from .model import check_level, check_long, model_of
-from .profile import Profile, estimates, lme4_term
+from .model import check_long, model_of
+from .profile import Profile, estimates
 
 
 def _check_method(method) -> str:

@@ -42,7 +42,7 @@ import numpy as np
 import pandas as pd
 
 from ..api import FitResult
-from ..errors import ColumnError, DataError, DataTypeError
+from ..errors import ColumnError, DataTypeError
 
 
 @dataclass(frozen=True, eq=False)
@@ -379,24 +379,6 @@ def check_long(fit, what: str) -> None:
             "to group estimates with known standard errors (bs.fit_summary). Those have no "
             "residual variance to predict with or resample."
         )
-
-
-def check_level(level) -> float:
-    if isinstance(level, bool) or not isinstance(level, (int, float)) or not 0 < level < 1:
-        raise DataError(
-            f"`level` must be a probability strictly between 0 and 1; got {level!r}. "
-            "E.g. level=0.95 for 95% intervals."
-        )
-    return float(level)
-
-
-def check_count(value, name: str, least: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < least:
-        raise DataError(
-            f"`{name}` must be an integer >= {least}; got {value!r}. E.g. {name}="
-            f"{100 if name == 'nsim' else 500}."
-        )
-    return int(value)
 
 
 def match_groups(labels: pd.Index, values: pd.Series) -> np.ndarray:

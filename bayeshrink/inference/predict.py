@@ -8,8 +8,9 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
+from ..api import check_level
 from ..errors import DataError, MethodError, rows_verb
-from .model import ModelPieces, ModelRows, check_level, check_long, model_of
+from .model import ModelPieces, ModelRows, check_long, model_of
 
 
 def new_level_error(term, values: pd.Series, what: str, several: bool) -> DataError:

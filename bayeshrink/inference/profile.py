@@ -9,12 +9,9 @@ import math
 import numpy as np
 import pandas as pd
 
+from ..api import lme4_term
 from .backends import best_of, chol_psd, restart_zeros, score, theta_bounds
 from .model import ModelPieces, model_of, refit_by_method
-
-
-def lme4_term(t: str) -> str:
-    return "(Intercept)" if t == "Intercept" else t
 
 
 def variance_parameter_names(p: ModelPieces) -> list[str]:

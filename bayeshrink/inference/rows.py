@@ -21,8 +21,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from ..api import check_count
 from ..errors import DataError
-from .model import ModelRows, check_count, check_long, model_of
+from .model import ModelRows, check_long, model_of
 
 
 def model_rows(fit, data=None, *, response: bool = False) -> ModelRows:
